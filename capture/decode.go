@@ -1,0 +1,329 @@
+package capture
+
+import (
+	"encoding/binary"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/sip-exporter/sip_exporter/capture/sip"
+)
+
+// Handler receives every SIP message the decoder finds. m and the bytes it
+// points to are valid only during the call: copy what must outlive it. A
+// handler runs on the source's goroutine and must not block.
+type Handler func(m *sip.Message)
+
+// Config tunes a [Decoder]. The zero value is not valid: start from
+// [DefaultConfig].
+type Config struct {
+	TCP TCPConfig
+}
+
+// DefaultConfig returns the defaults the exporter's flags also use.
+func DefaultConfig() Config {
+	return Config{TCP: DefaultTCPConfig()}
+}
+
+// Decoder turns captured link-layer frames into SIP messages: it decodes the
+// link layer, IPv4/IPv6, UDP and TCP (with per-flow stream reassembly), finds
+// SIP by content on any port, scans each message with [sip.Parse] and hands
+// it to a [Handler].
+//
+// A Decoder belongs to one packet source and is not safe for concurrent use;
+// its [Stats] may be read concurrently. Packet does not allocate for UDP and
+// for in-order TCP segments of a known flow.
+type Decoder struct {
+	stats   *Stats
+	handler Handler
+	msg     sip.Message
+	tcp     tcpTable
+}
+
+// NewDecoder returns a decoder that counts into stats and calls h for each
+// SIP message. It returns an error when cfg is out of range.
+func NewDecoder(cfg Config, stats *Stats, h Handler) (*Decoder, error) {
+	if err := cfg.TCP.validate(); err != nil {
+		return nil, err
+	}
+	d := &Decoder{stats: stats, handler: h}
+	d.tcp.init(cfg.TCP, d)
+	return d, nil
+}
+
+// Reset forgets all TCP reassembly state, as when a capture file is read
+// again from its start.
+func (d *Decoder) Reset() { d.tcp.reset() }
+
+// Packet decodes one captured frame of link type lt, captured at ts
+// (nanoseconds since the Unix epoch; used for TCP flow timeouts), whose
+// length on the wire was wireLen bytes. Problems are counted in the
+// decoder's [Stats]; Packet never fails.
+//
+// Link types: Ethernet (with stacked 802.1Q/802.1ad tags), Linux cooked
+// SLL and SLL2, raw IPv4/IPv6 (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6)
+// and BSD null/loopback.
+func (d *Decoder) Packet(lt layers.LinkType, data []byte, ts int64, wireLen int) {
+	d.stats.Packets.Add(1)
+	d.stats.Bytes.Add(uint64(wireLen))
+	var etype uint16
+	switch lt {
+	case layers.LinkTypeEthernet:
+		if len(data) < 14 {
+			d.stats.parseError(ErrLinkHeader)
+			return
+		}
+		etype, data = binary.BigEndian.Uint16(data[12:]), data[14:]
+	case layers.LinkTypeLinuxSLL:
+		if len(data) < 16 {
+			d.stats.parseError(ErrLinkHeader)
+			return
+		}
+		etype, data = binary.BigEndian.Uint16(data[14:]), data[16:]
+	case layers.LinkTypeLinuxSLL2:
+		if len(data) < 20 {
+			d.stats.parseError(ErrLinkHeader)
+			return
+		}
+		etype, data = binary.BigEndian.Uint16(data[0:]), data[20:]
+	case layers.LinkTypeNull, layers.LinkTypeLoop:
+		// 4-byte address family in the capturing host's (NULL) or network
+		// (LOOP) byte order, with values that differ between BSDs: the IP
+		// version nibble that follows is what decides.
+		if len(data) < 4 {
+			d.stats.parseError(ErrLinkHeader)
+			return
+		}
+		d.ip(data[4:], ts)
+		return
+	case layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6, linkTypeRawOpenBSD, linkTypeRawBSD:
+		d.ip(data, ts)
+		return
+	default:
+		d.stats.skip(SkipLinkType)
+		return
+	}
+	d.ethertype(etype, data, ts)
+}
+
+// Link types that gopacket does not name: DLT_RAW as some BSDs number it.
+const (
+	linkTypeRawBSD     layers.LinkType = 12
+	linkTypeRawOpenBSD layers.LinkType = 14
+)
+
+// maxVLANTags bounds the 802.1Q/802.1ad tags decoded in one frame.
+const maxVLANTags = 8
+
+// ethertype dispatches the payload of an Ethernet-like header.
+func (d *Decoder) ethertype(etype uint16, data []byte, ts int64) {
+	for tags := 0; ; tags++ {
+		switch etype {
+		case 0x0800, 0x86dd:
+			d.ip(data, ts)
+			return
+		case 0x8100, 0x88a8, 0x9100: // 802.1Q, 802.1ad, pre-standard QinQ
+			if tags == maxVLANTags || len(data) < 4 {
+				d.stats.parseError(ErrLinkHeader)
+				return
+			}
+			etype, data = binary.BigEndian.Uint16(data[2:]), data[4:]
+		default:
+			d.stats.skip(SkipNotIP)
+			return
+		}
+	}
+}
+
+// IP protocol numbers decoded here.
+const (
+	protoTCP = 6
+	protoUDP = 17
+)
+
+// maxIPv6ExtHeaders bounds the IPv6 extension header chain walked.
+const maxIPv6ExtHeaders = 8
+
+// ip decodes an IPv4 or IPv6 packet (RFC 791, RFC 8200) down to its UDP or
+// TCP payload. The payload is cut to the length the IP header gives, which
+// drops Ethernet padding; a packet cut short by the capture's snap length
+// keeps what was captured.
+func (d *Decoder) ip(data []byte, ts int64) {
+	if len(data) < 1 {
+		d.stats.parseError(ErrIPHeader)
+		return
+	}
+	var key tcpKey
+	var proto uint8
+	switch data[0] >> 4 {
+	case 4:
+		if len(data) < 20 {
+			d.stats.parseError(ErrIPHeader)
+			return
+		}
+		ihl := int(data[0]&0x0f) * 4
+		total := int(binary.BigEndian.Uint16(data[2:]))
+		if ihl < 20 || total < ihl || len(data) < ihl {
+			d.stats.parseError(ErrIPHeader)
+			return
+		}
+		if frag := binary.BigEndian.Uint16(data[6:]); frag&0x3fff != 0 { // MF or offset
+			d.stats.skip(SkipIPFragment)
+			return
+		}
+		proto = data[9]
+		key.src[10], key.src[11] = 0xff, 0xff
+		key.dst[10], key.dst[11] = 0xff, 0xff
+		copy(key.src[12:], data[12:16])
+		copy(key.dst[12:], data[16:20])
+		if total < len(data) {
+			data = data[:total]
+		}
+		data = data[ihl:]
+	case 6:
+		if len(data) < 40 {
+			d.stats.parseError(ErrIPHeader)
+			return
+		}
+		plen := int(binary.BigEndian.Uint16(data[4:]))
+		proto = data[6]
+		copy(key.src[:], data[8:24])
+		copy(key.dst[:], data[24:40])
+		data = data[40:]
+		if plen != 0 && plen < len(data) { // 0: jumbogram (RFC 2675), keep all
+			data = data[:plen]
+		}
+		for i := 0; ; i++ {
+			if i == maxIPv6ExtHeaders {
+				d.stats.parseError(ErrIPHeader)
+				return
+			}
+			switch proto {
+			case 0, 43, 60: // hop-by-hop, routing, destination options
+				if len(data) < 8 {
+					d.stats.parseError(ErrIPHeader)
+					return
+				}
+				n := (int(data[1]) + 1) * 8
+				if len(data) < n {
+					d.stats.parseError(ErrIPHeader)
+					return
+				}
+				proto, data = data[0], data[n:]
+				continue
+			case 51: // authentication header (RFC 4302): length in 4-byte units, minus 2
+				if len(data) < 8 {
+					d.stats.parseError(ErrIPHeader)
+					return
+				}
+				n := (int(data[1]) + 2) * 4
+				if len(data) < n {
+					d.stats.parseError(ErrIPHeader)
+					return
+				}
+				proto, data = data[0], data[n:]
+				continue
+			case 44: // fragment
+				d.stats.skip(SkipIPFragment)
+				return
+			}
+			break
+		}
+	default:
+		d.stats.parseError(ErrIPHeader)
+		return
+	}
+	switch proto {
+	case protoUDP:
+		if len(data) < 8 {
+			d.stats.parseError(ErrUDPHeader)
+			return
+		}
+		if n := int(binary.BigEndian.Uint16(data[4:])); n >= 8 && n < len(data) {
+			data = data[:n]
+		}
+		d.datagram(data[8:])
+	case protoTCP:
+		if len(data) < 20 {
+			d.stats.parseError(ErrTCPHeader)
+			return
+		}
+		off := int(data[12]>>4) * 4
+		if off < 20 || len(data) < off {
+			d.stats.parseError(ErrTCPHeader)
+			return
+		}
+		key.sport = binary.BigEndian.Uint16(data[0:])
+		key.dport = binary.BigEndian.Uint16(data[2:])
+		seq := binary.BigEndian.Uint32(data[4:])
+		d.tcp.segment(&key, seq, data[13], data[off:], ts)
+	default:
+		d.stats.skip(SkipIPProtocol)
+	}
+}
+
+// datagram handles the payload of one UDP datagram: one SIP message per
+// datagram (RFC 3261 §18.1.1), recognised by content.
+func (d *Decoder) datagram(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	if !sip.IsStart(p) {
+		if isCRLF(p) {
+			d.stats.skip(SkipKeepalive)
+		} else {
+			d.stats.skip(SkipNotSIP)
+		}
+		return
+	}
+	d.message(p)
+}
+
+// message scans one SIP message and hands it on. A start-line error drops
+// the message; a header error is counted and the message still counted.
+func (d *Decoder) message(p []byte) {
+	err := sip.Parse(p, &d.msg)
+	if err != nil {
+		fatal := false
+		switch err {
+		case sip.ErrNotSIP:
+			d.stats.skip(SkipNotSIP)
+			return
+		case sip.ErrStatusLine:
+			d.stats.parseError(ErrStatusLine)
+			fatal = true
+		case sip.ErrStatusCode:
+			d.stats.parseError(ErrStatusCode)
+			fatal = true
+		case sip.ErrRequestLine:
+			d.stats.parseError(ErrRequestLine)
+			fatal = true
+		case sip.ErrCSeq:
+			d.stats.parseError(ErrCSeq)
+		case sip.ErrContentLength:
+			d.stats.parseError(ErrContentLength)
+		case sip.ErrTooLong:
+			d.stats.parseError(ErrTooLong)
+		default:
+			d.stats.parseError(ErrHeader)
+		}
+		if fatal || (!d.msg.Response && len(d.msg.Method) == 0) {
+			return
+		}
+	}
+	if d.msg.Response {
+		d.stats.Responses.Add(1)
+	} else {
+		d.stats.Requests.Add(1)
+	}
+	d.handler(&d.msg)
+}
+
+// isCRLF reports whether p holds only CR and LF bytes (a keep-alive).
+func isCRLF(p []byte) bool {
+	for _, c := range p {
+		if c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,139 @@
+package capture
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// FileConfig says how a capture file is read.
+type FileConfig struct {
+	Path     string
+	Realtime bool // pace packets by their timestamps instead of reading as fast as possible
+	Loop     bool // read the file again from its start after its end, until ctx is done
+}
+
+// ErrTruncated is returned, wrapped with the file name, when a capture file
+// ends in the middle of a packet record. Everything before the cut has been
+// decoded.
+var ErrTruncated = errors.New("capture file truncated mid-packet")
+
+// packetReader is what pcapgo's pcap and pcapng readers have in common.
+type packetReader interface {
+	ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+}
+
+// pcapngMagic is the block type of a pcapng Section Header Block.
+const pcapngMagic = 0x0a0d0d0a
+
+// ReadFile feeds every packet of a pcap or pcapng file (gzip-compressed
+// pcap too) to d, in file order. It returns when the file ends (Loop unset),
+// when ctx is done (nil error), or on error: the file cannot be opened or is
+// not a capture (error names the file), or it ends mid-packet (wraps
+// [ErrTruncated]; what came before is counted). Realtime sleeps between
+// packets so that they are decoded at the pace they were captured.
+func ReadFile(ctx context.Context, cfg FileConfig, d *Decoder) error {
+	for {
+		err := readFileOnce(ctx, cfg, d)
+		if err != nil || !cfg.Loop || ctx.Err() != nil {
+			return err
+		}
+		d.Reset()
+	}
+}
+
+func readFileOnce(ctx context.Context, cfg FileConfig, d *Decoder) error {
+	f, err := os.Open(cfg.Path)
+	if err != nil {
+		return fmt.Errorf("open capture file: %w", err) // *PathError names the file
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<20)
+	magic, err := br.Peek(4)
+	if err != nil {
+		return fmt.Errorf("read capture file %q: %w", cfg.Path, errNotCapture(err))
+	}
+	var r packetReader
+	var linkTypes func(ci *gopacket.CaptureInfo) layers.LinkType
+	if binary.LittleEndian.Uint32(magic) == pcapngMagic {
+		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{})
+		if err != nil {
+			return fmt.Errorf("read pcapng file %q: %w", cfg.Path, err)
+		}
+		r = ng
+		var cache []layers.LinkType
+		linkTypes = func(ci *gopacket.CaptureInfo) layers.LinkType {
+			for ci.InterfaceIndex >= len(cache) {
+				intf, err := ng.Interface(len(cache))
+				if err != nil {
+					return ng.LinkType()
+				}
+				cache = append(cache, intf.LinkType)
+			}
+			return cache[ci.InterfaceIndex]
+		}
+	} else {
+		pr, err := pcapgo.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("read pcap file %q: %w", cfg.Path, err)
+		}
+		r = pr
+		lt := pr.LinkType()
+		linkTypes = func(*gopacket.CaptureInfo) layers.LinkType { return lt }
+	}
+
+	var first int64
+	start := time.Now()
+	var timer *time.Timer
+	for n := 0; ; n++ {
+		data, ci, err := r.ZeroCopyReadPacketData()
+		if err != nil {
+			switch {
+			case err == io.EOF:
+				return nil
+			case errors.Is(err, io.ErrUnexpectedEOF):
+				return fmt.Errorf("read %q: %w", cfg.Path, ErrTruncated)
+			default:
+				return fmt.Errorf("read %q: %w", cfg.Path, err)
+			}
+		}
+		ts := ci.Timestamp.UnixNano()
+		if cfg.Realtime {
+			if n == 0 {
+				first = ts
+			}
+			if wait := time.Duration(ts-first) - time.Since(start); wait > 0 {
+				if timer == nil {
+					timer = time.NewTimer(wait)
+					defer timer.Stop()
+				} else {
+					timer.Reset(wait)
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-timer.C:
+				}
+			}
+		} else if n&1023 == 0 && ctx.Err() != nil {
+			return nil
+		}
+		d.Packet(linkTypes(&ci), data, ts, ci.Length)
+	}
+}
+
+func errNotCapture(err error) error {
+	if err == io.EOF {
+		return errors.New("empty file, not a pcap or pcapng capture")
+	}
+	return err
+}

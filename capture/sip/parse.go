@@ -1,0 +1,535 @@
+package sip
+
+import "bytes"
+
+// Limits. Every scan in this package is bounded by them, whatever the input.
+const (
+	// MaxHeaderBytes bounds the header section: the start line, the header
+	// lines and the empty line that ends them, in bytes. 64 KiB is the
+	// largest UDP payload and the message limit of common SIP stacks
+	// (Kamailio, OpenSIPS, sipgo), so no real header is longer.
+	MaxHeaderBytes = 64 << 10
+
+	// MaxLineBytes bounds one physical line (the start line or one header
+	// line, without its CRLF), in bytes. Long Via, Route and
+	// authentication headers reach a few hundred bytes; 8 KiB leaves
+	// ample room.
+	MaxLineBytes = 8 << 10
+
+	// MaxBodyBytes bounds the value of Content-Length, in bytes. It is the
+	// most a stream reader has to buffer for one body before
+	// [FrameLength] can delimit the message. SDP bodies are about 1 KiB;
+	// 1 MiB leaves room for large multipart or presence (PIDF/RLMI)
+	// bodies.
+	MaxBodyBytes = 1 << 20
+)
+
+// Message holds the fields scanned from one SIP message (RFC 3261 §7). All
+// byte slices alias the input buffer: copy them before the buffer is reused.
+type Message struct {
+	Response      bool   // true for a response (status line), false for a request
+	StatusCode    int    // 100..699 for responses, 0 for requests
+	Reason        []byte // reason phrase as sent (may be empty), responses only
+	Method        []byte // request method from the request line, as sent, requests only
+	CSeq          uint32 // CSeq sequence number (0 when absent/malformed)
+	CSeqMethod    []byte // CSeq method (nil when CSeq is absent or malformed)
+	CallID        []byte // Call-ID value (compact "i"), trimmed; nil when absent
+	ViaBranch     []byte // branch parameter of the topmost Via value (compact "v"); nil when absent
+	ToTag         []byte // tag parameter of the To header (compact "t"), not a tag inside the <URI>; nil when absent
+	ContentLength int    // value of Content-Length (compact "l") in bytes; -1 when absent or malformed
+	HeaderLength  int    // bytes from the start up to and including the empty line that ends the header; len(input) when the header is not terminated
+}
+
+// Reset clears m to the state for "nothing scanned": zero values and
+// ContentLength -1. It does not allocate.
+func (m *Message) Reset() {
+	*m = Message{ContentLength: -1}
+}
+
+// Parse scans one SIP message at the start of b into m (RFC 3261 §7). m is
+// reset first. Parse does not allocate and keeps no reference to b beyond the
+// slices it stores in m. Only the first [MaxHeaderBytes] bytes of b are read;
+// the body is not inspected.
+//
+// Start-line errors are fatal and leave the start-line fields of m
+// untrustworthy: [ErrNotSIP] (not SIP at all; skip it), [ErrStatusLine],
+// [ErrStatusCode], [ErrRequestLine], and [ErrTooLong] for a start line
+// longer than [MaxLineBytes].
+//
+// Header-level errors do not stop the scan: [ErrHeader], [ErrCSeq],
+// [ErrContentLength], and [ErrTooLong] for a header line longer than
+// [MaxLineBytes] or a header section longer than [MaxHeaderBytes]. Parse
+// then returns the first such error, while m keeps the start-line fields
+// and every header field that was well-formed, so callers can both count
+// the message and count the error. A line that is too long is skipped.
+//
+// Parse is lenient where real traffic needs it: LF alone ends a line as
+// well as CRLF (RFC 3261 §7.5 tolerance); the empty line ending the header
+// may be missing, as in a UDP datagram cut after the headers, in which case
+// HeaderLength is len(b) and no error is returned; header names are matched
+// case-insensitively, with the compact forms i, v, t and l (§7.3.3); a
+// header may be folded onto continuation lines beginning with SP or HT
+// (§7.3.1), and CallID then spans the fold as sent; whitespace may surround
+// the colon. Of repeated Call-ID, CSeq, To and Content-Length headers the
+// first one counts and later ones are ignored; of the Via headers only the
+// first value of the first one counts (§8.1.1.7). A missing CSeq is not an
+// error. Leading CRLFs (stream keep-alives) are [ErrNotSIP]; use
+// [FrameLength] on streams, which delimits them as a frame of their own.
+func Parse(b []byte, m *Message) error {
+	m.Reset()
+	hb, cut := b, false
+	if len(hb) > MaxHeaderBytes {
+		hb, cut = hb[:MaxHeaderBytes], true
+	}
+	end, next, term := lineAt(hb, 0)
+	if end < 0 {
+		return longStartLine(hb)
+	}
+	if err := m.startLine(hb[:end]); err != nil {
+		return err
+	}
+	if !term {
+		m.HeaderLength = len(b)
+		return nil
+	}
+	n, term, err := m.headers(hb, next, cut, false)
+	switch {
+	case term:
+		m.HeaderLength = n
+	case cut:
+		m.HeaderLength = n
+		if err == nil {
+			err = ErrTooLong
+		}
+	default:
+		m.HeaderLength = len(b)
+	}
+	return err
+}
+
+// lineAt finds the line that begins at b[p]. end is the end of its content
+// (before CRLF, LF or a CR that ends b); next is where the following line
+// begins; term reports whether an LF ended the line. end is -1 when the
+// content exceeds MaxLineBytes; then next and term are not set.
+func lineAt(b []byte, p int) (end, next int, term bool) {
+	lim := len(b)
+	if lim-p > MaxLineBytes+2 {
+		lim = p + MaxLineBytes + 2
+	}
+	i := bytes.IndexByte(b[p:lim], '\n')
+	if i < 0 {
+		if lim < len(b) {
+			return -1, 0, false
+		}
+		end, next = len(b), len(b)
+	} else {
+		end, next, term = p+i, p+i+1, true
+	}
+	if end > p && b[end-1] == '\r' {
+		end--
+	}
+	if end-p > MaxLineBytes {
+		return -1, 0, false
+	}
+	return end, next, term
+}
+
+// startLine scans the status line or request line l (without CRLF).
+func (m *Message) startLine(l []byte) error {
+	if hasPrefix(l, "SIP/2.0 ") {
+		r := l[8:]
+		if len(r) < 3 || !isDigit(r[0]) || !isDigit(r[1]) || !isDigit(r[2]) || (len(r) > 3 && r[3] != ' ') {
+			return ErrStatusLine
+		}
+		code := int(r[0]-'0')*100 + int(r[1]-'0')*10 + int(r[2]-'0')
+		if code < 100 || code > 699 {
+			return ErrStatusCode
+		}
+		m.Response = true
+		m.StatusCode = code
+		if len(r) > 3 {
+			m.Reason = r[4:]
+		} else {
+			m.Reason = r[3:]
+		}
+		return nil
+	}
+	method, err := requestLine(l)
+	if err != nil {
+		return err
+	}
+	m.Method = method
+	return nil
+}
+
+// longStartLine classifies a start line longer than MaxLineBytes: ErrTooLong
+// when it begins like SIP, ErrNotSIP otherwise.
+func longStartLine(b []byte) error {
+	if hasPrefix(b, "SIP/2.0 ") {
+		return ErrTooLong
+	}
+	i := tokenEnd(b, 0)
+	if i < len(b) && b[i] == ' ' && knownMethod(b[:i]) {
+		return ErrTooLong
+	}
+	return ErrNotSIP
+}
+
+// requestLine checks "Method SP Request-URI SP SIP/2.0" (RFC 3261 §7.1) and
+// returns the method. Method is a token; Request-URI is any run of visible
+// bytes (it is not parsed further).
+func requestLine(l []byte) ([]byte, error) {
+	i := tokenEnd(l, 0)
+	if i == 0 || i >= len(l) || l[i] != ' ' {
+		return nil, ErrNotSIP
+	}
+	method := l[:i]
+	j := i + 1
+	for j < len(l) && l[j] > ' ' && l[j] != 0x7f {
+		j++
+	}
+	if j > i+1 && j < len(l) && l[j] == ' ' && string(l[j+1:]) == "SIP/2.0" {
+		return method, nil
+	}
+	if !knownMethod(method) {
+		return nil, ErrNotSIP
+	}
+	// "OPTIONS / HTTP/1.1" and the like are another protocol, not broken SIP.
+	if k := bytes.LastIndexByte(l, ' '); k > i && (hasPrefix(l[k+1:], "HTTP/") || hasPrefix(l[k+1:], "RTSP/")) {
+		return nil, ErrNotSIP
+	}
+	return nil, ErrRequestLine
+}
+
+// knownMethod reports whether m is one of the methods of RFC 3261 and its
+// common extensions (RFC 3262, 3265, 3311, 3428, 3515, 3903, 6086).
+func knownMethod(m []byte) bool {
+	switch string(m) {
+	case "INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK",
+		"SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE":
+		return true
+	}
+	return false
+}
+
+// IsStart reports whether b begins with something that looks like a SIP
+// start line (RFC 3261 §7.1, §7.2): "SIP/2.0 " (a status line, whatever
+// follows) or a complete request line "Method SP Request-URI SP SIP/2.0"
+// ending at CRLF, LF or the end of b. Only the first line is examined, at
+// most [MaxLineBytes] bytes of it; a longer request line is not recognised.
+// It is meant to recognise SIP by content on any port and returns false for
+// HTTP, RTP, STUN, TLS, keep-alive CRLFs and binary data. It does not
+// allocate.
+func IsStart(b []byte) bool {
+	if hasPrefix(b, "SIP/2.0 ") {
+		return true
+	}
+	// A method token comes first; reject most non-SIP data before looking
+	// for the end of the line.
+	if len(b) == 0 || !isToken(b[0]) {
+		return false
+	}
+	end, _, _ := lineAt(b, 0)
+	if end < 0 {
+		return false
+	}
+	_, err := requestLine(b[:end])
+	return err == nil
+}
+
+// headers scans header lines from b[p] until the empty line or the end of b.
+// cut reports that b is a prefix of the input, so that an unterminated last
+// line is incomplete rather than merely lacking its CRLF. With clOnly only
+// Content-Length is examined and only its error is reported. It returns the
+// offset after the empty line (or where the scan stopped), whether the empty
+// line was found, and the first error.
+func (m *Message) headers(b []byte, p int, cut, clOnly bool) (int, bool, error) {
+	var (
+		err    error
+		seen   uint8
+		hs, he = -1, 0 // pending logical header b[hs:he]; hs -2: discard continuations
+	)
+	note := func(e error) {
+		if err == nil && (!clOnly || e == ErrContentLength) {
+			err = e
+		}
+	}
+	flush := func() {
+		if hs >= 0 {
+			if e := m.header(b[hs:he], &seen, clOnly); e != nil {
+				note(e)
+			}
+		}
+	}
+	for p < len(b) {
+		end, next, term := lineAt(b, p)
+		if end < 0 {
+			flush()
+			note(ErrTooLong)
+			hs = -2
+			i := bytes.IndexByte(b[p:], '\n')
+			if i < 0 {
+				return len(b), false, err
+			}
+			p += i + 1
+			continue
+		}
+		if !term && cut {
+			break // the line may continue beyond the bytes we read
+		}
+		if end == p {
+			flush()
+			return next, term, err
+		}
+		if c := b[p]; c == ' ' || c == '\t' {
+			switch {
+			case hs >= 0:
+				he = end
+			case hs == -1:
+				note(ErrHeader)
+			}
+		} else {
+			flush()
+			hs, he = p, end
+		}
+		p = next
+	}
+	flush()
+	return p, false, err
+}
+
+// Bits of "seen" in headers: the first occurrence of a header counts.
+const (
+	seenCallID = 1 << iota
+	seenCSeq
+	seenVia
+	seenTo
+	seenCL
+)
+
+// header scans one logical header line h (folds included, no final CRLF).
+func (m *Message) header(h []byte, seen *uint8, clOnly bool) error {
+	i := tokenEnd(h, 0)
+	j := i
+	for j < len(h) && (h[j] == ' ' || h[j] == '\t') {
+		j++
+	}
+	if i == 0 || j >= len(h) || h[j] != ':' {
+		return ErrHeader
+	}
+	name, v := h[:i], trimLWS(h[j+1:])
+	var bit uint8
+	switch {
+	case eqFold(name, "content-length") || eqFold(name, "l"):
+		bit = seenCL
+	case clOnly:
+		return nil
+	case eqFold(name, "call-id") || eqFold(name, "i"):
+		bit = seenCallID
+	case eqFold(name, "cseq"):
+		bit = seenCSeq
+	case eqFold(name, "via") || eqFold(name, "v"):
+		bit = seenVia
+	case eqFold(name, "to") || eqFold(name, "t"):
+		bit = seenTo
+	default:
+		return nil
+	}
+	if *seen&bit != 0 {
+		return nil
+	}
+	*seen |= bit
+	switch bit {
+	case seenCL:
+		n, ok := contentLength(v)
+		if !ok {
+			return ErrContentLength
+		}
+		m.ContentLength = n
+	case seenCallID:
+		m.CallID = v
+	case seenCSeq:
+		return m.cseq(v)
+	case seenVia:
+		m.ViaBranch = param(v, "branch")
+	case seenTo:
+		m.ToTag = param(v, "tag")
+	}
+	return nil
+}
+
+// contentLength parses 1*DIGIT no larger than MaxBodyBytes (RFC 3261 §20.14).
+func contentLength(v []byte) (int, bool) {
+	if len(v) == 0 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range v {
+		if !isDigit(c) {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+		if n > MaxBodyBytes {
+			return 0, false
+		}
+	}
+	return n, true
+}
+
+// cseq parses "1*DIGIT LWS Method" (RFC 3261 §20.16); v is trimmed.
+func (m *Message) cseq(v []byte) error {
+	var n uint64
+	i := 0
+	for i < len(v) && isDigit(v[i]) {
+		n = n*10 + uint64(v[i]-'0')
+		if n > 1<<32-1 {
+			return ErrCSeq
+		}
+		i++
+	}
+	j := i
+	for j < len(v) && isLWS(v[j]) {
+		j++
+	}
+	k := tokenEnd(v, j)
+	if i == 0 || j == i || k == j || k != len(v) {
+		return ErrCSeq
+	}
+	m.CSeq, m.CSeqMethod = uint32(n), v[j:k]
+	return nil
+}
+
+// param returns the value of the header parameter name (lower case) in the
+// header value v, or nil. Parameters are looked for after top-level
+// semicolons only: quoted strings and <...> (where URI parameters live) are
+// skipped, and the scan stops at a top-level comma, which starts the next
+// value (RFC 3261 §7.3.1, §20.10, §20.42). Parameter names match
+// case-insensitively; whitespace may surround "="; a value ends at
+// ";", ",", SP, HT, CR or LF, or is a quoted string.
+func param(v []byte, name string) []byte {
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '"':
+			i = quotedEnd(v, i) - 1
+		case '<':
+			k := bytes.IndexByte(v[i:], '>')
+			if k < 0 {
+				return nil
+			}
+			i += k
+		case ',':
+			return nil
+		case ';':
+			j := i + 1
+			for j < len(v) && isLWS(v[j]) {
+				j++
+			}
+			k := tokenEnd(v, j)
+			match := eqFold(v[j:k], name)
+			for k < len(v) && isLWS(v[k]) {
+				k++
+			}
+			if k >= len(v) || v[k] != '=' {
+				if match {
+					return v[k:k]
+				}
+				i = k - 1
+				continue
+			}
+			k++
+			for k < len(v) && isLWS(v[k]) {
+				k++
+			}
+			s := k
+			if k < len(v) && v[k] == '"' {
+				k = quotedEnd(v, k)
+			} else {
+				for k < len(v) && !isParamEnd(v[k]) {
+					k++
+				}
+			}
+			if match {
+				return v[s:k]
+			}
+			i = k - 1
+		}
+	}
+	return nil
+}
+
+// quotedEnd returns the offset just after the quoted string that begins at
+// v[i] == '"', honouring backslash escapes (RFC 3261 §25.1), or len(v).
+func quotedEnd(v []byte, i int) int {
+	for i++; i < len(v); i++ {
+		switch v[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(v)
+}
+
+func isParamEnd(c byte) bool {
+	return c == ';' || c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n'
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// isLWS reports linear white space, folds included (RFC 3261 §25.1).
+func isLWS(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+func trimLWS(v []byte) []byte {
+	for len(v) > 0 && isLWS(v[0]) {
+		v = v[1:]
+	}
+	for len(v) > 0 && isLWS(v[len(v)-1]) {
+		v = v[:len(v)-1]
+	}
+	return v
+}
+
+// tokenEnd returns the end of the run of token characters from b[i].
+func tokenEnd(b []byte, i int) int {
+	for i < len(b) && isToken(b[i]) {
+		i++
+	}
+	return i
+}
+
+// isToken reports a token character (RFC 3261 §25.1):
+// alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~".
+func isToken(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '-', '.', '!', '%', '*', '_', '+', '`', '\'', '~':
+		return true
+	}
+	return false
+}
+
+// eqFold reports whether b equals the lower-case ASCII string s, ignoring
+// ASCII case in b.
+func eqFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func hasPrefix(b []byte, s string) bool {
+	return len(b) >= len(s) && string(b[:len(s)]) == s
+}

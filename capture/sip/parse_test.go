@@ -1,0 +1,322 @@
+package sip_test
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/sip-exporter/sip_exporter/capture/sip"
+)
+
+func bs(s string) []byte { return []byte(s) }
+
+// render prints m for failure messages, telling nil from empty slices.
+func render(m *sip.Message) string {
+	q := func(b []byte) string {
+		if b == nil {
+			return "nil"
+		}
+		return fmt.Sprintf("%q", b)
+	}
+	return fmt.Sprintf("{resp:%v code:%d reason:%s method:%s cseq:%d %s callid:%s branch:%s totag:%s cl:%d hl:%d}",
+		m.Response, m.StatusCode, q(m.Reason), q(m.Method), m.CSeq, q(m.CSeqMethod), q(m.CallID),
+		q(m.ViaBranch), q(m.ToTag), m.ContentLength, m.HeaderLength)
+}
+
+// headerEnd is the expected HeaderLength: just past the first empty line, or len(s).
+func headerEnd(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\n' {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(s[i+1:], "\r\n"):
+			return i + 3
+		case strings.HasPrefix(s[i+1:], "\n"):
+			return i + 2
+		}
+	}
+	return len(s)
+}
+
+// resp is the expected Message of a response with the usual test headers.
+func resp(code int, reason string) sip.Message {
+	return sip.Message{Response: true, StatusCode: code, Reason: bs(reason), CSeq: 1, CSeqMethod: bs("INVITE"),
+		CallID: bs("c1"), ViaBranch: bs("z9b1"), ToTag: bs("t1"), ContentLength: 0}
+}
+
+const hdrs = "Via: SIP/2.0/UDP h;branch=z9b1\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+
+type parseCase struct {
+	name string
+	in   string
+	err  error
+	want sip.Message // HeaderLength 0 means headerEnd(in); ignored on start-line errors
+}
+
+func with(m sip.Message, f func(*sip.Message)) sip.Message { f(&m); return m }
+
+var parseCases = []parseCase{
+	// Whole messages.
+	{"200 with sdp", ok200, nil, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 314159, CSeqMethod: bs("INVITE"),
+		CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"), ViaBranch: bs("z9hG4bK776asdhds"), ToTag: bs("a6c85cf"), ContentLength: len(crlf(sdpBody))}},
+	{"invite", inviteSDP, nil, sip.Message{Method: bs("INVITE"), CSeq: 314159, CSeqMethod: bs("INVITE"),
+		CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"), ViaBranch: bs("z9hG4bK776asdhds"), ContentLength: len(crlf(sdpBody))}},
+	{"401 folded www-authenticate", unauth401, nil, sip.Message{Response: true, StatusCode: 401, Reason: bs("Unauthorized"), CSeq: 1, CSeqMethod: bs("REGISTER"),
+		CallID: bs("1j9FpLxk3uxtm8tn@biloxi.example.com"), ViaBranch: bs("z9hG4bKnashds7"), ToTag: bs("1410948204"), ContentLength: 0}},
+	{"compact forms", compact200, nil, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 2, CSeqMethod: bs("INVITE"),
+		CallID: bs("3848276298220188511@atlanta.example.com"), ViaBranch: bs("z9hG4bKcompact1"), ToTag: bs("8321234356"), ContentLength: len(crlf(sdpBody))}},
+	{"bye", bye, nil, sip.Message{Method: bs("BYE"), CSeq: 231, CSeqMethod: bs("BYE"), CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"),
+		ViaBranch: bs("z9hG4bKnashds10"), ToTag: bs("1928301774"), ContentLength: 0}},
+
+	// Status line.
+	{"code 100", "SIP/2.0 100 Trying\r\n" + hdrs, nil, resp(100, "Trying")},
+	{"code 699", "SIP/2.0 699 Whatever\r\n" + hdrs, nil, resp(699, "Whatever")},
+	{"code 099", "SIP/2.0 099 X\r\n" + hdrs, sip.ErrStatusCode, sip.Message{}},
+	{"code 700", "SIP/2.0 700 X\r\n" + hdrs, sip.ErrStatusCode, sip.Message{}},
+	{"code 000", "SIP/2.0 000 X\r\n" + hdrs, sip.ErrStatusCode, sip.Message{}},
+	{"code abc", "SIP/2.0 abc X\r\n" + hdrs, sip.ErrStatusLine, sip.Message{}},
+	{"code 4 digits", "SIP/2.0 2000 OK\r\n" + hdrs, sip.ErrStatusLine, sip.Message{}},
+	{"code 2 digits", "SIP/2.0 20 OK\r\n" + hdrs, sip.ErrStatusLine, sip.Message{}},
+	{"code glued to reason", "SIP/2.0 200OK\r\n" + hdrs, sip.ErrStatusLine, sip.Message{}},
+	{"two spaces before code", "SIP/2.0  200 OK\r\n" + hdrs, sip.ErrStatusLine, sip.Message{}},
+	{"no code", "SIP/2.0 \r\n" + hdrs, sip.ErrStatusLine, sip.Message{}},
+	{"empty reason no space", "SIP/2.0 200\r\n" + hdrs, nil, resp(200, "")},
+	{"empty reason with space", "SIP/2.0 200 \r\n" + hdrs, nil, resp(200, "")},
+	{"reason with spaces and utf8", "SIP/2.0 486 Occupé, rappelez plus tard \r\n" + hdrs, nil, resp(486, "Occupé, rappelez plus tard ")},
+	{"reason odd case", "SIP/2.0 200 Ok\r\n" + hdrs, nil, resp(200, "Ok")},
+	{"status line only", "SIP/2.0 404 Not Found", nil, sip.Message{Response: true, StatusCode: 404, Reason: bs("Not Found"), ContentLength: -1}},
+	{"sip/3.0 is not sip", "SIP/3.0 200 OK\r\n" + hdrs, sip.ErrNotSIP, sip.Message{}},
+	{"lower case version", "sip/2.0 200 OK\r\n" + hdrs, sip.ErrNotSIP, sip.Message{}},
+
+	// Request line.
+	{"request line", "OPTIONS sip:a@b SIP/2.0\r\n" + hdrs, nil, with(resp(0, ""), func(m *sip.Message) {
+		m.Response, m.Reason, m.Method = false, nil, bs("OPTIONS")
+	})},
+	{"extension method", "FOO-BAR sip:a@b SIP/2.0\r\n\r\n", nil, sip.Message{Method: bs("FOO-BAR"), ContentLength: -1}},
+	{"known method bad version", "INVITE sip:a@b SIP/1.0\r\n" + hdrs, sip.ErrRequestLine, sip.Message{}},
+	{"known method no uri", "INVITE  SIP/2.0\r\n" + hdrs, sip.ErrRequestLine, sip.Message{}},
+	{"known method trailing junk", "BYE sip:a@b SIP/2.0 x\r\n" + hdrs, sip.ErrRequestLine, sip.Message{}},
+	{"known method alone", "ACK \r\n", sip.ErrRequestLine, sip.Message{}},
+	{"unknown method bad version", "FOO sip:a@b SIP/1.0\r\n", sip.ErrNotSIP, sip.Message{}},
+	{"http get", "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", sip.ErrNotSIP, sip.Message{}},
+	{"http options", "OPTIONS / HTTP/1.1\r\nHost: example.com\r\n\r\n", sip.ErrNotSIP, sip.Message{}},
+	{"http response", "HTTP/1.1 200 OK\r\n\r\n", sip.ErrNotSIP, sip.Message{}},
+	{"rtp", "\x80\x00\x12\x34\x00\x00\x00\xa0\xde\xad\xbe\xef\xff\xff", sip.ErrNotSIP, sip.Message{}},
+	{"stun", "\x00\x01\x00\x00\x21\x12\xa4\x42abcdefghijkl", sip.ErrNotSIP, sip.Message{}},
+	{"tls", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", sip.ErrNotSIP, sip.Message{}},
+	{"empty", "", sip.ErrNotSIP, sip.Message{}},
+	{"crlf only", "\r\n\r\n", sip.ErrNotSIP, sip.Message{}},
+	{"leading crlf", "\r\nSIP/2.0 200 OK\r\n\r\n", sip.ErrNotSIP, sip.Message{}},
+	{"long status line", "SIP/2.0 200 " + strings.Repeat("x", sip.MaxLineBytes) + "\r\n\r\n", sip.ErrTooLong, sip.Message{}},
+	{"long request line", "INVITE sip:" + strings.Repeat("x", sip.MaxLineBytes) + " SIP/2.0\r\n\r\n", sip.ErrTooLong, sip.Message{}},
+	{"long junk line", strings.Repeat("x", sip.MaxLineBytes+10), sip.ErrNotSIP, sip.Message{}},
+
+	// Line ends and layout.
+	{"lf only", strings.ReplaceAll("SIP/2.0 180 Ringing\r\n"+hdrs, "\r\n", "\n"), nil, resp(180, "Ringing")},
+	{"truncated header", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n", nil,
+		with(resp(200, "OK"), func(m *sip.Message) { m.ContentLength = -1 })},
+	{"truncated inside last line", "SIP/2.0 200 OK\r\nCSeq: 1 INVITE\r\nCall-ID: c1", nil,
+		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 1, CSeqMethod: bs("INVITE"), CallID: bs("c1"), ContentLength: -1}},
+	{"spaces around colon", "SIP/2.0 200 OK\r\nVia :SIP/2.0/UDP h;branch=z9b1\r\nTo\t:  <sip:b@h>;tag=t1\r\nCall-ID :  c1  \r\nCSeq : 1 INVITE\r\nContent-Length\t: 0\r\n\r\n", nil, resp(200, "OK")},
+	{"no space after colon", "SIP/2.0 200 OK\r\nVia:SIP/2.0/UDP h;branch=z9b1\r\nTo:<sip:b@h>;tag=t1\r\nCall-ID:c1\r\nCSeq:1 INVITE\r\nContent-Length:0\r\n\r\n", nil, resp(200, "OK")},
+	{"mixed case names", "SIP/2.0 200 OK\r\nvIA: SIP/2.0/UDP h;branch=z9b1\r\nTO: <sip:b@h>;tag=t1\r\nCALL-id: c1\r\ncseq: 1 INVITE\r\ncontent-LENGTH: 0\r\n\r\n", nil, resp(200, "OK")},
+	{"compact lower and upper", "SIP/2.0 200 OK\r\nV: SIP/2.0/UDP h;branch=z9b1\r\nt: <sip:b@h>;tag=t1\r\nI: c1\r\nCSeq: 1 INVITE\r\nL: 0\r\n\r\n", nil, resp(200, "OK")},
+	{"folded cseq and call-id", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID:\r\n c1\r\nCSeq: 1\r\n\t INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
+	{"folded via", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\n ;branch=z9b1\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
+	{"body not scanned", "SIP/2.0 200 OK\r\nCall-ID: c1\r\nContent-Length: 12\r\n\r\nCSeq: 9 BYE\r\n", nil,
+		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CallID: bs("c1"), ContentLength: 12}},
+	{"unknown headers ignored", "SIP/2.0 200 OK\r\nX-Foo: bar\r\nf: <sip:a@b>;tag=ft\r\nm: <sip:a@b>\r\n" + hdrs, nil, resp(200, "OK")},
+
+	// Via and To parameters.
+	{"multiple via", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;branch=z9b1\r\nVia: SIP/2.0/UDP b;branch=second\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
+	{"comma separated via", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;branch=z9b1, SIP/2.0/UDP b;branch=y\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
+	{"first via without branch", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a, SIP/2.0/UDP b;branch=y\r\nVia: SIP/2.0/UDP c;branch=z\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil,
+		with(resp(200, "OK"), func(m *sip.Message) { m.ViaBranch = nil })},
+	{"branch case and spacing", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP [2001:db8::1]:5060 ; rport ; Branch = z9b1 ;received=192.0.2.1\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
+	{"branch then comma", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;branch=z9b1,SIP/2.0/UDP b\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
+	{"quoted via param", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;x=\"a;branch=no, q\";branch=z9b1\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
+	{"tag inside uri and name", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nTo: \"Bob <x>;tag=q\" <sip:bob@b;tag=fake>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
+	{"to addr-spec tag", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nt: sip:bob@b;TAG=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
+	{"to without tag", "SIP/2.0 100 Trying\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nTo: <sip:bob@b;tag=fake>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil,
+		with(resp(100, "Trying"), func(m *sip.Message) { m.ToTag = nil })},
+	{"escaped quote in name", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nTo: \"a\\\";tag=no\" <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
+
+	// CSeq.
+	{"missing cseq", "SIP/2.0 200 OK\r\nCall-ID: c1\r\n\r\n", nil, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CallID: bs("c1"), ContentLength: -1}},
+	{"cseq max uint32", "SIP/2.0 200 OK\r\nCSeq: 4294967295 INVITE\r\n\r\n", nil, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 4294967295, CSeqMethod: bs("INVITE"), ContentLength: -1}},
+	{"cseq leading zeros tab", "SIP/2.0 200 OK\r\nCSeq: 0007\tACK\r\n\r\n", nil, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 7, CSeqMethod: bs("ACK"), ContentLength: -1}},
+	{"cseq huge", "SIP/2.0 200 OK\r\nCall-ID: c1\r\nCSeq: 4294967296 INVITE\r\n\r\n", sip.ErrCSeq, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CallID: bs("c1"), ContentLength: -1}},
+	{"cseq no method", "SIP/2.0 200 OK\r\nCSeq: 1\r\nCall-ID: c1\r\n\r\n", sip.ErrCSeq, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CallID: bs("c1"), ContentLength: -1}},
+	{"cseq no number", "SIP/2.0 200 OK\r\nCSeq: INVITE\r\n\r\n", sip.ErrCSeq, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContentLength: -1}},
+	{"cseq glued", "SIP/2.0 200 OK\r\nCSeq: 1INVITE\r\n\r\n", sip.ErrCSeq, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContentLength: -1}},
+	{"cseq negative", "SIP/2.0 200 OK\r\nCSeq: -1 INVITE\r\n\r\n", sip.ErrCSeq, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContentLength: -1}},
+	{"cseq two words", "SIP/2.0 200 OK\r\nCSeq: 1 INVITE BYE\r\n\r\n", sip.ErrCSeq, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContentLength: -1}},
+	{"cseq empty", "SIP/2.0 200 OK\r\nCSeq:\r\n\r\n", sip.ErrCSeq, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContentLength: -1}},
+	{"second cseq ignored", "SIP/2.0 200 OK\r\nCSeq: 5 BYE\r\nCSeq: x\r\n\r\n", nil, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 5, CSeqMethod: bs("BYE"), ContentLength: -1}},
+
+	// Content-Length.
+	{"content-length bad", "SIP/2.0 200 OK\r\nContent-Length: 1x\r\nCSeq: 1 INVITE\r\n\r\n", sip.ErrContentLength, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 1, CSeqMethod: bs("INVITE"), ContentLength: -1}},
+	{"content-length negative", "SIP/2.0 200 OK\r\nl: -1\r\n\r\n", sip.ErrContentLength, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContentLength: -1}},
+	{"content-length empty", "SIP/2.0 200 OK\r\nContent-Length:\r\n\r\n", sip.ErrContentLength, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContentLength: -1}},
+	{"content-length huge", "SIP/2.0 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n", sip.ErrContentLength, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContentLength: -1}},
+	{"content-length max", "SIP/2.0 200 OK\r\nContent-Length: " + itoa(sip.MaxBodyBytes) + "\r\n\r\n", nil, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContentLength: sip.MaxBodyBytes}},
+	{"content-length over max", "SIP/2.0 200 OK\r\nContent-Length: " + itoa(sip.MaxBodyBytes+1) + "\r\n\r\n", sip.ErrContentLength, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContentLength: -1}},
+
+	// Header errors keep the good fields and the scan goes on.
+	{"header without colon", "SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nGarbage\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", sip.ErrHeader, resp(486, "Busy Here")},
+	{"header name with space", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nX Foo: 1\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", sip.ErrHeader, resp(200, "OK")},
+	{"header name bad char", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nX@Foo: 1\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", sip.ErrHeader, resp(200, "OK")},
+	{"empty header name", "SIP/2.0 200 OK\r\n: x\r\n" + hdrs, sip.ErrHeader, resp(200, "OK")},
+	{"continuation first", "SIP/2.0 200 OK\r\n folded\r\n" + hdrs, sip.ErrHeader, resp(200, "OK")},
+	{"first error wins", "SIP/2.0 200 OK\r\nCSeq: x\r\nbad\r\nCall-ID: c1\r\n\r\n", sip.ErrCSeq, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CallID: bs("c1"), ContentLength: -1}},
+	{"long header line", "SIP/2.0 200 OK\r\nX-Long: " + strings.Repeat("y", sip.MaxLineBytes) + "\r\n folded too\r\n" + hdrs, sip.ErrTooLong, resp(200, "OK")},
+	{"long last line unterminated", "SIP/2.0 200 OK\r\nCall-ID: c1\r\nX-Long: " + strings.Repeat("y", sip.MaxLineBytes), sip.ErrTooLong, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CallID: bs("c1"), ContentLength: -1}},
+	{"header over max", "SIP/2.0 200 OK\r\nCall-ID: c1\r\n" + strings.Repeat("X-Pad: "+strings.Repeat("p", 1000)+"\r\n", 70) + "CSeq: 1 INVITE\r\n\r\n", sip.ErrTooLong,
+		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CallID: bs("c1"), ContentLength: -1, HeaderLength: -1}},
+}
+
+func TestParse(t *testing.T) {
+	for _, tc := range parseCases {
+		t.Run(tc.name, func(t *testing.T) {
+			var m sip.Message
+			err := sip.Parse([]byte(tc.in), &m)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("Parse() error = %v, want %v", err, tc.err)
+			}
+			switch tc.err {
+			case sip.ErrNotSIP, sip.ErrStatusLine, sip.ErrStatusCode, sip.ErrRequestLine:
+				return
+			case sip.ErrTooLong:
+				if strings.HasPrefix(tc.name, "long") && strings.Contains(tc.name, "line") && !strings.Contains(tc.name, "header") && !strings.Contains(tc.name, "last") {
+					return // start line
+				}
+			}
+			want := tc.want
+			switch want.HeaderLength {
+			case 0:
+				want.HeaderLength = headerEnd(tc.in)
+			case -1:
+				want.HeaderLength = m.HeaderLength // checked by the fuzz invariants
+			}
+			if !reflect.DeepEqual(m, want) {
+				t.Errorf("Parse()\n got %s\nwant %s", render(&m), render(&want))
+			}
+		})
+	}
+}
+
+func TestParseReset(t *testing.T) {
+	var m sip.Message
+	if err := sip.Parse([]byte(ok200), &m); err != nil {
+		t.Fatal(err)
+	}
+	if err := sip.Parse([]byte("SIP/2.0 200 OK\r\n\r\n"), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.CallID != nil || m.CSeqMethod != nil || m.ContentLength != -1 || m.HeaderLength != 18 {
+		t.Errorf("fields survived a new Parse: %s", render(&m))
+	}
+	m.Reset()
+	if !reflect.DeepEqual(m, sip.Message{ContentLength: -1}) {
+		t.Errorf("Reset() = %s", render(&m))
+	}
+}
+
+func TestIsStart(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{ok200, true},
+		{inviteSDP, true},
+		{"SIP/2.0 ", true},
+		{"SIP/2.0 abc", true},
+		{"INVITE sip:a@b SIP/2.0", true},
+		{"INVITE sip:a@b SIP/2.0\n", true},
+		{"NEWMETHOD sip:a@b SIP/2.0\r\n", true},
+		{"INVITE sip:a@b SIP/2.0 \r\n", false},
+		{"INVITE sip:a@b SIP/2.", false},
+		{"INVITE sip:a@b", false},
+		{"INVITE sip:" + strings.Repeat("a", sip.MaxLineBytes) + " SIP/2.0\r\n", false},
+		{"SIP/2.0", false},
+		{"SIP/2.0\t200 OK", false},
+		{"GET / HTTP/1.1\r\n", false},
+		{"OPTIONS * HTTP/1.1\r\n", false},
+		{"HTTP/1.1 200 OK\r\n", false},
+		{"\x80\x00\x12\x34\x00\x00\x00\xa0", false},
+		{"\x00\x01\x00\x00\x21\x12\xa4\x42", false},
+		{"\x16\x03\x01\x02\x00", false},
+		{"", false},
+		{"\r\n\r\n", false},
+		{"\r\nSIP/2.0 200 OK\r\n", false},
+	}
+	for _, tc := range tests {
+		name := tc.in
+		if len(name) > 30 {
+			name = name[:30]
+		}
+		t.Run(fmt.Sprintf("%q", name), func(t *testing.T) {
+			if got := sip.IsStart([]byte(tc.in)); got != tc.want {
+				t.Errorf("IsStart(%q) = %v, want %v", name, got, tc.want)
+			}
+		})
+	}
+	// IsStart agrees with Parse's start-line verdict.
+	for _, tc := range parseCases {
+		var m sip.Message
+		err := sip.Parse([]byte(tc.in), &m)
+		notSIP := err == sip.ErrNotSIP || err == sip.ErrRequestLine || (err == sip.ErrTooLong && !m.Response && m.Method == nil)
+		if sip.IsStart([]byte(tc.in)) == notSIP && !strings.HasPrefix(tc.in, "SIP/2.0 ") {
+			t.Errorf("%s: IsStart = %v but Parse error = %v", tc.name, !notSIP, err)
+		}
+	}
+}
+
+func TestErrors(t *testing.T) {
+	all := []*sip.Error{sip.ErrNotSIP, sip.ErrIncomplete, sip.ErrStatusLine, sip.ErrStatusCode, sip.ErrRequestLine,
+		sip.ErrHeader, sip.ErrCSeq, sip.ErrContentLength, sip.ErrTooLong}
+	seen := map[string]bool{}
+	for _, e := range all {
+		if !strings.HasPrefix(e.Error(), "sip: ") || strings.ToLower(e.Error()) != e.Error() {
+			t.Errorf("%q: want lower case with prefix \"sip: \"", e.Error())
+		}
+		if seen[e.Reason] || e.Reason == "" || strings.ToLower(e.Reason) != e.Reason {
+			t.Errorf("reason %q: want unique snake_case", e.Reason)
+		}
+		seen[e.Reason] = true
+		var target *sip.Error
+		if !errors.As(fmt.Errorf("wrapped: %w", e), &target) || target != e {
+			t.Errorf("errors.As(%v) failed", e)
+		}
+	}
+	if len(sip.ErrorReasons) != len(all)-2 {
+		t.Errorf("ErrorReasons = %v", sip.ErrorReasons)
+	}
+	for _, r := range sip.ErrorReasons {
+		if !seen[r] || r == "not_sip" || r == "incomplete" {
+			t.Errorf("ErrorReasons has %q", r)
+		}
+	}
+}
+
+func TestAllocs(t *testing.T) {
+	msg := []byte(ok200)
+	var m sip.Message
+	tests := map[string]func(){
+		"Parse":        func() { _ = sip.Parse(msg, &m) },
+		"ParseCompact": func() { _ = sip.Parse([]byte(compact200), &m) },
+		"IsStart":      func() { _ = sip.IsStart(msg) },
+		"FrameLength":  func() { _, _ = sip.FrameLength(msg) },
+		"ParseError":   func() { _ = sip.Parse(msg[:20], &m) },
+	}
+	compact := []byte(compact200)
+	tests["ParseCompact"] = func() { _ = sip.Parse(compact, &m) }
+	for name, f := range tests {
+		if n := testing.AllocsPerRun(100, f); n != 0 {
+			t.Errorf("%s: %v allocs per run, want 0", name, n)
+		}
+	}
+}

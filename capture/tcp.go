@@ -1,0 +1,385 @@
+package capture
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/sip-exporter/sip_exporter/capture/sip"
+)
+
+// TCPConfig bounds TCP stream reassembly. Worst-case memory is about
+// MaxFlows × (MaxBufferBytes + 2 × MaxBufferBytes of held-back segments);
+// flows that carry whole messages per segment hold no buffer at all.
+type TCPConfig struct {
+	MaxFlows       int           // flows tracked at once; past it the least recently seen is evicted
+	FlowTimeout    time.Duration // a flow with no segment for this long (capture time) is forgotten
+	MaxBufferBytes int           // bytes of one partial SIP message held per flow direction
+	MaxOutOfOrder  int           // out-of-order segments held per flow before skipping the gap
+}
+
+// DefaultTCPConfig returns 65,536 flows, a 5 minute timeout, 128 KiB per
+// flow and 16 held-back segments.
+func DefaultTCPConfig() TCPConfig {
+	return TCPConfig{MaxFlows: 65536, FlowTimeout: 5 * time.Minute, MaxBufferBytes: 128 << 10, MaxOutOfOrder: 16}
+}
+
+func (c TCPConfig) validate() error {
+	switch {
+	case c.MaxFlows < 1:
+		return fmt.Errorf("tcp max flows %d: must be at least 1", c.MaxFlows)
+	case c.FlowTimeout <= 0:
+		return fmt.Errorf("tcp flow timeout %v: must be positive", c.FlowTimeout)
+	case c.MaxBufferBytes < 1024:
+		return fmt.Errorf("tcp max buffer %d bytes: must be at least 1024", c.MaxBufferBytes)
+	case c.MaxOutOfOrder < 0:
+		return fmt.Errorf("tcp max out-of-order segments %d: must not be negative", c.MaxOutOfOrder)
+	}
+	return nil
+}
+
+// TCP header flags.
+const (
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+)
+
+// tcpKey identifies one direction of a TCP connection; IPv4 addresses are
+// stored IPv4-mapped.
+type tcpKey struct {
+	src, dst     [16]byte
+	sport, dport uint16
+}
+
+// tcpFlow is the reassembly state of one direction of a connection.
+type tcpFlow struct {
+	key      tcpKey
+	next     uint32 // sequence number of the next byte expected
+	hunting  bool   // not at a message boundary: wait for a segment that starts one
+	buf      []byte // start of a SIP message not yet complete
+	held     []heldSegment
+	heldSize int
+	lastSeen int64 // capture time of the last segment, Unix nanoseconds
+
+	newer, older *tcpFlow // recency list
+}
+
+type heldSegment struct {
+	seq  uint32
+	data []byte
+}
+
+// keepBufferCap is the buffer capacity a flow keeps once its partial message
+// is complete; larger buffers are released.
+const keepBufferCap = 8 << 10
+
+// tcpTable reassembles the TCP streams of one source (RFC 9293 sequence
+// space): it puts segments in order, drops data seen already, frames SIP
+// messages by Content-Length (RFC 3261 §18.3) and hands each to the decoder.
+type tcpTable struct {
+	cfg       TCPConfig
+	d         *Decoder
+	flows     map[tcpKey]*tcpFlow
+	newest    *tcpFlow
+	oldest    *tcpFlow
+	free      []*tcpFlow
+	lastSweep int64
+}
+
+func (t *tcpTable) init(cfg TCPConfig, d *Decoder) {
+	t.cfg, t.d = cfg, d
+	t.flows = make(map[tcpKey]*tcpFlow)
+}
+
+func (t *tcpTable) reset() {
+	for t.oldest != nil {
+		t.remove(t.oldest)
+	}
+	t.lastSweep = 0
+}
+
+// segment handles one TCP segment of the direction k.
+func (t *tcpTable) segment(k *tcpKey, seq uint32, flags uint8, payload []byte, now int64) {
+	t.sweep(now)
+	f := t.flows[*k]
+	if f == nil {
+		if len(payload) == 0 && flags&tcpSYN == 0 {
+			return // a pure ACK, FIN or RST of a flow we do not track
+		}
+		f = t.add(k, now)
+		if flags&tcpSYN == 0 {
+			f.next, f.hunting = seq, true // joined mid-stream
+		}
+	} else {
+		t.touch(f, now)
+	}
+	if flags&tcpSYN != 0 {
+		seq++
+		f.next = seq
+		f.hunting = false
+		f.buf = f.buf[:0]
+		f.dropHeld()
+	}
+	if len(payload) > 0 {
+		t.data(f, seq, payload)
+	}
+	if flags&(tcpFIN|tcpRST) != 0 {
+		t.remove(f)
+	}
+}
+
+// data places payload at seq in the flow's stream.
+func (t *tcpTable) data(f *tcpFlow, seq uint32, p []byte) {
+	d := int32(seq - f.next)
+	if d < 0 {
+		t.d.stats.TCPRetrans.Add(1)
+		if int(-d) >= len(p) {
+			return
+		}
+		p = p[-d:]
+	} else if d > 0 {
+		t.d.stats.TCPOutOfOrder.Add(1)
+		if len(f.held) < t.cfg.MaxOutOfOrder && f.heldSize+len(p) <= 2*t.cfg.MaxBufferBytes {
+			f.held = append(f.held, heldSegment{seq: seq, data: bytes.Clone(p)})
+			f.heldSize += len(p)
+			return
+		}
+		// Too much is missing: give up on the gap, go on from the lowest
+		// sequence number we have.
+		f.held = append(f.held, heldSegment{seq: seq, data: p})
+		t.skipGap(f)
+		return
+	}
+	t.stream(f, p)
+	f.next += uint32(len(p))
+	if len(f.held) > 0 {
+		t.drainHeld(f)
+	}
+}
+
+// drainHeld feeds held segments that have become in order.
+func (t *tcpTable) drainHeld(f *tcpFlow) {
+	for progress := true; progress; {
+		progress = false
+		for i := 0; i < len(f.held); i++ {
+			s := f.held[i]
+			d := int32(s.seq - f.next)
+			if d > 0 {
+				continue
+			}
+			f.held = slices.Delete(f.held, i, i+1)
+			f.heldSize -= len(s.data)
+			i--
+			if int(-d) < len(s.data) {
+				p := s.data[-d:]
+				t.stream(f, p)
+				f.next += uint32(len(p))
+				progress = true
+			}
+		}
+	}
+}
+
+// skipGap jumps over missing data to the held segment with the lowest
+// sequence number, counts the gap and resynchronises on the next message
+// start.
+func (t *tcpTable) skipGap(f *tcpFlow) {
+	t.d.stats.TCPGaps.Add(1)
+	lowest := 0
+	for i := range f.held {
+		if int32(f.held[i].seq-f.held[lowest].seq) < 0 {
+			lowest = i
+		}
+	}
+	f.next = f.held[lowest].seq
+	f.buf = f.buf[:0]
+	f.hunting = true
+	t.drainHeld(f)
+	if len(f.held) > 0 {
+		// Still a gap: what is left cannot be placed any more.
+		f.dropHeld()
+	}
+}
+
+func (f *tcpFlow) dropHeld() {
+	clear(f.held)
+	f.held = f.held[:0]
+	f.heldSize = 0
+}
+
+// stream consumes in-order stream bytes: frames and emits every complete
+// SIP message and keeps the start of an incomplete one.
+func (t *tcpTable) stream(f *tcpFlow, p []byte) {
+	st := t.d.stats
+	if f.hunting {
+		p = trimCRLF(p)
+		if len(p) == 0 {
+			return
+		}
+		if !sip.IsStart(p) {
+			st.skip(SkipNotSIP)
+			return
+		}
+		f.hunting = false
+	}
+	data := p
+	buffered := len(f.buf) > 0
+	if buffered {
+		if len(f.buf)+len(p) > t.cfg.MaxBufferBytes {
+			st.parseError(ErrTooLong)
+			f.buf = f.buf[:0]
+			f.hunting = true
+			t.stream(f, p)
+			return
+		}
+		f.buf = append(f.buf, p...)
+		data = f.buf
+	}
+	for {
+		n := len(data)
+		data = trimCRLF(data)
+		if len(data) == 0 {
+			break
+		}
+		if n != len(data) && len(data) < 8 && bytes.IndexByte(data, '\n') < 0 {
+			break // a keep-alive split oddly, or a start line still arriving
+		}
+		n, err := sip.FrameLength(data)
+		if err == sip.ErrIncomplete {
+			if bytes.IndexByte(data, '\n') >= 0 && !sip.IsStart(data) {
+				st.skip(SkipNotSIP)
+				data, f.hunting = nil, true
+			}
+			break
+		}
+		if err != nil {
+			if err == sip.ErrContentLength {
+				st.parseError(ErrContentLength)
+			} else {
+				st.parseError(ErrTooLong)
+			}
+			data, f.hunting = nil, true
+			break
+		}
+		if !sip.IsStart(data) {
+			st.skip(SkipNotSIP)
+			data, f.hunting = nil, true
+			break
+		}
+		t.d.message(data[:n])
+		data = data[n:]
+	}
+	switch {
+	case len(data) == 0:
+		f.buf = f.buf[:0]
+		if cap(f.buf) > keepBufferCap {
+			f.buf = nil
+		}
+	case len(data) > t.cfg.MaxBufferBytes:
+		st.parseError(ErrTooLong)
+		f.buf, f.hunting = f.buf[:0], true
+	case buffered:
+		f.buf = f.buf[:copy(f.buf, data)]
+	default:
+		f.buf = append(f.buf[:0], data...)
+	}
+}
+
+// trimCRLF drops leading CR and LF bytes: keep-alives between messages
+// (RFC 5626 §3.5.1) and stray line ends.
+func trimCRLF(p []byte) []byte {
+	for len(p) > 0 && (p[0] == '\r' || p[0] == '\n') {
+		p = p[1:]
+	}
+	return p
+}
+
+// add starts tracking k, evicting the least recently seen flow when the
+// table is full.
+func (t *tcpTable) add(k *tcpKey, now int64) *tcpFlow {
+	if len(t.flows) >= t.cfg.MaxFlows {
+		t.d.stats.evict(EvictLimit)
+		t.remove(t.oldest)
+	}
+	var f *tcpFlow
+	if n := len(t.free); n > 0 {
+		f, t.free = t.free[n-1], t.free[:n-1]
+	} else {
+		f = new(tcpFlow)
+	}
+	f.key, f.lastSeen = *k, now
+	t.flows[*k] = f
+	t.pushNewest(f)
+	t.d.stats.TCPFlows.Add(1)
+	return f
+}
+
+// maxFreeFlows bounds the flow structs kept for reuse.
+const maxFreeFlows = 1024
+
+func (t *tcpTable) remove(f *tcpFlow) {
+	delete(t.flows, f.key)
+	t.unlink(f)
+	t.d.stats.TCPFlows.Add(-1)
+	buf := f.buf[:0]
+	if cap(buf) > keepBufferCap {
+		buf = nil
+	}
+	f.dropHeld()
+	*f = tcpFlow{buf: buf, held: f.held[:0]}
+	if len(t.free) < maxFreeFlows {
+		t.free = append(t.free, f)
+	}
+}
+
+func (t *tcpTable) touch(f *tcpFlow, now int64) {
+	f.lastSeen = now
+	if t.newest != f {
+		t.unlink(f)
+		t.pushNewest(f)
+	}
+}
+
+func (t *tcpTable) pushNewest(f *tcpFlow) {
+	f.older, f.newer = t.newest, nil
+	if t.newest != nil {
+		t.newest.newer = f
+	}
+	t.newest = f
+	if t.oldest == nil {
+		t.oldest = f
+	}
+}
+
+func (t *tcpTable) unlink(f *tcpFlow) {
+	if f.newer != nil {
+		f.newer.older = f.older
+	} else {
+		t.newest = f.older
+	}
+	if f.older != nil {
+		f.older.newer = f.newer
+	} else {
+		t.oldest = f.newer
+	}
+	f.newer, f.older = nil, nil
+}
+
+// sweepInterval is how often, in capture time, idle flows are looked for.
+const sweepInterval = int64(time.Second)
+
+// sweep forgets flows idle for longer than the flow timeout. The recency
+// list makes it proportional to the flows removed.
+func (t *tcpTable) sweep(now int64) {
+	if now-t.lastSweep < sweepInterval && now >= t.lastSweep {
+		return
+	}
+	t.lastSweep = now
+	limit := now - int64(t.cfg.FlowTimeout)
+	for t.oldest != nil && t.oldest.lastSeen < limit {
+		t.d.stats.evict(EvictTimeout)
+		t.remove(t.oldest)
+	}
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/collector"
+)
+
+// corpusDir holds public captures with counts made by Wireshark; CI clones
+// the repository with shared/ beside it.
+const corpusDir = "../../../shared/corpus"
+
+// requireCorpus returns the expected-count files of the corpus, skipping
+// when it is absent outside CI.
+func requireCorpus(t *testing.T) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(corpusDir, "*.expected.tsv"))
+	if len(files) == 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no corpus at %s", corpusDir)
+		}
+		t.Skipf("no corpus at %s (shared/ is not beside the repository)", corpusDir)
+	}
+	return files
+}
+
+// readExpected reads a corpus .expected.tsv into counts per "code method",
+// methods outside collector.Methods folded into OTHER.
+func readExpected(t *testing.T, path string) map[string]uint64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want := map[string]uint64{}
+	sc := bufio.NewScanner(f)
+	sc.Scan() // header: code method reason count
+	for sc.Scan() {
+		cols := strings.Split(sc.Text(), "\t")
+		if len(cols) != 4 {
+			t.Fatalf("%s: bad row %q", path, sc.Text())
+		}
+		n, err := strconv.ParseUint(cols[3], 10, 64)
+		if err != nil {
+			t.Fatalf("%s: bad count in %q", path, sc.Text())
+		}
+		want[cols[0]+" "+collector.MethodOf([]byte(cols[1])).String()] += n
+	}
+	return want
+}
+
+// TestCorpus runs every capture of the shared corpus through the same
+// pipeline as `report` and compares the counts per (code, method) with
+// Wireshark's.
+func TestCorpus(t *testing.T) {
+	for _, exp := range requireCorpus(t) {
+		capFile := strings.TrimSuffix(exp, ".expected.tsv")
+		t.Run(filepath.Base(capFile), func(t *testing.T) {
+			want := readExpected(t, exp)
+			p, err := newPipeline(capture.DefaultTCPConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stats capture.Stats
+			if err := readFiles(p, []string{capFile}, &stats, func(err error) { t.Log(err) }); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]uint64{}
+			p.sip.EachResponse(func(code int, m collector.Method, n uint64) {
+				got[strconv.Itoa(code)+" "+m.String()] = n
+			})
+			var keys []string
+			for k := range want {
+				keys = append(keys, k)
+			}
+			for k := range got {
+				if _, ok := want[k]; !ok {
+					keys = append(keys, k)
+				}
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				if got[k] != want[k] {
+					t.Errorf("%s: got %d, want %d", k, got[k], want[k])
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,177 @@
+// Command sip_exporter counts SIP responses seen on a network interface or
+// in capture files and serves the counts as Prometheus metrics.
+//
+//	sip_exporter --capture.interface=eth0
+//	sip_exporter --capture.pcap-file=calls.pcap --capture.pcap-speed=realtime --capture.pcap-loop
+//	sip_exporter report [--format=table|prometheus] FILE...
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/alecthomas/units"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/collector"
+)
+
+const program = "sip_exporter"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are the parsed command line.
+type options struct {
+	interfaces  []string
+	pcapFiles   []string
+	pcapSpeed   string
+	pcapLoop    bool
+	ringSize    units.Base2Bytes
+	promisc     bool
+	bpfFile     string
+	tcp         capture.TCPConfig
+	metricsPath string
+	web         *web.FlagConfig
+	log         promslog.Config
+
+	reportFormat string
+	reportFiles  []string
+}
+
+// run parses args, runs the chosen command and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	app := kingpin.New(program, "Prometheus exporter for SIP response metrics: counts SIP responses by status code, class, reason and method from live capture or capture files.")
+	app.UsageWriter(stderr)
+	app.ErrorWriter(stderr)
+	app.Terminate(nil)
+	var o options
+	def := capture.DefaultConfig()
+
+	serve := app.Command("serve", "Capture and serve /metrics (the default command).").Default()
+	app.Flag("capture.interface", "Network interface to capture live with AF_PACKET (repeatable).").PlaceHolder("NAME").StringsVar(&o.interfaces)
+	app.Flag("capture.pcap-file", "pcap or pcapng file to read (repeatable).").PlaceHolder("PATH").StringsVar(&o.pcapFiles)
+	app.Flag("capture.pcap-speed", "Pace of capture files: fast (as fast as possible) or realtime (at the pace they were captured).").Default("fast").EnumVar(&o.pcapSpeed, "fast", "realtime")
+	app.Flag("capture.pcap-loop", "Read capture files again from the start when they end, until stopped.").BoolVar(&o.pcapLoop)
+	app.Flag("capture.ring-size", "Kernel ring buffer per interface (TPACKET_V3), whole MiB.").Default("64MiB").BytesVar(&o.ringSize)
+	app.Flag("capture.promiscuous", "Put capture interfaces in promiscuous mode (needed on SPAN/mirror ports).").BoolVar(&o.promisc)
+	app.Flag("capture.bpf-file", "File with a classic BPF filter run in the kernel, in the format of `tcpdump -ddd EXPRESSION`.").PlaceHolder("PATH").StringVar(&o.bpfFile)
+	app.Flag("capture.tcp-max-flows", "TCP flow directions reassembled at once; past it the least recently seen is evicted.").Default(fmt.Sprint(def.TCP.MaxFlows)).IntVar(&o.tcp.MaxFlows)
+	app.Flag("capture.tcp-flow-timeout", "A TCP flow with no segment for this long is forgotten.").Default(def.TCP.FlowTimeout.String()).DurationVar(&o.tcp.FlowTimeout)
+	o.tcp.MaxBufferBytes = def.TCP.MaxBufferBytes
+	o.tcp.MaxOutOfOrder = def.TCP.MaxOutOfOrder
+	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.metricsPath)
+	o.web = kingpinflag.AddFlags(app, ":10060")
+	promslogflag.AddFlags(app, &o.log)
+
+	report := app.Command("report", "Read capture files through the same pipeline, print the SIP response counts and exit.")
+	report.Flag("format", "Output format: table (for people) or prometheus (the exposition /metrics would serve for the sip_ families).").Default("table").EnumVar(&o.reportFormat, "table", "prometheus")
+	report.Arg("file", "pcap or pcapng files.").Required().StringsVar(&o.reportFiles)
+
+	app.Version(version.Print(program))
+	app.HelpFlag.Short('h')
+	cmd, err := app.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: error: %v (try --help)\n", program, err)
+		return 2
+	}
+	if cmd == "" { // --help or --version
+		return 0
+	}
+	logger := promslog.New(&o.log)
+	if logger == nil {
+		return 2
+	}
+	switch cmd {
+	case report.FullCommand():
+		return runReport(&o, stdout, stderr)
+	case serve.FullCommand():
+		if err := runServe(&o, logger); err != nil {
+			logger.Error("exiting", "err", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// runServe starts every source and the web server, and returns when a
+// signal arrives or the server fails.
+func runServe(o *options, logger *slog.Logger) error {
+	logger.Info("starting "+program, "version", version.Info(), "build_context", version.BuildContext())
+	sources, err := newSources(o)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	p, err := newPipeline(o.tcp)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		versioncollector.NewCollector(program),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		p.sip,
+		collector.NewExporter(func() []collector.SourceStats { return snapshot(sources) }),
+	)
+	if err := startSources(ctx, sources, p, logger); err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle(o.metricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		EnableOpenMetrics:   true,
+		MaxRequestsInFlight: 8,
+		Registry:            reg,
+	}))
+	if o.metricsPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        program,
+			Description: "Prometheus exporter for SIP response metrics",
+			Version:     version.Info(),
+			Links:       []web.LandingLinks{{Address: o.metricsPath, Text: "Metrics"}},
+		})
+		if err != nil {
+			return fmt.Errorf("landing page: %w", err)
+		}
+		mux.Handle("/", landing)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- web.ListenAndServe(srv, o.web, logger) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("web server: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("web server shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/collector"
+	"github.com/sip-exporter/sip_exporter/collector/sipstatus"
+)
+
+// runReport reads o.reportFiles through the pipeline and prints the counts.
+// Exit code 1 when a file cannot be read; a truncated file is a warning.
+func runReport(o *options, stdout, stderr io.Writer) int {
+	for _, path := range o.reportFiles {
+		f, err := os.Open(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
+			return 1
+		}
+		f.Close()
+	}
+	p, err := newPipeline(o.tcp)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
+		return 1
+	}
+	var stats capture.Stats
+	if err := readFiles(p, o.reportFiles, &stats, func(err error) {
+		fmt.Fprintf(stderr, "%s: warning: %v; counted what came before\n", program, err)
+	}); err != nil {
+		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
+		return 1
+	}
+	switch o.reportFormat {
+	case "prometheus":
+		err = writeExposition(stdout, p.sip)
+	default:
+		err = writeTable(stdout, p.sip, &stats)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
+		return 1
+	}
+	return 0
+}
+
+// readFiles feeds each capture file, in order, through its own decoder of
+// p, counting into stats. A truncated file is passed to warn and reading
+// goes on; any other error stops and is returned.
+func readFiles(p *pipeline, paths []string, stats *capture.Stats, warn func(error)) error {
+	for _, path := range paths {
+		err := capture.ReadFile(context.Background(), capture.FileConfig{Path: path}, p.decoder(stats))
+		switch {
+		case errors.Is(err, capture.ErrTruncated):
+			warn(err)
+		case err != nil:
+			return err
+		}
+	}
+	return nil
+}
+
+// writeExposition writes the text exposition of the sip_ families, as
+// /metrics serves them.
+func writeExposition(w io.Writer, c *collector.SIP) error {
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(c); err != nil {
+		return err
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		return err
+	}
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeTable writes one row per (code, method) in order of code then
+// method, a total per class, and the totals of the run.
+func writeTable(w io.Writer, c *collector.SIP, stats *capture.Stats) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "CODE\tREASON\tCLASS\tMETHOD\tCOUNT")
+	var classTotal, total uint64
+	class := ""
+	flush := func() {
+		if class != "" {
+			fmt.Fprintf(tw, "\t\t%s\ttotal\t%d\n", class, classTotal)
+		}
+	}
+	c.EachResponse(func(code int, m collector.Method, n uint64) {
+		if cl := sipstatus.Class(code); cl != class {
+			flush()
+			class, classTotal = cl, 0
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\n", code, sipstatus.Text(code), class, m, n)
+		classTotal += n
+		total += n
+	})
+	flush()
+	var requests uint64
+	for m := range collector.Methods {
+		requests += c.Request(collector.Method(m))
+	}
+	fmt.Fprintf(tw, "\t\tall\tresponses\t%d\n", total)
+	fmt.Fprintf(tw, "\t\tall\trequests\t%d\n", requests)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var errs uint64
+	stats.ParseErrors(func(_ string, n uint64) { errs += n })
+	_, err := fmt.Fprintf(w, "\n%d packets, %d bytes, %d parse errors\n", stats.Packets.Load(), stats.Bytes.Load(), errs)
+	return err
+}

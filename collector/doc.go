@@ -1,0 +1,13 @@
+// Package collector holds the Prometheus collectors of sip_exporter.
+//
+// [SIP] counts SIP messages into fixed arrays of atomic counters, indexed by
+// status code and method, so that the per-message path is an index
+// computation and one atomic add: no map, no lock, no allocation. At scrape
+// time the arrays are turned into constant metrics (client_golang's advice
+// for mirroring counts kept elsewhere), with reason and class taken from the
+// response-code registry [sipstatus], never from the wire.
+//
+// [Exporter] exposes the exporter's own health (packets, bytes, drops, parse
+// errors, TCP reassembly) from snapshots that a callback supplies, so this
+// package does not depend on the capture package.
+package collector

@@ -1,0 +1,100 @@
+package collector
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// ReasonCount is one labelled count of a closed set of reasons.
+type ReasonCount struct {
+	Reason string
+	Count  uint64
+}
+
+// SourceStats is a snapshot of one packet source's counters, taken at
+// scrape time.
+type SourceStats struct {
+	Source string // interface name or capture file path, as configured
+	Type   string // "interface" or "pcap"
+	Up     bool   // reading now
+
+	Packets     uint64 // packets read
+	Bytes       uint64 // bytes of those packets, original length on the wire
+	KernelDrops uint64 // packets the kernel dropped before they reached the ring
+
+	ParseErrors []ReasonCount // malformed packets and SIP messages by reason
+	Skipped     []ReasonCount // packets without SIP by reason
+
+	TCPFlows         int64         // flows tracked now
+	TCPEvictions     []ReasonCount // flows forgotten early by reason
+	TCPRetransmitted uint64        // segments whose data had been seen already
+	TCPOutOfOrder    uint64        // segments held back and put in order
+	TCPGaps          uint64        // gaps given up on (data never seen)
+}
+
+// Exporter is the collector of the sip_exporter_ self-metrics of the packet
+// sources. It calls snapshot once per scrape.
+type Exporter struct {
+	snapshot func() []SourceStats
+
+	up, packets, bytes, dropped, skipped, parseErrors *prometheus.Desc
+	tcpFlows, tcpEvicted, tcpRetrans, tcpOOO, tcpGaps *prometheus.Desc
+}
+
+// NewExporter returns the self-metrics collector; snapshot must be safe to
+// call from any goroutine.
+func NewExporter(snapshot func() []SourceStats) *Exporter {
+	src := []string{"source"}
+	srcReason := []string{"source", "reason"}
+	d := func(name, help string, labels []string) *prometheus.Desc {
+		return prometheus.NewDesc("sip_exporter_"+name, help, labels, nil)
+	}
+	return &Exporter{
+		snapshot:    snapshot,
+		up:          d("source_up", "1 while the packet source is being read, 0 once it has ended or failed.", []string{"source", "type"}),
+		packets:     d("packets_received_total", "Packets read from the source.", src),
+		bytes:       d("bytes_received_total", "Bytes of the packets read from the source, as long as they were on the wire.", src),
+		dropped:     d("packets_dropped_total", "Packets lost before decoding, by reason (kernel: the capture ring was full).", srcReason),
+		skipped:     d("packets_skipped_total", "Packets that hold no SIP message, by reason; not an error.", srcReason),
+		parseErrors: d("parse_errors_total", "Malformed packets or SIP messages, by reason. Start-line errors drop the message; header errors are counted and the message too.", srcReason),
+		tcpFlows:    d("tcp_flows", "TCP flow directions whose stream is being reassembled.", src),
+		tcpEvicted:  d("tcp_flows_evicted_total", "TCP flows forgotten before they ended, by reason (limit: table full, timeout: idle).", srcReason),
+		tcpRetrans:  d("tcp_segments_retransmitted_total", "TCP segments carrying data seen already; the data is counted once.", src),
+		tcpOOO:      d("tcp_segments_out_of_order_total", "TCP segments that arrived ahead of missing data.", src),
+		tcpGaps:     d("tcp_stream_gaps_total", "Times missing TCP data never arrived and reassembly skipped ahead to the next SIP message.", src),
+	}
+}
+
+// Describe implements [prometheus.Collector].
+func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{e.up, e.packets, e.bytes, e.dropped, e.skipped, e.parseErrors,
+		e.tcpFlows, e.tcpEvicted, e.tcpRetrans, e.tcpOOO, e.tcpGaps} {
+		ch <- d
+	}
+}
+
+// Collect implements [prometheus.Collector].
+func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	reasons := func(d *prometheus.Desc, source string, rc []ReasonCount) {
+		for _, r := range rc {
+			counter(d, r.Count, source, r.Reason)
+		}
+	}
+	for _, s := range e.snapshot() {
+		up := 0.0
+		if s.Up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(e.up, prometheus.GaugeValue, up, s.Source, s.Type)
+		counter(e.packets, s.Packets, s.Source)
+		counter(e.bytes, s.Bytes, s.Source)
+		counter(e.dropped, s.KernelDrops, s.Source, "kernel")
+		reasons(e.skipped, s.Source, s.Skipped)
+		reasons(e.parseErrors, s.Source, s.ParseErrors)
+		ch <- prometheus.MustNewConstMetric(e.tcpFlows, prometheus.GaugeValue, float64(s.TCPFlows), s.Source)
+		reasons(e.tcpEvicted, s.Source, s.TCPEvictions)
+		counter(e.tcpRetrans, s.TCPRetransmitted, s.Source)
+		counter(e.tcpOOO, s.TCPOutOfOrder, s.Source)
+		counter(e.tcpGaps, s.TCPGaps, s.Source)
+	}
+}
