@@ -40,12 +40,12 @@ type Skip uint8
 
 // The skip reasons.
 const (
-	SkipNotIP       Skip = iota // link payload is not IPv4/IPv6 (ARP, LLDP, ...)
-	SkipLinkType                // link type or encapsulation not decoded (yet)
-	SkipIPProtocol              // IP payload is neither UDP nor TCP (ICMP, SCTP, GRE, ...)
-	SkipIPFragment              // IP fragment (reassembly is not implemented)
-	SkipNotSIP                  // UDP/TCP payload is not SIP (RTP, HTTP, STUN, ...)
-	SkipKeepalive               // CRLF keep-alive (RFC 5626 §3.5.1)
+	SkipNotIP      Skip = iota // link payload is not IPv4/IPv6 (ARP, LLDP, ...)
+	SkipLinkType               // link type or encapsulation not decoded (yet)
+	SkipIPProtocol             // IP payload is neither UDP nor TCP (ICMP, SCTP, GRE, ...)
+	SkipIPFragment             // IP fragment (reassembly is not implemented)
+	SkipNotSIP                 // UDP/TCP payload is not SIP (RTP, HTTP, STUN, ...)
+	SkipKeepalive              // CRLF keep-alive (RFC 5626 §3.5.1)
 	numSkips
 )
 
