@@ -59,7 +59,8 @@ func (d *Decoder) Reset() { d.tcp.reset() }
 // length on the wire was wireLen bytes. Problems are counted in the
 // decoder's [Stats]; Packet never fails.
 //
-// Link types: Ethernet (with stacked 802.1Q/802.1ad tags), Linux cooked
+// Link types: Ethernet (with stacked 802.1Q/802.1ad tags and PPPoE
+// sessions), Linux cooked
 // SLL and SLL2, raw IPv4/IPv6 (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6)
 // and BSD null/loopback.
 func (d *Decoder) Packet(lt layers.LinkType, data []byte, ts int64, wireLen int) {
@@ -127,6 +128,18 @@ func (d *Decoder) ethertype(etype uint16, data []byte, ts int64) {
 				return
 			}
 			etype, data = binary.BigEndian.Uint16(data[2:]), data[4:]
+		case 0x8864: // PPPoE session stage (RFC 2516): 6-byte header, then the PPP protocol
+			if len(data) < 8 {
+				d.stats.parseError(ErrLinkHeader)
+				return
+			}
+			switch binary.BigEndian.Uint16(data[6:]) {
+			case 0x0021, 0x0057: // PPP IPv4, IPv6
+				d.ip(data[8:], ts)
+			default:
+				d.stats.skip(SkipNotIP)
+			}
+			return
 		default:
 			d.stats.skip(SkipNotIP)
 			return

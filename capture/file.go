@@ -36,7 +36,7 @@ type packetReader interface {
 const pcapngMagic = 0x0a0d0d0a
 
 // ReadFile feeds every packet of a pcap or pcapng file (gzip-compressed
-// pcap too) to d, in file order. It returns when the file ends (Loop unset),
+// pcap too; Microsoft Network Monitor 2.x files are also read) to d, in file order. It returns when the file ends (Loop unset),
 // when ctx is done (nil error), or on error: the file cannot be opened or is
 // not a capture (error names the file), or it ends mid-packet (wraps
 // [ErrTruncated]; what came before is counted). Realtime sleeps between
@@ -60,11 +60,19 @@ func readFileOnce(ctx context.Context, cfg FileConfig, d *Decoder) error {
 	br := bufio.NewReaderSize(f, 1<<20)
 	magic, err := br.Peek(4)
 	if err != nil {
-		return fmt.Errorf("read capture file %q: %w", cfg.Path, errNotCapture(err))
+		return fmt.Errorf("read %q: %w", cfg.Path, errNotCapture(err))
 	}
 	var r packetReader
 	var linkTypes func(ci *gopacket.CaptureInfo) layers.LinkType
-	if binary.LittleEndian.Uint32(magic) == pcapngMagic {
+	switch {
+	case [4]byte(magic) == netmonMagic:
+		nm, err := newNetmonReader(f)
+		if err != nil {
+			return fmt.Errorf("read netmon file %q: %w", cfg.Path, err)
+		}
+		r = nm
+		linkTypes = func(*gopacket.CaptureInfo) layers.LinkType { return nm.linkType }
+	case binary.LittleEndian.Uint32(magic) == pcapngMagic:
 		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{})
 		if err != nil {
 			return fmt.Errorf("read pcapng file %q: %w", cfg.Path, err)
@@ -81,10 +89,10 @@ func readFileOnce(ctx context.Context, cfg FileConfig, d *Decoder) error {
 			}
 			return cache[ci.InterfaceIndex]
 		}
-	} else {
+	default:
 		pr, err := pcapgo.NewReader(br)
 		if err != nil {
-			return fmt.Errorf("read pcap file %q: %w", cfg.Path, err)
+			return fmt.Errorf("read %q: not a pcap, pcapng or NetMon 2.x capture: %w", cfg.Path, err)
 		}
 		r = pr
 		lt := pr.LinkType()

@@ -3,11 +3,11 @@ package sip_test
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/sip-exporter/sip_exporter/capture/sip"

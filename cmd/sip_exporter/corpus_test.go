@@ -65,18 +65,8 @@ func TestCorpus(t *testing.T) {
 		capFile := strings.TrimSuffix(exp, ".expected.tsv")
 		t.Run(filepath.Base(capFile), func(t *testing.T) {
 			want := readExpected(t, exp)
-			p, err := newPipeline(capture.DefaultTCPConfig())
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stats capture.Stats
-			if err := readFiles(p, []string{capFile}, &stats, func(err error) { t.Log(err) }); err != nil {
-				t.Fatal(err)
-			}
-			got := map[string]uint64{}
-			p.sip.EachResponse(func(code int, m collector.Method, n uint64) {
-				got[strconv.Itoa(code)+" "+m.String()] = n
-			})
+			p, _ := reportOf(t, capFile)
+			got := countsOf(p)
 			var keys []string
 			for k := range want {
 				keys = append(keys, k)
@@ -94,4 +84,27 @@ func TestCorpus(t *testing.T) {
 			}
 		})
 	}
+}
+
+// reportOf reads capture files through the report pipeline.
+func reportOf(t *testing.T, files ...string) (*pipeline, *capture.Stats) {
+	t.Helper()
+	p, err := newPipeline(capture.DefaultTCPConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := new(capture.Stats)
+	if err := readFiles(p, files, stats, func(err error) { t.Log(err) }); err != nil {
+		t.Fatal(err)
+	}
+	return p, stats
+}
+
+// countsOf returns the response counts per "code method".
+func countsOf(p *pipeline) map[string]uint64 {
+	got := map[string]uint64{}
+	p.sip.EachResponse(func(code int, m collector.Method, n uint64) {
+		got[strconv.Itoa(code)+" "+m.String()] = n
+	})
+	return got
 }

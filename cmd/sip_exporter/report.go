@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -120,7 +121,17 @@ func writeTable(w io.Writer, c *collector.SIP, stats *capture.Stats) error {
 		return err
 	}
 	var errs uint64
-	stats.ParseErrors(func(_ string, n uint64) { errs += n })
-	_, err := fmt.Fprintf(w, "\n%d packets, %d bytes, %d parse errors\n", stats.Packets.Load(), stats.Bytes.Load(), errs)
+	var reasons []string
+	stats.ParseErrors(func(r string, n uint64) {
+		if n > 0 {
+			errs += n
+			reasons = append(reasons, fmt.Sprintf("%s=%d", r, n))
+		}
+	})
+	detail := ""
+	if len(reasons) > 0 {
+		detail = " (" + strings.Join(reasons, ", ") + ")"
+	}
+	_, err := fmt.Fprintf(w, "\n%d packets, %d bytes, %d parse errors%s\n", stats.Packets.Load(), stats.Bytes.Load(), errs, detail)
 	return err
 }

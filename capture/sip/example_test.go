@@ -1,0 +1,57 @@
+package sip_test
+
+import (
+	"fmt"
+
+	"github.com/sip-exporter/sip_exporter/capture/sip"
+)
+
+func ExampleParse() {
+	payload := []byte("SIP/2.0 486 Busy Here\r\n" +
+		"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK74bf9;received=192.0.2.1\r\n" +
+		"To: Bob <sip:bob@example.com>;tag=314159\r\n" +
+		"From: Alice <sip:alice@example.com>;tag=9fxced76sl\r\n" +
+		"i: 3848276298220188511@example.com\r\n" +
+		"CSeq: 1 INVITE\r\n" +
+		"Content-Length: 0\r\n\r\n")
+
+	var m sip.Message
+	if err := sip.Parse(payload, &m); err == sip.ErrNotSIP {
+		return // not SIP: skip the payload
+	} else if err != nil {
+		fmt.Println("parse error:", err.(*sip.Error).Reason)
+	}
+	fmt.Println(m.StatusCode, string(m.Reason), string(m.CSeqMethod), m.CSeq)
+	fmt.Println(string(m.CallID), string(m.ViaBranch), string(m.ToTag))
+	// Output:
+	// 486 Busy Here INVITE 1
+	// 3848276298220188511@example.com z9hG4bK74bf9 314159
+}
+
+func ExampleFrameLength() {
+	stream := []byte("SIP/2.0 200 OK\r\nl: 3\r\n\r\nabcSIP/2.0 180 Ringing\r\n")
+	for {
+		n, err := sip.FrameLength(stream)
+		if err == sip.ErrIncomplete {
+			fmt.Printf("wait for more after %q\n", stream)
+			return
+		}
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("frame %q\n", stream[:n])
+		stream = stream[n:]
+	}
+	// Output:
+	// frame "SIP/2.0 200 OK\r\nl: 3\r\n\r\nabc"
+	// wait for more after "SIP/2.0 180 Ringing\r\n"
+}
+
+func ExampleIsStart() {
+	fmt.Println(sip.IsStart([]byte("OPTIONS sip:carol@example.com SIP/2.0\r\n")))
+	fmt.Println(sip.IsStart([]byte("GET / HTTP/1.1\r\n")))
+	// Output:
+	// true
+	// false
+}

@@ -1,0 +1,317 @@
+package sip_test
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+
+	sipgo "github.com/emiago/sipgo/sip"
+
+	"github.com/sip-exporter/sip_exporter/capture/sip"
+)
+
+// The differential tests compare Parse with the parser of
+// github.com/emiago/sipgo, a full SIP stack. Wherever sipgo accepts a
+// message, the start-line fields, the CSeq and the Call-ID must agree,
+// except for these classes, where sipgo is more lenient than RFC 3261 or
+// keeps a different occurrence, and which diffSipgo skips narrowly:
+//
+//   - bareLF: sipgo ends lines at CRLF only and keeps a bare LF inside the
+//     line; Parse also ends lines at a bare LF.
+//   - startLine: sipgo accepts any version beginning with "SIP"/"sip", a
+//     status code of any number of digits up to 65535, a request method
+//     that is not a token and a Request-URI with control characters;
+//     Parse requires "SIP/2.0", exactly three digits in 100..699, a token
+//     and visible characters.
+//   - statusAsRequest: sipgo takes "SIP/2.0 200 SIP/2.0" for a request
+//     because its third word begins with "SIP".
+//   - repeated: of repeated CSeq or Call-ID headers sipgo keeps the last,
+//     Parse the first.
+//   - headerName: sipgo trims any white space (\v, \f, U+0085, U+00A0) around
+//     a header name, also at the start of the first header line; Parse
+//     reports ErrHeader and skips the line.
+//   - valueSpace: sipgo trims \v, \f and Unicode spaces from values; Parse
+//     trims only SP, HT and folds (RFC 3261 LWS).
+//   - cseqMethod: sipgo takes everything after the first SP or HT of a CSeq
+//     as its method ("INVITE x", "  INVITE"); Parse requires one token
+//     after LWS and reports ErrCSeq otherwise.
+//   - tooLong: a header line longer than MaxLineBytes is skipped by Parse.
+//
+// The comparison skips inputs sipgo rejects, and Method is compared without
+// case because sipgo upper-cases it.
+
+var foldRE = regexp.MustCompile(`[ \t]*\r\n[ \t]+`)
+
+// rawHeader is one logical header line as sipgo sees it.
+type rawHeader struct{ name, value []byte }
+
+// sipgoHeaders splits the header section of a CRLF message like sipgo
+// does and returns the headers whose trimmed name is one of names.
+func sipgoHeaders(b []byte, names ...string) []rawHeader {
+	if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
+		b = b[:i+2]
+	}
+	lines := strings.Split(string(b), "\r\n")
+	var out []rawHeader
+	for i := 1; i < len(lines); i++ {
+		line := lines[i]
+		for i+1 < len(lines) && i > 0 && len(lines[i+1]) > 0 && (lines[i+1][0] == ' ' || lines[i+1][0] == '\t') {
+			i++
+			line += "\r\n" + lines[i]
+		}
+		c := strings.IndexByte(line, ':')
+		if c < 0 {
+			continue
+		}
+		name := bytes.TrimSpace([]byte(line[:c]))
+		for _, n := range names {
+			if strings.EqualFold(string(name), n) {
+				out = append(out, rawHeader{[]byte(line[:c]), []byte(line[c+1:])})
+			}
+		}
+	}
+	return out
+}
+
+var tokenNameRE = regexp.MustCompile("^[A-Za-z0-9.!%*_+`'~-]+[ \t]*$")
+
+// diffSipgo parses b with both parsers. It returns skip, the class of a
+// known difference or rejection by sipgo, or mismatch, a description of a
+// real discrepancy; both empty means the fields agree.
+func diffSipgo(b []byte) (skip, mismatch string) {
+	if len(b) > sipgo.ParseMaxMessageLength {
+		return "sipgo rejects", ""
+	}
+	msg, err := func() (msg sipgo.Message, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("sipgo panic: %v", r)
+			}
+		}()
+		return sipgo.NewParser().ParseSIP(bytes.Clone(b))
+	}()
+	if err != nil {
+		return "sipgo rejects", ""
+	}
+	head := b
+	if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
+		head = b[:i+2]
+	}
+	if bytes.Count(head, []byte("\n")) != bytes.Count(head, []byte("\r\n")) {
+		return "bareLF", ""
+	}
+	var m sip.Message
+	ourErr := sip.Parse(b, &m)
+	line, _, _ := strings.Cut(string(b), "\r\n")
+	switch ourErr {
+	case sip.ErrNotSIP, sip.ErrStatusLine, sip.ErrStatusCode, sip.ErrRequestLine:
+		if explainStartLine(line) {
+			return "startLine", ""
+		}
+		return "", fmt.Sprintf("Parse rejects start line %q with %v, sipgo accepts", line, ourErr)
+	case sip.ErrTooLong:
+		if len(line) > sip.MaxLineBytes {
+			return "startLine", ""
+		}
+	}
+	switch g := msg.(type) {
+	case *sipgo.Response:
+		if !m.Response || m.StatusCode != g.StatusCode || string(m.Reason) != g.Reason {
+			return "", fmt.Sprintf("status: got %v %d %q, sipgo %d %q", m.Response, m.StatusCode, m.Reason, g.StatusCode, g.Reason)
+		}
+	case *sipgo.Request:
+		if m.Response && strings.HasPrefix(line, "SIP/2.0 ") {
+			return "statusAsRequest", ""
+		}
+		if m.Response || !strings.EqualFold(string(m.Method), string(g.Method)) {
+			return "", fmt.Sprintf("method: got %v %q, sipgo %q", m.Response, m.Method, g.Method)
+		}
+	}
+	if ourErr == sip.ErrTooLong {
+		return "tooLong", ""
+	}
+
+	if hs := sipgoHeaders(b, "cseq"); len(hs) > 1 {
+		skip = "repeated"
+	} else if len(hs) == 1 {
+		h, g := hs[0], msg.CSeq()
+		v := foldRE.ReplaceAll(h.value, []byte(" "))
+		switch {
+		case !tokenNameRE.Match(h.name):
+			skip = "headerName"
+		case string(bytes.TrimSpace(v)) != strings.Trim(string(v), " \t"):
+			skip = "valueSpace"
+		case g == nil:
+			return "", "sipgo accepted a CSeq it does not return"
+		case m.CSeqMethod == nil && !tokenNameRE.Match([]byte(strings.TrimLeft(string(g.MethodName), " \t"))):
+			skip = "cseqMethod"
+		case m.CSeq != g.SeqNo || string(m.CSeqMethod) != strings.TrimLeft(string(g.MethodName), " \t"):
+			return "", fmt.Sprintf("cseq: got %d %q (%v), sipgo %d %q", m.CSeq, m.CSeqMethod, ourErr, g.SeqNo, g.MethodName)
+		}
+	} else if m.CSeqMethod != nil {
+		return "", fmt.Sprintf("cseq: got %d %q, sipgo none", m.CSeq, m.CSeqMethod)
+	}
+
+	if hs := sipgoHeaders(b, "call-id", "i"); len(hs) > 1 {
+		skip = "repeated"
+	} else if len(hs) == 1 {
+		h, g := hs[0], msg.CallID()
+		v := foldRE.ReplaceAll(h.value, []byte(" "))
+		switch {
+		case !tokenNameRE.Match(h.name):
+			skip = "headerName"
+		case string(bytes.TrimSpace(v)) != strings.Trim(string(v), " \t"):
+			skip = "valueSpace"
+		case g == nil:
+			return "", "sipgo accepted a Call-ID it does not return"
+		case string(foldRE.ReplaceAll(m.CallID, []byte(" "))) != g.Value():
+			return "", fmt.Sprintf("call-id: got %q, sipgo %q", m.CallID, g.Value())
+		}
+	} else if m.CallID != nil {
+		return "", fmt.Sprintf("call-id: got %q, sipgo none", m.CallID)
+	}
+	return skip, ""
+}
+
+// explainStartLine reports whether line is one that sipgo accepts only
+// through the leniencies listed above (class startLine).
+func explainStartLine(line string) bool {
+	if len(line) > sip.MaxLineBytes {
+		return true
+	}
+	p0, rest, _ := strings.Cut(line, " ")
+	p1, p2, _ := strings.Cut(rest, " ")
+	isReq := len(p2) >= 3 && strings.EqualFold(p2[:3], "sip") && !strings.Contains(p2, " ")
+	if isReq {
+		uriOK := p1 != ""
+		for i := 0; i < len(p1); i++ {
+			if p1[i] <= ' ' || p1[i] == 0x7f {
+				uriOK = false
+			}
+		}
+		return p2 != "SIP/2.0" || !tokenNameRE.MatchString(p0) || strings.ContainsAny(p0, " \t") || !uriOK
+	}
+	if p0 != "SIP/2.0" || len(p1) != 3 {
+		return true
+	}
+	for i := 0; i < 3; i++ {
+		if p1[i] < '0' || p1[i] > '9' {
+			return true
+		}
+	}
+	return p1 < "100" || p1 > "699"
+}
+
+// differentialInputs are crafted messages exercising the classes above,
+// on top of the corpus and the Parse table.
+var differentialInputs = []string{
+	"SIP/2.0 0200 OK\r\nCSeq: 1 INVITE\r\nCall-ID: a\r\n\r\n",
+	"SIP/2.0 099 Low\r\nCSeq: 1 INVITE\r\nCall-ID: a\r\n\r\n",
+	"SIP/2.0 700 High\r\nCSeq: 1 INVITE\r\nCall-ID: a\r\n\r\n",
+	"sip/2.0 200 OK\r\nCSeq: 1 INVITE\r\nCall-ID: a\r\n\r\n",
+	"SIP/2.1 200 OK\r\nCSeq: 1 INVITE\r\nCall-ID: a\r\n\r\n",
+	"SIP/2.0 200 SIP/2.0\r\nCSeq: 1 INVITE\r\nCall-ID: a\r\n\r\n",
+	"invite sip:a@b SIP/2.0\r\nCSeq: 1 INVITE\r\nCall-ID: a\r\n\r\n",
+	"INVITE sip:a@b sip/2.0\r\nCSeq: 1 INVITE\r\nCall-ID: a\r\n\r\n",
+	"SIP/2.0 200 OK\r\nCSeq: 1  INVITE\r\nCall-ID: a\r\n\r\n",
+	"SIP/2.0 200 OK\r\nCSeq: 1 INVITE x\r\nCall-ID: a\r\n\r\n",
+	"SIP/2.0 200 OK\r\nCSeq: 1\r\n INVITE\r\nCall-ID:\r\n  a  \r\n\r\n",
+	"SIP/2.0 200 OK\r\nCSeq: 1 INVITE\r\nCSeq: 2 BYE\r\nCall-ID: a\r\nCall-ID: b\r\n\r\n",
+	"SIP/2.0 200 OK\r\nCSeq\v: 1 INVITE\r\nCall-ID: a\v\r\n\r\n",
+	"SIP/2.0 200 OK\r\n CSeq: 1 INVITE\r\nCall-ID: a\r\n\r\n",
+	"SIP/2.0 200 OK\r\nCSeq : 1 INVITE\r\ni :a\r\n\r\n",
+	"SIP/2.0 200 OK\r\ncseq:1\tINVITE\r\nCALL-ID: a b\r\n\r\n",
+	"SIP/2.0 200 OK\r\nCSeq: 2147483648 INVITE\r\nCall-ID: a\r\n\r\n",
+	"SIP/2.0 200 OK\r\nCSeq: 1 INVITE\nCall-ID: a\r\n\r\n",
+	"SIP/2.0 200 Ok\r\nCSeq: 1 INVITE\r\nCall-ID: a\r\nContent-Length: 2\r\n\r\nab",
+	"SIP/2.0 200 \r\nCSeq: 1 INVITE\r\nCall-ID: a\r\n\r\n",
+	"SIP/2.0 486 Busy  Here \r\nCSeq: 1 INVITE\r\nCall-ID: a\r\n\r\n",
+	"SIP/2.0 200 OK\r\nX Bad: 1\r\nCSeq: 1 INVITE\r\nCall-ID: a\r\n\r\n",
+}
+
+func TestSipgoDifferential(t *testing.T) {
+	inputs := map[string][]byte{}
+	for i, s := range corpus {
+		inputs[fmt.Sprintf("crafted/%d", i)] = []byte(s)
+	}
+	for i, s := range differentialInputs {
+		inputs[fmt.Sprintf("differential/%d", i)] = []byte(s)
+	}
+	for _, tc := range parseCases {
+		inputs["table/"+tc.name] = []byte(tc.in)
+	}
+	for file, msgs := range corpusMessages(t) {
+		for i, b := range msgs {
+			inputs[fmt.Sprintf("%s/%d", file, i)] = b
+		}
+	}
+	skips := map[string]int{}
+	compared := 0
+	for name, b := range inputs {
+		skip, mismatch := diffSipgo(b)
+		if mismatch != "" {
+			t.Errorf("%s: %s\n%q", name, mismatch, b)
+		}
+		if skip != "" {
+			skips[skip]++
+		} else {
+			compared++
+		}
+	}
+	t.Logf("%d inputs, %d compared in full, skipped %v", len(inputs), compared, skips)
+	if compared < 1000 {
+		t.Errorf("only %d inputs compared", compared)
+	}
+}
+
+func BenchmarkSipgoParse(b *testing.B) {
+	msg := []byte(ok200)
+	p := sipgo.NewParser()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if _, err := p.ParseSIP(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParse(b *testing.B) { benchParse(b, ok200) }
+
+func BenchmarkParseCompact(b *testing.B) { benchParse(b, compact200) }
+
+func benchParse(b *testing.B, s string) {
+	msg := []byte(s)
+	var m sip.Message
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if err := sip.Parse(msg, &m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkIsStart(b *testing.B) {
+	msg := []byte(inviteSDP)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if !sip.IsStart(msg) {
+			b.Fatal("not SIP")
+		}
+	}
+}
+
+func BenchmarkFrameLength(b *testing.B) {
+	msg := []byte(ok200)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if _, err := sip.FrameLength(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
