@@ -175,6 +175,13 @@ func (d *Decoder) ip(data []byte, ts int64) {
 		}
 		ihl := int(data[0]&0x0f) * 4
 		total := int(binary.BigEndian.Uint16(data[2:]))
+		if total == 0 {
+			// Captured before segmentation offload (TSO/GSO) on the
+			// sending host: the kernel leaves the total length 0 and
+			// the packet is as long as what was captured (tcpdump and
+			// Wireshark treat it so too).
+			total = len(data)
+		}
 		if ihl < 20 || total < ihl || len(data) < ihl {
 			d.stats.parseError(ErrIPHeader)
 			return
@@ -206,7 +213,9 @@ func (d *Decoder) ip(data []byte, ts int64) {
 			data = data[:plen]
 		}
 		for i := 0; ; i++ {
-			if i == maxIPv6ExtHeaders {
+			// The bound applies to extension headers only: a chain of
+			// exactly maxIPv6ExtHeaders followed by UDP or TCP is fine.
+			if i == maxIPv6ExtHeaders && (proto == 0 || proto == 43 || proto == 60 || proto == 51) {
 				d.stats.parseError(ErrIPHeader)
 				return
 			}

@@ -53,7 +53,7 @@ type parseCase struct {
 	name string
 	in   string
 	err  error
-	want sip.Message // HeaderLength 0 means headerEnd(in); ignored on start-line errors
+	want sip.Message // zero for start-line errors (not checked); HeaderLength 0 means headerEnd(in), -1 not checked
 }
 
 func with(m sip.Message, f func(*sip.Message)) sip.Message { f(&m); return m }
@@ -186,13 +186,8 @@ func TestParse(t *testing.T) {
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("Parse() error = %v, want %v", err, tc.err)
 			}
-			switch tc.err {
-			case sip.ErrNotSIP, sip.ErrStatusLine, sip.ErrStatusCode, sip.ErrRequestLine:
-				return
-			case sip.ErrTooLong:
-				if strings.HasPrefix(tc.name, "long") && strings.Contains(tc.name, "line") && !strings.Contains(tc.name, "header") && !strings.Contains(tc.name, "last") {
-					return // start line
-				}
+			if reflect.DeepEqual(tc.want, sip.Message{}) {
+				return // start-line error: the fields are not to be trusted
 			}
 			want := tc.want
 			switch want.HeaderLength {

@@ -36,6 +36,10 @@ import (
 
 const program = "sip_exporter"
 
+// releaseVersion is reported when the build sets no version with
+// -ldflags "-X github.com/prometheus/common/version.Version=...".
+const releaseVersion = "0.1.0"
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -63,7 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app := kingpin.New(program, "Prometheus exporter for SIP response metrics: counts SIP responses by status code, class, reason and method from live capture or capture files.")
 	app.UsageWriter(stderr)
 	app.ErrorWriter(stderr)
-	app.Terminate(nil)
+	exited := false
+	app.Terminate(func(int) { exited = true }) // after --help or --version
 	var o options
 	def := capture.DefaultConfig()
 
@@ -87,6 +92,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	report.Flag("format", "Output format: table (for people) or prometheus (the exposition /metrics would serve for the sip_ families).").Default("table").EnumVar(&o.reportFormat, "table", "prometheus")
 	report.Arg("file", "pcap or pcapng files.").Required().StringsVar(&o.reportFiles)
 
+	if version.Version == "" {
+		version.Version = releaseVersion
+	}
 	app.Version(version.Print(program))
 	app.HelpFlag.Short('h')
 	cmd, err := app.Parse(args)
@@ -94,7 +102,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: error: %v (try --help)\n", program, err)
 		return 2
 	}
-	if cmd == "" { // --help or --version
+	if exited {
 		return 0
 	}
 	logger := promslog.New(&o.log)

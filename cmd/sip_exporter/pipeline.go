@@ -145,14 +145,14 @@ func startSources(ctx context.Context, sources []*source, p *pipeline, logger *s
 		case <-time.After(startupTimeout):
 			return fmt.Errorf("%s %q: not started after %v", s.typ, s.name, startupTimeout)
 		}
-		logger.Info("source started", "type", s.typ, "source", s.name)
+		logger.Info("source started", "type", s.typ, "name", s.name)
 		go func() {
 			err := <-errc
 			switch {
 			case err != nil:
-				logger.Error("source failed", "type", s.typ, "source", s.name, "err", err, "packets", s.stats.Packets.Load())
+				logger.Error("source failed", "type", s.typ, "name", s.name, "err", err, "packets", s.stats.Packets.Load())
 			default:
-				logger.Info("source ended", "type", s.typ, "source", s.name, "packets", s.stats.Packets.Load())
+				logger.Info("source ended", "type", s.typ, "name", s.name, "packets", s.stats.Packets.Load())
 			}
 		}()
 	}
