@@ -33,7 +33,8 @@ func TestMethodOf(t *testing.T) {
 }
 
 func TestSIPCollect(t *testing.T) {
-	c := collector.NewSIP()
+	col := collector.NewSIP(4)
+	c := col.Node(nil)
 	c.ObserveResponse(486, []byte("INVITE"))
 	c.ObserveResponse(486, []byte("INVITE"))
 	c.ObserveResponse(299, []byte("NOTIFY"))   // unassigned code
@@ -44,60 +45,60 @@ func TestSIPCollect(t *testing.T) {
 	c.ObserveRequest([]byte("FOO"))
 
 	want := `
-# HELP sip_responses_total SIP response messages seen, by CSeq method, status code, class and registry reason phrase (RFC 3261 §7.2).
+# HELP sip_responses_total SIP response messages seen, by node, CSeq method, status code, class and registry reason phrase (RFC 3261 §7.2).
 # TYPE sip_responses_total counter
-sip_responses_total{class="1xx",code="100",method="INVITE",reason="Trying"} 0
-sip_responses_total{class="1xx",code="180",method="INVITE",reason="Ringing"} 0
-sip_responses_total{class="1xx",code="183",method="INVITE",reason="Session Progress"} 0
-sip_responses_total{class="2xx",code="200",method="BYE",reason="OK"} 0
-sip_responses_total{class="2xx",code="200",method="CANCEL",reason="OK"} 0
-sip_responses_total{class="2xx",code="200",method="INVITE",reason="OK"} 0
-sip_responses_total{class="2xx",code="200",method="OPTIONS",reason="OK"} 0
-sip_responses_total{class="2xx",code="200",method="OTHER",reason="OK"} 2
-sip_responses_total{class="2xx",code="200",method="REGISTER",reason="OK"} 0
-sip_responses_total{class="2xx",code="299",method="NOTIFY",reason="Unassigned"} 1
-sip_responses_total{class="4xx",code="401",method="INVITE",reason="Unauthorized"} 0
-sip_responses_total{class="4xx",code="401",method="REGISTER",reason="Unauthorized"} 0
-sip_responses_total{class="4xx",code="403",method="INVITE",reason="Forbidden"} 0
-sip_responses_total{class="4xx",code="403",method="REGISTER",reason="Forbidden"} 0
-sip_responses_total{class="4xx",code="404",method="INVITE",reason="Not Found"} 0
-sip_responses_total{class="4xx",code="407",method="INVITE",reason="Proxy Authentication Required"} 0
-sip_responses_total{class="4xx",code="407",method="REGISTER",reason="Proxy Authentication Required"} 0
-sip_responses_total{class="4xx",code="408",method="INVITE",reason="Request Timeout"} 0
-sip_responses_total{class="4xx",code="408",method="REGISTER",reason="Request Timeout"} 0
-sip_responses_total{class="4xx",code="480",method="INVITE",reason="Temporarily Unavailable"} 0
-sip_responses_total{class="4xx",code="481",method="BYE",reason="Call/Transaction Does Not Exist"} 0
-sip_responses_total{class="4xx",code="486",method="INVITE",reason="Busy Here"} 2
-sip_responses_total{class="4xx",code="487",method="INVITE",reason="Request Terminated"} 0
-sip_responses_total{class="4xx",code="488",method="INVITE",reason="Not Acceptable Here"} 0
-sip_responses_total{class="5xx",code="500",method="INVITE",reason="Server Internal Error"} 0
-sip_responses_total{class="5xx",code="500",method="REGISTER",reason="Server Internal Error"} 0
-sip_responses_total{class="5xx",code="502",method="INVITE",reason="Bad Gateway"} 0
-sip_responses_total{class="5xx",code="503",method="INVITE",reason="Service Unavailable"} 0
-sip_responses_total{class="5xx",code="503",method="REGISTER",reason="Service Unavailable"} 0
-sip_responses_total{class="5xx",code="504",method="INVITE",reason="Server Time-out"} 0
-sip_responses_total{class="6xx",code="600",method="INVITE",reason="Busy Everywhere"} 0
-sip_responses_total{class="6xx",code="603",method="INVITE",reason="Decline"} 0
-# HELP sip_requests_total SIP request messages seen, by method (RFC 3261 §7.1).
+sip_responses_total{class="1xx",code="100",method="INVITE",node="",reason="Trying"} 0
+sip_responses_total{class="1xx",code="180",method="INVITE",node="",reason="Ringing"} 0
+sip_responses_total{class="1xx",code="183",method="INVITE",node="",reason="Session Progress"} 0
+sip_responses_total{class="2xx",code="200",method="BYE",node="",reason="OK"} 0
+sip_responses_total{class="2xx",code="200",method="CANCEL",node="",reason="OK"} 0
+sip_responses_total{class="2xx",code="200",method="INVITE",node="",reason="OK"} 0
+sip_responses_total{class="2xx",code="200",method="OPTIONS",node="",reason="OK"} 0
+sip_responses_total{class="2xx",code="200",method="OTHER",node="",reason="OK"} 2
+sip_responses_total{class="2xx",code="200",method="REGISTER",node="",reason="OK"} 0
+sip_responses_total{class="2xx",code="299",method="NOTIFY",node="",reason="Unassigned"} 1
+sip_responses_total{class="4xx",code="401",method="INVITE",node="",reason="Unauthorized"} 0
+sip_responses_total{class="4xx",code="401",method="REGISTER",node="",reason="Unauthorized"} 0
+sip_responses_total{class="4xx",code="403",method="INVITE",node="",reason="Forbidden"} 0
+sip_responses_total{class="4xx",code="403",method="REGISTER",node="",reason="Forbidden"} 0
+sip_responses_total{class="4xx",code="404",method="INVITE",node="",reason="Not Found"} 0
+sip_responses_total{class="4xx",code="407",method="INVITE",node="",reason="Proxy Authentication Required"} 0
+sip_responses_total{class="4xx",code="407",method="REGISTER",node="",reason="Proxy Authentication Required"} 0
+sip_responses_total{class="4xx",code="408",method="INVITE",node="",reason="Request Timeout"} 0
+sip_responses_total{class="4xx",code="408",method="REGISTER",node="",reason="Request Timeout"} 0
+sip_responses_total{class="4xx",code="480",method="INVITE",node="",reason="Temporarily Unavailable"} 0
+sip_responses_total{class="4xx",code="481",method="BYE",node="",reason="Call/Transaction Does Not Exist"} 0
+sip_responses_total{class="4xx",code="486",method="INVITE",node="",reason="Busy Here"} 2
+sip_responses_total{class="4xx",code="487",method="INVITE",node="",reason="Request Terminated"} 0
+sip_responses_total{class="4xx",code="488",method="INVITE",node="",reason="Not Acceptable Here"} 0
+sip_responses_total{class="5xx",code="500",method="INVITE",node="",reason="Server Internal Error"} 0
+sip_responses_total{class="5xx",code="500",method="REGISTER",node="",reason="Server Internal Error"} 0
+sip_responses_total{class="5xx",code="502",method="INVITE",node="",reason="Bad Gateway"} 0
+sip_responses_total{class="5xx",code="503",method="INVITE",node="",reason="Service Unavailable"} 0
+sip_responses_total{class="5xx",code="503",method="REGISTER",node="",reason="Service Unavailable"} 0
+sip_responses_total{class="5xx",code="504",method="INVITE",node="",reason="Server Time-out"} 0
+sip_responses_total{class="6xx",code="600",method="INVITE",node="",reason="Busy Everywhere"} 0
+sip_responses_total{class="6xx",code="603",method="INVITE",node="",reason="Decline"} 0
+# HELP sip_requests_total SIP request messages seen, by node and method (RFC 3261 §7.1).
 # TYPE sip_requests_total counter
-sip_requests_total{method="ACK"} 0
-sip_requests_total{method="BYE"} 0
-sip_requests_total{method="CANCEL"} 0
-sip_requests_total{method="INFO"} 0
-sip_requests_total{method="INVITE"} 1
-sip_requests_total{method="MESSAGE"} 0
-sip_requests_total{method="NOTIFY"} 0
-sip_requests_total{method="OPTIONS"} 0
-sip_requests_total{method="OTHER"} 1
-sip_requests_total{method="PRACK"} 0
-sip_requests_total{method="PUBLISH"} 0
-sip_requests_total{method="REFER"} 0
-sip_requests_total{method="REGISTER"} 0
-sip_requests_total{method="SUBSCRIBE"} 0
-sip_requests_total{method="UPDATE"} 0
+sip_requests_total{method="ACK",node=""} 0
+sip_requests_total{method="BYE",node=""} 0
+sip_requests_total{method="CANCEL",node=""} 0
+sip_requests_total{method="INFO",node=""} 0
+sip_requests_total{method="INVITE",node=""} 1
+sip_requests_total{method="MESSAGE",node=""} 0
+sip_requests_total{method="NOTIFY",node=""} 0
+sip_requests_total{method="OPTIONS",node=""} 0
+sip_requests_total{method="OTHER",node=""} 1
+sip_requests_total{method="PRACK",node=""} 0
+sip_requests_total{method="PUBLISH",node=""} 0
+sip_requests_total{method="REFER",node=""} 0
+sip_requests_total{method="REGISTER",node=""} 0
+sip_requests_total{method="SUBSCRIBE",node=""} 0
+sip_requests_total{method="UPDATE",node=""} 0
 `
 	// Counted pairs, plus the pre-initialised pairs at zero.
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
+	if err := testutil.CollectAndCompare(col, strings.NewReader(want), "sip_responses_total", "sip_requests_total"); err != nil {
 		t.Error(err)
 	}
 	if got := c.Response(486, collector.MethodINVITE); got != 2 {
@@ -106,7 +107,7 @@ sip_requests_total{method="UPDATE"} 0
 	if got := c.Request(collector.MethodOther); got != 1 {
 		t.Errorf("requests OTHER = %d, want 1", got)
 	}
-	problems, err := testutil.CollectAndLint(c)
+	problems, err := testutil.CollectAndLint(col)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ sip_requests_total{method="UPDATE"} 0
 }
 
 func TestSIPObserveAllocs(t *testing.T) {
-	c := collector.NewSIP()
+	c := collector.NewSIP(4).Node([]byte("sbc1"))
 	method := []byte("REGISTER")
 	if n := testing.AllocsPerRun(1000, func() {
 		c.ObserveResponse(401, method)
@@ -127,10 +128,58 @@ func TestSIPObserveAllocs(t *testing.T) {
 }
 
 func BenchmarkObserveResponse(b *testing.B) {
-	c := collector.NewSIP()
+	c := collector.NewSIP(4).Node(nil)
 	method := []byte("INVITE")
 	b.ReportAllocs()
 	for b.Loop() {
 		c.ObserveResponse(200, method)
+	}
+}
+
+func TestSIPNodes(t *testing.T) {
+	c := collector.NewSIP(2)
+	a := c.Node([]byte("sbc-a"))
+	if c.Node([]byte("sbc-a")) != a {
+		t.Error("same name gave another node")
+	}
+	b := c.Node([]byte("sbc\x00b")) // made safe: sbc_b
+	if b.Label() != "sbc_b" {
+		t.Errorf("label %q, want sbc_b", b.Label())
+	}
+	if c.Node([]byte("sbc_b")) != b {
+		t.Error("a raw spelling of a known label gave another node")
+	}
+	o := c.Node([]byte("sbc-c")) // past the limit
+	if o.Label() != collector.OtherNode {
+		t.Errorf("third node label %q, want other", o.Label())
+	}
+	a.ObserveResponse(200, []byte("OPTIONS"))
+	o.ObserveResponse(503, []byte("INVITE"))
+	want := `
+# HELP sip_exporter_node_overflow_total SIP messages counted under node="other" because the node limit was reached.
+# TYPE sip_exporter_node_overflow_total counter
+sip_exporter_node_overflow_total 1
+# HELP sip_exporter_nodes Distinct node label values tracked (without "other").
+# TYPE sip_exporter_nodes gauge
+sip_exporter_nodes 2
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "sip_exporter_nodes", "sip_exporter_node_overflow_total"); err != nil {
+		t.Error(err)
+	}
+	if got := testutil.CollectAndCount(c, "sip_requests_total"); got != 3*len(collector.Methods) {
+		t.Errorf("%d request series, want %d (15 per node)", got, 3*len(collector.Methods))
+	}
+	long := strings.Repeat("x", 100)
+	if got := collector.NewSIP(1).Node([]byte(long)).Label(); len(got) != collector.MaxNodeLabelBytes {
+		t.Errorf("label of %d bytes, want %d", len(got), collector.MaxNodeLabelBytes)
+	}
+}
+
+func TestSIPNodeLookupAllocs(t *testing.T) {
+	c := collector.NewSIP(4)
+	name := []byte("sbc-a")
+	c.Node(name)
+	if n := testing.AllocsPerRun(1000, func() { c.Node(name).ObserveRequest([]byte("ACK")) }); n != 0 {
+		t.Errorf("Node lookup allocates %v times", n)
 	}
 }

@@ -89,7 +89,7 @@ func TestCorpus(t *testing.T) {
 // reportOf reads capture files through the report pipeline.
 func reportOf(t *testing.T, files ...string) (*pipeline, *capture.Stats) {
 	t.Helper()
-	p, err := newPipeline(capture.DefaultTCPConfig())
+	p, err := newPipeline(pipelineConfig{tcp: capture.DefaultTCPConfig(), maxNodes: 256})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func reportOf(t *testing.T, files ...string) (*pipeline, *capture.Stats) {
 // countsOf returns the response counts per "code method".
 func countsOf(p *pipeline) map[string]uint64 {
 	got := map[string]uint64{}
-	p.sip.EachResponse(func(code int, m collector.Method, n uint64) {
+	p.node.EachResponse(func(code int, m collector.Method, n uint64) {
 		got[strconv.Itoa(code)+" "+m.String()] = n
 	})
 	return got

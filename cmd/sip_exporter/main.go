@@ -53,7 +53,7 @@ type options struct {
 	ringSize    units.Base2Bytes
 	promisc     bool
 	bpfFile     string
-	tcp         capture.TCPConfig
+	pipeline    pipelineConfig
 	metricsPath string
 	web         *web.FlagConfig
 	log         promslog.Config
@@ -80,10 +80,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("capture.ring-size", "Kernel ring buffer per interface (TPACKET_V3), whole MiB.").Default("64MiB").BytesVar(&o.ringSize)
 	app.Flag("capture.promiscuous", "Put capture interfaces in promiscuous mode (needed on SPAN/mirror ports).").BoolVar(&o.promisc)
 	app.Flag("capture.bpf-file", "File with a classic BPF filter run in the kernel, in the format of `tcpdump -ddd EXPRESSION`.").PlaceHolder("PATH").StringVar(&o.bpfFile)
-	app.Flag("capture.tcp-max-flows", "TCP flow directions reassembled at once; past it the least recently seen is evicted.").Default(fmt.Sprint(def.TCP.MaxFlows)).IntVar(&o.tcp.MaxFlows)
-	app.Flag("capture.tcp-flow-timeout", "A TCP flow with no segment for this long is forgotten.").Default(def.TCP.FlowTimeout.String()).DurationVar(&o.tcp.FlowTimeout)
-	o.tcp.MaxBufferBytes = def.TCP.MaxBufferBytes
-	o.tcp.MaxOutOfOrder = def.TCP.MaxOutOfOrder
+	app.Flag("capture.tcp-max-flows", "TCP flow directions reassembled at once; past it the least recently seen is evicted.").Default(fmt.Sprint(def.TCP.MaxFlows)).IntVar(&o.pipeline.tcp.MaxFlows)
+	app.Flag("capture.tcp-flow-timeout", "A TCP flow with no segment for this long is forgotten.").Default(def.TCP.FlowTimeout.String()).DurationVar(&o.pipeline.tcp.FlowTimeout)
+	o.pipeline.tcp.MaxBufferBytes = def.TCP.MaxBufferBytes
+	o.pipeline.tcp.MaxOutOfOrder = def.TCP.MaxOutOfOrder
+	app.Flag("capture.node-name", "Value of the node label for interface and file sources.").Default("").StringVar(&o.pipeline.nodeName)
+	app.Flag("hep.max-nodes", "Distinct node label values tracked; messages of further nodes are counted as node=\"other\".").Default("256").IntVar(&o.pipeline.maxNodes)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.metricsPath)
 	o.web = kingpinflag.AddFlags(app, ":10060")
 	promslogflag.AddFlags(app, &o.log)
@@ -132,7 +134,7 @@ func runServe(o *options, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	p, err := newPipeline(o.tcp)
+	p, err := newPipeline(o.pipeline)
 	if err != nil {
 		return err
 	}

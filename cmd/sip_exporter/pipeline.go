@@ -15,35 +15,48 @@ import (
 	"github.com/sip-exporter/sip_exporter/collector"
 )
 
+// pipelineConfig is what the pipeline takes from the flags.
+type pipelineConfig struct {
+	tcp      capture.TCPConfig
+	nodeName string // node label of interface and file sources
+	maxNodes int
+}
+
 // pipeline connects decoders to the SIP collector.
 type pipeline struct {
-	tcp capture.TCPConfig
-	sip *collector.SIP
+	cfg  pipelineConfig
+	sip  *collector.SIP
+	node *collector.Node // of interface and file sources
 }
 
-func newPipeline(tcp capture.TCPConfig) (*pipeline, error) {
-	cfg := capture.DefaultConfig()
-	cfg.TCP = tcp
-	if _, err := capture.NewDecoder(cfg, new(capture.Stats), nil); err != nil {
+func newPipeline(cfg pipelineConfig) (*pipeline, error) {
+	dc := capture.DefaultConfig()
+	dc.TCP = cfg.tcp
+	if _, err := capture.NewDecoder(dc, new(capture.Stats), nil); err != nil {
 		return nil, err
 	}
-	return &pipeline{tcp: tcp, sip: collector.NewSIP()}, nil
+	if cfg.maxNodes < 1 {
+		return nil, fmt.Errorf("--hep.max-nodes %d: must be at least 1", cfg.maxNodes)
+	}
+	c := collector.NewSIP(cfg.maxNodes)
+	return &pipeline{cfg: cfg, sip: c, node: c.Node([]byte(cfg.nodeName))}, nil
 }
 
-// observe is the handler every decoder calls for each SIP message.
-func (p *pipeline) observe(m *sip.Message) {
+// observe counts one SIP message under node n.
+func observe(n *collector.Node, m *sip.Message) {
 	if m.Response {
-		p.sip.ObserveResponse(m.StatusCode, m.CSeqMethod)
+		n.ObserveResponse(m.StatusCode, m.CSeqMethod)
 	} else {
-		p.sip.ObserveRequest(m.Method)
+		n.ObserveRequest(m.Method)
 	}
 }
 
 // decoder returns a new decoder for one source, counting into stats.
 func (p *pipeline) decoder(stats *capture.Stats) *capture.Decoder {
-	cfg := capture.DefaultConfig()
-	cfg.TCP = p.tcp
-	d, err := capture.NewDecoder(cfg, stats, p.observe)
+	dc := capture.DefaultConfig()
+	dc.TCP = p.cfg.tcp
+	node := p.node
+	d, err := capture.NewDecoder(dc, stats, func(m *sip.Message) { observe(node, m) })
 	if err != nil {
 		panic(err) // checked in newPipeline
 	}

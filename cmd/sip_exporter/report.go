@@ -28,7 +28,7 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 		}
 		f.Close()
 	}
-	p, err := newPipeline(o.tcp)
+	p, err := newPipeline(o.pipeline)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
 		return 1
@@ -69,8 +69,8 @@ func readFiles(p *pipeline, paths []string, stats *capture.Stats, warn func(erro
 	return nil
 }
 
-// writeExposition writes the text exposition of the sip_ families, as
-// /metrics serves them.
+// writeExposition writes the text exposition of the sip_ families (not the
+// sip_exporter_ self-metrics), as /metrics serves them.
 func writeExposition(w io.Writer, c *collector.SIP) error {
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(c); err != nil {
@@ -82,6 +82,9 @@ func writeExposition(w io.Writer, c *collector.SIP) error {
 	}
 	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
 	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), "sip_exporter_") {
+			continue
+		}
 		if err := enc.Encode(mf); err != nil {
 			return err
 		}
@@ -90,33 +93,21 @@ func writeExposition(w io.Writer, c *collector.SIP) error {
 }
 
 // writeTable writes one row per (code, method) in order of code then
-// method, a total per class, and the totals of the run.
+// method, a total per class, and the totals of the run. With nodes other
+// than the unnamed one, each node gets its own block.
 func writeTable(w io.Writer, c *collector.SIP, stats *capture.Stats) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "CODE\tREASON\tCLASS\tMETHOD\tCOUNT")
-	var classTotal, total uint64
-	class := ""
-	flush := func() {
-		if class != "" {
-			fmt.Fprintf(tw, "\t\t%s\ttotal\t%d\n", class, classTotal)
+	nodes := c.Nodes()
+	named := len(nodes) > 1 || (len(nodes) == 1 && nodes[0].Label() != "")
+	for i, node := range nodes {
+		if named {
+			if i > 0 {
+				fmt.Fprintln(tw)
+			}
+			fmt.Fprintf(tw, "node %q\n", node.Label())
 		}
+		writeNodeTable(tw, node)
 	}
-	c.EachResponse(func(code int, m collector.Method, n uint64) {
-		if cl := sipstatus.Class(code); cl != class {
-			flush()
-			class, classTotal = cl, 0
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\n", code, sipstatus.Text(code), class, m, n)
-		classTotal += n
-		total += n
-	})
-	flush()
-	var requests uint64
-	for m := range collector.Methods {
-		requests += c.Request(collector.Method(m))
-	}
-	fmt.Fprintf(tw, "\t\tall\tresponses\t%d\n", total)
-	fmt.Fprintf(tw, "\t\tall\trequests\t%d\n", requests)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -134,4 +125,32 @@ func writeTable(w io.Writer, c *collector.SIP, stats *capture.Stats) error {
 	}
 	_, err := fmt.Fprintf(w, "\n%d packets, %d bytes, %d parse errors%s\n", stats.Packets.Load(), stats.Bytes.Load(), errs, detail)
 	return err
+}
+
+// writeNodeTable writes the rows of one node.
+func writeNodeTable(tw io.Writer, node *collector.Node) {
+	fmt.Fprintln(tw, "CODE\tREASON\tCLASS\tMETHOD\tCOUNT")
+	var classTotal, total uint64
+	class := ""
+	flush := func() {
+		if class != "" {
+			fmt.Fprintf(tw, "\t\t%s\ttotal\t%d\n", class, classTotal)
+		}
+	}
+	node.EachResponse(func(code int, m collector.Method, n uint64) {
+		if cl := sipstatus.Class(code); cl != class {
+			flush()
+			class, classTotal = cl, 0
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\n", code, sipstatus.Text(code), class, m, n)
+		classTotal += n
+		total += n
+	})
+	flush()
+	var requests uint64
+	for m := range collector.Methods {
+		requests += node.Request(collector.Method(m))
+	}
+	fmt.Fprintf(tw, "\t\tall\tresponses\t%d\n", total)
+	fmt.Fprintf(tw, "\t\tall\trequests\t%d\n", requests)
 }
