@@ -2,26 +2,31 @@ package capture
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/sip-exporter/sip_exporter/capture/hep"
 	"github.com/sip-exporter/sip_exporter/capture/sip"
 )
 
-// Handler receives every SIP message the decoder finds. m and the bytes it
-// points to are valid only during the call: copy what must outlive it. A
-// handler runs on the source's goroutine and must not block.
-type Handler func(m *sip.Message)
+// Handler receives every SIP message the decoder finds, with where it came
+// from. o, m and the bytes they point to are valid only during the call:
+// copy what must outlive it. A handler runs on the source's goroutine and
+// must not block.
+type Handler func(o *Origin, m *sip.Message)
 
 // Config tunes a [Decoder]. The zero value is not valid: start from
 // [DefaultConfig].
 type Config struct {
 	TCP TCPConfig
+	HEP HEPDecodeConfig
 }
 
-// DefaultConfig returns the defaults the exporter's flags also use.
+// DefaultConfig returns the defaults the exporter's flags also use: HEP
+// found inside captures is decapsulated.
 func DefaultConfig() Config {
-	return Config{TCP: DefaultTCPConfig()}
+	return Config{TCP: DefaultTCPConfig(), HEP: HEPDecodeConfig{Decapsulate: true, MaxPayloadBytes: 1 << 20}}
 }
 
 // Decoder turns captured link-layer frames into SIP messages: it decodes the
@@ -36,7 +41,14 @@ type Decoder struct {
 	stats   *Stats
 	handler Handler
 	msg     sip.Message
+	origin  Origin
 	tcp     tcpTable
+
+	decapsulate bool
+	authKey     []byte
+	hep         *hep.Decoder
+	hepPacket   hep.Packet
+	agentID     [10]byte // capture agent ID in decimal
 }
 
 // NewDecoder returns a decoder that counts into stats and calls h for each
@@ -45,7 +57,11 @@ func NewDecoder(cfg Config, stats *Stats, h Handler) (*Decoder, error) {
 	if err := cfg.TCP.validate(); err != nil {
 		return nil, err
 	}
-	d := &Decoder{stats: stats, handler: h}
+	if cfg.HEP.MaxPayloadBytes < 1 {
+		return nil, fmt.Errorf("hep max payload %d bytes: must be positive", cfg.HEP.MaxPayloadBytes)
+	}
+	d := &Decoder{stats: stats, handler: h, decapsulate: cfg.HEP.Decapsulate, authKey: cfg.HEP.AuthKey,
+		hep: hep.NewDecoder(hep.Config{MaxPayload: cfg.HEP.MaxPayloadBytes})}
 	d.tcp.init(cfg.TCP, d)
 	return d, nil
 }
@@ -263,7 +279,7 @@ func (d *Decoder) ip(data []byte, ts int64) {
 		if n := int(binary.BigEndian.Uint16(data[4:])); n >= 8 && n < len(data) {
 			data = data[:n]
 		}
-		d.datagram(data[8:])
+		d.Datagram(data[8:])
 	case protoTCP:
 		if len(data) < 20 {
 			d.stats.parseError(ErrTCPHeader)
@@ -283,10 +299,16 @@ func (d *Decoder) ip(data []byte, ts int64) {
 	}
 }
 
-// datagram handles the payload of one UDP datagram: one SIP message per
-// datagram (RFC 3261 §18.1.1), recognised by content.
-func (d *Decoder) datagram(p []byte) {
+// Datagram handles the payload of one UDP datagram: one SIP message per
+// datagram (RFC 3261 §18.1.1), recognised by content, or one HEP packet
+// (decapsulated when the config says so, always for a [HEPListener]'s
+// decoder).
+func (d *Decoder) Datagram(p []byte) {
 	if len(p) == 0 {
+		return
+	}
+	if d.decapsulate && hep.IsHEP(p) {
+		d.HEP(p)
 		return
 	}
 	if !sip.IsStart(p) {
@@ -337,7 +359,7 @@ func (d *Decoder) message(p []byte) {
 	} else {
 		d.stats.Requests.Add(1)
 	}
-	d.handler(&d.msg)
+	d.handler(&d.origin, &d.msg)
 }
 
 // isCRLF reports whether p holds only CR and LF bytes (a keep-alive).

@@ -86,9 +86,18 @@ type Stats struct {
 	TCPOutOfOrder atomic.Uint64 // TCP segments held back and put in order
 	TCPGaps       atomic.Uint64 // times a missing TCP segment never came and the stream skipped ahead
 
+	HEPPackets       atomic.Uint64 // HEP packets received (listener) or found in captured payloads
+	HEPBytes         atomic.Uint64 // bytes of those HEP packets
+	HEPAuthFailures  atomic.Uint64 // HEP packets dropped for a missing or wrong auth key
+	HEPConns         atomic.Int64  // HEP TCP connections open now (a gauge)
+	HEPConnsTotal    atomic.Uint64 // HEP TCP connections accepted
+	HEPConnsRejected atomic.Uint64 // HEP TCP connections closed at once: too many open
+
 	parseErrors [numParseErrors]atomic.Uint64
 	skips       [numSkips]atomic.Uint64
 	evictions   [numEvictions]atomic.Uint64
+	hepErrors   [maxHEPErrorReasons]atomic.Uint64
+	hepTypes    [256]atomic.Uint64
 }
 
 // ParseErrors calls fn for every parse error reason, with its count (zeros

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/sip-exporter/sip_exporter/capture/hep"
 	"github.com/sip-exporter/sip_exporter/capture/sip"
 )
 
@@ -58,6 +60,8 @@ type tcpFlow struct {
 	key      tcpKey
 	next     uint32 // sequence number of the next byte expected
 	hunting  bool   // not at a message boundary: wait for a segment that starts one
+	hep      bool   // the stream carries HEPv3 packets, not SIP
+	fresh    bool   // after the SYN, before the first data: SIP or HEP is not known yet
 	buf      []byte // start of a SIP message not yet complete
 	held     []heldSegment
 	heldSize int
@@ -118,7 +122,7 @@ func (t *tcpTable) segment(k *tcpKey, seq uint32, flags uint8, payload []byte, n
 	if flags&tcpSYN != 0 {
 		seq++
 		f.next = seq
-		f.hunting = false
+		f.hunting, f.hep, f.fresh = false, false, true
 		f.buf = f.buf[:0]
 		f.dropHeld()
 	}
@@ -147,8 +151,12 @@ func (t *tcpTable) data(f *tcpFlow, seq uint32, p []byte) {
 			return
 		}
 		// Too much is missing: give up on the gap, go on from the lowest
-		// sequence number we have.
+		// sequence number we have. p is accounted in heldSize like the
+		// others, since drainHeld subtracts every segment it places:
+		// without it heldSize went negative and loosened the byte bound
+		// on held segments after each gap.
 		f.held = append(f.held, heldSegment{seq: seq, data: p})
+		f.heldSize += len(p)
 		t.skipGap(f)
 		return
 	}
@@ -213,12 +221,19 @@ func (f *tcpFlow) dropHeld() {
 // SIP message and keeps the start of an incomplete one.
 func (t *tcpTable) stream(f *tcpFlow, p []byte) {
 	st := t.d.stats
+	if f.fresh {
+		f.fresh = false
+		f.hep = t.d.decapsulate && hasHEP3Magic(p)
+	}
 	if f.hunting {
 		p = trimCRLF(p)
 		if len(p) == 0 {
 			return
 		}
-		if !sip.IsStart(p) {
+		switch {
+		case t.d.decapsulate && hasHEP3Magic(p):
+			f.hep = true
+		case !sip.IsStart(p):
 			st.skip(SkipNotSIP)
 			return
 		}
@@ -243,12 +258,33 @@ func (t *tcpTable) stream(f *tcpFlow, p []byte) {
 		if len(data) == 0 {
 			break
 		}
+		if f.hep {
+			n, err := hep.PacketLength(data)
+			if err == hep.ErrIncomplete || (err == nil && n > len(data) && n <= t.cfg.MaxBufferBytes) {
+				break
+			}
+			if err == nil && n > t.cfg.MaxBufferBytes {
+				err = hep.ErrTooLarge
+			}
+			if err != nil {
+				st.hepError(err)
+				data, f.hunting, f.hep = nil, true, false
+				break
+			}
+			t.d.HEP(data[:n])
+			data = data[n:]
+			continue
+		}
 		if n != len(data) && len(data) < 8 && bytes.IndexByte(data, '\n') < 0 {
 			break // a keep-alive split oddly, or a start line still arriving
 		}
 		n, err := sip.FrameLength(data)
 		if err == sip.ErrIncomplete {
-			if bytes.IndexByte(data, '\n') >= 0 && !sip.IsStart(data) {
+			// Not SIP when the first line is complete and not a start
+			// line, or when the first byte cannot begin one (binary
+			// data such as TLS without an LF byte would otherwise be
+			// buffered up to MaxBufferBytes and counted as too long).
+			if (bytes.IndexByte(data, '\n') >= 0 || !isTokenChar(data[0])) && !sip.IsStart(data) {
 				st.skip(SkipNotSIP)
 				data, f.hunting = nil, true
 			}
@@ -285,6 +321,12 @@ func (t *tcpTable) stream(f *tcpFlow, p []byte) {
 	default:
 		f.buf = append(f.buf[:0], data...)
 	}
+}
+
+// hasHEP3Magic reports whether p starts with the HEPv3 magic ("HEP3", or
+// "EEP3" of older agents); HEPv1/v2 are datagram-only.
+func hasHEP3Magic(p []byte) bool {
+	return len(p) >= 4 && (string(p[:4]) == "HEP3" || string(p[:4]) == "EEP3")
 }
 
 // trimCRLF drops leading CR and LF bytes: keep-alives between messages
@@ -382,4 +424,14 @@ func (t *tcpTable) sweep(now int64) {
 		t.d.stats.evict(EvictTimeout)
 		t.remove(t.oldest)
 	}
+}
+
+// isTokenChar reports whether c may appear in a SIP token (RFC 3261 §25.1),
+// the first byte of a method or of "SIP/2.0".
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-.!%*_+`'~", c) >= 0
 }

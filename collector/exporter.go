@@ -1,6 +1,10 @@
 package collector
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // ReasonCount is one labelled count of a closed set of reasons.
 type ReasonCount struct {
@@ -27,6 +31,15 @@ type SourceStats struct {
 	TCPRetransmitted uint64        // segments whose data had been seen already
 	TCPOutOfOrder    uint64        // segments held back and put in order
 	TCPGaps          uint64        // gaps given up on (data never seen)
+
+	HEPPackets       uint64        // HEP packets received or found in captured payloads
+	HEPBytes         uint64        // bytes of those packets
+	HEPErrors        []ReasonCount // HEP decode errors by reason
+	HEPAuthFailures  uint64        // HEP packets dropped for a wrong or missing auth key
+	HEPNonSIP        []ReasonCount // HEP packets of other protocol types, by type in decimal
+	HEPConns         int64         // HEP TCP connections open now
+	HEPConnsTotal    uint64        // HEP TCP connections accepted
+	HEPConnsRejected uint64        // HEP TCP connections refused: too many open
 }
 
 // Exporter is the collector of the sip_exporter_ self-metrics of the packet
@@ -34,8 +47,10 @@ type SourceStats struct {
 type Exporter struct {
 	snapshot func() []SourceStats
 
-	up, packets, bytes, dropped, skipped, parseErrors *prometheus.Desc
-	tcpFlows, tcpEvicted, tcpRetrans, tcpOOO, tcpGaps *prometheus.Desc
+	up, packets, bytes, dropped, skipped, parseErrors   *prometheus.Desc
+	tcpFlows, tcpEvicted, tcpRetrans, tcpOOO, tcpGaps   *prometheus.Desc
+	hepPackets, hepBytes, hepErrors, hepAuth, hepNonSIP *prometheus.Desc
+	hepConns, hepConnsTotal, hepConnsRejected           *prometheus.Desc
 }
 
 // NewExporter returns the self-metrics collector; snapshot must be safe to
@@ -59,13 +74,23 @@ func NewExporter(snapshot func() []SourceStats) *Exporter {
 		tcpRetrans:  d("tcp_segments_retransmitted_total", "TCP segments carrying data seen already; the data is counted once.", src),
 		tcpOOO:      d("tcp_segments_out_of_order_total", "TCP segments that arrived ahead of missing data.", src),
 		tcpGaps:     d("tcp_stream_gaps_total", "Times missing TCP data never arrived and reassembly skipped ahead to the next SIP message.", src),
+
+		hepPackets:       d("hep_packets_received_total", "HEP packets received by the listener (source udp://, tcp://, tls://) or found inside captured payloads.", src),
+		hepBytes:         d("hep_bytes_received_total", "Bytes of the HEP packets received.", src),
+		hepErrors:        d("hep_decode_errors_total", "HEP packets that could not be decoded, by reason; on TCP the connection is closed.", srcReason),
+		hepAuth:          d("hep_auth_failures_total", "HEP packets dropped because their auth key chunk is missing or wrong.", src),
+		hepNonSIP:        d("hep_non_sip_packets_total", "HEP packets of a protocol type other than SIP (1), ignored, by type in decimal (5: RTCP, 100: log, ...).", []string{"source", "protocol_type"}),
+		hepConns:         d("hep_tcp_connections", "HEP TCP connections open.", src),
+		hepConnsTotal:    d("hep_tcp_connections_total", "HEP TCP connections accepted.", src),
+		hepConnsRejected: d("hep_tcp_connections_rejected_total", "HEP TCP connections closed at once because --hep.max-connections were open.", src),
 	}
 }
 
 // Describe implements [prometheus.Collector].
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{e.up, e.packets, e.bytes, e.dropped, e.skipped, e.parseErrors,
-		e.tcpFlows, e.tcpEvicted, e.tcpRetrans, e.tcpOOO, e.tcpGaps} {
+		e.tcpFlows, e.tcpEvicted, e.tcpRetrans, e.tcpOOO, e.tcpGaps,
+		e.hepPackets, e.hepBytes, e.hepErrors, e.hepAuth, e.hepNonSIP, e.hepConns, e.hepConnsTotal, e.hepConnsRejected} {
 		ch <- d
 	}
 }
@@ -96,5 +121,15 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		counter(e.tcpRetrans, s.TCPRetransmitted, s.Source)
 		counter(e.tcpOOO, s.TCPOutOfOrder, s.Source)
 		counter(e.tcpGaps, s.TCPGaps, s.Source)
+		counter(e.hepPackets, s.HEPPackets, s.Source)
+		counter(e.hepBytes, s.HEPBytes, s.Source)
+		reasons(e.hepErrors, s.Source, s.HEPErrors)
+		counter(e.hepAuth, s.HEPAuthFailures, s.Source)
+		reasons(e.hepNonSIP, s.Source, s.HEPNonSIP)
+		if s.Type == "hep" && !strings.HasPrefix(s.Source, "udp://") {
+			ch <- prometheus.MustNewConstMetric(e.hepConns, prometheus.GaugeValue, float64(s.HEPConns), s.Source)
+			counter(e.hepConnsTotal, s.HEPConnsTotal, s.Source)
+			counter(e.hepConnsRejected, s.HEPConnsRejected, s.Source)
+		}
 	}
 }

@@ -46,8 +46,8 @@ sip_exporter_tcp_stream_gaps_total{source="eth0"} 6
 		"sip_exporter_source_up", "sip_exporter_tcp_flows", "sip_exporter_tcp_stream_gaps_total"); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.CollectAndCount(e); n != 11 {
-		t.Errorf("%d series, want 11", n)
+	if n := testutil.CollectAndCount(e); n != 14 {
+		t.Errorf("%d series, want 14", n)
 	}
 	problems, err := testutil.CollectAndLint(e)
 	if err != nil {

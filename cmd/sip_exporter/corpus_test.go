@@ -89,7 +89,7 @@ func TestCorpus(t *testing.T) {
 // reportOf reads capture files through the report pipeline.
 func reportOf(t *testing.T, files ...string) (*pipeline, *capture.Stats) {
 	t.Helper()
-	p, err := newPipeline(pipelineConfig{tcp: capture.DefaultTCPConfig(), maxNodes: 256})
+	p, err := newPipeline(defaultPipelineConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,17 +47,22 @@ func main() {
 
 // options are the parsed command line.
 type options struct {
-	interfaces  []string
-	pcapFiles   []string
-	pcapSpeed   string
-	pcapLoop    bool
-	ringSize    units.Base2Bytes
-	promisc     bool
-	bpfFile     string
-	pipeline    pipelineConfig
-	metricsPath string
-	web         *web.FlagConfig
-	log         promslog.Config
+	interfaces   []string
+	pcapFiles    []string
+	pcapSpeed    string
+	pcapLoop     bool
+	ringSize     units.Base2Bytes
+	promisc      bool
+	bpfFile      string
+	pipeline     pipelineConfig
+	hep          capture.HEPConfig
+	hepTransport string
+	hepCertFile  string
+	hepKeyFile   string
+	hepAuthKey   []byte
+	metricsPath  string
+	web          *web.FlagConfig
+	log          promslog.Config
 
 	reportFormat string
 	reportFiles  []string
@@ -70,6 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	exited := false
 	app.Terminate(func(int) { exited = true }) // after --help or --version
 	var o options
+	var hepMaxPacket units.Base2Bytes
 	def := capture.DefaultConfig()
 
 	serve := app.Command("serve", "Capture and serve /metrics (the default command).").Default()
@@ -86,6 +93,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	o.pipeline.tcp.MaxOutOfOrder = def.TCP.MaxOutOfOrder
 	app.Flag("capture.node-name", "Value of the node label for interface and file sources.").Default("").StringVar(&o.pipeline.nodeName)
 	app.Flag("hep.max-nodes", "Distinct node label values tracked; messages of further nodes are counted as node=\"other\".").Default("256").IntVar(&o.pipeline.maxNodes)
+	o.hep = capture.DefaultHEPConfig()
+	app.Flag("hep.listen-address", "Receive HEP (v3, also v1/v2 over UDP) from SIP servers and capture agents on HOST:PORT (conventionally :9060).").PlaceHolder("HOST:PORT").Default("").StringVar(&o.hep.Addr)
+	app.Flag("hep.transport", "HEP transports: udp, tcp or both (on the same address).").Default("both").EnumVar(&o.hepTransport, "udp", "tcp", "both")
+	app.Flag("hep.tls-cert-file", "Certificate (PEM) to serve HEP over TLS on the TCP transport.").PlaceHolder("PATH").StringVar(&o.hepCertFile)
+	app.Flag("hep.tls-key-file", "Private key (PEM) of --hep.tls-cert-file.").PlaceHolder("PATH").StringVar(&o.hepKeyFile)
+	var authKey, authKeyFile string
+	app.Flag("hep.auth-key", "Drop and count HEPv3 packets whose auth key chunk is not this key.").PlaceHolder("KEY").StringVar(&authKey)
+	app.Flag("hep.auth-key-file", "Read --hep.auth-key from a file (trailing newline removed).").PlaceHolder("PATH").StringVar(&authKeyFile)
+	app.Flag("hep.max-connections", "HEP TCP connections served at once; more are closed and counted.").Default(fmt.Sprint(o.hep.MaxConns)).IntVar(&o.hep.MaxConns)
+	app.Flag("hep.read-timeout", "Close a HEP TCP connection idle for this long.").Default(o.hep.ReadTimeout.String()).DurationVar(&o.hep.ReadTimeout)
+	app.Flag("hep.max-packet-size", "Largest HEP packet accepted on TCP; a larger length closes the connection.").Default("64KiB").BytesVar(&hepMaxPacket)
+	o.pipeline.hep = def.HEP
+	app.Flag("capture.decode-hep", "Decapsulate HEP found inside captured UDP/TCP payloads (a captured HEP feed) and count its SIP.").Default("true").BoolVar(&o.pipeline.hep.Decapsulate)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.metricsPath)
 	o.web = kingpinflag.AddFlags(app, ":10060")
 	promslogflag.AddFlags(app, &o.log)
@@ -107,6 +127,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if exited {
 		return 0
 	}
+	o.hep.MaxPacketBytes = int(hepMaxPacket)
+	switch {
+	case authKey != "" && authKeyFile != "":
+		fmt.Fprintf(stderr, "%s: error: --hep.auth-key and --hep.auth-key-file exclude each other\n", program)
+		return 2
+	case authKey != "":
+		o.hepAuthKey = []byte(authKey)
+	case authKeyFile != "":
+		b, err := os.ReadFile(authKeyFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: error: --hep.auth-key-file: %v\n", program, err)
+			return 2
+		}
+		if o.hepAuthKey = bytes.TrimRight(b, "\r\n"); len(o.hepAuthKey) == 0 {
+			fmt.Fprintf(stderr, "%s: error: --hep.auth-key-file %q is empty\n", program, authKeyFile)
+			return 2
+		}
+	}
 	logger := promslog.New(&o.log)
 	if logger == nil {
 		return 2
@@ -127,17 +165,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 // signal arrives or the server fails.
 func runServe(o *options, logger *slog.Logger) error {
 	logger.Info("starting "+program, "version", version.Info(), "build_context", version.BuildContext())
-	sources, err := newSources(o)
+	p, err := newPipeline(o.pipeline)
+	if err != nil {
+		return err
+	}
+	sources, err := newSources(o, p)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	p, err := newPipeline(o.pipeline)
-	if err != nil {
-		return err
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		versioncollector.NewCollector(program),

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 // pipelineConfig is what the pipeline takes from the flags.
 type pipelineConfig struct {
 	tcp      capture.TCPConfig
+	hep      capture.HEPDecodeConfig
 	nodeName string // node label of interface and file sources
 	maxNodes int
 }
@@ -30,9 +33,7 @@ type pipeline struct {
 }
 
 func newPipeline(cfg pipelineConfig) (*pipeline, error) {
-	dc := capture.DefaultConfig()
-	dc.TCP = cfg.tcp
-	if _, err := capture.NewDecoder(dc, new(capture.Stats), nil); err != nil {
+	if _, err := capture.NewDecoder(cfg.decoderConfig(), new(capture.Stats), nil); err != nil {
 		return nil, err
 	}
 	if cfg.maxNodes < 1 {
@@ -42,8 +43,26 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 	return &pipeline{cfg: cfg, sip: c, node: c.Node([]byte(cfg.nodeName))}, nil
 }
 
-// observe counts one SIP message under node n.
-func observe(n *collector.Node, m *sip.Message) {
+// defaultPipelineConfig returns the defaults of the flags.
+func defaultPipelineConfig() pipelineConfig {
+	dc := capture.DefaultConfig()
+	return pipelineConfig{tcp: dc.TCP, hep: dc.HEP, maxNodes: 256}
+}
+
+// decoderConfig returns the decoder configuration of the flags.
+func (c pipelineConfig) decoderConfig() capture.Config {
+	dc := capture.DefaultConfig()
+	dc.TCP, dc.HEP = c.tcp, c.hep
+	return dc
+}
+
+// observe counts one SIP message: under the HEP sender's node when it came
+// over HEP, else under the node of interface and file sources.
+func (p *pipeline) observe(o *capture.Origin, m *sip.Message) {
+	n := p.node
+	if o.Node != nil {
+		n = p.sip.Node(o.Node)
+	}
 	if m.Response {
 		n.ObserveResponse(m.StatusCode, m.CSeqMethod)
 	} else {
@@ -53,10 +72,7 @@ func observe(n *collector.Node, m *sip.Message) {
 
 // decoder returns a new decoder for one source, counting into stats.
 func (p *pipeline) decoder(stats *capture.Stats) *capture.Decoder {
-	dc := capture.DefaultConfig()
-	dc.TCP = p.cfg.tcp
-	node := p.node
-	d, err := capture.NewDecoder(dc, stats, func(m *sip.Message) { observe(node, m) })
+	d, err := capture.NewDecoder(p.cfg.decoderConfig(), stats, p.observe)
 	if err != nil {
 		panic(err) // checked in newPipeline
 	}
@@ -73,11 +89,68 @@ type source struct {
 	run func(ctx context.Context, d *capture.Decoder, started func()) error
 }
 
+// hepSources opens the HEP listener of o and returns a source per
+// transport, so that their counters stay apart.
+func hepSources(o *options, p *pipeline) ([]*source, error) {
+	cfg := o.hep
+	switch o.hepTransport {
+	case "udp":
+		cfg.TCP = false
+	case "tcp":
+		cfg.UDP = false
+	}
+	if (o.hepCertFile == "") != (o.hepKeyFile == "") {
+		return nil, fmt.Errorf("--hep.tls-cert-file and --hep.tls-key-file go together")
+	}
+	if o.hepCertFile != "" {
+		if !cfg.TCP {
+			return nil, fmt.Errorf("--hep.tls-cert-file needs --hep.transport=tcp or both")
+		}
+		cert, err := tls.LoadX509KeyPair(o.hepCertFile, o.hepKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--hep.tls-cert-file/--hep.tls-key-file: %w", err)
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	udp := &source{name: "udp://" + cfg.Addr, typ: "hep"}
+	tcpName := "tcp://" + cfg.Addr
+	if cfg.TLS != nil {
+		tcpName = "tls://" + cfg.Addr
+	}
+	tcp := &source{name: tcpName, typ: "hep"}
+	// The listener's decoders always decode HEP and check the auth key.
+	lp := *p
+	lp.cfg.hep.Decapsulate, lp.cfg.hep.AuthKey = true, o.hepAuthKey
+	l, err := capture.ListenHEP(cfg, lp.decoder(&udp.stats), func() *capture.Decoder { return lp.decoder(&tcp.stats) }, &tcp.stats)
+	if err != nil {
+		return nil, err
+	}
+	var out []*source
+	if cfg.UDP {
+		udp.run = func(ctx context.Context, _ *capture.Decoder, started func()) error {
+			started()
+			return l.ServeUDP(ctx)
+		}
+		out = append(out, udp)
+	}
+	if cfg.TCP {
+		tcp.run = func(ctx context.Context, _ *capture.Decoder, started func()) error {
+			started()
+			return l.ServeTCP(ctx)
+		}
+		out = append(out, tcp)
+	}
+	return out, nil
+}
+
 // newSources checks the source flags and returns the sources, or an error
 // that names the problem.
-func newSources(o *options) ([]*source, error) {
-	if len(o.interfaces) == 0 && len(o.pcapFiles) == 0 {
-		return nil, fmt.Errorf("no packet source: give at least one --capture.interface or --capture.pcap-file")
+func newSources(o *options, p *pipeline) ([]*source, error) {
+	if len(o.interfaces) == 0 && len(o.pcapFiles) == 0 && o.hep.Addr == "" {
+		return nil, fmt.Errorf("no packet source: give at least one --capture.interface, --capture.pcap-file or --hep.listen-address")
+	}
+	if o.hep.Addr == "" && (o.hepCertFile != "" || o.hepAuthKey != nil) {
+		return nil, fmt.Errorf("--hep.tls-cert-file and --hep.auth-key need --hep.listen-address")
 	}
 	if (o.pcapLoop || o.pcapSpeed != "fast") && len(o.pcapFiles) == 0 {
 		return nil, fmt.Errorf("--capture.pcap-loop and --capture.pcap-speed need --capture.pcap-file")
@@ -126,6 +199,13 @@ func newSources(o *options) ([]*source, error) {
 				started()
 				return capture.ReadFile(ctx, cfg, d)
 			}})
+	}
+	if o.hep.Addr != "" {
+		hs, err := hepSources(o, p)
+		if err != nil {
+			return nil, err
+		}
+		sources = append(sources, hs...)
 	}
 	return sources, nil
 }
@@ -182,6 +262,8 @@ func snapshot(sources []*source) []collector.SourceStats {
 			Packets: st.Packets.Load(), Bytes: st.Bytes.Load(), KernelDrops: st.KernelDrops.Load(),
 			TCPFlows: st.TCPFlows.Load(), TCPRetransmitted: st.TCPRetrans.Load(),
 			TCPOutOfOrder: st.TCPOutOfOrder.Load(), TCPGaps: st.TCPGaps.Load(),
+			HEPPackets: st.HEPPackets.Load(), HEPBytes: st.HEPBytes.Load(), HEPAuthFailures: st.HEPAuthFailures.Load(),
+			HEPConns: st.HEPConns.Load(), HEPConnsTotal: st.HEPConnsTotal.Load(), HEPConnsRejected: st.HEPConnsRejected.Load(),
 		}
 		add := func(dst *[]collector.ReasonCount) func(string, uint64) {
 			return func(r string, n uint64) { *dst = append(*dst, collector.ReasonCount{Reason: r, Count: n}) }
@@ -189,6 +271,10 @@ func snapshot(sources []*source) []collector.SourceStats {
 		st.ParseErrors(add(&ss.ParseErrors))
 		st.Skips(add(&ss.Skipped))
 		st.Evictions(add(&ss.TCPEvictions))
+		st.HEPErrors(add(&ss.HEPErrors))
+		st.HEPTypes(func(t uint8, n uint64) {
+			ss.HEPNonSIP = append(ss.HEPNonSIP, collector.ReasonCount{Reason: strconv.Itoa(int(t)), Count: n})
+		})
 		out = append(out, ss)
 	}
 	return out

@@ -1,0 +1,105 @@
+package capture
+
+import (
+	"crypto/subtle"
+	"strconv"
+
+	"github.com/sip-exporter/sip_exporter/capture/hep"
+	"github.com/sip-exporter/sip_exporter/capture/sip"
+)
+
+// HEPDecodeConfig says how HEP packets are handled, whether received by a
+// [HEPListener] or found inside captured UDP/TCP payloads.
+type HEPDecodeConfig struct {
+	Decapsulate     bool   // look for HEP inside captured UDP and TCP payloads
+	AuthKey         []byte // when set, packets whose auth key chunk differs are dropped (listener only)
+	MaxPayloadBytes int    // largest decompressed payload (compressed payload chunk 0x0010)
+}
+
+// Origin says where a SIP message came from.
+type Origin struct {
+	// Node identifies the HEP sender: its node name chunk, else its capture
+	// agent ID in decimal. Nil for a message captured directly.
+	Node []byte
+}
+
+// HEP decodes one HEP packet (HEPv3, or HEPv1/v2) and hands its SIP
+// payload on, as if the SIP message had been captured directly, with the
+// sender in the [Origin]. It returns false when the packet is bad (a decode
+// error or a wrong auth key; counted in Stats), which closes a TCP
+// connection; a well-formed packet of another protocol type (RTCP, logs,
+// ...) is counted by type and returns true.
+func (d *Decoder) HEP(b []byte) bool {
+	st := d.stats
+	st.HEPPackets.Add(1)
+	st.HEPBytes.Add(uint64(len(b)))
+	p := &d.hepPacket
+	if err := d.hep.Decode(b, p); err != nil {
+		st.hepError(err)
+		return false
+	}
+	if d.authKey != nil && subtle.ConstantTimeCompare(p.AuthKey, d.authKey) != 1 {
+		st.HEPAuthFailures.Add(1)
+		return false
+	}
+	if p.ProtocolType != hep.ProtocolSIP {
+		st.hepTypes[p.ProtocolType].Add(1)
+		return true
+	}
+	node := p.NodeName
+	if len(node) == 0 {
+		node = strconv.AppendUint(d.agentID[:0], uint64(p.CaptureAgentID), 10)
+	}
+	payload := trimCRLF(p.Payload)
+	if !sip.IsStart(payload) {
+		if len(payload) == 0 || isCRLF(payload) {
+			st.skip(SkipKeepalive)
+		} else {
+			st.skip(SkipNotSIP)
+		}
+		return true
+	}
+	d.origin.Node = node
+	d.message(payload)
+	d.origin.Node = nil
+	return true
+}
+
+// hepError counts a HEP decode error under its reason.
+func (s *Stats) hepError(err error) {
+	reason := "other"
+	if e, ok := err.(*hep.Error); ok {
+		reason = e.Reason
+	}
+	for i, r := range hepErrorReasons {
+		if r == reason {
+			s.hepErrors[i].Add(1)
+			return
+		}
+	}
+	s.hepErrors[len(hepErrorReasons)-1].Add(1)
+}
+
+// hepErrorReasons are the HEP decoder's reasons plus "other".
+var hepErrorReasons = append(append([]string(nil), hep.ErrorReasons...), "other")
+
+// maxHEPErrorReasons bounds hepErrorReasons for the counter array.
+const maxHEPErrorReasons = 16
+
+// HEPErrors calls fn for every HEP decode error reason with its count,
+// zeros included.
+func (s *Stats) HEPErrors(fn func(reason string, n uint64)) {
+	for i, r := range hepErrorReasons {
+		fn(r, s.hepErrors[i].Load())
+	}
+}
+
+// HEPTypes calls fn for every HEP protocol type other than SIP seen at
+// least once, with its count of packets ignored.
+func (s *Stats) HEPTypes(fn func(protocolType uint8, n uint64)) {
+	for i := range s.hepTypes {
+		if n := s.hepTypes[i].Load(); n > 0 {
+			fn(uint8(i), n)
+		}
+	}
+}
