@@ -40,7 +40,7 @@ func TestNewDecoderConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := capture.DefaultConfig()
 			tc.edit(&cfg.TCP)
-			if _, err := capture.NewDecoder(cfg, new(capture.Stats), func(*sip.Message) {}); err == nil {
+			if _, err := capture.NewDecoder(cfg, new(capture.Stats), func(*capture.Origin, *sip.Message) {}); err == nil {
 				t.Fatal("NewDecoder: no error")
 			}
 		})
@@ -143,7 +143,7 @@ func withIPv6Ext(p []byte, types ...uint8) []byte {
 
 // icmpError returns an ICMP error (v4: port unreachable, v6: destination
 // unreachable) that quotes the whole packet quoted.
-func icmpError(t *testing.T, quoted []byte) []byte {
+func icmpError(t testing.TB, quoted []byte) []byte {
 	if quoted[0]>>4 == 4 {
 		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: bob4.Addr().AsSlice(), DstIP: alice4.Addr().AsSlice()}
 		icmp := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodePort)}

@@ -63,7 +63,7 @@ func readFileOnce(ctx context.Context, cfg FileConfig, d *Decoder) error {
 		return fmt.Errorf("read %q: %w", cfg.Path, errNotCapture(err))
 	}
 	var r packetReader
-	var linkTypes func(ci *gopacket.CaptureInfo) layers.LinkType
+	var linkTypes func(ifIndex int) layers.LinkType
 	switch {
 	case [4]byte(magic) == netmonMagic:
 		nm, err := newNetmonReader(f)
@@ -71,23 +71,23 @@ func readFileOnce(ctx context.Context, cfg FileConfig, d *Decoder) error {
 			return fmt.Errorf("read netmon file %q: %w", cfg.Path, err)
 		}
 		r = nm
-		linkTypes = func(*gopacket.CaptureInfo) layers.LinkType { return nm.linkType }
+		linkTypes = func(int) layers.LinkType { return nm.linkType }
 	case binary.LittleEndian.Uint32(magic) == pcapngMagic:
-		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{})
+		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
 		if err != nil {
 			return fmt.Errorf("read pcapng file %q: %w", cfg.Path, err)
 		}
 		r = ng
 		var cache []layers.LinkType
-		linkTypes = func(ci *gopacket.CaptureInfo) layers.LinkType {
-			for ci.InterfaceIndex >= len(cache) {
+		linkTypes = func(ifIndex int) layers.LinkType {
+			for ifIndex >= len(cache) {
 				intf, err := ng.Interface(len(cache))
 				if err != nil {
 					return ng.LinkType()
 				}
 				cache = append(cache, intf.LinkType)
 			}
-			return cache[ci.InterfaceIndex]
+			return cache[ifIndex]
 		}
 	default:
 		pr, err := pcapgo.NewReader(br)
@@ -96,7 +96,7 @@ func readFileOnce(ctx context.Context, cfg FileConfig, d *Decoder) error {
 		}
 		r = pr
 		lt := pr.LinkType()
-		linkTypes = func(*gopacket.CaptureInfo) layers.LinkType { return lt }
+		linkTypes = func(int) layers.LinkType { return lt }
 	}
 
 	var first int64
@@ -135,7 +135,7 @@ func readFileOnce(ctx context.Context, cfg FileConfig, d *Decoder) error {
 		} else if n&1023 == 0 && ctx.Err() != nil {
 			return nil
 		}
-		d.Packet(linkTypes(&ci), data, ts, ci.Length)
+		d.Packet(linkTypes(ci.InterfaceIndex), data, ts, ci.Length)
 	}
 }
 

@@ -35,7 +35,7 @@ var (
 	compact = messages[13]
 )
 
-// segs describes a TCP exchange step by step for table tests.
+// step is one segment of a TCP exchange in a table test.
 type step struct {
 	dir   int    // 0: alice to bob, 1: bob to alice
 	seq   int64  // relative sequence number (from the SYN); -1: next in order
@@ -135,7 +135,7 @@ func TestTCPReassembly(t *testing.T) {
 			msgs: want(invite, ack), counts: map[string]uint64{"requests": 2, "tcp_out_of_order": 1}},
 		{name: "out of order inside a message", steps: []step{at(0, 0, inv[:100]), at(0, 300, inv[300:]), at(0, 200, inv[200:300]), at(0, 100, inv[100:200])},
 			msgs: want(invite), counts: map[string]uint64{"requests": 1, "tcp_out_of_order": 2}},
-		{name: "out of order overlapping", steps: []step{at(0, 0, inv[:100]), at(0, 150, inv[150:] + ack.text), at(0, 100, inv[100:200])},
+		{name: "out of order overlapping", steps: []step{at(0, 0, inv[:100]), at(0, 150, inv[150:]+ack.text), at(0, 100, inv[100:200])},
 			msgs: want(invite, ack), counts: map[string]uint64{"requests": 2, "tcp_out_of_order": 1}},
 		{name: "gap never filled", cfg: &small, steps: []step{
 			at(0, 0, inv), // then ok (len(okt) bytes) goes missing
@@ -152,18 +152,19 @@ func TestTCPReassembly(t *testing.T) {
 			msgs:   want(ack, bye, ack, bye),
 			counts: map[string]uint64{"requests": 4, "tcp_out_of_order": 5, "tcp_gaps": 1, "skip/not_sip": 1}},
 		{name: "gap over the held byte bound", cfg: &small, steps: []step{
-			at(0, 0, inv), at(0, n1+100, inv), at(0, 2*n1+100, ack.text),
+			at(0, 0, inv), at(0, n1+100, inv), at(0, 2*n1+100, inv+inv),
 		},
-			msgs:   want(invite, invite, ack),
-			counts: map[string]uint64{"requests": 3, "tcp_out_of_order": 2, "tcp_gaps": 1}},
+			msgs:   want(invite, invite, invite, invite),
+			counts: map[string]uint64{"requests": 4, "tcp_out_of_order": 2, "tcp_gaps": 1}},
 		{name: "held byte bound after a gap", cfg: &small, steps: []step{
-			// First gap: 900 + 600 held bytes exceed 2 × 1024.
-			at(0, 0, ack.text), at(0, 1000, strings.Repeat("a", 900)), at(0, 2000, strings.Repeat("b", 1200)),
+			// First gap: 900 + 1200 held bytes exceed 2 × 1024; both
+			// are placed, so nothing is left held.
+			at(0, 0, ack.text), at(0, 1000, strings.Repeat("a", 900)), at(0, 1900, strings.Repeat("b", 1200)),
 			// Second gap: the same sizes must again be more than may be held.
-			at(0, 5000, strings.Repeat("c", 900)), at(0, 6000, strings.Repeat("d", 1200)),
+			at(0, 5000, strings.Repeat("c", 900)), at(0, 5900, strings.Repeat("d", 1200)),
 		},
 			msgs:   want(ack),
-			counts: map[string]uint64{"requests": 1, "tcp_out_of_order": 4, "tcp_gaps": 2, "skip/not_sip": 2}},
+			counts: map[string]uint64{"requests": 1, "tcp_out_of_order": 4, "tcp_gaps": 2, "skip/not_sip": 4}},
 		{name: "keep-alives between messages", steps: append(append(in(0, "\r\n\r\n", inv, "\r\n\r\n"), in(1, "\r\n", okt, "\r\n")...), in(0, "\r\n\r\n"+ack.text+"\r\n\r\n", "\r", "\n\r\n", bye.text)...),
 			msgs: want(invite, ok, ack, bye), counts: map[string]uint64{"requests": 3, "responses": 1}},
 		{name: "joined mid-stream", noSYN: true, steps: in(0, inv[bodyStart(inv)+10:], ack.text, bye.text),
@@ -175,7 +176,7 @@ func TestTCPReassembly(t *testing.T) {
 		{name: "out of order across the wrap", isn: 1<<32 - 100, steps: []step{at(0, n1, ack.text), at(0, 0, inv)},
 			msgs: want(invite, ack), counts: map[string]uint64{"requests": 2, "tcp_out_of_order": 1}},
 		{name: "too long for the buffer", cfg: &small, steps: in(0, append(split(big, 900, 1800, 2700), ack.text)...),
-			msgs: want(ack), counts: map[string]uint64{"requests": 1, "error/too_long": 1, "skip/not_sip": 1}},
+			msgs: want(ack), counts: map[string]uint64{"requests": 1, "error/too_long": 1, "skip/not_sip": 3}},
 		{name: "both directions", steps: []step{
 			at(0, 0, inv[:300]), at(1, 0, ringing.text[:100]), at(0, 300, inv[300:]), at(1, 100, ringing.text[100:]+okt[:50]),
 			at(1, len(ringing.text)+50, okt[50:]), at(0, n1, ack.text),
@@ -184,7 +185,9 @@ func TestTCPReassembly(t *testing.T) {
 		{name: "http on a sip port", steps: in(0, string(http), string(httpR)),
 			msgs: nil, counts: map[string]uint64{"skip/not_sip": 2}},
 		{name: "tls on a sip port", steps: in(0, string(tlsHello), string(tlsHello)),
-			msgs: nil, counts: map[string]uint64{"skip/not_sip": 1}},
+			msgs: nil, counts: map[string]uint64{"skip/not_sip": 2}},
+		{name: "binary without line feeds", cfg: &small, steps: in(0, binNoLF(300), binNoLF(900), binNoLF(900), ack.text),
+			msgs: want(ack), counts: map[string]uint64{"requests": 1, "skip/not_sip": 3}},
 		{name: "bad content length", steps: in(0, "INVITE sip:a@b SIP/2.0\r\nl: x\r\n\r\n", "\r\n", ack.text),
 			msgs: want(ack), counts: map[string]uint64{"requests": 1, "error/content_length": 1}},
 	} {
@@ -276,10 +279,18 @@ func TestTCPEviction(t *testing.T) {
 		// The evicted flow was the least recently seen, the first: the
 		// rest of its message is now mid-stream and lost; the others
 		// complete theirs.
-		for _, c := range conns {
+		for _, c := range conns[1:] {
 			feed(d, pk(c.data(invite.text[200:])))
 		}
 		if w := want(invite, invite); !sameMsgs(rec.msgs, w) {
+			t.Errorf("messages = %v, want %v", rec.msgs, w)
+		}
+		// The first comes back mid-stream and evicts the second.
+		feed(d, pk(conns[0].data(invite.text[200:])), pk(conns[0].data(ack.text)))
+		if n := st.Evicted(capture.EvictLimit); n != 2 {
+			t.Errorf("evicted(limit) = %d, want 2", n)
+		}
+		if w := want(invite, invite, ack); !sameMsgs(rec.msgs, w) {
 			t.Errorf("messages = %v, want %v", rec.msgs, w)
 		}
 	})
@@ -322,4 +333,14 @@ func TestTCPEviction(t *testing.T) {
 			t.Errorf("requests = %d, want 1 (the ACK)", n)
 		}
 	})
+}
+
+// binNoLF returns n bytes of binary data (a TLS record) with no LF byte.
+func binNoLF(n int) string {
+	b := make([]byte, n)
+	b[0], b[1], b[2] = 0x17, 0x03, 0x03
+	for i := 3; i < n; i++ {
+		b[i] = byte(i*7+11) | 0x80
+	}
+	return string(b)
 }

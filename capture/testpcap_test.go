@@ -139,7 +139,7 @@ func (g got) String() string { return fmt.Sprintf("%d/%s", g.code, g.method) }
 // recorder is a Handler that copies what it needs out of each message.
 type recorder struct{ msgs []got }
 
-func (r *recorder) handle(m *sip.Message) {
+func (r *recorder) handle(_ *capture.Origin, m *sip.Message) {
 	if m.Response {
 		r.msgs = append(r.msgs, got{m.StatusCode, string(m.CSeqMethod)})
 	} else {
