@@ -322,10 +322,13 @@ func (d *Decoder) Datagram(p []byte) {
 	d.message(p)
 }
 
-// message scans one SIP message and hands it on. A start-line error drops
-// the message; a header error is counted and the message still counted.
-func (d *Decoder) message(p []byte) {
-	err := sip.Parse(p, &d.msg)
+// message scans one SIP message and hands it on.
+func (d *Decoder) message(p []byte) { d.deliver(sip.Parse(p, &d.msg)) }
+
+// deliver counts the message in d.msg, which sip.Parse returned err for,
+// and hands it on. A start-line error drops the message; a header error is
+// counted and the message still counted.
+func (d *Decoder) deliver(err error) {
 	if err != nil {
 		fatal := false
 		switch err {

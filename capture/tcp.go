@@ -253,7 +253,6 @@ func (t *tcpTable) stream(f *tcpFlow, p []byte) {
 		data = f.buf
 	}
 	for {
-		n := len(data)
 		data = trimCRLF(data)
 		if len(data) == 0 {
 			break
@@ -275,37 +274,56 @@ func (t *tcpTable) stream(f *tcpFlow, p []byte) {
 			data = data[n:]
 			continue
 		}
-		if n != len(data) && len(data) < 8 && bytes.IndexByte(data, '\n') < 0 {
-			break // a keep-alive split oddly, or a start line still arriving
-		}
-		n, err := sip.FrameLength(data)
-		if err == sip.ErrIncomplete {
-			// Not SIP when the first line is complete and not a start
-			// line, or when the first byte cannot begin one (binary
-			// data such as TLS without an LF byte would otherwise be
-			// buffered up to MaxBufferBytes and counted as too long).
-			if (bytes.IndexByte(data, '\n') >= 0 || !isTokenChar(data[0])) && !sip.IsStart(data) {
-				st.skip(SkipNotSIP)
-				data, f.hunting = nil, true
+		// Wait for the whole start line before judging it.
+		if bytes.IndexByte(data[:min(len(data), sip.MaxLineBytes+2)], '\n') < 0 {
+			if len(data) <= sip.MaxLineBytes && isTokenChar(data[0]) {
+				break
 			}
-			break
-		}
-		if err != nil {
-			if err == sip.ErrContentLength {
-				st.parseError(ErrContentLength)
-			} else {
-				st.parseError(ErrTooLong)
-			}
-			data, f.hunting = nil, true
-			break
-		}
-		if !sip.IsStart(data) {
 			st.skip(SkipNotSIP)
 			data, f.hunting = nil, true
 			break
 		}
-		t.d.message(data[:n])
-		data = data[n:]
+		// One scan gives both the fields and the frame: the header up to
+		// the empty line plus Content-Length body bytes (RFC 3261 §18.3).
+		msg := &t.d.msg
+		err := sip.Parse(data, msg)
+		switch err {
+		case sip.ErrNotSIP:
+			st.skip(SkipNotSIP)
+			data, f.hunting = nil, true
+			continue
+		case sip.ErrStatusLine, sip.ErrStatusCode, sip.ErrRequestLine:
+			t.d.deliver(err) // counts the parse error; nothing to frame by
+			data, f.hunting = nil, true
+			continue
+		}
+		hl := msg.HeaderLength
+		if !headerEnded(data, hl) {
+			if len(data) >= sip.MaxHeaderBytes {
+				st.parseError(ErrTooLong)
+				data, f.hunting = nil, true
+			}
+			break
+		}
+		cl := msg.ContentLength
+		if cl < 0 {
+			if err == sip.ErrContentLength {
+				st.parseError(ErrContentLength)
+				data, f.hunting = nil, true
+				break
+			}
+			cl = 0 // no Content-Length on a stream: no body
+		}
+		if cl > sip.MaxBodyBytes || hl+cl > t.cfg.MaxBufferBytes {
+			st.parseError(ErrTooLong)
+			data, f.hunting = nil, true
+			break
+		}
+		if hl+cl > len(data) {
+			break // body still arriving
+		}
+		t.d.deliver(err)
+		data = data[hl+cl:]
 	}
 	switch {
 	case len(data) == 0:
@@ -321,6 +339,12 @@ func (t *tcpTable) stream(f *tcpFlow, p []byte) {
 	default:
 		f.buf = append(f.buf[:0], data...)
 	}
+}
+
+// headerEnded reports whether the header of data, hl bytes long as
+// sip.Parse measured it, ends with its empty line (CRLF CRLF, or LF LF).
+func headerEnded(data []byte, hl int) bool {
+	return hl >= 2 && data[hl-1] == '\n' && (data[hl-2] == '\n' || (hl >= 3 && data[hl-2] == '\r' && data[hl-3] == '\n'))
 }
 
 // hasHEP3Magic reports whether p starts with the HEPv3 magic ("HEP3", or

@@ -318,21 +318,43 @@ func (m *Message) header(h []byte, seen *uint8, clOnly bool) error {
 		return ErrHeader
 	}
 	name, v := h[:i], trimLWS(h[j+1:])
+	// Dispatch on the length first: most header names match none of the
+	// five, and this rejects them without case folding.
 	var bit uint8
-	switch {
-	case eqFold(name, "content-length") || eqFold(name, "l"):
-		bit = seenCL
-	case clOnly:
-		return nil
-	case eqFold(name, "call-id") || eqFold(name, "i"):
-		bit = seenCallID
-	case eqFold(name, "cseq"):
-		bit = seenCSeq
-	case eqFold(name, "via") || eqFold(name, "v"):
-		bit = seenVia
-	case eqFold(name, "to") || eqFold(name, "t"):
-		bit = seenTo
-	default:
+	switch len(name) {
+	case 1:
+		switch name[0] | 0x20 {
+		case 'l':
+			bit = seenCL
+		case 'i':
+			bit = seenCallID
+		case 'v':
+			bit = seenVia
+		case 't':
+			bit = seenTo
+		}
+	case 2:
+		if eqFold(name, "to") {
+			bit = seenTo
+		}
+	case 3:
+		if eqFold(name, "via") {
+			bit = seenVia
+		}
+	case 4:
+		if eqFold(name, "cseq") {
+			bit = seenCSeq
+		}
+	case 7:
+		if eqFold(name, "call-id") {
+			bit = seenCallID
+		}
+	case 14:
+		if eqFold(name, "content-length") {
+			bit = seenCL
+		}
+	}
+	if bit == 0 || (clOnly && bit != seenCL) {
 		return nil
 	}
 	if *seen&bit != 0 {
