@@ -100,11 +100,12 @@ func reportOf(t *testing.T, files ...string) (*pipeline, *capture.Stats) {
 	return p, stats
 }
 
-// countsOf returns the response counts per "code method".
-func countsOf(p *pipeline) map[string]uint64 {
-	got := map[string]uint64{}
-	p.node.EachResponse(func(code int, m collector.Method, n uint64) {
-		got[strconv.Itoa(code)+" "+m.String()] = n
-	})
-	return got
-}
+// countsOf returns the response counts of the capture node per "code
+// method".
+func countsOf(p *pipeline) map[string]uint64 { return countsOfNode(p.node) }
+
+// codeMethod is the key of count maps: "486 INVITE".
+func codeMethod(code int, m collector.Method) string { return strconv.Itoa(code) + " " + m.String() }
+
+// captureStats is the counters type the pipeline reads files into.
+type captureStats = capture.Stats
