@@ -22,7 +22,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,6 +31,7 @@ import (
 
 	"github.com/sip-exporter/sip_exporter/capture"
 	"github.com/sip-exporter/sip_exporter/capture/sip"
+	"github.com/sip-exporter/sip_exporter/collector"
 )
 
 // benchPackets is the number of packets in the benchmark capture.
@@ -308,65 +308,28 @@ func BenchmarkFloor(b *testing.B) {
 	b.ReportMetric(float64(packets)/b.Elapsed().Seconds(), "pkts/s")
 }
 
-// benchCollector mimics collector.SIP's hot path: one atomic add into an
-// array indexed by status code and method. (The collector's own API is
-// still changing, so it is not imported here.)
-type benchCollector struct {
-	responses [600][15]atomic.Uint64
-	requests  [15]atomic.Uint64
+// benchObserver counts like the exporter does: a collector.SIP node,
+// responses by code and CSeq method, requests by method.
+type benchObserver struct{ node *collector.Node }
+
+func newBenchObserver() *benchObserver {
+	return &benchObserver{node: collector.NewSIP(256).Node(nil)}
 }
 
-// methodIndex maps a method token to an index; 14 is any other method.
-func methodIndex(m []byte) int {
-	switch string(m) {
-	case "INVITE":
-		return 0
-	case "ACK":
-		return 1
-	case "BYE":
-		return 2
-	case "CANCEL":
-		return 3
-	case "REGISTER":
-		return 4
-	case "OPTIONS":
-		return 5
-	case "PRACK":
-		return 6
-	case "SUBSCRIBE":
-		return 7
-	case "NOTIFY":
-		return 8
-	case "PUBLISH":
-		return 9
-	case "INFO":
-		return 10
-	case "REFER":
-		return 11
-	case "MESSAGE":
-		return 12
-	case "UPDATE":
-		return 13
-	}
-	return 14
-}
-
-func (c *benchCollector) observe(_ *capture.Origin, m *sip.Message) {
+func (c *benchObserver) observe(_ *capture.Origin, m *sip.Message) {
 	if m.Response {
-		if m.StatusCode >= 100 && m.StatusCode < 600 {
-			c.responses[m.StatusCode][methodIndex(m.CSeqMethod)].Add(1)
-		}
-		return
+		c.node.ObserveResponse(m.StatusCode, m.CSeqMethod)
+	} else {
+		c.node.ObserveRequest(m.Method)
 	}
-	c.requests[methodIndex(m.Method)].Add(1)
 }
 
 // BenchmarkPipeline reads the capture the way the exporter does: ReadFile,
-// Decoder (TCP reassembly, sip.Parse) and counting like collector.SIP.
+// Decoder (TCP reassembly, sip.Parse) and counting into collector.SIP.
 func BenchmarkPipeline(b *testing.B) {
 	path := benchCapture(b)
 	b.ReportAllocs()
-	c := new(benchCollector)
+	c := newBenchObserver()
 	st := new(capture.Stats)
 	d, err := capture.NewDecoder(capture.DefaultConfig(), st, c.observe)
 	if err != nil {
@@ -395,7 +358,7 @@ func BenchmarkPipeline(b *testing.B) {
 func BenchmarkPipelineDecoder(b *testing.B) {
 	path := benchCapture(b)
 	b.ReportAllocs()
-	c := new(benchCollector)
+	c := newBenchObserver()
 	st := new(capture.Stats)
 	d, err := capture.NewDecoder(capture.DefaultConfig(), st, c.observe)
 	if err != nil {

@@ -421,6 +421,9 @@ func (m *Message) cseq(v []byte) error {
 	return nil
 }
 
+// paramStop marks the bytes param has to look at.
+var paramStop = [256]bool{'"': true, '<': true, ',': true, ';': true}
+
 // param returns the value of the header parameter name (lower case) in the
 // header value v, or nil. Parameters are looked for after top-level
 // semicolons only: quoted strings and <...> (where URI parameters live) are
@@ -430,6 +433,12 @@ func (m *Message) cseq(v []byte) error {
 // ";", ",", SP, HT, CR or LF, or is a quoted string.
 func param(v []byte, name string) []byte {
 	for i := 0; i < len(v); i++ {
+		for i < len(v) && !paramStop[v[i]] {
+			i++ // most bytes are none of the four that matter
+		}
+		if i == len(v) {
+			return nil
+		}
 		switch v[i] {
 		case '"':
 			i = quotedEnd(v, i) - 1
