@@ -2,6 +2,13 @@ package capture
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"net"
 	"sync"
 	"testing"
@@ -274,4 +281,60 @@ func BenchmarkHEPListenerUDP(b *testing.B) {
 		b.Fatalf("handled %d of %d", handled, b.N)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
+}
+
+// selfSigned returns a TLS certificate for 127.0.0.1 made for the test.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hep test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+func TestHEPListenerTLS(t *testing.T) {
+	cert, pool := selfSigned(t)
+	cfg := DefaultHEPConfig()
+	cfg.Addr, cfg.UDP = "127.0.0.1:0", false
+	cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	l, rec, _, st := startHEP(t, cfg)
+	c, err := tls.Dial("tcp", l.TCPAddr().String(), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pkt := hepPacket(t, hepOK, "sbc-tls", 1, "", hep.ProtocolSIP)
+	if _, err := c.Write(append(append([]byte{}, pkt...), pkt...)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "two packets over TLS", func() bool { return rec.count("sbc-tls OPTIONS OK") == 2 })
+	if got := st.HEPPackets.Load(); got != 2 {
+		t.Errorf("HEP packets %d, want 2", got)
+	}
+	// A client speaking plain TCP to the TLS port gets nothing counted.
+	plain, err := net.Dial("tcp", l.TCPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	_, _ = plain.Write(pkt)
+	time.Sleep(50 * time.Millisecond)
+	if got := rec.count("sbc-tls OPTIONS OK"); got != 2 {
+		t.Errorf("plain TCP on the TLS port counted: %d", got)
+	}
 }
