@@ -109,3 +109,45 @@ func codeMethod(code int, m collector.Method) string { return strconv.Itoa(code)
 
 // captureStats is the counters type the pipeline reads files into.
 type captureStats = capture.Stats
+
+// TestCorpusTotals compares the total responses and requests of every
+// corpus capture with the sip_responses and sip_requests columns of
+// PROVENANCE.tsv, also made with Wireshark.
+func TestCorpusTotals(t *testing.T) {
+	requireCorpus(t)
+	f, err := os.Open(filepath.Join(corpusDir, "PROVENANCE.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Scan()
+	head := strings.Split(sc.Text(), "\t")
+	col := func(name string) int {
+		for i, h := range head {
+			if h == name {
+				return i
+			}
+		}
+		t.Fatalf("PROVENANCE.tsv has no column %q", name)
+		return 0
+	}
+	fileCol, respCol, reqCol := col("file"), col("sip_responses"), col("sip_requests")
+	for sc.Scan() {
+		row := strings.Split(sc.Text(), "\t")
+		t.Run(row[fileCol], func(t *testing.T) {
+			p, _ := reportOf(t, filepath.Join(corpusDir, row[fileCol]))
+			var responses, requests uint64
+			p.node.EachResponse(func(_ int, _ collector.Method, n uint64) { responses += n })
+			for m := range collector.Methods {
+				requests += p.node.Request(collector.Method(m))
+			}
+			if got, want := strconv.FormatUint(responses, 10), row[respCol]; got != want {
+				t.Errorf("responses %s, want %s", got, want)
+			}
+			if got, want := strconv.FormatUint(requests, 10), row[reqCol]; got != want {
+				t.Errorf("requests %s, want %s", got, want)
+			}
+		})
+	}
+}
