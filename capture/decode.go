@@ -49,6 +49,7 @@ type Decoder struct {
 	hep         *hep.Decoder
 	hepPacket   hep.Packet
 	agentID     [10]byte // capture agent ID in decimal
+	depth       int      // encapsulations entered in the current packet
 }
 
 // NewDecoder returns a decoder that counts into stats and calls h for each
@@ -75,6 +76,10 @@ func (d *Decoder) Reset() { d.tcp.reset() }
 // length on the wire was wireLen bytes. Problems are counted in the
 // decoder's [Stats]; Packet never fails.
 //
+// Tunnels and mirror encapsulations are decoded in any order up to
+// MaxEncapDepth: GRE, ERSPAN I/II/III, VXLAN, Geneve, IP-in-IP, MPLS, with
+// Ethernet inside them.
+//
 // Link types: Ethernet (with stacked 802.1Q/802.1ad tags and PPPoE
 // sessions), Linux cooked
 // SLL and SLL2, raw IPv4/IPv6 (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6)
@@ -82,6 +87,7 @@ func (d *Decoder) Reset() { d.tcp.reset() }
 func (d *Decoder) Packet(lt layers.LinkType, data []byte, ts int64, wireLen int) {
 	d.stats.Packets.Add(1)
 	d.stats.Bytes.Add(uint64(wireLen))
+	d.depth = 0
 	var etype uint16
 	switch lt {
 	case layers.LinkTypeEthernet:
@@ -143,8 +149,18 @@ func (d *Decoder) ethertype(etype uint16, data []byte, ts int64) {
 				d.stats.parseError(ErrLinkHeader)
 				return
 			}
+			d.enter(EncapVLAN)
 			etype, data = binary.BigEndian.Uint16(data[2:]), data[4:]
+		case 0x8847, 0x8848: // MPLS unicast, multicast
+			d.mpls(data, ts)
+			return
+		case 0x6558: // transparent Ethernet bridging
+			if d.enter(EncapGRE) {
+				d.ethernet(data, ts)
+			}
+			return
 		case 0x8864: // PPPoE session stage (RFC 2516): 6-byte header, then the PPP protocol
+			d.enter(EncapPPPoE)
 			if len(data) < 8 {
 				d.stats.parseError(ErrLinkHeader)
 				return
@@ -165,8 +181,11 @@ func (d *Decoder) ethertype(etype uint16, data []byte, ts int64) {
 
 // IP protocol numbers decoded here.
 const (
-	protoTCP = 6
-	protoUDP = 17
+	protoIPIP = 4
+	protoTCP  = 6
+	protoUDP  = 17
+	protoIPv6 = 41
+	protoGRE  = 47
 )
 
 // maxIPv6ExtHeaders bounds the IPv6 extension header chain walked.
@@ -279,6 +298,9 @@ func (d *Decoder) ip(data []byte, ts int64) {
 		if n := int(binary.BigEndian.Uint16(data[4:])); n >= 8 && n < len(data) {
 			data = data[:n]
 		}
+		if d.udpTunnel(binary.BigEndian.Uint16(data[0:]), binary.BigEndian.Uint16(data[2:]), data[8:], ts) {
+			return
+		}
 		d.Datagram(data[8:])
 	case protoTCP:
 		if len(data) < 20 {
@@ -294,6 +316,12 @@ func (d *Decoder) ip(data []byte, ts int64) {
 		key.dport = binary.BigEndian.Uint16(data[2:])
 		seq := binary.BigEndian.Uint32(data[4:])
 		d.tcp.segment(&key, seq, data[13], data[off:], ts)
+	case protoIPIP, protoIPv6:
+		if d.enter(EncapIPinIP) {
+			d.ip(data, ts)
+		}
+	case protoGRE:
+		d.gre(data, ts)
 	default:
 		d.stats.skip(SkipIPProtocol)
 	}

@@ -21,13 +21,15 @@ const (
 	ErrCSeq                            // malformed CSeq (message still counted, method OTHER)
 	ErrContentLength                   // malformed Content-Length
 	ErrTooLong                         // SIP header or message over its bound
+	ErrTunnelHeader                    // GRE, ERSPAN, VXLAN or Geneve header truncated
+	ErrEncapDepth                      // encapsulations nested deeper than MaxEncapDepth
 	numParseErrors
 )
 
 var parseErrorNames = [numParseErrors]string{
 	"link_header", "ip_header", "udp_header", "tcp_header",
 	"status_line", "status_code", "request_line", "header", "cseq",
-	"content_length", "too_long",
+	"content_length", "too_long", "tunnel_header", "encapsulation_depth",
 }
 
 // String returns the label value, e.g. "status_code".
@@ -98,6 +100,7 @@ type Stats struct {
 	evictions   [numEvictions]atomic.Uint64
 	hepErrors   [maxHEPErrorReasons]atomic.Uint64
 	hepTypes    [256]atomic.Uint64
+	encaps      [numEncaps]atomic.Uint64
 }
 
 // ParseErrors calls fn for every parse error reason, with its count (zeros

@@ -25,6 +25,7 @@ type SourceStats struct {
 
 	ParseErrors []ReasonCount // malformed packets and SIP messages by reason
 	Skipped     []ReasonCount // packets without SIP by reason
+	Encaps      []ReasonCount // packets decoded through each encapsulation kind
 
 	TCPFlows         int64         // flows tracked now
 	TCPEvictions     []ReasonCount // flows forgotten early by reason
@@ -47,10 +48,10 @@ type SourceStats struct {
 type Exporter struct {
 	snapshot func() []SourceStats
 
-	up, packets, bytes, dropped, skipped, parseErrors   *prometheus.Desc
-	tcpFlows, tcpEvicted, tcpRetrans, tcpOOO, tcpGaps   *prometheus.Desc
-	hepPackets, hepBytes, hepErrors, hepAuth, hepNonSIP *prometheus.Desc
-	hepConns, hepConnsTotal, hepConnsRejected           *prometheus.Desc
+	up, packets, bytes, dropped, skipped, parseErrors, encaps *prometheus.Desc
+	tcpFlows, tcpEvicted, tcpRetrans, tcpOOO, tcpGaps         *prometheus.Desc
+	hepPackets, hepBytes, hepErrors, hepAuth, hepNonSIP       *prometheus.Desc
+	hepConns, hepConnsTotal, hepConnsRejected                 *prometheus.Desc
 }
 
 // NewExporter returns the self-metrics collector; snapshot must be safe to
@@ -69,6 +70,7 @@ func NewExporter(snapshot func() []SourceStats) *Exporter {
 		dropped:     d("packets_dropped_total", "Packets lost before decoding, by reason (kernel: the capture ring was full).", srcReason),
 		skipped:     d("packets_skipped_total", "Packets that hold no SIP message, by reason; not an error.", srcReason),
 		parseErrors: d("parse_errors_total", "Malformed packets or SIP messages, by reason. Start-line errors drop the message; header errors are counted and the message too.", srcReason),
+		encaps:      d("packets_encapsulated_total", "Packets decoded through an encapsulation, by kind (vlan, pppoe, mpls, gre, erspan, vxlan, geneve, ip_in_ip); a packet counts once per layer.", []string{"source", "encapsulation"}),
 		tcpFlows:    d("tcp_flows", "TCP flow directions whose stream is being reassembled.", src),
 		tcpEvicted:  d("tcp_flows_evicted_total", "TCP flows forgotten before they ended, by reason (limit: table full, timeout: idle).", srcReason),
 		tcpRetrans:  d("tcp_segments_retransmitted_total", "TCP segments carrying data seen already; the data is counted once.", src),
@@ -88,7 +90,7 @@ func NewExporter(snapshot func() []SourceStats) *Exporter {
 
 // Describe implements [prometheus.Collector].
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{e.up, e.packets, e.bytes, e.dropped, e.skipped, e.parseErrors,
+	for _, d := range []*prometheus.Desc{e.up, e.packets, e.bytes, e.dropped, e.skipped, e.parseErrors, e.encaps,
 		e.tcpFlows, e.tcpEvicted, e.tcpRetrans, e.tcpOOO, e.tcpGaps,
 		e.hepPackets, e.hepBytes, e.hepErrors, e.hepAuth, e.hepNonSIP, e.hepConns, e.hepConnsTotal, e.hepConnsRejected} {
 		ch <- d
@@ -116,6 +118,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		counter(e.dropped, s.KernelDrops, s.Source, "kernel")
 		reasons(e.skipped, s.Source, s.Skipped)
 		reasons(e.parseErrors, s.Source, s.ParseErrors)
+		reasons(e.encaps, s.Source, s.Encaps)
 		ch <- prometheus.MustNewConstMetric(e.tcpFlows, prometheus.GaugeValue, float64(s.TCPFlows), s.Source)
 		reasons(e.tcpEvicted, s.Source, s.TCPEvictions)
 		counter(e.tcpRetrans, s.TCPRetransmitted, s.Source)

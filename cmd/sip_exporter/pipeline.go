@@ -270,6 +270,7 @@ func snapshot(sources []*source) []collector.SourceStats {
 		}
 		st.ParseErrors(add(&ss.ParseErrors))
 		st.Skips(add(&ss.Skipped))
+		st.Encapsulations(add(&ss.Encaps))
 		st.Evictions(add(&ss.TCPEvictions))
 		st.HEPErrors(add(&ss.HEPErrors))
 		st.HEPTypes(func(t uint8, n uint64) {
