@@ -65,19 +65,8 @@ func TestDecodeLinkTypes(t *testing.T) {
 				t.Run(ipv.name+"/"+transport+"/"+l.name, func(t *testing.T) {
 					d, st, rec := newDecoder(t, nil)
 					wantCounts := msgCounts(messages)
-					if transport == "udp" {
-						for _, m := range messages {
-							lt, f := l.frame(t, udpPacket(t, ipv.src, ipv.dst, []byte(m.text)))
-							d.Packet(lt, f, 0, len(f))
-						}
-					} else {
-						c := newConn(t, l, ipv.src, ipv.dst, 1000)
-						lt, f := c.syn()
-						d.Packet(lt, f, 0, len(f))
-						for _, m := range messages {
-							lt, f := c.data(m.text)
-							d.Packet(lt, f, 0, len(f))
-						}
+					sendCorpus(t, d, l, transport, ipv.src, ipv.dst)
+					if transport == "tcp" {
 						wantCounts["tcp_flows"] = 1
 					}
 					if g := counts(st); !sameCounts(g, wantCounts) {

@@ -464,3 +464,23 @@ func writePcap(tb testing.TB, path string, nanos bool, lt layers.LinkType, frame
 		tb.Fatal(err)
 	}
 }
+
+// sendCorpus decodes the corpus messages from src to dst framed by l: one
+// UDP datagram each, or, for transport "tcp", one segment each after a SYN.
+func sendCorpus(tb testing.TB, d *capture.Decoder, l link, transport string, src, dst netip.AddrPort) {
+	tb.Helper()
+	if transport == "udp" {
+		for _, m := range messages {
+			lt, f := l.frame(tb, udpPacket(tb, src, dst, []byte(m.text)))
+			d.Packet(lt, f, 0, len(f))
+		}
+		return
+	}
+	c := newConn(tb, l, src, dst, 1000)
+	lt, f := c.syn()
+	d.Packet(lt, f, 0, len(f))
+	for _, m := range messages {
+		lt, f := c.data(m.text)
+		d.Packet(lt, f, 0, len(f))
+	}
+}

@@ -129,20 +129,7 @@ func TestDecodeTunnels(t *testing.T) {
 		for _, transport := range []string{"udp", "tcp"} {
 			run := func(l link) ([]got, map[string]uint64, *capture.Stats) {
 				d, st, rec := newDecoder(t, nil)
-				if transport == "udp" {
-					for _, m := range messages {
-						lt, f := l.frame(t, udpPacket(t, ipv.src, ipv.dst, []byte(m.text)))
-						d.Packet(lt, f, 0, len(f))
-					}
-				} else {
-					c := newConn(t, l, ipv.src, ipv.dst, 1000)
-					lt, f := c.syn()
-					d.Packet(lt, f, 0, len(f))
-					for _, m := range messages {
-						lt, f := c.data(m.text)
-						d.Packet(lt, f, 0, len(f))
-					}
-				}
+				sendCorpus(t, d, l, transport, ipv.src, ipv.dst)
 				return rec.msgs, counts(st), st
 			}
 			plainMsgs, plainCounts, _ := run(ethernet)
