@@ -3,6 +3,7 @@ package capture
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 
 	"github.com/gopacket/gopacket/layers"
 
@@ -88,6 +89,7 @@ func (d *Decoder) Packet(lt layers.LinkType, data []byte, ts int64, wireLen int)
 	d.stats.Packets.Add(1)
 	d.stats.Bytes.Add(uint64(wireLen))
 	d.depth = 0
+	d.origin.Time = ts
 	var etype uint16
 	switch lt {
 	case layers.LinkTypeEthernet:
@@ -298,9 +300,11 @@ func (d *Decoder) ip(data []byte, ts int64) {
 		if n := int(binary.BigEndian.Uint16(data[4:])); n >= 8 && n < len(data) {
 			data = data[:n]
 		}
-		if d.udpTunnel(binary.BigEndian.Uint16(data[0:]), binary.BigEndian.Uint16(data[2:]), data[8:], ts) {
+		sport, dport := binary.BigEndian.Uint16(data[0:]), binary.BigEndian.Uint16(data[2:])
+		if d.udpTunnel(sport, dport, data[8:], ts) {
 			return
 		}
+		d.setAddrs(&key, sport, dport)
 		d.Datagram(data[8:])
 	case protoTCP:
 		if len(data) < 20 {
@@ -315,6 +319,7 @@ func (d *Decoder) ip(data []byte, ts int64) {
 		key.sport = binary.BigEndian.Uint16(data[0:])
 		key.dport = binary.BigEndian.Uint16(data[2:])
 		seq := binary.BigEndian.Uint32(data[4:])
+		d.setAddrs(&key, key.sport, key.dport)
 		d.tcp.segment(&key, seq, data[13], data[off:], ts)
 	case protoIPIP, protoIPv6:
 		if d.enter(EncapIPinIP) {
@@ -350,8 +355,18 @@ func (d *Decoder) Datagram(p []byte) {
 	d.message(p)
 }
 
+// setAddrs sets the origin's addresses from a flow key (IPv4 as mapped
+// IPv6) and ports.
+func (d *Decoder) setAddrs(k *tcpKey, sport, dport uint16) {
+	d.origin.Src = netip.AddrPortFrom(netip.AddrFrom16(k.src).Unmap(), sport)
+	d.origin.Dst = netip.AddrPortFrom(netip.AddrFrom16(k.dst).Unmap(), dport)
+}
+
 // message scans one SIP message and hands it on.
-func (d *Decoder) message(p []byte) { d.deliver(sip.Parse(p, &d.msg)) }
+func (d *Decoder) message(p []byte) {
+	d.origin.Payload = p
+	d.deliver(sip.Parse(p, &d.msg))
+}
 
 // deliver counts the message in d.msg, which sip.Parse returned err for,
 // and hands it on. A start-line error drops the message; a header error is

@@ -41,26 +41,36 @@ const pcapngMagic = 0x0a0d0d0a
 // not a capture (error names the file), or it ends mid-packet (wraps
 // [ErrTruncated]; what came before is counted). Realtime sleeps between
 // packets so that they are decoded at the pace they were captured.
+//
+// Timestamps handed to d move forward only: with Realtime they are mapped
+// onto the wall clock (the first packet at the time reading starts), and
+// each pass of Loop continues 1 ms after the last packet of the previous
+// one, so that a replayed message is a new message, not a duplicate.
 func ReadFile(ctx context.Context, cfg FileConfig, d *Decoder) error {
-	for {
-		err := readFileOnce(ctx, cfg, d)
+	var last int64 // of the previous pass
+	for pass := 0; ; pass++ {
+		end, err := readFileOnce(ctx, cfg, d, pass, last)
 		if err != nil || !cfg.Loop || ctx.Err() != nil {
 			return err
 		}
+		last = end
 		d.Reset()
 	}
 }
 
-func readFileOnce(ctx context.Context, cfg FileConfig, d *Decoder) error {
+// readFileOnce reads the file once. Its timestamps are shifted to follow
+// last (pass > 0) or onto the wall clock (Realtime); it returns the last
+// timestamp handed on.
+func readFileOnce(ctx context.Context, cfg FileConfig, d *Decoder, pass int, last int64) (int64, error) {
 	f, err := os.Open(cfg.Path)
 	if err != nil {
-		return fmt.Errorf("open capture file: %w", err) // *PathError names the file
+		return 0, fmt.Errorf("open capture file: %w", err) // *PathError names the file
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 1<<20)
 	magic, err := br.Peek(4)
 	if err != nil {
-		return fmt.Errorf("read %q: %w", cfg.Path, errNotCapture(err))
+		return 0, fmt.Errorf("read %q: %w", cfg.Path, errNotCapture(err))
 	}
 	var r packetReader
 	var linkTypes func(ifIndex int) layers.LinkType
@@ -68,14 +78,14 @@ func readFileOnce(ctx context.Context, cfg FileConfig, d *Decoder) error {
 	case [4]byte(magic) == netmonMagic:
 		nm, err := newNetmonReader(f)
 		if err != nil {
-			return fmt.Errorf("read netmon file %q: %w", cfg.Path, err)
+			return 0, fmt.Errorf("read netmon file %q: %w", cfg.Path, err)
 		}
 		r = nm
 		linkTypes = func(int) layers.LinkType { return nm.linkType }
 	case binary.LittleEndian.Uint32(magic) == pcapngMagic:
 		ng, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true})
 		if err != nil {
-			return fmt.Errorf("read pcapng file %q: %w", cfg.Path, err)
+			return 0, fmt.Errorf("read pcapng file %q: %w", cfg.Path, err)
 		}
 		r = ng
 		var cache []layers.LinkType
@@ -92,14 +102,14 @@ func readFileOnce(ctx context.Context, cfg FileConfig, d *Decoder) error {
 	default:
 		pr, err := pcapgo.NewReader(br)
 		if err != nil {
-			return fmt.Errorf("read %q: not a pcap, pcapng or NetMon 2.x capture: %w", cfg.Path, err)
+			return 0, fmt.Errorf("read %q: not a pcap, pcapng or NetMon 2.x capture: %w", cfg.Path, err)
 		}
 		r = pr
 		lt := pr.LinkType()
 		linkTypes = func(int) layers.LinkType { return lt }
 	}
 
-	var first int64
+	var first, shift, ts int64
 	start := time.Now()
 	var timer *time.Timer
 	for n := 0; ; n++ {
@@ -107,19 +117,27 @@ func readFileOnce(ctx context.Context, cfg FileConfig, d *Decoder) error {
 		if err != nil {
 			switch {
 			case err == io.EOF:
-				return nil
+				return ts, nil
 			case errors.Is(err, io.ErrUnexpectedEOF):
-				return fmt.Errorf("read %q: %w", cfg.Path, ErrTruncated)
+				return ts, fmt.Errorf("read %q: %w", cfg.Path, ErrTruncated)
 			default:
-				return fmt.Errorf("read %q: %w", cfg.Path, err)
+				return ts, fmt.Errorf("read %q: %w", cfg.Path, err)
 			}
 		}
-		ts := ci.Timestamp.UnixNano()
-		if cfg.Realtime {
-			if n == 0 {
-				first = ts
+		ts = ci.Timestamp.UnixNano()
+		if n == 0 {
+			first = ts
+			switch {
+			case cfg.Realtime:
+				shift = start.UnixNano() - first
+			case pass > 0:
+				shift = last + int64(time.Millisecond) - first
 			}
-			if wait := time.Duration(ts-first) - time.Since(start); wait > 0 {
+		}
+		orig := ts
+		ts += shift
+		if cfg.Realtime {
+			if wait := time.Duration(orig-first) - time.Since(start); wait > 0 {
 				if timer == nil {
 					timer = time.NewTimer(wait)
 					defer timer.Stop()
@@ -128,12 +146,12 @@ func readFileOnce(ctx context.Context, cfg FileConfig, d *Decoder) error {
 				}
 				select {
 				case <-ctx.Done():
-					return nil
+					return ts, nil
 				case <-timer.C:
 				}
 			}
 		} else if n&1023 == 0 && ctx.Err() != nil {
-			return nil
+			return ts, nil
 		}
 		d.Packet(linkTypes(ci.InterfaceIndex), data, ts, ci.Length)
 	}

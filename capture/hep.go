@@ -2,7 +2,9 @@ package capture
 
 import (
 	"crypto/subtle"
+	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/sip-exporter/sip_exporter/capture/hep"
 	"github.com/sip-exporter/sip_exporter/capture/sip"
@@ -16,11 +18,23 @@ type HEPDecodeConfig struct {
 	MaxPayloadBytes int    // largest decompressed payload (compressed payload chunk 0x0010)
 }
 
-// Origin says where a SIP message came from.
+// Origin says where and when a SIP message was seen.
 type Origin struct {
 	// Node identifies the HEP sender: its node name chunk, else its capture
 	// agent ID in decimal. Nil for a message captured directly.
 	Node []byte
+	// Time is when the message was captured, in nanoseconds since the Unix
+	// epoch: the packet's capture timestamp (of the segment that completed
+	// it, for TCP), or the HEP timestamp chunks (0x0009, 0x000a), or the
+	// time of receipt when a HEP packet has none.
+	Time int64
+	// Src and Dst are the transport addresses of the innermost IP header
+	// (of the HEP address and port chunks, for HEP). They are the zero
+	// AddrPort when unknown (a HEP packet without address chunks).
+	Src, Dst netip.AddrPort
+	// Payload is the SIP message's bytes: the UDP datagram, or the framed
+	// message (header and Content-Length body) of a stream.
+	Payload []byte
 }
 
 // HEP decodes one HEP packet (HEPv3, or HEPv1/v2) and hands its SIP
@@ -59,10 +73,31 @@ func (d *Decoder) HEP(b []byte) bool {
 		}
 		return true
 	}
-	d.origin.Node = node
+	o := &d.origin
+	saved := *o
+	o.Node = node
+	if p.TimestampSeconds != 0 || p.TimestampMicros != 0 {
+		o.Time = int64(p.TimestampSeconds)*1e9 + int64(p.TimestampMicros)*1e3
+	} else if o.Time == 0 {
+		o.Time = time.Now().UnixNano()
+	}
+	o.Src = addrPort(p.SrcIP, p.SrcPort)
+	o.Dst = addrPort(p.DstIP, p.DstPort)
 	d.message(payload)
-	d.origin.Node = nil
+	*o = saved
 	return true
+}
+
+// addrPort makes an AddrPort of a 4- or 16-byte address chunk; the zero
+// AddrPort for any other length.
+func addrPort(ip []byte, port uint16) netip.AddrPort {
+	switch len(ip) {
+	case 4:
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(ip)), port)
+	case 16:
+		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(ip)).Unmap(), port)
+	}
+	return netip.AddrPort{}
 }
 
 // hepError counts a HEP decode error under its reason.

@@ -322,6 +322,7 @@ func (t *tcpTable) stream(f *tcpFlow, p []byte) {
 		if hl+cl > len(data) {
 			break // body still arriving
 		}
+		t.d.origin.Payload = data[:hl+cl]
 		t.d.deliver(err)
 		data = data[hl+cl:]
 	}

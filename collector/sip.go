@@ -115,6 +115,14 @@ type Node struct {
 // Label returns the node label value.
 func (n *Node) Label() string { return n.label }
 
+// seriesLabelNames are the label names that every sip_ family, in this
+// collector and the others, starts with; [Node.labelValues] gives their
+// values for one Node.
+var seriesLabelNames = []string{"node"}
+
+// labelValues returns the values of seriesLabelNames for n, in order.
+func (n *Node) labelValues() []string { return []string{n.label} }
+
 // ObserveResponse counts one response with status code (100..699; other
 // values are ignored: the scanner rejects them) to a request of the CSeq
 // method token (e.g. "INVITE"; empty when the CSeq is missing).
@@ -181,10 +189,10 @@ func NewSIP(maxNodes int) *SIP {
 		labels:   map[string]*Node{},
 		responsesDesc: prometheus.NewDesc("sip_responses_total",
 			"SIP response messages seen, by node, CSeq method, status code, class and registry reason phrase (RFC 3261 §7.2).",
-			[]string{"node", "method", "code", "class", "reason"}, nil),
+			append(slices.Clone(seriesLabelNames), "method", "code", "class", "reason"), nil),
 		requestsDesc: prometheus.NewDesc("sip_requests_total",
 			"SIP request messages seen, by node and method (RFC 3261 §7.1).",
-			[]string{"node", "method"}, nil),
+			append(slices.Clone(seriesLabelNames), "method"), nil),
 		nodesDesc: prometheus.NewDesc("sip_exporter_nodes",
 			"Distinct node label values tracked (without \"other\").", nil, nil),
 		overflowDesc: prometheus.NewDesc("sip_exporter_node_overflow_total",
@@ -294,6 +302,7 @@ var codeLabels = func() (l [numCodes]string) {
 func (c *SIP) Collect(ch chan<- prometheus.Metric) {
 	nodes := c.Nodes()
 	for _, n := range nodes {
+		lv := n.labelValues()
 		for i := range n.responses {
 			code := i + sipstatus.MinCode
 			for m := range n.responses[i] {
@@ -302,11 +311,11 @@ func (c *SIP) Collect(ch chan<- prometheus.Metric) {
 					continue
 				}
 				ch <- prometheus.MustNewConstMetric(c.responsesDesc, prometheus.CounterValue, float64(v),
-					n.label, Methods[m], codeLabels[i], sipstatus.Class(code), sipstatus.Text(code))
+					append(lv, Methods[m], codeLabels[i], sipstatus.Class(code), sipstatus.Text(code))...)
 			}
 		}
 		for m := range n.requests {
-			ch <- prometheus.MustNewConstMetric(c.requestsDesc, prometheus.CounterValue, float64(n.requests[m].Load()), n.label, Methods[m])
+			ch <- prometheus.MustNewConstMetric(c.requestsDesc, prometheus.CounterValue, float64(n.requests[m].Load()), append(lv, Methods[m])...)
 		}
 	}
 	tracked := len(nodes)
