@@ -204,6 +204,7 @@ func (d *Decoder) ip(data []byte, ts int64) {
 	}
 	var key tcpKey
 	var proto uint8
+	var ipID uint16
 	switch data[0] >> 4 {
 	case 4:
 		if len(data) < 20 {
@@ -228,6 +229,7 @@ func (d *Decoder) ip(data []byte, ts int64) {
 			return
 		}
 		proto = data[9]
+		ipID = binary.BigEndian.Uint16(data[4:])
 		key.src[10], key.src[11] = 0xff, 0xff
 		key.dst[10], key.dst[11] = 0xff, 0xff
 		copy(key.src[12:], data[12:16])
@@ -304,7 +306,7 @@ func (d *Decoder) ip(data []byte, ts int64) {
 		if d.udpTunnel(sport, dport, data[8:], ts) {
 			return
 		}
-		d.setAddrs(&key, sport, dport)
+		d.setAddrs(&key, sport, dport, ipID)
 		d.Datagram(data[8:])
 	case protoTCP:
 		if len(data) < 20 {
@@ -319,7 +321,7 @@ func (d *Decoder) ip(data []byte, ts int64) {
 		key.sport = binary.BigEndian.Uint16(data[0:])
 		key.dport = binary.BigEndian.Uint16(data[2:])
 		seq := binary.BigEndian.Uint32(data[4:])
-		d.setAddrs(&key, key.sport, key.dport)
+		d.setAddrs(&key, key.sport, key.dport, ipID)
 		d.tcp.segment(&key, seq, data[13], data[off:], ts)
 	case protoIPIP, protoIPv6:
 		if d.enter(EncapIPinIP) {
@@ -356,8 +358,9 @@ func (d *Decoder) Datagram(p []byte) {
 }
 
 // setAddrs sets the origin's addresses from a flow key (IPv4 as mapped
-// IPv6) and ports.
-func (d *Decoder) setAddrs(k *tcpKey, sport, dport uint16) {
+// IPv6) and ports, and its IP identification.
+func (d *Decoder) setAddrs(k *tcpKey, sport, dport, ipID uint16) {
+	d.origin.IPID = ipID
 	d.origin.Src = netip.AddrPortFrom(netip.AddrFrom16(k.src).Unmap(), sport)
 	d.origin.Dst = netip.AddrPortFrom(netip.AddrFrom16(k.dst).Unmap(), dport)
 }

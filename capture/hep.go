@@ -32,6 +32,11 @@ type Origin struct {
 	// (of the HEP address and port chunks, for HEP). They are the zero
 	// AddrPort when unknown (a HEP packet without address chunks).
 	Src, Dst netip.AddrPort
+	// IPID is the identification field of the innermost IPv4 header (of
+	// the segment that completed the message, for TCP); 0 for IPv6 and
+	// HEP. Two captured copies of one packet share it; a message sent
+	// twice usually does not.
+	IPID uint16
 	// Payload is the SIP message's bytes: the UDP datagram, or the framed
 	// message (header and Content-Length body) of a stream.
 	Payload []byte
@@ -83,6 +88,7 @@ func (d *Decoder) HEP(b []byte) bool {
 	}
 	o.Src = addrPort(p.SrcIP, p.SrcPort)
 	o.Dst = addrPort(p.DstIP, p.DstPort)
+	o.IPID = 0
 	d.message(payload)
 	*o = saved
 	return true

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,62 @@ func TestServePcapFile(t *testing.T) {
 		return
 	}
 	checkPromtool(t, raw)
+}
+
+// TestServeDuplicateSources runs the real binary on the demo capture as
+// two sources that see the same packets (a copy of the file under another
+// name, as two interfaces on one path would): /metrics counts every message
+// once and reports the other copy of each as a removed duplicate.
+func TestServeDuplicateSources(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildExporter(t)
+	data, err := os.ReadFile(demoCapture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twin := filepath.Join(t.TempDir(), "twin.pcap")
+	if err := os.WriteFile(twin, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := startExporter(t, bin, "--capture.pcap-file="+demoCapture, "--capture.pcap-file="+twin)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r, mfs, err := e.scrape()
+		if err == nil {
+			done := true
+			for _, src := range []string{demoCapture, twin} {
+				up, ok := gaugeValue(mfs, "sip_exporter_source_up", map[string]string{"source": src, "type": "pcap"})
+				packets, _ := gaugeValue(mfs, "sip_exporter_packets_received_total", map[string]string{"source": src})
+				done = done && ok && up == 0 && packets == 1058
+			}
+			if done {
+				want, err := os.ReadFile("testdata/demo.prometheus.golden")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := sipFamilies(string(r)); got != string(want) {
+					t.Errorf("/metrics of two copies differs from report's exposition of one:\n%s", diffLines(string(want), got))
+				}
+				var messages float64
+				for _, name := range []string{"sip_responses_total", "sip_requests_total"} {
+					for _, m := range mfs[name].GetMetric() {
+						messages += m.GetCounter().GetValue()
+					}
+				}
+				removed, _ := gaugeValue(mfs, "sip_exporter_duplicates_removed_total", nil)
+				if removed != messages || messages == 0 {
+					t.Errorf("sip_exporter_duplicates_removed_total %v, want %v (one copy of every message)", removed, messages)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the captures were not read to their end: %v\n%s", err, r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // sipFamilies returns the lines of the sip_ families (not sip_exporter_)

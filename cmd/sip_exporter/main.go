@@ -91,6 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("capture.tcp-flow-timeout", "A TCP flow with no segment for this long is forgotten.").Default(def.TCP.FlowTimeout.String()).DurationVar(&o.pipeline.tcp.FlowTimeout)
 	o.pipeline.tcp.MaxBufferBytes = def.TCP.MaxBufferBytes
 	o.pipeline.tcp.MaxOutOfOrder = def.TCP.MaxOutOfOrder
+	app.Flag("capture.dedup-window", "Count a SIP message once when the same bytes are seen again within this time (copies from several interfaces, mirrored directions or HEP agents; SIP retransmissions come 500ms or more later). 0 disables.").Default(defaultDedupWindow.String()).DurationVar(&o.pipeline.dedupWindow)
 	app.Flag("capture.node-name", "Value of the node label for interface and file sources.").Default("").StringVar(&o.pipeline.nodeName)
 	app.Flag("hep.max-nodes", "Distinct node label values tracked; messages of further nodes are counted as node=\"other\".").Default("256").IntVar(&o.pipeline.maxNodes)
 	o.hep = capture.DefaultHEPConfig()
@@ -184,6 +185,12 @@ func runServe(o *options, logger *slog.Logger) error {
 		p.sip,
 		collector.NewExporter(func() []collector.SourceStats { return snapshot(sources) }),
 	)
+	if p.dedup != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sip_exporter_duplicates_removed_total",
+			Help: "SIP messages not counted because the same bytes were seen within --capture.dedup-window (copies, not SIP retransmissions).",
+		}, func() float64 { return float64(p.dedup.Removed()) }))
+	}
 	if err := startSources(ctx, sources, p, logger); err != nil {
 		return err
 	}

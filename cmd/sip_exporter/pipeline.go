@@ -23,13 +23,18 @@ type pipelineConfig struct {
 	hep      capture.HEPDecodeConfig
 	nodeName string // node label of interface and file sources
 	maxNodes int
+	// dedupWindow is --capture.dedup-window: copies of a message within it
+	// are counted once (0 disables).
+	dedupWindow time.Duration
+	dedupSlots  int // table size; 0 for capture.DefaultDedupSlots
 }
 
 // pipeline connects decoders to the SIP collector.
 type pipeline struct {
-	cfg  pipelineConfig
-	sip  *collector.SIP
-	node *collector.Node // of interface and file sources
+	cfg   pipelineConfig
+	sip   *collector.SIP
+	node  *collector.Node // of interface and file sources
+	dedup *capture.Dedup  // nil when disabled
 }
 
 func newPipeline(cfg pipelineConfig) (*pipeline, error) {
@@ -40,13 +45,24 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 		return nil, fmt.Errorf("--hep.max-nodes %d: must be at least 1", cfg.maxNodes)
 	}
 	c := collector.NewSIP(cfg.maxNodes)
-	return &pipeline{cfg: cfg, sip: c, node: c.Node([]byte(cfg.nodeName))}, nil
+	p := &pipeline{cfg: cfg, sip: c, node: c.Node([]byte(cfg.nodeName))}
+	if cfg.dedupWindow < 0 {
+		return nil, fmt.Errorf("--capture.dedup-window %v: must not be negative", cfg.dedupWindow)
+	}
+	if cfg.dedupWindow > 0 {
+		d, err := capture.NewDedup(cfg.dedupWindow, cfg.dedupSlots)
+		if err != nil {
+			return nil, fmt.Errorf("--capture.dedup-window: %w", err)
+		}
+		p.dedup = d
+	}
+	return p, nil
 }
 
 // defaultPipelineConfig returns the defaults of the flags.
 func defaultPipelineConfig() pipelineConfig {
 	dc := capture.DefaultConfig()
-	return pipelineConfig{tcp: dc.TCP, hep: dc.HEP, maxNodes: 256}
+	return pipelineConfig{tcp: dc.TCP, hep: dc.HEP, maxNodes: 256, dedupWindow: defaultDedupWindow}
 }
 
 // decoderConfig returns the decoder configuration of the flags.
@@ -56,9 +72,16 @@ func (c pipelineConfig) decoderConfig() capture.Config {
 	return dc
 }
 
+// defaultDedupWindow is the default of --capture.dedup-window.
+const defaultDedupWindow = 100 * time.Millisecond
+
 // observe counts one SIP message: under the HEP sender's node when it came
-// over HEP, else under the node of interface and file sources.
+// over HEP, else under the node of interface and file sources. A copy of a
+// message seen within the dedup window is not counted.
 func (p *pipeline) observe(o *capture.Origin, m *sip.Message) {
+	if p.dedup != nil && p.dedup.Seen(o.Payload, o.IPID, o.Time) {
+		return
+	}
 	n := p.node
 	if o.Node != nil {
 		n = p.sip.Node(o.Node)
