@@ -118,6 +118,24 @@ func (l *HEPListener) ServeUDP(ctx context.Context) error {
 	}
 	stop := context.AfterFunc(ctx, l.Close)
 	defer stop()
+	// Datagrams the kernel drops when the socket buffer is full are
+	// counted as kernel drops, read every statsInterval off the read path.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(statsInterval)
+		defer t.Stop()
+		for {
+			if n, ok := udpSocketDrops(l.udp); ok {
+				l.udpD.stats.KernelDrops.Store(n)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	buf := make([]byte, 65536)
 	for {
 		if err := l.receiveUDP(buf); err != nil {

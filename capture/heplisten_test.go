@@ -338,3 +338,66 @@ func TestHEPListenerTLS(t *testing.T) {
 		t.Errorf("plain TCP on the TLS port counted: %d", got)
 	}
 }
+
+// TestHEPListenerKernelDrops stalls the UDP listener's handler while a
+// burst overflows a small socket buffer: the datagrams the kernel dropped
+// are counted as kernel drops of the UDP source.
+func TestHEPListenerKernelDrops(t *testing.T) {
+	if _, ok := udpSocketDrops(mustUDP(t)); !ok {
+		t.Skip("no /proc/net/udp drop counters on this system")
+	}
+	release := make(chan struct{})
+	var once sync.Once
+	st := new(Stats)
+	d, err := NewDecoder(DefaultConfig(), st, func(*Origin, *sip.Message) { once.Do(func() { <-release }) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultHEPConfig()
+	cfg.Addr, cfg.TCP = "127.0.0.1:0", false
+	l, err := ListenHEP(cfg, d, nil, new(Stats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.udp.SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- l.ServeUDP(ctx) }()
+	defer func() {
+		cancel()
+		<-served
+	}()
+	c, err := net.Dial("udp", l.UDPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pkt := hepPacket(t, hepOK, "n", 1, "", hep.ProtocolSIP)
+	for range 500 {
+		c.Write(pkt) //nolint:errcheck // loopback; losses are what is measured
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for st.KernelDrops.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no kernel drops counted after a burst of 500 into a 4 KiB buffer (received %d)", st.HEPPackets.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := st.HEPPackets.Load() + st.KernelDrops.Load(); got > 500 {
+		t.Errorf("received %d + dropped %d exceeds the 500 sent", st.HEPPackets.Load(), st.KernelDrops.Load())
+	}
+}
+
+// mustUDP opens a loopback UDP socket closed at the end of the test.
+func mustUDP(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}

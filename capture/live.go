@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/net/bpf"
 )
@@ -106,3 +107,6 @@ func buildFilter(user []bpf.RawInstruction, loopback bool) ([]bpf.RawInstruction
 	}
 	return append(prog, user...), nil
 }
+
+// statsInterval is how often kernel drop counters are read.
+const statsInterval = time.Second

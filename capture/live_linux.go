@@ -20,9 +20,6 @@ import (
 // cancelled context is noticed.
 const pollTimeout = 200 * time.Millisecond
 
-// statsInterval is how often kernel drop counters are read.
-const statsInterval = time.Second
-
 // Live captures packets from a network interface with an AF_PACKET
 // TPACKET_V3 memory-mapped ring (pure Go, no libpcap) and feeds them to d
 // until ctx is done. Kernel drops (PACKET_STATISTICS) go to d's
