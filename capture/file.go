@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -35,8 +36,8 @@ type packetReader interface {
 // pcapngMagic is the block type of a pcapng Section Header Block.
 const pcapngMagic = 0x0a0d0d0a
 
-// ReadFile feeds every packet of a pcap or pcapng file (gzip-compressed
-// pcap too; Microsoft Network Monitor 2.x files are also read) to d, in file order. It returns when the file ends (Loop unset),
+// ReadFile feeds every packet of a pcap or pcapng file (either may be
+// gzip-compressed; Microsoft Network Monitor 2.x files are also read) to d, in file order. It returns when the file ends (Loop unset),
 // when ctx is done (nil error), or on error: the file cannot be opened or is
 // not a capture (error names the file), or it ends mid-packet (wraps
 // [ErrTruncated]; what came before is counted). Realtime sleeps between
@@ -72,10 +73,24 @@ func readFileOnce(ctx context.Context, cfg FileConfig, d *Decoder, pass int, las
 	if err != nil {
 		return 0, fmt.Errorf("read %q: %w", cfg.Path, errNotCapture(err))
 	}
+	gzipped := magic[0] == 0x1f && magic[1] == 0x8b
+	if gzipped {
+		// Decompress here rather than leave it to pcapgo, which only
+		// knows gzip'd pcap: pcapng is often stored gzip'd too.
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return 0, fmt.Errorf("read %q: gzip: %w", cfg.Path, err)
+		}
+		defer zr.Close()
+		br = bufio.NewReaderSize(zr, 1<<20)
+		if magic, err = br.Peek(4); err != nil {
+			return 0, fmt.Errorf("read %q: gzip: %w", cfg.Path, errNotCapture(err))
+		}
+	}
 	var r packetReader
 	var linkTypes func(ifIndex int) layers.LinkType
 	switch {
-	case [4]byte(magic) == netmonMagic:
+	case [4]byte(magic) == netmonMagic && !gzipped:
 		nm, err := newNetmonReader(f)
 		if err != nil {
 			return 0, fmt.Errorf("read netmon file %q: %w", cfg.Path, err)

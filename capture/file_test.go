@@ -134,26 +134,49 @@ func TestReadFilePcapng(t *testing.T) {
 
 func TestReadFileGzip(t *testing.T) {
 	dir := t.TempDir()
-	plain := filepath.Join(dir, "sip.pcap")
-	writePcap(t, plain, false, layers.LinkTypeEthernet, corpusFrames(t))
-	b, err := os.ReadFile(plain)
+	frames := corpusFrames(t)
+	pcap := filepath.Join(dir, "sip.pcap")
+	writePcap(t, pcap, false, layers.LinkTypeEthernet, frames)
+	pcapng := filepath.Join(dir, "sip.pcapng")
+	f, err := os.Create(pcapng)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var z bytes.Buffer
-	zw := gzip.NewWriter(&z)
-	zw.Write(b)
-	zw.Close()
-	path := filepath.Join(dir, "sip.pcap.gz")
-	if err := os.WriteFile(path, z.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, rec, err := readFile(t, context.Background(), capture.FileConfig{Path: path}, nil)
+	w, err := pcapgo.NewNgWriter(f, layers.LinkTypeEthernet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := want(messages...); !sameMsgs(rec.msgs, w) {
-		t.Errorf("messages = %v, want %v", rec.msgs, w)
+	for _, p := range frames {
+		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: p.ts, CaptureLength: len(p.data), Length: len(p.data)}, p.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, plain := range []string{pcap, pcapng} {
+		t.Run(filepath.Ext(plain), func(t *testing.T) {
+			b, err := os.ReadFile(plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var z bytes.Buffer
+			zw := gzip.NewWriter(&z)
+			zw.Write(b)
+			zw.Close()
+			path := plain + ".gz"
+			if err := os.WriteFile(path, z.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, rec, err := readFile(t, context.Background(), capture.FileConfig{Path: path}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := want(messages...); !sameMsgs(rec.msgs, w) {
+				t.Errorf("messages = %v, want %v", rec.msgs, w)
+			}
+		})
 	}
 }
 
