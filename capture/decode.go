@@ -390,13 +390,16 @@ func (d *Decoder) transport(proto uint8, key *tcpKey, data []byte, ts int64) {
 		}
 	case protoGRE:
 		d.gre(data, ts)
+	case protoSCTP:
+		d.sctp(key, data)
 	default:
 		d.stats.skip(SkipIPProtocol)
 	}
 }
 
-// Datagram handles the payload of one UDP datagram: one SIP message per
-// datagram (RFC 3261 §18.1.1), recognised by content, or one HEP packet
+// Datagram handles the payload of one UDP datagram or SCTP user message:
+// one SIP message per datagram (RFC 3261 §18.1.1, RFC 4168 §5),
+// recognised by content, or one HEP packet
 // (decapsulated when the config says so, always for a [HEPListener]'s
 // decoder).
 func (d *Decoder) Datagram(p []byte) {

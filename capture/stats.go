@@ -23,6 +23,7 @@ const (
 	ErrTooLong                         // SIP header or message over its bound
 	ErrTunnelHeader                    // GRE, ERSPAN, VXLAN or Geneve header truncated
 	ErrEncapDepth                      // encapsulations nested deeper than MaxEncapDepth
+	ErrSCTPHeader                      // SCTP common header truncated, or a chunk shorter than its header or running past the packet
 	numParseErrors
 )
 
@@ -30,6 +31,7 @@ var parseErrorNames = [numParseErrors]string{
 	"link_header", "ip_header", "udp_header", "tcp_header",
 	"status_line", "status_code", "request_line", "header", "cseq",
 	"content_length", "too_long", "tunnel_header", "encapsulation_depth",
+	"sctp_header",
 }
 
 // String returns the label value, e.g. "status_code".
