@@ -2,6 +2,7 @@ package capture
 
 import (
 	"fmt"
+	"math/bits"
 	"sync/atomic"
 	"time"
 )
@@ -228,13 +229,7 @@ func (t *fragTable) fragment(k *fragKey, off int, more, truncated bool, proto ui
 			g.units = append(g.units, make([]uint64, n-len(g.units))...)
 		}
 	}
-	seen := 0
-	for u := u0; u < u1; u++ {
-		if g.units[u/64]&(1<<(u%64)) != 0 {
-			seen++
-		}
-	}
-	switch seen {
+	switch seen := unitRange(g.units, u0, u1, false); seen {
 	case 0:
 	case u1 - u0:
 		t.d.stats.frag.dropped[k.family][FragDuplicate].Add(1)
@@ -243,9 +238,7 @@ func (t *fragTable) fragment(k *fragKey, off int, more, truncated bool, proto ui
 		t.kill(g, FragOverlap)
 		return
 	}
-	for u := u0; u < u1; u++ {
-		g.units[u/64] |= 1 << (u % 64)
-	}
+	unitRange(g.units, u0, u1, true)
 	if len(g.buf) < end {
 		if cap(g.buf) >= end {
 			g.buf = g.buf[:end]
@@ -272,6 +265,26 @@ func (t *fragTable) fragment(k *fragKey, off int, more, truncated bool, proto ui
 	t.d.stats.frag.reassembled[k.family].Add(1)
 	t.d.reassembled(g)
 	t.release(g)
+}
+
+// unitRange returns how many of the bits u0..u1-1 of bitmap m are set,
+// and sets them all when set is true.
+func unitRange(m []uint64, u0, u1 int, set bool) int {
+	n := 0
+	for w := u0 / 64; w*64 < u1; w++ {
+		mask := ^uint64(0)
+		if lo := u0 - w*64; lo > 0 {
+			mask <<= lo
+		}
+		if hi := u1 - w*64; hi < 64 {
+			mask &= 1<<hi - 1
+		}
+		n += bits.OnesCount64(m[w] & mask)
+		if set {
+			m[w] |= mask
+		}
+	}
+	return n
 }
 
 // kill drops datagram g and the fragment at hand for reason r and keeps g
