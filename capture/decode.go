@@ -91,7 +91,11 @@ func (d *Decoder) Reset() {
 //
 // Tunnels and mirror encapsulations are decoded in any order up to
 // MaxEncapDepth: GRE, ERSPAN I/II/III, VXLAN, Geneve, IP-in-IP, MPLS, with
-// Ethernet inside them.
+// Ethernet inside them. IP fragments are held until their datagram is
+// complete (see [FragmentConfig]), then decoded at ts of the fragment that
+// completed it; SCTP DATA and I-DATA chunks are decoded one by one.
+// Fragments are the one path that may allocate (a datagram's buffer, until
+// buffers are reused).
 //
 // Link types: Ethernet (with stacked 802.1Q/802.1ad tags and PPPoE
 // sessions), Linux cooked
