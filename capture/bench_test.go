@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -418,4 +419,100 @@ func BenchmarkDecoderTCP(b *testing.B) {
 	if c.responses == 0 {
 		b.Fatal("no response")
 	}
+}
+
+// benchFrames decodes the Ethernet frames fs in turn, each b.Loop
+// iteration all of them, and fails unless something was counted.
+func benchFrames(b *testing.B, fs ...[]byte) {
+	c := new(counter)
+	d, err := capture.NewDecoder(capture.DefaultConfig(), new(capture.Stats), c.handle)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	for _, f := range fs {
+		n += len(f)
+	}
+	b.SetBytes(int64(n))
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, f := range fs {
+			d.Packet(layers.LinkTypeEthernet, f, 1, len(f))
+		}
+	}
+	if c.responses+c.requests == 0 {
+		b.Fatal("no message")
+	}
+}
+
+// tunnelFrame frames the IP packet ip in the tunnel of the given name.
+func tunnelFrame(b *testing.B, name string, ip []byte) []byte {
+	for _, tun := range tunnels {
+		if tun.name == name {
+			_, f := tun.frame(b, ip)
+			return f
+		}
+	}
+	b.Fatalf("no tunnel %q", name)
+	return nil
+}
+
+// BenchmarkDecoderVXLAN decodes one IPv4/UDP 200 OK inside
+// Ethernet/IPv4/UDP/VXLAN/Ethernet: compare with BenchmarkDecoderUDP.
+func BenchmarkDecoderVXLAN(b *testing.B) {
+	benchFrames(b, tunnelFrame(b, "vxlan", udpPacket(b, bob4, alice4, []byte(ok.text))))
+}
+
+// BenchmarkDecoderERSPAN decodes one IPv4/UDP 200 OK mirrored with ERSPAN
+// type II (Ethernet/IPv4/GRE/ERSPAN/Ethernet).
+func BenchmarkDecoderERSPAN(b *testing.B) {
+	benchFrames(b, tunnelFrame(b, "erspan II", udpPacket(b, bob4, alice4, []byte(ok.text))))
+}
+
+// benchInvite is an INVITE of about 2,200 bytes: two fragments on a
+// 1,500-byte MTU.
+var benchInvite = withBody("INVITE sip:bob@biloxi.example.com SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK776asdhds\nMax-Forwards: 70\nTo: Bob <sip:bob@biloxi.example.com>\nFrom: Alice <sip:alice@atlanta.example.com>;tag=1928301774\nCall-ID: bench@atlanta.example.com\nCSeq: 1 INVITE\nContact: <sip:alice@192.0.2.10>\nContent-Type: application/sdp\nContent-Length: N\n\n",
+	longSDP(1900))
+
+// benchFragments returns the Ethernet frames of benchInvite over UDP from
+// src to dst in two fragments of a 1,500-byte MTU.
+func benchFragments(b *testing.B, src, dst netip.AddrPort) [][]byte {
+	ip := udpPacket(b, src, dst, []byte(benchInvite))
+	size := 1480
+	if src.Addr().Is6() {
+		size = 1448
+	}
+	var fs [][]byte
+	for _, f := range fragments(b, ip, size, 42) {
+		fs = append(fs, ether(b, f))
+	}
+	if len(fs) != 2 {
+		b.Fatalf("%d fragments, want 2", len(fs))
+	}
+	return fs
+}
+
+// BenchmarkDecoderTwoFragmentINVITE reassembles and decodes an INVITE of
+// about 2,200 bytes in two IPv4 fragments (one op: both fragments).
+func BenchmarkDecoderTwoFragmentINVITE(b *testing.B) {
+	benchFrames(b, benchFragments(b, alice4, bob4)...)
+}
+
+// BenchmarkDecoderTwoFragmentINVITEIPv6 is BenchmarkDecoderTwoFragmentINVITE
+// over IPv6 (fragment extension header).
+func BenchmarkDecoderTwoFragmentINVITEIPv6(b *testing.B) {
+	benchFrames(b, benchFragments(b, alice6, bob6)...)
+}
+
+// BenchmarkDecoderUnfragmentedINVITE decodes benchInvite in one IPv4
+// packet: the cost of reassembly is the difference with
+// BenchmarkDecoderTwoFragmentINVITE.
+func BenchmarkDecoderUnfragmentedINVITE(b *testing.B) {
+	benchFrames(b, ether(b, udpPacket(b, alice4, bob4, []byte(benchInvite))))
+}
+
+// BenchmarkDecoderSCTP decodes one IPv4/SCTP packet with a SACK and three
+// DATA chunks (INVITE, 100 Trying, 200 OK).
+func BenchmarkDecoderSCTP(b *testing.B) {
+	benchFrames(b, ether(b, sctpPacket(b, alice4, bob4, sack, whole(messages[0].text), whole(trying), whole(ok.text))))
 }

@@ -20,14 +20,16 @@ type Handler func(o *Origin, m *sip.Message)
 // Config tunes a [Decoder]. The zero value is not valid: start from
 // [DefaultConfig].
 type Config struct {
-	TCP TCPConfig
-	HEP HEPDecodeConfig
+	TCP       TCPConfig
+	HEP       HEPDecodeConfig
+	Fragments FragmentConfig
 }
 
 // DefaultConfig returns the defaults the exporter's flags also use: HEP
-// found inside captures is decapsulated.
+// found inside captures is decapsulated, IP fragments are reassembled.
 func DefaultConfig() Config {
-	return Config{TCP: DefaultTCPConfig(), HEP: HEPDecodeConfig{Decapsulate: true, MaxPayloadBytes: 1 << 20}}
+	return Config{TCP: DefaultTCPConfig(), HEP: HEPDecodeConfig{Decapsulate: true, MaxPayloadBytes: 1 << 20},
+		Fragments: DefaultFragmentConfig()}
 }
 
 // Decoder turns captured link-layer frames into SIP messages: it decodes the
@@ -44,6 +46,7 @@ type Decoder struct {
 	msg     sip.Message
 	origin  Origin
 	tcp     tcpTable
+	frag    fragTable
 
 	decapsulate bool
 	authKey     []byte
@@ -59,27 +62,40 @@ func NewDecoder(cfg Config, stats *Stats, h Handler) (*Decoder, error) {
 	if err := cfg.TCP.validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.Fragments.validate(); err != nil {
+		return nil, err
+	}
 	if cfg.HEP.MaxPayloadBytes < 1 {
 		return nil, fmt.Errorf("hep max payload %d bytes: must be positive", cfg.HEP.MaxPayloadBytes)
 	}
 	d := &Decoder{stats: stats, handler: h, decapsulate: cfg.HEP.Decapsulate, authKey: cfg.HEP.AuthKey,
 		hep: hep.NewDecoder(hep.Config{MaxPayload: cfg.HEP.MaxPayloadBytes})}
 	d.tcp.init(cfg.TCP, d)
+	d.frag.init(cfg.Fragments, d)
 	return d, nil
 }
 
-// Reset forgets all TCP reassembly state, as when a capture file is read
-// again from its start.
-func (d *Decoder) Reset() { d.tcp.reset() }
+// Reset forgets all TCP and IP reassembly state, as when a capture file is
+// read again from its start; IP datagrams still missing fragments are
+// counted as dropped (reason incomplete).
+func (d *Decoder) Reset() {
+	d.tcp.reset()
+	d.frag.reset()
+}
 
 // Packet decodes one captured frame of link type lt, captured at ts
-// (nanoseconds since the Unix epoch; used for TCP flow timeouts), whose
+// (nanoseconds since the Unix epoch; used for TCP flow and IP fragment
+// timeouts), whose
 // length on the wire was wireLen bytes. Problems are counted in the
 // decoder's [Stats]; Packet never fails.
 //
 // Tunnels and mirror encapsulations are decoded in any order up to
 // MaxEncapDepth: GRE, ERSPAN I/II/III, VXLAN, Geneve, IP-in-IP, MPLS, with
-// Ethernet inside them.
+// Ethernet inside them. IP fragments are held until their datagram is
+// complete (see [FragmentConfig]), then decoded at ts of the fragment that
+// completed it; SCTP DATA and I-DATA chunks are decoded one by one.
+// Fragments are the one path that may allocate (a datagram's buffer, until
+// buffers are reused).
 //
 // Link types: Ethernet (with stacked 802.1Q/802.1ad tags and PPPoE
 // sessions), Linux cooked
@@ -90,6 +106,9 @@ func (d *Decoder) Packet(lt layers.LinkType, data []byte, ts int64, wireLen int)
 	d.stats.Bytes.Add(uint64(wireLen))
 	d.depth = 0
 	d.origin.Time = ts
+	if d.frag.oldest != nil {
+		d.frag.expire(ts)
+	}
 	var etype uint16
 	switch lt {
 	case layers.LinkTypeEthernet:
@@ -188,23 +207,23 @@ const (
 	protoUDP  = 17
 	protoIPv6 = 41
 	protoGRE  = 47
+	protoSCTP = 132
 )
 
 // maxIPv6ExtHeaders bounds the IPv6 extension header chain walked.
 const maxIPv6ExtHeaders = 8
 
-// ip decodes an IPv4 or IPv6 packet (RFC 791, RFC 8200) down to its UDP or
-// TCP payload. The payload is cut to the length the IP header gives, which
-// drops Ethernet padding; a packet cut short by the capture's snap length
-// keeps what was captured.
+// ip decodes an IPv4 or IPv6 packet (RFC 791, RFC 8200) down to its UDP,
+// TCP or SCTP payload. The payload is cut to the length the IP header
+// gives, which drops Ethernet padding; a packet cut short by the capture's
+// snap length keeps what was captured. Fragments are reassembled (see
+// [FragmentConfig]) and the datagram decoded once complete.
 func (d *Decoder) ip(data []byte, ts int64) {
 	if len(data) < 1 {
 		d.stats.parseError(ErrIPHeader)
 		return
 	}
 	var key tcpKey
-	var proto uint8
-	var ipID uint16
 	switch data[0] >> 4 {
 	case 4:
 		if len(data) < 20 {
@@ -224,75 +243,123 @@ func (d *Decoder) ip(data []byte, ts int64) {
 			d.stats.parseError(ErrIPHeader)
 			return
 		}
-		if frag := binary.BigEndian.Uint16(data[6:]); frag&0x3fff != 0 { // MF or offset
-			d.stats.skip(SkipIPFragment)
-			return
-		}
-		proto = data[9]
-		ipID = binary.BigEndian.Uint16(data[4:])
+		proto := data[9]
+		d.origin.IPID = binary.BigEndian.Uint16(data[4:])
 		key.src[10], key.src[11] = 0xff, 0xff
 		key.dst[10], key.dst[11] = 0xff, 0xff
 		copy(key.src[12:], data[12:16])
 		copy(key.dst[12:], data[16:20])
+		if frag := binary.BigEndian.Uint16(data[6:]); frag&0x3fff != 0 { // MF or offset
+			if d.frag.cfg.MaxDatagrams == 0 {
+				d.stats.skip(SkipIPFragment)
+				return
+			}
+			fk := fragKey{src: key.src, dst: key.dst, id: uint32(binary.BigEndian.Uint16(data[4:])), proto: proto, family: IPv4}
+			truncated := len(data) < total
+			data = data[ihl:min(total, len(data))]
+			d.frag.fragment(&fk, int(frag&0x1fff)*8, frag&0x2000 != 0, truncated, proto, data, ts)
+			return
+		}
 		if total < len(data) {
 			data = data[:total]
 		}
-		data = data[ihl:]
+		d.transport(proto, &key, data[ihl:], ts)
 	case 6:
 		if len(data) < 40 {
 			d.stats.parseError(ErrIPHeader)
 			return
 		}
 		plen := int(binary.BigEndian.Uint16(data[4:]))
-		proto = data[6]
+		proto := data[6]
+		d.origin.IPID = 0
 		copy(key.src[:], data[8:24])
 		copy(key.dst[:], data[24:40])
 		data = data[40:]
+		truncated := plen > len(data)
 		if plen != 0 && plen < len(data) { // 0: jumbogram (RFC 2675), keep all
 			data = data[:plen]
 		}
-		for i := 0; ; i++ {
-			// The bound applies to extension headers only: a chain of
-			// exactly maxIPv6ExtHeaders followed by UDP or TCP is fine.
-			if i == maxIPv6ExtHeaders && (proto == 0 || proto == 43 || proto == 60 || proto == 51) {
+		d.ipv6(&key, proto, data, truncated, false, ts)
+	default:
+		d.stats.parseError(ErrIPHeader)
+	}
+}
+
+// ipv6 walks the IPv6 extension headers from next header proto at data
+// and decodes what follows them. A fragment header hands the packet to
+// reassembly, unless it comes in a reassembled payload (reassembled set):
+// fragments are not nested. truncated tells that the capture cut the
+// packet short.
+func (d *Decoder) ipv6(key *tcpKey, proto uint8, data []byte, truncated, reassembled bool, ts int64) {
+	for i := 0; ; i++ {
+		// The bound applies to extension headers only: a chain of
+		// exactly maxIPv6ExtHeaders followed by UDP or TCP is fine.
+		if i == maxIPv6ExtHeaders && (proto == 0 || proto == 43 || proto == 60 || proto == 51 || proto == 44) {
+			d.stats.parseError(ErrIPHeader)
+			return
+		}
+		switch proto {
+		case 0, 43, 60: // hop-by-hop, routing, destination options
+			if len(data) < 8 {
 				d.stats.parseError(ErrIPHeader)
 				return
 			}
-			switch proto {
-			case 0, 43, 60: // hop-by-hop, routing, destination options
-				if len(data) < 8 {
-					d.stats.parseError(ErrIPHeader)
-					return
-				}
-				n := (int(data[1]) + 1) * 8
-				if len(data) < n {
-					d.stats.parseError(ErrIPHeader)
-					return
-				}
-				proto, data = data[0], data[n:]
+			n := (int(data[1]) + 1) * 8
+			if len(data) < n {
+				d.stats.parseError(ErrIPHeader)
+				return
+			}
+			proto, data = data[0], data[n:]
+			continue
+		case 51: // authentication header (RFC 4302): length in 4-byte units, minus 2
+			if len(data) < 8 {
+				d.stats.parseError(ErrIPHeader)
+				return
+			}
+			n := (int(data[1]) + 2) * 4
+			if len(data) < n {
+				d.stats.parseError(ErrIPHeader)
+				return
+			}
+			proto, data = data[0], data[n:]
+			continue
+		case 44: // fragment (RFC 8200 §4.5)
+			if len(data) < 8 || reassembled {
+				d.stats.parseError(ErrIPHeader)
+				return
+			}
+			off := binary.BigEndian.Uint16(data[2:])
+			if off&0xfff9 == 0 { // atomic fragment (RFC 6946): offset 0, M clear
+				proto, data = data[0], data[8:]
 				continue
-			case 51: // authentication header (RFC 4302): length in 4-byte units, minus 2
-				if len(data) < 8 {
-					d.stats.parseError(ErrIPHeader)
-					return
-				}
-				n := (int(data[1]) + 2) * 4
-				if len(data) < n {
-					d.stats.parseError(ErrIPHeader)
-					return
-				}
-				proto, data = data[0], data[n:]
-				continue
-			case 44: // fragment
+			}
+			if d.frag.cfg.MaxDatagrams == 0 {
 				d.stats.skip(SkipIPFragment)
 				return
 			}
-			break
+			fk := fragKey{src: key.src, dst: key.dst, id: binary.BigEndian.Uint32(data[4:]), family: IPv6}
+			d.frag.fragment(&fk, int(off&^7), off&1 != 0, truncated, data[0], data[8:], ts)
+			return
 		}
-	default:
-		d.stats.parseError(ErrIPHeader)
+		break
+	}
+	d.transport(proto, key, data, ts)
+}
+
+// reassembled decodes a datagram reassembled from fragments, from what
+// follows its IP header (IPv4) or fragment header (IPv6).
+func (d *Decoder) reassembled(g *fragDatagram) {
+	key := tcpKey{src: g.key.src, dst: g.key.dst}
+	if g.key.family == IPv6 {
+		d.ipv6(&key, g.proto, g.buf[:g.end], false, true, d.origin.Time)
 		return
 	}
+	d.transport(g.proto, &key, g.buf[:g.end], d.origin.Time)
+}
+
+// transport decodes the IP payload data of protocol proto between the
+// addresses of key.
+func (d *Decoder) transport(proto uint8, key *tcpKey, data []byte, ts int64) {
 	switch proto {
 	case protoUDP:
 		if len(data) < 8 {
@@ -306,7 +373,7 @@ func (d *Decoder) ip(data []byte, ts int64) {
 		if d.udpTunnel(sport, dport, data[8:], ts) {
 			return
 		}
-		d.setAddrs(&key, sport, dport, ipID)
+		d.setAddrs(key, sport, dport)
 		d.Datagram(data[8:])
 	case protoTCP:
 		if len(data) < 20 {
@@ -321,21 +388,24 @@ func (d *Decoder) ip(data []byte, ts int64) {
 		key.sport = binary.BigEndian.Uint16(data[0:])
 		key.dport = binary.BigEndian.Uint16(data[2:])
 		seq := binary.BigEndian.Uint32(data[4:])
-		d.setAddrs(&key, key.sport, key.dport, ipID)
-		d.tcp.segment(&key, seq, data[13], data[off:], ts)
+		d.setAddrs(key, key.sport, key.dport)
+		d.tcp.segment(key, seq, data[13], data[off:], ts)
 	case protoIPIP, protoIPv6:
 		if d.enter(EncapIPinIP) {
 			d.ip(data, ts)
 		}
 	case protoGRE:
 		d.gre(data, ts)
+	case protoSCTP:
+		d.sctp(key, data)
 	default:
 		d.stats.skip(SkipIPProtocol)
 	}
 }
 
-// Datagram handles the payload of one UDP datagram: one SIP message per
-// datagram (RFC 3261 §18.1.1), recognised by content, or one HEP packet
+// Datagram handles the payload of one UDP datagram or SCTP user message:
+// one SIP message per datagram (RFC 3261 §18.1.1, RFC 4168 §5),
+// recognised by content, or one HEP packet
 // (decapsulated when the config says so, always for a [HEPListener]'s
 // decoder).
 func (d *Decoder) Datagram(p []byte) {
@@ -358,9 +428,8 @@ func (d *Decoder) Datagram(p []byte) {
 }
 
 // setAddrs sets the origin's addresses from a flow key (IPv4 as mapped
-// IPv6) and ports, and its IP identification.
-func (d *Decoder) setAddrs(k *tcpKey, sport, dport, ipID uint16) {
-	d.origin.IPID = ipID
+// IPv6) and ports. (The IPv4 identification is set by ip.)
+func (d *Decoder) setAddrs(k *tcpKey, sport, dport uint16) {
 	d.origin.Src = netip.AddrPortFrom(netip.AddrFrom16(k.src).Unmap(), sport)
 	d.origin.Dst = netip.AddrPortFrom(netip.AddrFrom16(k.dst).Unmap(), dport)
 }

@@ -194,6 +194,13 @@ func TestDecodePackets(t *testing.T) {
 	// etherIP is the offset of the IP header in an Ethernet frame.
 	const etherIP = 14
 	resp200 := []got{{200, "INVITE"}}
+	frags := func(ip []byte) []packet {
+		var ps []packet
+		for _, f := range fragments(t, ip, 256, 1) {
+			ps = append(ps, eth(f))
+		}
+		return ps
+	}
 	for _, tc := range []struct {
 		name   string
 		frames []packet
@@ -222,9 +229,8 @@ func TestDecodePackets(t *testing.T) {
 		{"empty datagram", []packet{eth(udp4(""))}, nil, map[string]uint64{}},
 		{"icmpv4 quoting sip", []packet{eth(icmpError(t, udp4(ok200)))}, nil, map[string]uint64{"skip/ip_protocol": 1}},
 		{"icmpv6 quoting sip", []packet{eth(icmpError(t, udp6(ok200)))}, nil, map[string]uint64{"skip/ip_protocol": 1}},
-		{"ipv4 fragments", []packet{eth(fragment(udp4(ok200), true, 0)), eth(fragment(udp4(ok200), false, 100))}, nil, map[string]uint64{"skip/ip_fragment": 2}},
-		{"ipv6 fragments", []packet{eth(ipv6Fragment(udp6(ok200), 0, true)), eth(ipv6Fragment(udp6(ok200), 100, false))}, nil, map[string]uint64{"skip/ip_fragment": 2}},
-		{"ipv6 fragment after hop-by-hop", []packet{eth(withIPv6Ext(ipv6Fragment(udp6(ok200), 0, true), 0))}, nil, map[string]uint64{"skip/ip_fragment": 1}},
+		{"ipv4 fragments", frags(udp4(ok200)), resp200, map[string]uint64{"responses": 1, "reassembled/ipv4": 1}},
+		{"ipv6 fragments", frags(udp6(ok200)), resp200, map[string]uint64{"responses": 1, "reassembled/ipv6": 1}},
 		{"status code 700", []packet{eth(udp4("SIP/2.0 700 Weird\r\nCSeq: 1 INVITE\r\n\r\n"))}, nil, map[string]uint64{"error/status_code": 1}},
 		{"status code 099", []packet{eth(udp4("SIP/2.0 099 Weird\r\nCSeq: 1 INVITE\r\n\r\n"))}, nil, map[string]uint64{"error/status_code": 1}},
 		{"status line", []packet{eth(udp4("SIP/2.0 2000 OK\r\nCSeq: 1 INVITE\r\n\r\n"))}, nil, map[string]uint64{"error/status_line": 1}},
@@ -232,7 +238,7 @@ func TestDecodePackets(t *testing.T) {
 		{"snap length cut inside the header", []packet{cut(eth(udp4(ok200)), 14+20+8+120)}, []got{{200, ""}}, map[string]uint64{"responses": 1}},
 		{"arp", []packet{pk(layers.LinkTypeEthernet, serialize(t, &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeARP}, gopacket.Payload(make([]byte, 28))))}, nil, map[string]uint64{"skip/not_ip": 1}},
 		{"unknown link type", []packet{pk(layers.LinkType(147), udp4(ok200))}, nil, map[string]uint64{"skip/link_type": 1}},
-		{"sctp", []packet{raw(serialize(t, &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolSCTP, SrcIP: alice4.Addr().AsSlice(), DstIP: bob4.Addr().AsSlice()}, gopacket.Payload(ok200)))}, nil, map[string]uint64{"skip/ip_protocol": 1}},
+		{"sip straight after an sctp common header", []packet{raw(serialize(t, &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolSCTP, SrcIP: alice4.Addr().AsSlice(), DstIP: bob4.Addr().AsSlice()}, gopacket.Payload(ok200)))}, nil, map[string]uint64{"error/sctp_header": 1}},
 		{"ipv4 total length 0 (TSO)", []packet{raw(func() []byte { p := udp4(ok200); p[2], p[3] = 0, 0; return p }())}, resp200, map[string]uint64{"responses": 1}},
 
 		// Truncated headers at each layer.

@@ -19,6 +19,8 @@
 // the source's [Stats] under a reason from a closed set ([ParseError],
 // [Skip], [Eviction], HEP decode errors).
 //
-// Later stages have seams here: IP fragments and tunnels are counted as
-// [SkipIPFragment] and [SkipIPProtocol] today.
+// IPv4 and IPv6 fragments are reassembled ([FragmentConfig]; drops counted
+// by [FragDrop] reason) and decoded like any other datagram, tunnels
+// included. SCTP (RFC 4168) is decoded chunk by chunk: each DATA or I-DATA
+// chunk holding a whole user message is one datagram.
 package capture

@@ -100,6 +100,32 @@ func fuzzSegments(d *capture.Decoder, data []byte) {
 	}
 }
 
+// fuzzFramesMode in the selector byte (without fuzzTCPMode) says that data
+// is a series of raw IP packets, each after a 2-byte length, decoded 10
+// seconds apart: IP fragments (reassembled, timing out) and SCTP.
+const fuzzFramesMode = 0x40
+
+// encodeFrames codes IP packets for fuzzFramesMode.
+func encodeFrames(ps ...[]byte) []byte {
+	var b []byte
+	for _, p := range ps {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(p)))
+		b = append(b, p...)
+	}
+	return b
+}
+
+// fuzzFrames decodes data as IP packets (see encodeFrames).
+func fuzzFrames(d *capture.Decoder, data []byte) {
+	ts := int64(1e18)
+	for len(data) >= 2 {
+		n := min(int(binary.BigEndian.Uint16(data)), len(data)-2)
+		d.Packet(layers.LinkTypeRaw, data[2:2+n], ts, n)
+		data = data[2+n:]
+		ts += 10 * int64(time.Second)
+	}
+}
+
 func FuzzDecoder(f *testing.F) {
 	for i, l := range links {
 		for _, m := range messages[:4] {
@@ -116,6 +142,19 @@ func FuzzDecoder(f *testing.F) {
 	f.Add(byte(0), ether(f, ipv6Fragment(udpPacket(f, alice6, bob6, []byte(ok.text)), 0, true)))
 	f.Add(byte(0), ether(f, icmpError(f, udpPacket(f, alice4, bob4, []byte(ok.text)))))
 	f.Add(byte(0), ether(f, udpPacket(f, alice4, bob4, []byte("\r\n\r\n"))))
+
+	// Frames mode seeds: IP fragments in order, reversed, overlapping,
+	// duplicated; SCTP with several chunks, in IP fragments too.
+	f4 := fragments(f, udpPacket(f, alice4, bob4, []byte(invite.text)), 256, 1)
+	f6 := fragments(f, udpPacket(f, alice6, bob6, []byte(invite.text)), 256, 2)
+	f.Add(byte(fuzzFramesMode), encodeFrames(f4...))
+	f.Add(byte(fuzzFramesMode), encodeFrames(slices.Concat([][]byte{f6[1], f4[2], f6[0]}, f4[:2], f6[2:])...))
+	f.Add(byte(fuzzFramesMode), encodeFrames(f4[0], shift(f, f4[1], -8), f4[1], f4[0], f4[2]))
+	f.Add(byte(fuzzFramesMode), encodeFrames(f6[0], f6[0], shift(f, f6[1], 8)))
+	sc := sctpPacket(f, alice4, bob4, sack, whole(invite.text), dataChunk(trying, true, false), heartbeat, iData(ok.text))
+	f.Add(byte(fuzzFramesMode), encodeFrames(sc))
+	f.Add(byte(fuzzFramesMode), encodeFrames(fragments(f, sc, 512, 3)...))
+	f.Add(byte(0), ether(f, sctpPacket(f, alice6, bob6, initChunk)))
 
 	// TCP mode seeds.
 	var s []byte
@@ -155,6 +194,7 @@ func FuzzDecoder(f *testing.F) {
 		calls := uint64(0)
 		cfg := capture.DefaultConfig()
 		cfg.TCP.MaxFlows, cfg.TCP.MaxBufferBytes, cfg.TCP.MaxOutOfOrder = 2, 1024, 3
+		cfg.Fragments.MaxDatagrams, cfg.Fragments.Timeout = 3, 25*time.Second
 		d, err := capture.NewDecoder(cfg, st, func(_ *capture.Origin, m *sip.Message) {
 			calls++
 			if m.Response && (m.StatusCode < 100 || m.StatusCode > 699) {
@@ -167,9 +207,12 @@ func FuzzDecoder(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sel&fuzzTCPMode != 0 {
+		switch {
+		case sel&fuzzTCPMode != 0:
 			fuzzSegments(d, data)
-		} else {
+		case sel&fuzzFramesMode != 0:
+			fuzzFrames(d, data)
+		default:
 			lt := fuzzLinkTypes[int(sel)%len(fuzzLinkTypes)]
 			d.Packet(lt, data, 0, len(data))
 			d.Packet(lt, data, 0, len(data)) // again: a known TCP flow now
@@ -177,12 +220,18 @@ func FuzzDecoder(f *testing.F) {
 		if n := st.TCPFlows.Load(); n < 0 || n > int64(cfg.TCP.MaxFlows) {
 			t.Fatalf("tcp flows = %d", n)
 		}
+		if n := st.IPReassembling.Load(); n < 0 || n > int64(cfg.Fragments.MaxDatagrams) {
+			t.Fatalf("ip datagrams in reassembly = %d", n)
+		}
 		if got := st.Requests.Load() + st.Responses.Load(); got != calls {
 			t.Fatalf("requests+responses = %d, handler called %d times", got, calls)
 		}
 		d.Reset()
 		if n := st.TCPFlows.Load(); n != 0 {
 			t.Fatalf("tcp flows after Reset = %d", n)
+		}
+		if n := st.IPReassembling.Load(); n != 0 {
+			t.Fatalf("ip datagrams in reassembly after Reset = %d", n)
 		}
 	})
 }

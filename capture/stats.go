@@ -23,6 +23,7 @@ const (
 	ErrTooLong                         // SIP header or message over its bound
 	ErrTunnelHeader                    // GRE, ERSPAN, VXLAN or Geneve header truncated
 	ErrEncapDepth                      // encapsulations nested deeper than MaxEncapDepth
+	ErrSCTPHeader                      // SCTP common header truncated, or a chunk shorter than its header or running past the packet
 	numParseErrors
 )
 
@@ -30,6 +31,7 @@ var parseErrorNames = [numParseErrors]string{
 	"link_header", "ip_header", "udp_header", "tcp_header",
 	"status_line", "status_code", "request_line", "header", "cseq",
 	"content_length", "too_long", "tunnel_header", "encapsulation_depth",
+	"sctp_header",
 }
 
 // String returns the label value, e.g. "status_code".
@@ -42,17 +44,20 @@ type Skip uint8
 
 // The skip reasons.
 const (
-	SkipNotIP      Skip = iota // link payload is not IPv4/IPv6 (ARP, LLDP, ...)
-	SkipLinkType               // link type or encapsulation not decoded (yet)
-	SkipIPProtocol             // IP payload is neither UDP nor TCP (ICMP, SCTP, GRE, ...)
-	SkipIPFragment             // IP fragment (reassembly is not implemented)
-	SkipNotSIP                 // UDP/TCP payload is not SIP (RTP, HTTP, STUN, ...)
-	SkipKeepalive              // CRLF keep-alive (RFC 5626 §3.5.1)
+	SkipNotIP        Skip = iota // link payload is not IPv4/IPv6 (ARP, LLDP, ...)
+	SkipLinkType                 // link type or encapsulation not decoded (yet)
+	SkipIPProtocol               // IP payload is not UDP, TCP, SCTP or a tunnel (ICMP, ESP, OSPF, ...)
+	SkipIPFragment               // IP fragment while reassembly is disabled (FragmentConfig.MaxDatagrams 0)
+	SkipNotSIP                   // UDP/TCP payload or SCTP user message is not SIP (RTP, HTTP, STUN, ...)
+	SkipKeepalive                // CRLF keep-alive (RFC 5626 §3.5.1)
+	SkipSCTPControl              // SCTP packet without user data: INIT, SACK, HEARTBEAT, ... chunks only
+	SkipSCTPFragment             // SCTP DATA/I-DATA chunk with part of a user message (not reassembled)
 	numSkips
 )
 
 var skipNames = [numSkips]string{
 	"not_ip", "link_type", "ip_protocol", "ip_fragment", "not_sip", "keepalive",
+	"sctp_control", "sctp_fragment",
 }
 
 // String returns the label value, e.g. "not_sip".
@@ -88,6 +93,8 @@ type Stats struct {
 	TCPOutOfOrder atomic.Uint64 // TCP segments held back and put in order
 	TCPGaps       atomic.Uint64 // times a missing TCP segment never came and the stream skipped ahead
 
+	IPReassembling atomic.Int64 // IP datagrams in the fragment reassembly table (a gauge)
+
 	HEPPackets       atomic.Uint64 // HEP packets received (listener) or found in captured payloads
 	HEPBytes         atomic.Uint64 // bytes of those HEP packets
 	HEPAuthFailures  atomic.Uint64 // HEP packets dropped for a missing or wrong auth key
@@ -101,6 +108,7 @@ type Stats struct {
 	hepErrors   [maxHEPErrorReasons]atomic.Uint64
 	hepTypes    [256]atomic.Uint64
 	encaps      [numEncaps]atomic.Uint64
+	frag        fragStats
 }
 
 // ParseErrors calls fn for every parse error reason, with its count (zeros

@@ -192,6 +192,8 @@ func counts(st *capture.Stats) map[string]uint64 {
 	st.ParseErrors(func(r string, n uint64) { put("error/"+r, n) })
 	st.Skips(func(r string, n uint64) { put("skip/"+r, n) })
 	st.Evictions(func(r string, n uint64) { put("evict/"+r, n) })
+	st.Reassembled(func(f string, n uint64) { put("reassembled/"+f, n) })
+	st.FragmentDrops(func(f, r string, n uint64) { put("frag_drop/"+f+"/"+r, n) })
 	return m
 }
 

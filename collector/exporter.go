@@ -12,6 +12,13 @@ type ReasonCount struct {
 	Count  uint64
 }
 
+// FragmentDropCount is the number of IP fragments of one family (ipv4,
+// ipv6) dropped for one reason.
+type FragmentDropCount struct {
+	Family, Reason string
+	Count          uint64
+}
+
 // SourceStats is a snapshot of one packet source's counters, taken at
 // scrape time.
 type SourceStats struct {
@@ -33,6 +40,10 @@ type SourceStats struct {
 	TCPOutOfOrder    uint64        // segments held back and put in order
 	TCPGaps          uint64        // gaps given up on (data never seen)
 
+	IPReassembling   int64               // IP datagrams being reassembled now
+	IPReassembled    []ReasonCount       // IP datagrams reassembled from fragments, Reason holding the family (ipv4, ipv6)
+	IPFragmentsDrops []FragmentDropCount // IP fragments dropped by family and reason
+
 	HEPPackets       uint64        // HEP packets received or found in captured payloads
 	HEPBytes         uint64        // bytes of those packets
 	HEPErrors        []ReasonCount // HEP decode errors by reason
@@ -50,6 +61,7 @@ type Exporter struct {
 
 	up, packets, bytes, dropped, skipped, parseErrors, encaps *prometheus.Desc
 	tcpFlows, tcpEvicted, tcpRetrans, tcpOOO, tcpGaps         *prometheus.Desc
+	ipReassembling, ipReassembled, ipFragDropped              *prometheus.Desc
 	hepPackets, hepBytes, hepErrors, hepAuth, hepNonSIP       *prometheus.Desc
 	hepConns, hepConnsTotal, hepConnsRejected                 *prometheus.Desc
 }
@@ -77,6 +89,12 @@ func NewExporter(snapshot func() []SourceStats) *Exporter {
 		tcpOOO:      d("tcp_segments_out_of_order_total", "TCP segments that arrived ahead of missing data.", src),
 		tcpGaps:     d("tcp_stream_gaps_total", "Times missing TCP data never arrived and reassembly skipped ahead to the next SIP message.", src),
 
+		ipReassembling: d("ip_reassembly_datagrams", "IP datagrams whose fragments are being collected (including failed ones kept until their timeout to drop late fragments).", src),
+		ipReassembled:  d("ip_datagrams_reassembled_total", "IP datagrams reassembled from fragments, by family (ipv4, ipv6).", []string{"source", "family"}),
+		ipFragDropped: d("ip_fragments_dropped_total", "IP fragments dropped without making a datagram, by family and reason "+
+			"(incomplete: missing fragments at the timeout, overlap, duplicate, too_large, limit: too many datagrams in progress, truncated: cut by the snap length).",
+			[]string{"source", "family", "reason"}),
+
 		hepPackets:       d("hep_packets_received_total", "HEP packets received by the listener (source udp://, tcp://, tls://) or found inside captured payloads.", src),
 		hepBytes:         d("hep_bytes_received_total", "Bytes of the HEP packets received.", src),
 		hepErrors:        d("hep_decode_errors_total", "HEP packets that could not be decoded, by reason; on TCP the connection is closed.", srcReason),
@@ -92,6 +110,7 @@ func NewExporter(snapshot func() []SourceStats) *Exporter {
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{e.up, e.packets, e.bytes, e.dropped, e.skipped, e.parseErrors, e.encaps,
 		e.tcpFlows, e.tcpEvicted, e.tcpRetrans, e.tcpOOO, e.tcpGaps,
+		e.ipReassembling, e.ipReassembled, e.ipFragDropped,
 		e.hepPackets, e.hepBytes, e.hepErrors, e.hepAuth, e.hepNonSIP, e.hepConns, e.hepConnsTotal, e.hepConnsRejected} {
 		ch <- d
 	}
@@ -124,6 +143,11 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 		counter(e.tcpRetrans, s.TCPRetransmitted, s.Source)
 		counter(e.tcpOOO, s.TCPOutOfOrder, s.Source)
 		counter(e.tcpGaps, s.TCPGaps, s.Source)
+		ch <- prometheus.MustNewConstMetric(e.ipReassembling, prometheus.GaugeValue, float64(s.IPReassembling), s.Source)
+		reasons(e.ipReassembled, s.Source, s.IPReassembled)
+		for _, f := range s.IPFragmentsDrops {
+			counter(e.ipFragDropped, f.Count, s.Source, f.Family, f.Reason)
+		}
 		counter(e.hepPackets, s.HEPPackets, s.Source)
 		counter(e.hepBytes, s.HEPBytes, s.Source)
 		reasons(e.hepErrors, s.Source, s.HEPErrors)

@@ -21,6 +21,7 @@ import (
 type pipelineConfig struct {
 	tcp      capture.TCPConfig
 	hep      capture.HEPDecodeConfig
+	frag     capture.FragmentConfig
 	nodeName string // node label of interface and file sources
 	maxNodes int
 	// dedupWindow is --capture.dedup-window: copies of a message within it
@@ -62,13 +63,13 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 // defaultPipelineConfig returns the defaults of the flags.
 func defaultPipelineConfig() pipelineConfig {
 	dc := capture.DefaultConfig()
-	return pipelineConfig{tcp: dc.TCP, hep: dc.HEP, maxNodes: 256, dedupWindow: defaultDedupWindow}
+	return pipelineConfig{tcp: dc.TCP, hep: dc.HEP, frag: dc.Fragments, maxNodes: 256, dedupWindow: defaultDedupWindow}
 }
 
 // decoderConfig returns the decoder configuration of the flags.
 func (c pipelineConfig) decoderConfig() capture.Config {
 	dc := capture.DefaultConfig()
-	dc.TCP, dc.HEP = c.tcp, c.hep
+	dc.TCP, dc.HEP, dc.Fragments = c.tcp, c.hep, c.frag
 	return dc
 }
 
@@ -285,7 +286,8 @@ func snapshot(sources []*source) []collector.SourceStats {
 			Packets: st.Packets.Load(), Bytes: st.Bytes.Load(), KernelDrops: st.KernelDrops.Load(),
 			TCPFlows: st.TCPFlows.Load(), TCPRetransmitted: st.TCPRetrans.Load(),
 			TCPOutOfOrder: st.TCPOutOfOrder.Load(), TCPGaps: st.TCPGaps.Load(),
-			HEPPackets: st.HEPPackets.Load(), HEPBytes: st.HEPBytes.Load(), HEPAuthFailures: st.HEPAuthFailures.Load(),
+			IPReassembling: st.IPReassembling.Load(),
+			HEPPackets:     st.HEPPackets.Load(), HEPBytes: st.HEPBytes.Load(), HEPAuthFailures: st.HEPAuthFailures.Load(),
 			HEPConns: st.HEPConns.Load(), HEPConnsTotal: st.HEPConnsTotal.Load(), HEPConnsRejected: st.HEPConnsRejected.Load(),
 		}
 		add := func(dst *[]collector.ReasonCount) func(string, uint64) {
@@ -295,6 +297,10 @@ func snapshot(sources []*source) []collector.SourceStats {
 		st.Skips(add(&ss.Skipped))
 		st.Encapsulations(add(&ss.Encaps))
 		st.Evictions(add(&ss.TCPEvictions))
+		st.Reassembled(add(&ss.IPReassembled))
+		st.FragmentDrops(func(f, r string, n uint64) {
+			ss.IPFragmentsDrops = append(ss.IPFragmentsDrops, collector.FragmentDropCount{Family: f, Reason: r, Count: n})
+		})
 		st.HEPErrors(add(&ss.HEPErrors))
 		st.HEPTypes(func(t uint8, n uint64) {
 			ss.HEPNonSIP = append(ss.HEPNonSIP, collector.ReasonCount{Reason: strconv.Itoa(int(t)), Count: n})
