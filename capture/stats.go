@@ -23,6 +23,9 @@ const (
 	ErrTooLong                         // SIP header or message over its bound
 	ErrTunnelHeader                    // GRE, ERSPAN, VXLAN or Geneve header truncated
 	ErrEncapDepth                      // encapsulations nested deeper than MaxEncapDepth
+	// WebSocket frame breaking RFC 6455 §5.2: reserved opcode or RSV bit,
+	// fragmented or over-long control frame, stray continuation frame
+	ErrWebSocketFrame
 	numParseErrors
 )
 
@@ -30,6 +33,7 @@ var parseErrorNames = [numParseErrors]string{
 	"link_header", "ip_header", "udp_header", "tcp_header",
 	"status_line", "status_code", "request_line", "header", "cseq",
 	"content_length", "too_long", "tunnel_header", "encapsulation_depth",
+	"websocket_frame",
 }
 
 // String returns the label value, e.g. "status_code".
@@ -48,11 +52,15 @@ const (
 	SkipIPFragment             // IP fragment (reassembly is not implemented)
 	SkipNotSIP                 // UDP/TCP payload is not SIP (RTP, HTTP, STUN, ...)
 	SkipKeepalive              // CRLF keep-alive (RFC 5626 §3.5.1)
+	// WebSocket message compressed with permessage-deflate (RFC 7692,
+	// RSV1 set): it holds SIP that is not decoded
+	SkipWebSocketCompressed
 	numSkips
 )
 
 var skipNames = [numSkips]string{
 	"not_ip", "link_type", "ip_protocol", "ip_fragment", "not_sip", "keepalive",
+	"websocket_compressed",
 }
 
 // String returns the label value, e.g. "not_sip".
