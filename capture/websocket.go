@@ -108,9 +108,9 @@ func wsPayloadLen(h []byte) uint64 {
 // a message start, begins a WebSocket direction, and switches f to it.
 func (t *tcpTable) wsDetect(f *tcpFlow, p []byte) bool {
 	switch {
-	case hasPrefixFold(p, "GET "):
+	case startsLike(p, "GET "):
 		f.ws = wsState{mode: wsHandshake}
-	case hasPrefixFold(p, "HTTP/1.1 101"):
+	case startsLike(p, "HTTP/1.1 101"):
 		f.ws = wsState{mode: wsHandshake, response: true}
 	case wsLooksLikeSIP(p):
 		f.ws = wsState{mode: wsFrames}
@@ -449,6 +449,13 @@ func isWSUpgrade(h []byte, response bool) bool {
 // case.
 func hasPrefixFold(b []byte, s string) bool {
 	return len(b) >= len(s) && bytes.EqualFold(b[:len(s)], []byte(s))
+}
+
+// startsLike reports whether p starts with the ASCII string s, or is shorter
+// and starts it, ignoring case.
+func startsLike(p []byte, s string) bool {
+	n := min(len(p), len(s))
+	return n > 0 && bytes.EqualFold(p[:n], []byte(s[:n]))
 }
 
 func hasSuffixFold(b []byte, s string) bool {
