@@ -1,6 +1,7 @@
 package capture_test
 
 import (
+	"context"
 	"encoding/binary"
 	"strings"
 	"testing"
@@ -437,4 +438,84 @@ func FuzzWebSocket(f *testing.F) {
 			t.Fatalf("counts differ with %d-byte segments:\nwhole %v\n  cut %v", int(size)+1, w, c)
 		}
 	})
+}
+
+// wsPcap is a real SIP-over-WebSocket exchange between sipgo user agents,
+// captured on lo by TestWebSocketSipgoLive -update-ws.
+const wsPcap = "testdata/sip-websocket.pcap"
+
+// The mix the sipgo UAC sends, and what the UAS answers.
+const (
+	wsOptions  = 10 // OPTIONS → 200
+	wsInvites  = 5  // INVITE → 100 Trying? (sipgo's choice), 486, ACK by the transaction layer
+	wsMessages = 3  // MESSAGE with a 1.5 kB body → 200 (16-bit frame lengths)
+	wsRegister = 1  // REGISTER → 401
+)
+
+// wsExchangeWant is what a capture of the exchange holds: requests by
+// method, responses by code and CSeq method.
+func wsExchangeWant() map[got]int {
+	return map[got]int{
+		{0, "OPTIONS"}: wsOptions, {200, "OPTIONS"}: wsOptions,
+		{0, "INVITE"}: wsInvites, {486, "INVITE"}: wsInvites, {0, "ACK"}: wsInvites,
+		{0, "MESSAGE"}: wsMessages, {200, "MESSAGE"}: wsMessages,
+		{0, "REGISTER"}: wsRegister, {401, "REGISTER"}: wsRegister,
+	}
+}
+
+// countGot counts messages by kind.
+func countGot(ms []got) map[got]int {
+	c := map[got]int{}
+	for _, m := range ms {
+		c[m]++
+	}
+	return c
+}
+
+func sameGotCounts(a, b map[got]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// checkWSStats checks that a decoder that saw the exchange msgs counted
+// one WebSocket message per SIP message and nothing malformed or skipped
+// as not SIP.
+func checkWSStats(t *testing.T, what string, st *capture.Stats, msgs map[got]int) {
+	t.Helper()
+	total := 0
+	for _, n := range msgs {
+		total += n
+	}
+	c := wsCounts(st)
+	if n := c["encap/websocket"]; n != uint64(total) {
+		t.Errorf("%s: %d WebSocket messages, want %d", what, n, total)
+	}
+	for k, n := range c {
+		if strings.HasPrefix(k, "error/") || k == "skip/not_sip" || k == "skip/websocket_compressed" {
+			t.Errorf("%s: %s = %d, want 0", what, k, n)
+		}
+	}
+}
+
+// TestWebSocketCapturedExchange replays the real SIP-over-WebSocket
+// exchange between sipgo user agents in testdata/sip-websocket.pcap
+// (recorded by TestWebSocketSipgoLive -update-ws) through ReadFile and a
+// decoder, and checks the exact counts.
+func TestWebSocketCapturedExchange(t *testing.T) {
+	st, rec, err := readFile(t, context.Background(), capture.FileConfig{Path: wsPcap}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := wsExchangeWant()
+	if g := countGot(rec.msgs); !sameGotCounts(g, w) {
+		t.Errorf("decoder found %v, want %v", g, w)
+	}
+	checkWSStats(t, wsPcap, st, w)
 }
