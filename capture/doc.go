@@ -9,6 +9,9 @@
 // TCP streams are reassembled per flow direction (RFC 9293 sequence space):
 // segments put back in order, retransmitted data counted once, messages
 // framed by Content-Length (RFC 3261 §18.3), buffers and flow count bounded.
+// SIP over WebSocket (RFC 7118) is a stream mode of a flow: recognised by
+// its HTTP upgrade or, joined mid-connection, by a first frame carrying SIP;
+// frames are unmasked and reassembled, one SIP message per WebSocket message.
 // SIP is recognised by content on any port with [sip.IsStart]; HEP found
 // inside UDP or TCP payloads is decapsulated ([Decoder.HEP]). Each message is
 // scanned with [sip.Parse] and handed to a [Handler] with its [Origin].

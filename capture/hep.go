@@ -37,8 +37,9 @@ type Origin struct {
 	// HEP. Two captured copies of one packet share it; a message sent
 	// twice usually does not.
 	IPID uint16
-	// Payload is the SIP message's bytes: the UDP datagram, or the framed
-	// message (header and Content-Length body) of a stream.
+	// Payload is the SIP message's bytes: the UDP datagram or SCTP user
+	// message, the framed message (header and Content-Length body) of a
+	// stream, or the unmasked WebSocket message.
 	Payload []byte
 }
 

@@ -24,6 +24,9 @@ const (
 	ErrTunnelHeader                    // GRE, ERSPAN, VXLAN or Geneve header truncated
 	ErrEncapDepth                      // encapsulations nested deeper than MaxEncapDepth
 	ErrSCTPHeader                      // SCTP common header truncated, or a chunk shorter than its header or running past the packet
+	// WebSocket frame breaking RFC 6455 §5.2: reserved opcode or RSV bit,
+	// fragmented or over-long control frame, stray continuation frame
+	ErrWebSocketFrame
 	numParseErrors
 )
 
@@ -32,6 +35,7 @@ var parseErrorNames = [numParseErrors]string{
 	"status_line", "status_code", "request_line", "header", "cseq",
 	"content_length", "too_long", "tunnel_header", "encapsulation_depth",
 	"sctp_header",
+	"websocket_frame",
 }
 
 // String returns the label value, e.g. "status_code".
@@ -52,12 +56,16 @@ const (
 	SkipKeepalive                // CRLF keep-alive (RFC 5626 §3.5.1)
 	SkipSCTPControl              // SCTP packet without user data: INIT, SACK, HEARTBEAT, ... chunks only
 	SkipSCTPFragment             // SCTP DATA/I-DATA chunk with part of a user message (not reassembled)
+	// WebSocket message compressed with permessage-deflate (RFC 7692,
+	// RSV1 set): it holds SIP that is not decoded
+	SkipWebSocketCompressed
 	numSkips
 )
 
 var skipNames = [numSkips]string{
 	"not_ip", "link_type", "ip_protocol", "ip_fragment", "not_sip", "keepalive",
 	"sctp_control", "sctp_fragment",
+	"websocket_compressed",
 }
 
 // String returns the label value, e.g. "not_sip".

@@ -67,6 +67,8 @@ type tcpFlow struct {
 	heldSize int
 	lastSeen int64 // capture time of the last segment, Unix nanoseconds
 
+	ws wsState // SIP over WebSocket (RFC 7118): handshake and framing state
+
 	newer, older *tcpFlow // recency list
 }
 
@@ -123,6 +125,7 @@ func (t *tcpTable) segment(k *tcpKey, seq uint32, flags uint8, payload []byte, n
 		seq++
 		f.next = seq
 		f.hunting, f.hep, f.fresh = false, false, true
+		f.ws = wsState{}
 		f.buf = f.buf[:0]
 		f.dropHeld()
 	}
@@ -204,6 +207,7 @@ func (t *tcpTable) skipGap(f *tcpFlow) {
 	f.next = f.held[lowest].seq
 	f.buf = f.buf[:0]
 	f.hunting = true
+	f.ws = wsState{}
 	t.drainHeld(f)
 	if len(f.held) > 0 {
 		// Still a gap: what is left cannot be placed any more.
@@ -221,9 +225,17 @@ func (f *tcpFlow) dropHeld() {
 // SIP message and keeps the start of an incomplete one.
 func (t *tcpTable) stream(f *tcpFlow, p []byte) {
 	st := t.d.stats
+	if f.ws.mode != wsOff {
+		t.wsStream(f, p)
+		return
+	}
 	if f.fresh {
 		f.fresh = false
 		f.hep = t.d.decapsulate && hasHEP3Magic(p)
+		if !f.hep && t.wsDetect(f, p) {
+			t.wsStream(f, p)
+			return
+		}
 	}
 	if f.hunting {
 		p = trimCRLF(p)
@@ -233,6 +245,10 @@ func (t *tcpTable) stream(f *tcpFlow, p []byte) {
 		switch {
 		case t.d.decapsulate && hasHEP3Magic(p):
 			f.hep = true
+		case t.wsDetect(f, p):
+			f.hunting = false
+			t.wsStream(f, p)
+			return
 		case !sip.IsStart(p):
 			st.skip(SkipNotSIP)
 			return

@@ -16,10 +16,13 @@ const (
 	EncapVXLAN               // VXLAN (RFC 7348), UDP 4789 and Linux's 8472
 	EncapGeneve              // Geneve (RFC 8926), UDP 6081
 	EncapIPinIP              // IPv4 or IPv6 inside IPv4 or IPv6 (IP protocols 4, 41)
+	// SIP over WebSocket (RFC 7118): counts WebSocket messages (one SIP
+	// message each), not packets
+	EncapWebSocket
 	numEncaps
 )
 
-var encapNames = [numEncaps]string{"vlan", "pppoe", "mpls", "gre", "erspan", "vxlan", "geneve", "ip_in_ip"}
+var encapNames = [numEncaps]string{"vlan", "pppoe", "mpls", "gre", "erspan", "vxlan", "geneve", "ip_in_ip", "websocket"}
 
 // String returns the label value, e.g. "vxlan".
 func (e Encap) String() string { return encapNames[e] }

@@ -82,7 +82,7 @@ func NewExporter(snapshot func() []SourceStats) *Exporter {
 		dropped:     d("packets_dropped_total", "Packets lost before decoding, by reason (kernel: the capture ring was full).", srcReason),
 		skipped:     d("packets_skipped_total", "Packets that hold no SIP message, by reason; not an error.", srcReason),
 		parseErrors: d("parse_errors_total", "Malformed packets or SIP messages, by reason. Start-line errors drop the message; header errors are counted and the message too.", srcReason),
-		encaps:      d("packets_encapsulated_total", "Packets decoded through an encapsulation, by kind (vlan, pppoe, mpls, gre, erspan, vxlan, geneve, ip_in_ip); a packet counts once per layer.", []string{"source", "encapsulation"}),
+		encaps:      d("packets_encapsulated_total", "Packets decoded through an encapsulation, by kind (vlan, pppoe, mpls, gre, erspan, vxlan, geneve, ip_in_ip; websocket counts WebSocket messages); a packet counts once per layer.", []string{"source", "encapsulation"}),
 		tcpFlows:    d("tcp_flows", "TCP flow directions whose stream is being reassembled.", src),
 		tcpEvicted:  d("tcp_flows_evicted_total", "TCP flows forgotten before they ended, by reason (limit: table full, timeout: idle).", srcReason),
 		tcpRetrans:  d("tcp_segments_retransmitted_total", "TCP segments carrying data seen already; the data is counted once.", src),
