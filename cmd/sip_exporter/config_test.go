@@ -1,0 +1,243 @@
+package main
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/sip-exporter/sip_exporter/collector"
+)
+
+func TestParseConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     collector.PeersConfig // when err is ""
+		err      string
+	}{
+		{name: "empty file", in: ""},
+		{name: "empty document", in: "---\n"},
+		{name: "empty peers", in: "peers: []\n"},
+		{
+			name: "valid",
+			in: `peers:
+  - name: carrier-a
+    cidrs: [192.0.2.0/24, "2001:db8::/32"]
+    ports: [5060, "5080-5090"]
+  - name: pbx b
+    cidrs:
+      - 198.51.100.7
+      - 2001:db8:1::1
+nodes:
+  4711: sbc-fra-1
+  sbc2.example.net: sbc-ams-1
+`,
+			want: collector.PeersConfig{
+				Peers: []collector.PeerConfig{
+					{Name: "carrier-a",
+						Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")},
+						Ports:    []collector.PortRange{{First: 5060, Last: 5060}, {First: 5080, Last: 5090}}},
+					{Name: "pbx b",
+						Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.7/32"), netip.MustParsePrefix("2001:db8:1::1/128")}},
+				},
+				Nodes: map[string]string{"4711": "sbc-fra-1", "sbc2.example.net": "sbc-ams-1"},
+			},
+		},
+		{
+			name: "overlap, narrower first: accepted",
+			in: `peers:
+  - name: gw-1
+    cidrs: [10.0.0.1/32]
+  - name: site
+    cidrs: [10.0.0.0/24]
+`,
+			want: collector.PeersConfig{Peers: []collector.PeerConfig{
+				{Name: "gw-1", Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}},
+				{Name: "site", Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}},
+			}},
+		},
+		{
+			name: "overlap, wider first on other ports: accepted",
+			in: `peers:
+  - name: site-sip
+    cidrs: [10.0.0.0/24]
+    ports: [5060]
+  - name: gw-1
+    cidrs: [10.0.0.1/32]
+`,
+			want: collector.PeersConfig{Peers: []collector.PeerConfig{
+				{Name: "site-sip", Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}, Ports: []collector.PortRange{{First: 5060, Last: 5060}}},
+				{Name: "gw-1", Prefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}},
+			}},
+		},
+		{
+			name: "overlapping peers: later one shadowed",
+			in: `peers:
+  - name: carrier-a
+    cidrs: [10.0.0.0/16]
+  - name: pbx-b
+    cidrs:
+      - 192.0.2.0/24
+      - 10.0.3.0/24
+`,
+			err: `line 7: peer "pbx-b": cidr 10.0.3.0/24 never matches: peer "carrier-a" (line 3) comes first and covers it with 10.0.0.0/16; put the narrower peer first`,
+		},
+		{
+			name: "overlapping peers: shadowed on ports too",
+			in: `peers:
+  - name: carrier-a
+    cidrs: [10.0.0.0/16]
+    ports: ["5060-5061", 5062]
+  - name: pbx-b
+    cidrs: [10.0.3.0/24]
+    ports: [5061, 5062]
+`,
+			err: `line 6: peer "pbx-b": cidr 10.0.3.0/24 never matches: peer "carrier-a" (line 3) comes first and covers it with 10.0.0.0/16 on ports 5060-5061,5062; put the narrower peer first`,
+		},
+		{
+			name: "unknown key",
+			in: `peers:
+  - name: carrier-a
+    cidr: [10.0.0.0/8]
+`,
+			err: "line 3: field cidr not found in a peer (want name, cidrs, ports)",
+		},
+		{
+			name: "unknown top-level key",
+			in:   "peer:\n  - name: a\n",
+			err:  "line 1: field peer not found at the top level (want peers, nodes)",
+		},
+		{
+			name: "peers not a list",
+			in:   "peers:\n  name: a\n",
+			err:  "line 2: cannot unmarshal !!map into peers (want a list)",
+		},
+		{
+			name: "syntax error",
+			in:   "peers:\n - name: a\n  cidrs: [10.0.0.0/8]\n",
+			err:  "line 1: did not find expected '-' indicator", // the YAML library's line: where the list began
+		},
+		{
+			name: "duplicate key",
+			in:   "peers:\n  - name: a\n    name: b\n",
+			err:  `line 3: mapping key "name" already defined at line 2`,
+		},
+		{
+			name: "duplicate node",
+			in:   "nodes:\n  a: x\n  a: y\n",
+			err:  `line 3: node "a" mapped twice (first on line 2)`,
+		},
+		{
+			name: "bad CIDR",
+			in: `peers:
+  - name: carrier-a
+    cidrs: [10.0.0.0/33]
+`,
+			err: `line 3: peer "carrier-a": bad cidr "10.0.0.0/33": want ADDRESS/BITS or ADDRESS`,
+		},
+		{
+			name: "bad address",
+			in:   "peers:\n  - name: carrier-a\n    cidrs: [carrier.example.com]\n",
+			err:  `line 3: peer "carrier-a": bad cidr "carrier.example.com": want ADDRESS/BITS or ADDRESS`,
+		},
+		{
+			name: "host bits",
+			in:   "peers:\n  - name: carrier-a\n    cidrs:\n      - 2001:db8::/32\n      - 10.1.2.3/8\n",
+			err:  `line 5: peer "carrier-a": cidr "10.1.2.3/8" has host bits set (did you mean 10.0.0.0/8?)`,
+		},
+		{
+			name: "no cidrs",
+			in:   "peers:\n  - name: carrier-a\n    ports: [5060]\n",
+			err:  `line 2: peer "carrier-a" has no cidrs`,
+		},
+		{
+			name: "bad port range",
+			in:   "peers:\n  - name: carrier-a\n    cidrs: [10.0.0.0/8]\n    ports: [\"5090-5080\"]\n",
+			err:  `line 4: peer "carrier-a": bad port range "5090-5080": first port above last`,
+		},
+		{
+			name: "port range out of bounds",
+			in:   "peers:\n  - name: carrier-a\n    cidrs: [10.0.0.0/8]\n    ports: [\"0-80\"]\n",
+			err:  `line 4: peer "carrier-a": bad port range "0-80": want FIRST-LAST, each 1 to 65535`,
+		},
+		{
+			name: "bad port",
+			in:   "peers:\n  - name: carrier-a\n    cidrs: [10.0.0.0/8]\n    ports:\n      - 5060\n      - 70000\n",
+			err:  `line 6: peer "carrier-a": bad port "70000": want 1 to 65535 or a range "FIRST-LAST"`,
+		},
+		{
+			name: "duplicate peer name",
+			in:   "peers:\n  - name: a\n    cidrs: [10.0.0.0/8]\n  - name: a\n    cidrs: [192.0.2.0/24]\n",
+			err:  `line 4: peer "a" defined twice (first on line 2)`,
+		},
+		{
+			name: "empty name",
+			in:   "peers:\n  - cidrs: [10.0.0.0/8]\n",
+			err:  "line 2: peer without a name",
+		},
+		{
+			name: "reserved name",
+			in:   "peers:\n  - name: other\n    cidrs: [10.0.0.0/8]\n",
+			err:  `line 2: peer name "other" is reserved for messages of no configured peer`,
+		},
+		{
+			name: "invalid name",
+			in:   "peers:\n  - name: \"carrier \\\"a\\\"\"\n    cidrs: [10.0.0.0/8]\n",
+			err:  `line 2: invalid peer name "carrier \"a\"": want 1 to 64 ASCII letters, digits, spaces and -_.:/+@, starting and ending with a letter or digit`,
+		},
+		{
+			name: "node mapping not a mapping",
+			in:   "nodes: [a, b]\n",
+			err:  "line 1: nodes must be a mapping of node values to names",
+		},
+		{
+			name: "node mapping bad name",
+			in:   "nodes:\n  \"4711\": \"sbc fra 1!\"\n",
+			err:  `line 2: node "4711": invalid name "sbc fra 1!": want 1 to 64 ASCII letters, digits, spaces and -_.:/+@, starting and ending with a letter or digit`,
+		},
+		{
+			name: "node mapping to other",
+			in:   "nodes:\n  \"4711\": other\n",
+			err:  `line 2: node "4711": name "other" is reserved for nodes past --hep.max-nodes`,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseConfig([]byte(tc.in))
+			if tc.err != "" {
+				if err == nil {
+					t.Fatalf("no error, want %q", tc.err)
+				}
+				if err.Error() != tc.err {
+					t.Fatalf("error\n  %s\nwant\n  %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v\nwant %+v", got, tc.want)
+			}
+			if _, err := collector.NewPeers(got); err != nil {
+				t.Errorf("NewPeers: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadPeers(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := loadPeers(filepath.Join(dir, "missing.yml")); err == nil || !strings.HasPrefix(err.Error(), "config file: open ") {
+		t.Errorf("missing file: %v", err)
+	}
+	path := filepath.Join(dir, "peers.yml")
+	if err := os.WriteFile(path, []byte("peers:\n  - name: a\n    cidrs: [10.0.0.0/8]\n  - name: b\n    cidrs: [nope]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := loadPeers(path)
+	if want := `config file "` + path + `": line 5: peer "b": bad cidr "nope": want ADDRESS/BITS or ADDRESS`; err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
+	}
+}
