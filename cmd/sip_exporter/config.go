@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,10 +10,12 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -405,4 +408,42 @@ func reloadHandler(r *reloader, lifecycle bool) http.Handler {
 			}
 		}
 	})
+}
+
+// loadConfig loads --config.file, when given, into the pipeline options.
+func (o *options) loadConfig() error {
+	if o.configFile == "" {
+		return nil
+	}
+	p, err := loadPeers(o.configFile)
+	if err != nil {
+		return err
+	}
+	o.pipeline.peers = p
+	return nil
+}
+
+// reloadOnSIGHUP starts reloading the configuration file on every SIGHUP
+// until ctx is done; SIGHUP no longer ends the process from its return. r
+// is nil without --config.file: SIGHUP is then logged and ignored.
+func reloadOnSIGHUP(ctx context.Context, r *reloader, logger *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go watchSIGHUP(ctx, hup, r, logger)
+}
+
+func watchSIGHUP(ctx context.Context, hup chan os.Signal, r *reloader, logger *slog.Logger) {
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if r == nil {
+				logger.Info("SIGHUP ignored: no --config.file to reload")
+				continue
+			}
+			_ = r.reload() // logged
+		}
+	}
 }

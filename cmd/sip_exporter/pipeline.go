@@ -23,13 +23,20 @@ type pipelineConfig struct {
 	hep      capture.HEPDecodeConfig
 	nodeName string // node label of interface and file sources
 	maxNodes int
+	// peers, when not nil (--config.file), adds the peer and direction
+	// labels and attributes messages to peers.
+	peers *collector.Peers
+	// maxPhrases is --collector.max-phrases-per-code with
+	// --collector.response-phrases, else 0 (phrases not counted).
+	maxPhrases int
 }
 
 // pipeline connects decoders to the SIP collector.
 type pipeline struct {
-	cfg  pipelineConfig
-	sip  *collector.SIP
-	node *collector.Node // of interface and file sources
+	cfg      pipelineConfig
+	sip      *collector.SIP
+	node     *collector.Node // of interface and file sources (for peer "other")
+	nodeName []byte          // of interface and file sources
 }
 
 func newPipeline(cfg pipelineConfig) (*pipeline, error) {
@@ -39,8 +46,15 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 	if cfg.maxNodes < 1 {
 		return nil, fmt.Errorf("--hep.max-nodes %d: must be at least 1", cfg.maxNodes)
 	}
-	c := collector.NewSIP(cfg.maxNodes)
-	return &pipeline{cfg: cfg, sip: c, node: c.Node([]byte(cfg.nodeName))}, nil
+	c, err := collector.NewSIPWithConfig(collector.SIPConfig{
+		MaxNodes: cfg.maxNodes,
+		Peers:    cfg.peers,
+		Phrases:  collector.PhrasesConfig{MaxPerCode: cfg.maxPhrases},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pipeline{cfg: cfg, sip: c, node: c.Node([]byte(cfg.nodeName)), nodeName: []byte(cfg.nodeName)}, nil
 }
 
 // defaultPipelineConfig returns the defaults of the flags.
@@ -57,14 +71,26 @@ func (c pipelineConfig) decoderConfig() capture.Config {
 }
 
 // observe counts one SIP message: under the HEP sender's node when it came
-// over HEP, else under the node of interface and file sources.
+// over HEP, else under the node of interface and file sources; with peers,
+// under the peer and direction its addresses match. It takes no lock and
+// does not allocate once the label set has been seen.
 func (p *pipeline) observe(o *capture.Origin, m *sip.Message) {
-	n := p.node
-	if o.Node != nil {
+	var n *collector.Node
+	switch {
+	case p.cfg.peers != nil:
+		name := o.Node
+		if name == nil {
+			name = p.nodeName
+		}
+		n = p.sip.Lookup(name, o.Src, o.Dst)
+	case o.Node != nil:
 		n = p.sip.Node(o.Node)
+	default:
+		n = p.node
 	}
 	if m.Response {
 		n.ObserveResponse(m.StatusCode, m.CSeqMethod)
+		n.ObservePhrase(m.StatusCode, m.Reason)
 	} else {
 		n.ObserveRequest(m.Method)
 	}
