@@ -1,12 +1,20 @@
 package main
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/promslog"
 
 	"github.com/sip-exporter/sip_exporter/collector"
 )
@@ -239,5 +247,121 @@ func TestLoadPeers(t *testing.T) {
 	_, err := loadPeers(path)
 	if want := `config file "` + path + `": line 5: peer "b": bad cidr "nope": want ADDRESS/BITS or ADDRESS`; err == nil || err.Error() != want {
 		t.Errorf("error %v, want %s", err, want)
+	}
+}
+
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "peers.yml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("peers:\n  - name: pbx-b\n    cidrs: [198.51.100.0/24]\n")
+	o := options{configFile: path, pipeline: defaultPipelineConfig()}
+	if err := o.loadConfig(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := newPipeline(o.pipeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := promslog.NewNopLogger()
+	r := newReloader(path, p.sip, logger)
+	src, dst := netip.MustParseAddrPort("198.51.100.7:5060"), netip.MustParseAddrPort("203.0.113.1:5060")
+	peerNow := func() string { return p.sip.Lookup(nil, src, dst).Peer() }
+	state := func(ok float64) {
+		t.Helper()
+		want := fmt.Sprintf(`
+# HELP sip_exporter_config_last_reload_successful Whether the last reload of the configuration file (--config.file) succeeded (1) or failed and the previous configuration stays in force (0).
+# TYPE sip_exporter_config_last_reload_successful gauge
+sip_exporter_config_last_reload_successful %v
+`, ok)
+		if err := testutil.CollectAndCompare(r, strings.NewReader(want), "sip_exporter_config_last_reload_successful"); err != nil {
+			t.Error(err)
+		}
+	}
+	lastSuccess := func() float64 {
+		mfs, err := testutil.CollectAndFormat(r, expfmt.TypeTextPlain, "sip_exporter_config_last_reload_success_timestamp_seconds")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v float64
+		for _, line := range strings.Split(string(mfs), "\n") {
+			if strings.HasPrefix(line, "sip_exporter_config_last_reload_success_timestamp_seconds ") {
+				fmt.Sscan(strings.Fields(line)[1], &v)
+			}
+		}
+		return v
+	}
+	state(1)
+	t0 := lastSuccess()
+	if peerNow() != "pbx-b" {
+		t.Fatalf("peer %q, want pbx-b", peerNow())
+	}
+
+	// A broken file is rejected whole: the old configuration stays.
+	write("peers:\n  - name: carrier-c\n    cidrs: [198.51.100.0/24]\n  - name: broken\n    cidrs: [300.1.2.3/8]\n")
+	err = r.reload()
+	if want := `config file "` + path + `": line 5: peer "broken": bad cidr "300.1.2.3/8": want ADDRESS/BITS or ADDRESS`; err == nil || err.Error() != want {
+		t.Errorf("reload error %v, want %s", err, want)
+	}
+	state(0)
+	if peerNow() != "pbx-b" {
+		t.Errorf("after a failed reload: peer %q, want pbx-b", peerNow())
+	}
+	if got := lastSuccess(); got != t0 {
+		t.Errorf("last success moved on a failed reload: %v, was %v", got, t0)
+	}
+
+	time.Sleep(10 * time.Millisecond)
+	write("peers:\n  - name: carrier-c\n    cidrs: [198.51.100.0/24]\n")
+	if err := r.reload(); err != nil {
+		t.Fatal(err)
+	}
+	state(1)
+	if peerNow() != "carrier-c" {
+		t.Errorf("after reload: peer %q, want carrier-c", peerNow())
+	}
+	if got := lastSuccess(); got <= t0 {
+		t.Errorf("last success %v not after %v", got, t0)
+	}
+	problems, err := testutil.CollectAndLint(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint %s: %s", p.Metric, p.Text)
+	}
+
+	// /-/reload.
+	for _, tc := range []struct {
+		name      string
+		r         *reloader
+		lifecycle bool
+		method    string
+		file      string
+		code      int
+		body      string
+	}{
+		{"lifecycle off", r, false, http.MethodPost, "", http.StatusForbidden, "Lifecycle API is not enabled.\n"},
+		{"GET", r, true, http.MethodGet, "", http.StatusMethodNotAllowed, "Only POST or PUT requests allowed.\n"},
+		{"no config file", nil, true, http.MethodPost, "", http.StatusBadRequest, "No configuration file to reload: start with --config.file.\n"},
+		{"POST", r, true, http.MethodPost, "peers: []\n", http.StatusOK, ""},
+		{"bad file", r, true, http.MethodPut, "peers: [\n", http.StatusInternalServerError,
+			`failed to reload config: config file "` + path + `": line 1: did not find expected node content` + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.file != "" {
+				write(tc.file)
+			}
+			rec := httptest.NewRecorder()
+			reloadHandler(tc.r, tc.lifecycle).ServeHTTP(rec, httptest.NewRequest(tc.method, "/-/reload", nil))
+			if rec.Code != tc.code || rec.Body.String() != tc.body {
+				t.Errorf("%d %q, want %d %q", rec.Code, rec.Body.String(), tc.code, tc.body)
+			}
+		})
 	}
 }
