@@ -251,3 +251,53 @@ func metricValue(m prometheus.Metric) float64 {
 	}
 	return d.GetGauge().GetValue()
 }
+
+// TestSIPConcurrentReload counts from several goroutines while the peers
+// are replaced and the collector scraped; run with -race. No message is
+// lost: the counts sum to what was observed.
+func TestSIPConcurrentReload(t *testing.T) {
+	c := newPeerSIP(t, twoPeers, 8, 4)
+	other := collector.PeersConfig{Peers: []collector.PeerConfig{{Name: "carrier-c", Prefixes: pfx("198.51.100.0/24")}}}
+	addrs := []netip.AddrPort{
+		netip.MustParseAddrPort("192.0.2.1:5060"), netip.MustParseAddrPort("198.51.100.1:5062"),
+		netip.MustParseAddrPort("[2001:db8::1]:5060"), netip.MustParseAddrPort("203.0.113.9:5060"),
+	}
+	const workers, each = 4, 5000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 50 {
+			cfg := twoPeers
+			if i%2 == 0 {
+				cfg = other
+			}
+			if err := c.SetPeers(mustPeers(t, cfg)); err != nil {
+				t.Error(err)
+			}
+			testutil.CollectAndCount(c)
+		}
+	}()
+	finished := make(chan struct{})
+	for w := range workers {
+		go func() {
+			defer func() { finished <- struct{}{} }()
+			node := []byte{'n', byte('0' + w%3)}
+			for i := range each {
+				n := c.Lookup(node, addrs[i%4], addrs[(i+w)%4])
+				n.ObserveRequest([]byte("OPTIONS"))
+				n.ObservePhrase(200, []byte("OK"))
+			}
+		}()
+	}
+	for range workers {
+		<-finished
+	}
+	<-done
+	var total uint64
+	for _, n := range c.Nodes() {
+		total += n.Request(collector.MethodOPTIONS)
+	}
+	if total != workers*each {
+		t.Errorf("%d requests counted, want %d", total, workers*each)
+	}
+}

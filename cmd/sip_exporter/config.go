@@ -17,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
@@ -67,13 +68,13 @@ func parseConfig(data []byte) (collector.PeersConfig, error) {
 	var cfg collector.PeersConfig
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return cfg, yamlError(err)
+		return cfg, yamlError(err, data)
 	}
 	var f fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, yamlError(err)
+		return cfg, yamlError(err, data)
 	}
 	// The strict decode succeeded, so the tree has the same shape: the
 	// lines of the peers come from it (a peer without a name has no other
@@ -160,18 +161,41 @@ func parseConfig(data []byte) (collector.PeersConfig, error) {
 // nameRule says what a valid peer or node display name is.
 const nameRule = "want 1 to 64 ASCII letters, digits, spaces and -_.:/+@, starting and ending with a letter or digit"
 
-// yamlError rewrites an error of the YAML decoder: without the "yaml: "
-// prefix, one line per problem joined with "; ", Go types named in words.
-func yamlError(err error) error {
+// yamlError rewrites an error of the YAML decoder for data: without the
+// "yaml: " prefix, problems joined with "; ", Go types named in words, and
+// each starting with "line N: " (the decoder leaves the line out of a few
+// errors: then the line of the first byte that is not text, else the last
+// line, where the input ended too early).
+func yamlError(err error, data []byte) error {
+	msgs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
-		msgs := make([]string, len(te.Errors))
+		msgs = make([]string, len(te.Errors))
 		for i, e := range te.Errors {
 			msgs[i] = yamlTypeNames.Replace(e)
 		}
-		return errors.New(strings.Join(msgs, "; "))
 	}
-	return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+	for i, m := range msgs {
+		if !strings.HasPrefix(m, "line ") {
+			msgs[i] = fmt.Sprintf("line %d: %s", badLine(data), m)
+		}
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// badLine returns the line of the first byte of data that is not UTF-8 or
+// is a control character other than tab and line ends, else the last line.
+func badLine(data []byte) int {
+	line := 1
+	for i, r := range string(data) {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(string(data[i:]), "\uFFFD"), r < 0x20 && r != '\t' && r != '\n' && r != '\r', r == 0x7f:
+			return line
+		case r == '\n' && i < len(data)-1:
+			line++
+		}
+	}
+	return line
 }
 
 // parseCIDR parses a prefix, or a single address as a prefix of its full

@@ -128,6 +128,16 @@ nodes:
 			err:  "line 1: did not find expected '-' indicator", // the YAML library's line: where the list began
 		},
 		{
+			name: "input ends early",
+			in:   "peers:\n  - name: \"a\n",
+			err:  "line 2: found unexpected end of stream",
+		},
+		{
+			name: "control character",
+			in:   "peers:\n  - name: a\n    cidrs: [10.0.0.0/8\x00]\n",
+			err:  "line 3: control characters are not allowed",
+		},
+		{
 			name: "duplicate key",
 			in:   "peers:\n  - name: a\n    name: b\n",
 			err:  `line 3: mapping key "name" already defined at line 2`,
@@ -364,4 +374,32 @@ sip_exporter_config_last_reload_successful %v
 			}
 		})
 	}
+}
+
+// FuzzParseConfig checks that any input either parses into a configuration
+// that compiles, or is rejected with an error naming a line.
+func FuzzParseConfig(f *testing.F) {
+	for _, s := range []string{
+		"",
+		"peers:\n  - name: carrier-a\n    cidrs: [192.0.2.0/24, \"2001:db8::/32\"]\n    ports: [5060, \"5080-5090\"]\nnodes:\n  4711: sbc-fra-1\n",
+		"peers:\n  - name: a\n    cidrs: [10.0.0.0/16]\n  - name: b\n    cidrs: [10.0.3.0/24]\n",
+		"peers:\n  - name: a\n    cidr: [10.0.0.0/8]\n",
+		"peers:\n  - name: a\n    cidrs: [10.0.0.0/8]\n    ports: [\"5090-5080\"]\n",
+		"nodes: [a, b]\n",
+		"peers: [\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := parseConfig(data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "line ") && !strings.Contains(err.Error(), "line ") {
+				t.Errorf("error without a line: %v", err)
+			}
+			return
+		}
+		if _, err := collector.NewPeers(cfg); err != nil {
+			t.Errorf("parsed configuration does not compile: %v", err)
+		}
+	})
 }
