@@ -143,6 +143,15 @@ func (t *phraseTable) collect(ch chan<- prometheus.Metric, desc *prometheus.Desc
 func normalisePhrase(dst *[MaxPhraseBytes]byte, src []byte) int {
 	n := 0
 	for i := 0; i < len(src); {
+		if c := src[i]; c > ' ' && c < 0x7f { // printable ASCII but space: most phrases
+			if n == MaxPhraseBytes {
+				break
+			}
+			dst[n] = c
+			n++
+			i++
+			continue
+		}
 		r, size := rune(src[i]), 1
 		if r >= utf8.RuneSelf {
 			r, size = utf8.DecodeRune(src[i:])

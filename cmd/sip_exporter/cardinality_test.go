@@ -157,3 +157,60 @@ func TestCardinalityBound(t *testing.T) {
 		t.Errorf("sip_requests_total: %d series, want %d (every label set seen)", got, want)
 	}
 }
+
+// observeCases are pipelines without and with peers and phrases, and a
+// response of a known label set.
+func observeCases(t testing.TB) []struct {
+	name string
+	p    *pipeline
+} {
+	peers, err := collector.NewPeers(collector.PeersConfig{Peers: []collector.PeerConfig{
+		{Name: "carrier-a", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}},
+		{Name: "pbx-b", Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(peers *collector.Peers, phrases int) *pipeline {
+		cfg := defaultPipelineConfig()
+		cfg.peers, cfg.maxPhrases = peers, phrases
+		p, err := newPipeline(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return []struct {
+		name string
+		p    *pipeline
+	}{
+		{"no-config", mk(nil, 0)},
+		{"peers", mk(peers, 0)},
+		{"peers+phrases", mk(peers, 16)},
+	}
+}
+
+var (
+	benchOrigin = capture.Origin{Src: netip.MustParseAddrPort("203.0.113.1:5060"), Dst: netip.MustParseAddrPort("198.51.100.7:5060")}
+	benchMsg    = sip.Message{Response: true, StatusCode: 503, Reason: []byte("No circuits available"), CSeqMethod: []byte("INVITE")}
+)
+
+func TestObserveAllocs(t *testing.T) {
+	for _, c := range observeCases(t) {
+		c.p.observe(&benchOrigin, &benchMsg)
+		if n := testing.AllocsPerRun(1000, func() { c.p.observe(&benchOrigin, &benchMsg) }); n != 0 {
+			t.Errorf("%s: observe allocates %v times", c.name, n)
+		}
+	}
+}
+
+func BenchmarkObserve(b *testing.B) {
+	for _, c := range observeCases(b) {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.p.observe(&benchOrigin, &benchMsg)
+			}
+		})
+	}
+}
