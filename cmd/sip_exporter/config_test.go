@@ -403,3 +403,57 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestBadConfigAtStart: a bad --config.file stops the command with the
+// problem named.
+func TestBadConfigAtStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "peers.yml")
+	if err := os.WriteFile(path, []byte("peers:\n  - name: a\n    cidrs: [10.0.0.0/8]\n    colour: red\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	code := run([]string{"report", "--config.file=" + path, "../../deploy/demo/sip-demo.pcap"}, &stdout, &stderr)
+	want := program + `: error: config file "` + path + `": line 4: field colour not found in a peer (want name, cidrs, ports)` + "\n"
+	if code != 1 || stderr.String() != want {
+		t.Errorf("exit %d, stderr %q; want 1, %q", code, stderr.String(), want)
+	}
+	stderr.Reset()
+	if code := run([]string{"--collector.max-phrases-per-code=0"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "--collector.max-phrases-per-code 0: must be 1 to 256") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// TestReportPeers: report with --config.file prints a block per label set,
+// and the exposition carries the peer labels; the demo capture's responses
+// all go to the two configured networks.
+func TestReportPeers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "peers.yml")
+	if err := os.WriteFile(path, []byte("peers:\n  - name: carrier-a\n    cidrs: [203.0.113.0/24]\n  - name: customers\n    cidrs: [198.51.100.0/24]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	if code := run([]string{"report", "--config.file=" + path, "../../deploy/demo/sip-demo.pcap"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{
+		"node \"\" peer \"carrier-a\" direction outbound\n",
+		"node \"\" peer \"customers\" direction inbound\n",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	stdout.Reset()
+	if code := run([]string{"report", "--format=prometheus", "--config.file=" + path, "--collector.response-phrases", "../../deploy/demo/sip-demo.pcap"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{
+		`sip_responses_total{class="5xx",code="503",direction="outbound",method="INVITE",node="",peer="carrier-a",reason="Service Unavailable"} 5`,
+		`sip_responses_total{class="5xx",code="503",direction="outbound",method="INVITE",node="",peer="customers",reason="Service Unavailable"} 12`,
+		`sip_response_phrases_total{code="503",node="",phrase="Service Unavailable"} 17`,
+	} {
+		if !strings.Contains(stdout.String(), want+"\n") {
+			t.Errorf("exposition lacks %s", want)
+		}
+	}
+}
