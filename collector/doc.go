@@ -7,6 +7,15 @@
 // for mirroring counts kept elsewhere), with reason and class taken from the
 // response-code registry [sipstatus], never from the wire.
 //
+// With a peer table ([Peers], from the configuration file), every label set
+// (node, peer, direction) has its own [Node] of counters. [SIP.Lookup]
+// attributes a message by its transport addresses ([Peers.Match]: the
+// source's peer, inbound, else the destination's, outbound, else "other")
+// and finds the Node without lock or allocation: the peer table and the
+// Nodes seen under it form one immutable view, replaced atomically on
+// reload ([SIP.SetPeers]). Wire reason phrases are counted per node and
+// code, bounded per code, when [PhrasesConfig] asks for it.
+//
 // [Exporter] exposes the exporter's own health (packets, bytes, drops, parse
 // errors, TCP reassembly) from snapshots that a callback supplies, so this
 // package does not depend on the capture package.

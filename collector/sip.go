@@ -1,6 +1,10 @@
 package collector
 
 import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -103,11 +107,19 @@ const MaxNodeLabelBytes = 64
 // OtherNode is the node label value of messages from nodes past the limit.
 const OtherNode = "other"
 
-// Node holds the counters of one value of the `node` label. Its Observe
-// methods are safe for concurrent use, take no lock and do not allocate:
-// an index computation and one atomic add. A Node costs about 72 KiB.
+// Node holds the counters of one label set of the `sip_` families: one
+// value of the `node` label and, when the collector has peer labels, one
+// (`peer`, `direction`) pair. Other collectors key their own per-series
+// state by *Node and take its label values from it. Its Observe methods are
+// safe for concurrent use, take no lock and do not allocate: an index
+// computation and one atomic add. A Node costs about 72 KiB.
 type Node struct {
-	label     string
+	label     string // node label value
+	peer      string // peer label value; "" without peer labels
+	direction Direction
+	values    []string   // values of the collector's series label names
+	node      *nodeEntry // shared by the Nodes of one node label value
+	overflow  bool       // node label "other" of the node limit
 	responses [numCodes][numMethods]atomic.Uint64
 	requests  [numMethods]atomic.Uint64
 }
@@ -115,13 +127,17 @@ type Node struct {
 // Label returns the node label value.
 func (n *Node) Label() string { return n.label }
 
-// seriesLabelNames are the label names that every sip_ family, in this
-// collector and the others, starts with; [Node.labelValues] gives their
-// values for one Node.
-var seriesLabelNames = []string{"node"}
+// Peer returns the peer label value: a configured peer's name or
+// [OtherPeer]; "" when the collector has no peer labels.
+func (n *Node) Peer() string { return n.peer }
 
-// labelValues returns the values of seriesLabelNames for n, in order.
-func (n *Node) labelValues() []string { return []string{n.label} }
+// Direction returns the direction of the peer label set
+// ([DirectionUnknown] for [OtherPeer] and without peer labels).
+func (n *Node) Direction() Direction { return n.direction }
+
+// labelValues returns the values of the collector's seriesLabelNames for
+// n, in order. Appending to the result copies it.
+func (n *Node) labelValues() []string { return n.values[:len(n.values):len(n.values)] }
 
 // ObserveResponse counts one response with status code (100..699; other
 // values are ignored: the scanner rejects them) to a request of the CSeq
@@ -136,6 +152,16 @@ func (n *Node) ObserveResponse(code int, method []byte) {
 // ObserveRequest counts one request of the method token.
 func (n *Node) ObserveRequest(method []byte) {
 	n.requests[MethodOf(method)].Add(1)
+}
+
+// ObservePhrase counts the reason phrase of a response with status code as
+// sent on the wire (RFC 3261 §7.2), under the node of n, when the
+// collector counts phrases; otherwise it does nothing. A phrase already
+// known for its code takes no lock and does not allocate.
+func (n *Node) ObservePhrase(code int, phrase []byte) {
+	if pc := n.node.phrases; pc != nil {
+		pc.observe(code, phrase)
+	}
 }
 
 // Response returns the count of responses with code to method m.
@@ -161,98 +187,311 @@ func (n *Node) EachResponse(fn func(code int, m Method, count uint64)) {
 	}
 }
 
+// nodeEntry is one value of the node label: what the Nodes of its label
+// sets share.
+type nodeEntry struct {
+	label   string
+	phrases *phraseCounts // nil when phrases are not counted
+}
+
+// handleKey identifies a Node by its label values.
+type handleKey struct {
+	node, peer string
+	dir        Direction
+}
+
+// view is the lookup state of one peer configuration. It is replaced, never
+// modified, except that the Node pointers of its slots are filled in once.
+type view struct {
+	peers *Peers // nil without peer labels
+	// names maps a node value as seen on the wire to its slots.
+	names map[string]*nodeSlots
+}
+
+// nodeSlots are the Nodes of one raw node value under one peer
+// configuration, by slot: 0 for peer "other", 1+2i and 2+2i for peer i
+// inbound and outbound. Filled in on first use.
+type nodeSlots struct {
+	entry   *nodeEntry
+	handles []atomic.Pointer[Node]
+}
+
+// slots returns the number of slots of a raw node value under v.
+func (v *view) slots() int {
+	if v.peers == nil {
+		return 1
+	}
+	return 1 + 2*v.peers.Len()
+}
+
+// SIPConfig configures a [SIP] collector.
+type SIPConfig struct {
+	// MaxNodes bounds the node label values (plus "other"); at least 1.
+	MaxNodes int
+	// Peers, when not nil, gives the sip_ families the labels peer and
+	// direction, and attributes messages to peers by address ([SIP.Lookup]).
+	// It can be replaced with [SIP.SetPeers]; the label names stay.
+	Peers *Peers
+	// Phrases, when MaxPerCode is above 0, counts wire reason phrases in
+	// sip_response_phrases_total, at most MaxPerCode distinct phrases per
+	// status code.
+	Phrases PhrasesConfig
+}
+
 // SIP is the collector of the `sip_` families, sip_responses_total and
-// sip_requests_total, labelled by node. The set of nodes is bounded: past
-// the limit, messages of new nodes are counted under node="other".
+// sip_requests_total, labelled by node (and by peer and direction when
+// peers are configured), and of sip_response_phrases_total when phrases are
+// counted. The set of nodes is bounded: past the limit, messages of new
+// nodes are counted under node="other".
 type SIP struct {
-	maxNodes int
-	// nodes maps a node name as seen on the wire to its counters; it is
-	// replaced, never modified, so that lookups need no lock.
-	nodes    atomic.Pointer[map[string]*Node]
-	mu       sync.Mutex // serialises additions
-	labels   map[string]*Node
-	ordered  []*Node // in label order, guarded by mu
-	other    *Node   // created on first overflow, guarded by mu
+	maxNodes   int
+	peerLabels bool
+	// view is the current peer configuration and the raw node names seen
+	// under it; replaced, never modified, so that lookups need no lock.
+	view     atomic.Pointer[view]
+	mu       sync.Mutex // serialises additions and reloads
+	entries  map[string]*nodeEntry
+	handles  map[handleKey]*Node
+	ordered  []*Node    // in label order, the node "other" last; guarded by mu
+	other    *nodeEntry // created on first overflow, guarded by mu
 	overflow atomic.Uint64
+	phrases  *phraseTable // nil when phrases are not counted
 	// show marks cells exported even at zero.
 	show [numCodes][numMethods]bool
 
-	responsesDesc, requestsDesc, nodesDesc, overflowDesc *prometheus.Desc
+	responsesDesc, requestsDesc, nodesDesc, overflowDesc, phrasesDesc *prometheus.Desc
 }
 
-// NewSIP returns a SIP collector that tracks at most maxNodes node label
-// values (plus "other"), with the common (method, code) pairs of each node
-// pre-initialised at zero.
+// NewSIP returns a SIP collector labelled by node only, that tracks at most
+// maxNodes node label values (plus "other"), with the common (method, code)
+// pairs of each node pre-initialised at zero.
 func NewSIP(maxNodes int) *SIP {
-	c := &SIP{
-		maxNodes: maxNodes,
-		labels:   map[string]*Node{},
-		responsesDesc: prometheus.NewDesc("sip_responses_total",
-			"SIP response messages seen, by node, CSeq method, status code, class and registry reason phrase (RFC 3261 §7.2).",
-			append(slices.Clone(seriesLabelNames), "method", "code", "class", "reason"), nil),
-		requestsDesc: prometheus.NewDesc("sip_requests_total",
-			"SIP request messages seen, by node and method (RFC 3261 §7.1).",
-			append(slices.Clone(seriesLabelNames), "method"), nil),
-		nodesDesc: prometheus.NewDesc("sip_exporter_nodes",
-			"Distinct node label values tracked (without \"other\").", nil, nil),
-		overflowDesc: prometheus.NewDesc("sip_exporter_node_overflow_total",
-			"SIP messages counted under node=\"other\" because the node limit was reached.", nil, nil),
+	c, err := NewSIPWithConfig(SIPConfig{MaxNodes: maxNodes})
+	if err != nil {
+		panic(err)
 	}
-	empty := map[string]*Node{}
-	c.nodes.Store(&empty)
+	return c
+}
+
+// NewSIPWithConfig returns a SIP collector configured by cfg. Errors: a
+// MaxNodes below 1, a Phrases.MaxPerCode above [MaxPhrasesPerCode].
+func NewSIPWithConfig(cfg SIPConfig) (*SIP, error) {
+	if cfg.MaxNodes < 1 {
+		return nil, fmt.Errorf("max nodes %d: must be at least 1", cfg.MaxNodes)
+	}
+	if cfg.Phrases.MaxPerCode < 0 || cfg.Phrases.MaxPerCode > MaxPhrasesPerCode {
+		return nil, fmt.Errorf("max phrases per code %d: must be 0 to %d", cfg.Phrases.MaxPerCode, MaxPhrasesPerCode)
+	}
+	c := &SIP{
+		maxNodes:   cfg.MaxNodes,
+		peerLabels: cfg.Peers != nil,
+		entries:    map[string]*nodeEntry{},
+		handles:    map[handleKey]*Node{},
+	}
+	by := "node"
+	if c.peerLabels {
+		by = "node, peer, direction"
+	}
+	names := c.seriesLabelNames()
+	c.responsesDesc = prometheus.NewDesc("sip_responses_total",
+		"SIP response messages seen, by "+by+", CSeq method, status code, class and registry reason phrase (RFC 3261 §7.2).",
+		append(names, "method", "code", "class", "reason"), nil)
+	c.requestsDesc = prometheus.NewDesc("sip_requests_total",
+		"SIP request messages seen, by "+by+" and method (RFC 3261 §7.1).",
+		append(c.seriesLabelNames(), "method"), nil)
+	c.nodesDesc = prometheus.NewDesc("sip_exporter_nodes",
+		"Distinct node label values tracked (without \"other\").", nil, nil)
+	c.overflowDesc = prometheus.NewDesc("sip_exporter_node_overflow_total",
+		"SIP messages counted under node=\"other\" because the node limit was reached.", nil, nil)
+	if cfg.Phrases.MaxPerCode > 0 {
+		c.phrases = newPhraseTable(cfg.Phrases.MaxPerCode)
+		c.phrasesDesc = prometheus.NewDesc("sip_response_phrases_total",
+			"SIP response messages seen, by node, status code and reason phrase as sent (normalised; \"other\" past the limit of distinct phrases per code) (RFC 3261 §7.2).",
+			[]string{"node", "code", "phrase"}, nil)
+	}
+	c.view.Store(&view{peers: cfg.Peers, names: map[string]*nodeSlots{}})
 	for m, codes := range preinitialised {
 		for _, code := range codes {
 			c.show[code-sipstatus.MinCode][m] = true
 		}
 	}
-	return c
+	return c, nil
 }
 
-// Node returns the counters of the node called name as seen on the wire (a
-// HEP node name, a capture agent ID in decimal, or a configured name). The
-// label value is name made safe: bytes outside printable ASCII become '_',
-// and it is cut to MaxNodeLabelBytes. Looking up a known name takes no lock
-// and does not allocate; a new one is added under a lock, and past the node
-// limit the "other" node is returned and the overflow counted.
-func (c *SIP) Node(name []byte) *Node {
-	if n := (*c.nodes.Load())[string(name)]; n != nil {
-		return n
+// seriesLabelNames returns the label names that every sip_ family, in this
+// collector and the others, starts with: node, and peer and direction when
+// the collector has peer labels. [Node.labelValues] gives their values for
+// one Node. They are fixed at construction. The result is a fresh slice.
+func (c *SIP) seriesLabelNames() []string {
+	if c.peerLabels {
+		return []string{"node", "peer", "direction"}
 	}
-	return c.addNode(name)
+	return []string{"node"}
 }
 
-func (c *SIP) addNode(name []byte) *Node {
+// SetPeers replaces the peer configuration (a reload): messages counted
+// from now on are attributed by p. The label sets of peers no longer
+// configured keep their counts and stay exported until restart. Error: the
+// collector was made without peer labels, or p is nil.
+func (c *SIP) SetPeers(p *Peers) error {
+	if !c.peerLabels {
+		return errors.New("set peers: the collector has no peer labels")
+	}
+	if p == nil {
+		return errors.New("set peers: nil peers")
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	old := *c.nodes.Load()
-	if n := old[string(name)]; n != nil {
-		return n
-	}
-	label := nodeLabel(name)
-	n := c.labels[label]
-	if n == nil {
-		if len(c.labels) >= c.maxNodes || label == OtherNode {
-			c.overflow.Add(1)
-			if c.other == nil {
-				c.other = &Node{label: OtherNode}
-			}
-			return c.other
+	c.view.Store(&view{peers: p, names: map[string]*nodeSlots{}})
+	return nil
+}
+
+// Peers returns the current peer configuration; nil without peer labels.
+func (c *SIP) Peers() *Peers { return c.view.Load().peers }
+
+// Node returns the counters of the node called name as seen on the wire (a
+// HEP node name, a capture agent ID in decimal, or a configured name), for
+// peer "other" when the collector has peer labels. The label value is the
+// display name configured for name, else name made safe: bytes outside
+// printable ASCII become '_', and it is cut to MaxNodeLabelBytes. Looking
+// up a known name takes no lock and does not allocate; a new one is added
+// under a lock, and past the node limit the "other" node is returned and
+// the overflow counted.
+func (c *SIP) Node(name []byte) *Node {
+	v := c.view.Load()
+	if s := v.names[string(name)]; s != nil {
+		if n := s.handles[0].Load(); n != nil {
+			return n
 		}
-		n = &Node{label: label}
-		c.labels[label] = n
-		i, _ := slices.BinarySearchFunc(c.ordered, label, func(n *Node, l string) int { return strings.Compare(n.label, l) })
-		c.ordered = slices.Insert(c.ordered, i, n)
 	}
-	if len(old) >= 4*c.maxNodes { // raw spellings of known labels are bounded too
+	return c.resolve(v, name, 0)
+}
+
+// Lookup returns the counters of a message seen by node name (as for
+// [SIP.Node]) from src to dst: with peer labels, of the peer and direction
+// that [Peers.Match] attributes it to. Looking up a known label set takes
+// no lock and does not allocate.
+func (c *SIP) Lookup(name []byte, src, dst netip.AddrPort) *Node {
+	v := c.view.Load()
+	slot := 0
+	if v.peers != nil {
+		if peer, dir := v.peers.Match(src, dst); peer >= 0 {
+			slot = 1 + 2*peer + int(dir-DirectionInbound)
+		}
+	}
+	if s := v.names[string(name)]; s != nil {
+		if n := s.handles[slot].Load(); n != nil {
+			return n
+		}
+	}
+	return c.resolve(v, name, slot)
+}
+
+// resolve is the slow path of Lookup: it adds the raw name to the view and
+// the label set to the collector as needed.
+func (c *SIP) resolve(v *view, name []byte, slot int) *Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.view.Load(); cur.peers == v.peers {
+		v = cur // same configuration: slot means the same label set
+	}
+	s := v.names[string(name)]
+	if s == nil {
+		entry := c.entryLocked(v, name)
+		if entry == c.other {
+			c.overflow.Add(1)
+			return c.handleLocked(entry, v, slot)
+		}
+		s = &nodeSlots{entry: entry, handles: make([]atomic.Pointer[Node], v.slots())}
+		// Raw spellings of known labels are bounded too; past the bound
+		// they are found under the lock.
+		if c.view.Load() == v && len(v.names) < 4*c.maxNodes {
+			m := make(map[string]*nodeSlots, len(v.names)+1)
+			maps.Copy(m, v.names)
+			m[string(name)] = s
+			c.view.Store(&view{peers: v.peers, names: m})
+		}
+	}
+	n := s.handles[slot].Load()
+	if n == nil {
+		n = c.handleLocked(s.entry, v, slot)
+		s.handles[slot].Store(n)
+	}
+	return n
+}
+
+// entryLocked returns the node label value entry of a raw node name under
+// v, or c.other past the node limit.
+func (c *SIP) entryLocked(v *view, name []byte) *nodeEntry {
+	var label string
+	if display, ok := v.peers.NodeName(name); ok {
+		label = display
+	} else {
+		label = nodeLabel(name)
+	}
+	if e := c.entries[label]; e != nil {
+		return e
+	}
+	if len(c.entries) >= c.maxNodes || label == OtherNode {
+		if c.other == nil {
+			c.other = c.newEntry(OtherNode)
+		}
+		return c.other
+	}
+	e := c.newEntry(label)
+	c.entries[label] = e
+	return e
+}
+
+func (c *SIP) newEntry(label string) *nodeEntry {
+	e := &nodeEntry{label: label}
+	if c.phrases != nil {
+		e.phrases = c.phrases.newCounts()
+	}
+	return e
+}
+
+// handleLocked returns the Node of entry and slot under v, made on first
+// use.
+func (c *SIP) handleLocked(entry *nodeEntry, v *view, slot int) *Node {
+	key := handleKey{node: entry.label}
+	if c.peerLabels {
+		key.peer = OtherPeer
+		if slot > 0 {
+			key.peer = v.peers.Name((slot - 1) / 2)
+			key.dir = DirectionInbound + Direction((slot-1)%2)
+		}
+	}
+	if n := c.handles[key]; n != nil {
 		return n
 	}
-	m := make(map[string]*Node, len(old)+1)
-	for k, v := range old {
-		m[k] = v
+	n := &Node{label: key.node, peer: key.peer, direction: key.dir, node: entry, overflow: entry == c.other}
+	n.values = []string{key.node}
+	if c.peerLabels {
+		n.values = append(n.values, key.peer, key.dir.String())
 	}
-	m[string(name)] = n
-	c.nodes.Store(&m)
+	c.handles[key] = n
+	i, _ := slices.BinarySearchFunc(c.ordered, n, compareNodes)
+	c.ordered = slices.Insert(c.ordered, i, n)
 	return n
+}
+
+// compareNodes orders Nodes by node label, the overflow node "other" last,
+// then by peer and direction.
+func compareNodes(a, b *Node) int {
+	if a.overflow != b.overflow {
+		if a.overflow {
+			return 1
+		}
+		return -1
+	}
+	if c := strings.Compare(a.label, b.label); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.peer, b.peer); c != 0 {
+		return c
+	}
+	return int(a.direction) - int(b.direction)
 }
 
 // nodeLabel makes a node name safe as a label value.
@@ -269,15 +508,28 @@ func nodeLabel(name []byte) string {
 	return string(b)
 }
 
-// Nodes returns the tracked nodes in label order, "other" last if used.
+// Nodes returns the Nodes of every label set seen, in label order (node,
+// peer, direction), those of node "other" last.
 func (c *SIP) Nodes() []*Node {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	nodes := slices.Clone(c.ordered)
-	if c.other != nil {
-		nodes = append(nodes, c.other)
+	return slices.Clone(c.ordered)
+}
+
+// nodeEntries returns the node label values seen, in label order, "other"
+// last if used, and how many there are without "other".
+func (c *SIP) nodeEntries() (entries []*nodeEntry, tracked int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*nodeEntry, 0, len(c.entries)+1)
+	for _, e := range c.entries {
+		out = append(out, e)
 	}
-	return nodes
+	slices.SortFunc(out, func(a, b *nodeEntry) int { return strings.Compare(a.label, b.label) })
+	if c.other != nil {
+		out = append(out, c.other)
+	}
+	return out, len(c.entries)
 }
 
 // Describe implements [prometheus.Collector].
@@ -286,6 +538,9 @@ func (c *SIP) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.requestsDesc
 	ch <- c.nodesDesc
 	ch <- c.overflowDesc
+	if c.phrasesDesc != nil {
+		ch <- c.phrasesDesc
+	}
 }
 
 // codeLabels are the decimal label values of every status code, made once.
@@ -297,11 +552,11 @@ var codeLabels = func() (l [numCodes]string) {
 	return l
 }()
 
-// Collect implements [prometheus.Collector]: per node, one sample per
-// (method, code) pair seen or pre-initialised, and one per request method.
+// Collect implements [prometheus.Collector]: per label set, one sample per
+// (method, code) pair seen or pre-initialised, and one per request method;
+// per node, one sample per (code, phrase) seen.
 func (c *SIP) Collect(ch chan<- prometheus.Metric) {
-	nodes := c.Nodes()
-	for _, n := range nodes {
+	for _, n := range c.Nodes() {
 		lv := n.labelValues()
 		for i := range n.responses {
 			code := i + sipstatus.MinCode
@@ -318,9 +573,11 @@ func (c *SIP) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.requestsDesc, prometheus.CounterValue, float64(n.requests[m].Load()), append(lv, Methods[m])...)
 		}
 	}
-	tracked := len(nodes)
-	if len(nodes) > 0 && nodes[len(nodes)-1] == c.other {
-		tracked--
+	entries, tracked := c.nodeEntries()
+	if c.phrases != nil {
+		for _, e := range entries {
+			c.phrases.collect(ch, c.phrasesDesc, e.label, e.phrases)
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(c.nodesDesc, prometheus.GaugeValue, float64(tracked))
 	ch <- prometheus.MustNewConstMetric(c.overflowDesc, prometheus.CounterValue, float64(c.overflow.Load()))

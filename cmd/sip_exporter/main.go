@@ -61,6 +61,8 @@ type options struct {
 	hepKeyFile   string
 	hepAuthKey   []byte
 	metricsPath  string
+	configFile   string
+	lifecycle    bool
 	web          *web.FlagConfig
 	log          promslog.Config
 
@@ -111,6 +113,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	o.pipeline.hep = def.HEP
 	app.Flag("capture.decode-hep", "Decapsulate HEP found inside captured UDP/TCP payloads (a captured HEP feed) and count its SIP.").Default("true").BoolVar(&o.pipeline.hep.Decapsulate)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.metricsPath)
+	app.Flag("config.file", "YAML file naming peers (CIDRs, ports) and nodes; adds the peer and direction labels. Reloaded on SIGHUP and POST /-/reload.").PlaceHolder("PATH").StringVar(&o.configFile)
+	app.Flag("web.enable-lifecycle", "Enable POST /-/reload (reload --config.file over HTTP).").BoolVar(&o.lifecycle)
+	var phrases bool
+	var maxPhrases int
+	app.Flag("collector.response-phrases", "Count reason phrases as sent on the wire in sip_response_phrases_total{node,code,phrase}.").BoolVar(&phrases)
+	app.Flag("collector.max-phrases-per-code", "Distinct phrases per status code counted under their own label value; later ones count as phrase=\"other\".").Default("16").IntVar(&maxPhrases)
 	o.web = kingpinflag.AddFlags(app, ":10060")
 	promslogflag.AddFlags(app, &o.log)
 
@@ -132,6 +140,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	o.hep.MaxPacketBytes = int(hepMaxPacket)
+	if maxPhrases < 1 || maxPhrases > collector.MaxPhrasesPerCode {
+		fmt.Fprintf(stderr, "%s: error: --collector.max-phrases-per-code %d: must be 1 to %d\n", program, maxPhrases, collector.MaxPhrasesPerCode)
+		return 2
+	}
+	if phrases {
+		o.pipeline.maxPhrases = maxPhrases
+	}
 	switch {
 	case authKey != "" && authKeyFile != "":
 		fmt.Fprintf(stderr, "%s: error: --hep.auth-key and --hep.auth-key-file exclude each other\n", program)
@@ -169,6 +184,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 // signal arrives or the server fails.
 func runServe(o *options, logger *slog.Logger) error {
 	logger.Info("starting "+program, "version", version.Info(), "build_context", version.BuildContext())
+	if err := o.loadConfig(); err != nil {
+		return err
+	}
 	p, err := newPipeline(o.pipeline)
 	if err != nil {
 		return err
@@ -194,6 +212,12 @@ func runServe(o *options, logger *slog.Logger) error {
 			Help: "SIP messages not counted because the same bytes were seen within --capture.dedup-window (copies, not SIP retransmissions).",
 		}, func() float64 { return float64(p.dedup.Removed()) }))
 	}
+	var rl *reloader
+	if o.configFile != "" {
+		rl = newReloader(o.configFile, p.sip, logger)
+		reg.MustRegister(rl)
+	}
+	reloadOnSIGHUP(ctx, rl, logger)
 	if err := startSources(ctx, sources, p, logger); err != nil {
 		return err
 	}
@@ -205,6 +229,7 @@ func runServe(o *options, logger *slog.Logger) error {
 		MaxRequestsInFlight: 8,
 		Registry:            reg,
 	}))
+	mux.Handle("/-/reload", reloadHandler(rl, o.lifecycle))
 	if o.metricsPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        program,

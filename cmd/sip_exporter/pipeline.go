@@ -28,14 +28,21 @@ type pipelineConfig struct {
 	// are counted once (0 disables).
 	dedupWindow time.Duration
 	dedupSlots  int // table size; 0 for capture.DefaultDedupSlots
+	// peers, when not nil (--config.file), adds the peer and direction
+	// labels and attributes messages to peers.
+	peers *collector.Peers
+	// maxPhrases is --collector.max-phrases-per-code with
+	// --collector.response-phrases, else 0 (phrases not counted).
+	maxPhrases int
 }
 
 // pipeline connects decoders to the SIP collector.
 type pipeline struct {
-	cfg   pipelineConfig
-	sip   *collector.SIP
-	node  *collector.Node // of interface and file sources
-	dedup *capture.Dedup  // nil when disabled
+	cfg      pipelineConfig
+	sip      *collector.SIP
+	node     *collector.Node // of interface and file sources (for peer "other")
+	nodeName []byte          // of interface and file sources
+	dedup    *capture.Dedup  // nil when disabled
 }
 
 func newPipeline(cfg pipelineConfig) (*pipeline, error) {
@@ -45,8 +52,15 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 	if cfg.maxNodes < 1 {
 		return nil, fmt.Errorf("--hep.max-nodes %d: must be at least 1", cfg.maxNodes)
 	}
-	c := collector.NewSIP(cfg.maxNodes)
-	p := &pipeline{cfg: cfg, sip: c, node: c.Node([]byte(cfg.nodeName))}
+	c, err := collector.NewSIPWithConfig(collector.SIPConfig{
+		MaxNodes: cfg.maxNodes,
+		Peers:    cfg.peers,
+		Phrases:  collector.PhrasesConfig{MaxPerCode: cfg.maxPhrases},
+	})
+	if err != nil {
+		return nil, err
+	}
+	p := &pipeline{cfg: cfg, sip: c, node: c.Node([]byte(cfg.nodeName)), nodeName: []byte(cfg.nodeName)}
 	if cfg.dedupWindow < 0 {
 		return nil, fmt.Errorf("--capture.dedup-window %v: must not be negative", cfg.dedupWindow)
 	}
@@ -77,18 +91,30 @@ func (c pipelineConfig) decoderConfig() capture.Config {
 const defaultDedupWindow = 100 * time.Millisecond
 
 // observe counts one SIP message: under the HEP sender's node when it came
-// over HEP, else under the node of interface and file sources. A copy of a
-// message seen within the dedup window is not counted.
+// over HEP, else under the node of interface and file sources; with peers,
+// under the peer and direction its addresses match. A copy of a message
+// seen within the dedup window is not counted. It takes no lock and does
+// not allocate once the label set has been seen.
 func (p *pipeline) observe(o *capture.Origin, m *sip.Message) {
 	if p.dedup != nil && p.dedup.Seen(o.Payload, o.IPID, o.Time) {
 		return
 	}
-	n := p.node
-	if o.Node != nil {
+	var n *collector.Node
+	switch {
+	case p.cfg.peers != nil:
+		name := o.Node
+		if name == nil {
+			name = p.nodeName
+		}
+		n = p.sip.Lookup(name, o.Src, o.Dst)
+	case o.Node != nil:
 		n = p.sip.Node(o.Node)
+	default:
+		n = p.node
 	}
 	if m.Response {
 		n.ObserveResponse(m.StatusCode, m.CSeqMethod)
+		n.ObservePhrase(m.StatusCode, m.Reason)
 	} else {
 		n.ObserveRequest(m.Method)
 	}

@@ -28,6 +28,10 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 		}
 		f.Close()
 	}
+	if err := o.loadConfig(); err != nil {
+		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
+		return 1
+	}
 	p, err := newPipeline(o.pipeline)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
@@ -98,13 +102,17 @@ func writeExposition(w io.Writer, c *collector.SIP) error {
 func writeTable(w io.Writer, c *collector.SIP, stats *capture.Stats) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	nodes := c.Nodes()
-	named := len(nodes) > 1 || (len(nodes) == 1 && nodes[0].Label() != "")
+	named := len(nodes) > 1 || (len(nodes) == 1 && (nodes[0].Label() != "" || nodes[0].Peer() != ""))
 	for i, node := range nodes {
 		if named {
 			if i > 0 {
 				fmt.Fprintln(tw)
 			}
-			fmt.Fprintf(tw, "node %q\n", node.Label())
+			if node.Peer() != "" {
+				fmt.Fprintf(tw, "node %q peer %q direction %s\n", node.Label(), node.Peer(), node.Direction())
+			} else {
+				fmt.Fprintf(tw, "node %q\n", node.Label())
+			}
 		}
 		writeNodeTable(tw, node)
 	}

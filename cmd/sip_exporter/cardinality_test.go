@@ -1,0 +1,218 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/sip"
+	"github.com/sip-exporter/sip_exporter/collector"
+	"github.com/sip-exporter/sip_exporter/collector/sipstatus"
+)
+
+// seriesBound is the documented bound on the series of the sip_ families
+// with every option on (README, "Cardinality"), for N = --hep.max-nodes,
+// P = peer names configured since start, K = --collector.max-phrases-per-code:
+//
+//	label sets  L = (N+1) × (2P+1)
+//	sip_responses_total         ≤ L × 600 codes × 15 methods
+//	sip_requests_total          = L × 15 methods
+//	sip_response_phrases_total  ≤ (N+1) × 600 codes × (K+1)
+type seriesBound struct{ responses, requests, phrases int }
+
+func boundOf(nodes, peers, phrases int) seriesBound {
+	codes := sipstatus.MaxCode - sipstatus.MinCode + 1
+	methods := len(collector.Methods)
+	sets := (nodes + 1) * (2*peers + 1)
+	return seriesBound{
+		responses: sets * codes * methods,
+		requests:  sets * methods,
+		phrases:   (nodes + 1) * codes * (phrases + 1),
+	}
+}
+
+// TestCardinalityBound feeds a million random messages (codes 100..699,
+// methods known and garbage, random phrases, addresses in and out of the
+// peers, more nodes than the limit) through the pipeline's observe, with a
+// reload in the middle that renames a peer, and checks that the series the
+// registry gathers stay within the documented bound and that no message is
+// lost.
+func TestCardinalityBound(t *testing.T) {
+	const (
+		messages   = 1_000_000
+		maxNodes   = 4
+		maxPhrases = 4
+	)
+	first := collector.PeersConfig{Peers: []collector.PeerConfig{
+		{Name: "carrier-a", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}},
+		{Name: "pbx-b", Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8::/32")}, Ports: []collector.PortRange{{First: 5060, Last: 5069}}},
+	}, Nodes: map[string]string{"1": "sbc-1"}}
+	second := collector.PeersConfig{Peers: []collector.PeerConfig{
+		{Name: "carrier-a", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}},
+		{Name: "carrier-c", Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8::/32")}},
+	}}
+	peersOf := func(cfg collector.PeersConfig) *collector.Peers {
+		p, err := collector.NewPeers(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cfg := defaultPipelineConfig()
+	cfg.maxNodes, cfg.maxPhrases, cfg.peers = maxNodes, maxPhrases, peersOf(first)
+	cfg.dedupWindow = 0 // the messages are made up, without bytes or capture time
+	p, err := newPipeline(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Peer names configured since start: carrier-a, pbx-b, carrier-c.
+	bound := boundOf(maxNodes, 3, maxPhrases)
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	methods := append([]string{"", "invite", "FOO", "X-GARBAGE\x00", "INVITE INVITE"}, collector.Methods[:]...)
+	addr := func() netip.AddrPort {
+		port := uint16(5060 + rng.IntN(20))
+		switch rng.IntN(4) {
+		case 0:
+			return netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(rng.IntN(256))}), port)
+		case 1:
+			return netip.AddrPortFrom(netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", rng.IntN(1<<16))), port)
+		case 2:
+			return netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))}), port)
+		}
+		return netip.AddrPort{} // unknown, as from HEP without address chunks
+	}
+	phrase := func() []byte {
+		b := make([]byte, rng.IntN(80))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		return b
+	}
+	var responses, requests uint64
+	for i := range messages {
+		if i == messages/2 {
+			if err := p.sip.SetPeers(peersOf(second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o := capture.Origin{Src: addr(), Dst: addr()}
+		if n := rng.IntN(12); n < 10 {
+			o.Node = []byte(fmt.Sprint(n)) // 10 nodes for a limit of 4, one of them mapped
+		}
+		var m sip.Message
+		method := []byte(methods[rng.IntN(len(methods))])
+		if rng.IntN(4) > 0 {
+			m.Response, m.StatusCode, m.CSeqMethod, m.Reason = true, 100+rng.IntN(600), method, phrase()
+			responses++
+		} else {
+			m.Method = method
+			requests++
+		}
+		p.observe(&o, &m)
+	}
+
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p.sip)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]int{}
+	sums := map[string]float64{}
+	for _, mf := range mfs {
+		series[mf.GetName()] = len(mf.GetMetric())
+		for _, m := range mf.GetMetric() {
+			sums[mf.GetName()] += m.GetCounter().GetValue()
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		bound int
+	}{
+		{"sip_responses_total", bound.responses},
+		{"sip_requests_total", bound.requests},
+		{"sip_response_phrases_total", bound.phrases},
+	} {
+		t.Logf("%s: %d series, bound %d", c.name, series[c.name], c.bound)
+		if series[c.name] > c.bound {
+			t.Errorf("%s: %d series, above the bound %d", c.name, series[c.name], c.bound)
+		}
+	}
+	if got := sums["sip_responses_total"]; got != float64(responses) {
+		t.Errorf("sip_responses_total sums to %v, want %d", got, responses)
+	}
+	if got := sums["sip_response_phrases_total"]; got != float64(responses) {
+		t.Errorf("sip_response_phrases_total sums to %v, want %d", got, responses)
+	}
+	if got := sums["sip_requests_total"]; got != float64(requests) {
+		t.Errorf("sip_requests_total sums to %v, want %d", got, requests)
+	}
+	// The label sets: node "other" and 4 tracked nodes, each with peer
+	// other and carrier-a, pbx-b, carrier-c both ways.
+	if got, want := series["sip_requests_total"], (maxNodes+1)*(2*3+1)*len(collector.Methods); got != want {
+		t.Errorf("sip_requests_total: %d series, want %d (every label set seen)", got, want)
+	}
+}
+
+// observeCases are pipelines without and with peers and phrases, and a
+// response of a known label set.
+func observeCases(t testing.TB) []struct {
+	name string
+	p    *pipeline
+} {
+	peers, err := collector.NewPeers(collector.PeersConfig{Peers: []collector.PeerConfig{
+		{Name: "carrier-a", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}},
+		{Name: "pbx-b", Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(peers *collector.Peers, phrases int) *pipeline {
+		cfg := defaultPipelineConfig()
+		cfg.peers, cfg.maxPhrases = peers, phrases
+		cfg.dedupWindow = 0 // one made-up message, sent again and again
+		p, err := newPipeline(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return []struct {
+		name string
+		p    *pipeline
+	}{
+		{"no-config", mk(nil, 0)},
+		{"peers", mk(peers, 0)},
+		{"peers+phrases", mk(peers, 16)},
+	}
+}
+
+var (
+	benchOrigin = capture.Origin{Src: netip.MustParseAddrPort("203.0.113.1:5060"), Dst: netip.MustParseAddrPort("198.51.100.7:5060")}
+	benchMsg    = sip.Message{Response: true, StatusCode: 503, Reason: []byte("No circuits available"), CSeqMethod: []byte("INVITE")}
+)
+
+func TestObserveAllocs(t *testing.T) {
+	for _, c := range observeCases(t) {
+		c.p.observe(&benchOrigin, &benchMsg)
+		if n := testing.AllocsPerRun(1000, func() { c.p.observe(&benchOrigin, &benchMsg) }); n != 0 {
+			t.Errorf("%s: observe allocates %v times", c.name, n)
+		}
+	}
+}
+
+func BenchmarkObserve(b *testing.B) {
+	for _, c := range observeCases(b) {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.p.observe(&benchOrigin, &benchMsg)
+			}
+		})
+	}
+}
