@@ -23,6 +23,8 @@ type pipelineConfig struct {
 	hep      capture.HEPDecodeConfig
 	nodeName string // node label of interface and file sources
 	maxNodes int
+	tx       collector.TrackerConfig
+	noTx     bool // --no-sip.transactions
 }
 
 // pipeline connects decoders to the SIP collector.
@@ -30,6 +32,11 @@ type pipeline struct {
 	cfg  pipelineConfig
 	sip  *collector.SIP
 	node *collector.Node // of interface and file sources
+	// tx follows transactions; nil with --no-sip.transactions. Events go
+	// to tx.Observe at once (report: one reader) until queued is set
+	// (serve: tx.Push, and tx.Run on its own goroutine).
+	tx     *collector.Tracker
+	queued bool
 }
 
 func newPipeline(cfg pipelineConfig) (*pipeline, error) {
@@ -40,13 +47,21 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 		return nil, fmt.Errorf("--hep.max-nodes %d: must be at least 1", cfg.maxNodes)
 	}
 	c := collector.NewSIP(cfg.maxNodes)
-	return &pipeline{cfg: cfg, sip: c, node: c.Node([]byte(cfg.nodeName))}, nil
+	p := &pipeline{cfg: cfg, sip: c, node: c.Node([]byte(cfg.nodeName))}
+	if !cfg.noTx {
+		tx, err := collector.NewTracker(cfg.tx)
+		if err != nil {
+			return nil, fmt.Errorf("--sip.max-transactions/--sip.invite-timeout: %w", err)
+		}
+		p.tx = tx
+	}
+	return p, nil
 }
 
 // defaultPipelineConfig returns the defaults of the flags.
 func defaultPipelineConfig() pipelineConfig {
 	dc := capture.DefaultConfig()
-	return pipelineConfig{tcp: dc.TCP, hep: dc.HEP, maxNodes: 256}
+	return pipelineConfig{tcp: dc.TCP, hep: dc.HEP, maxNodes: 256, tx: collector.DefaultTrackerConfig()}
 }
 
 // decoderConfig returns the decoder configuration of the flags.
@@ -67,6 +82,14 @@ func (p *pipeline) observe(o *capture.Origin, m *sip.Message) {
 		n.ObserveResponse(m.StatusCode, m.CSeqMethod)
 	} else {
 		n.ObserveRequest(m.Method)
+	}
+	var ev collector.TxEvent
+	if p.tx != nil && txEvent(o, m, n, &ev) {
+		if p.queued {
+			p.tx.Push(&ev)
+		} else {
+			p.tx.Observe(&ev)
+		}
 	}
 }
 
