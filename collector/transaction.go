@@ -157,6 +157,13 @@ type dialogEntry struct {
 	node     uint32
 }
 
+// txItem is a transaction in a ring, with its start so that expiry needs
+// no table lookup.
+type txItem struct {
+	key   uint64
+	start int64
+}
+
 type dialogItem struct {
 	key      uint64
 	answered int64
@@ -229,8 +236,8 @@ type Tracker struct {
 
 	// Owned by the handling goroutine.
 	table     map[uint64]txEntry
-	invites   ring[uint64] // INVITE transactions in order of start
-	others    ring[uint64] // the other transactions in order of start
+	invites   ring[txItem] // INVITE transactions in order of start
+	others    ring[txItem] // the other transactions in order of start
 	dialogs   map[uint64]dialogEntry
 	dialogQ   ring[dialogItem]
 	nodeIndex map[*Node]uint32
@@ -348,11 +355,12 @@ func (t *Tracker) Run(ctx context.Context) {
 	var ev TxEvent
 	for {
 		n := 0
+		clock := t.clock
 		for n < batch && t.queue.pop(&ev) {
 			t.Observe(&ev)
 			n++
 		}
-		if n > 0 {
+		if t.clock != clock {
 			t.wallClock = time.Now()
 		}
 		if now := time.Now(); now.Sub(lastTick) >= time.Second {
@@ -441,7 +449,6 @@ func seconds(d int64) float64 {
 func (t *Tracker) Observe(ev *TxEvent) {
 	if ev.Time > t.clock {
 		t.clock = ev.Time
-		t.wallClock = time.Now()
 		t.expire(t.clock)
 	}
 	idx := t.nodeOf(ev.Node)
@@ -472,9 +479,9 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 	}
 	t.table[ev.Key] = e
 	if ev.Method == MethodINVITE {
-		t.invites.push(ev.Key)
+		t.invites.push(txItem{ev.Key, ev.Time})
 	} else {
-		t.others.push(ev.Key)
+		t.others.push(txItem{ev.Key, ev.Time})
 	}
 	if ev.Method == MethodBYE || ev.Method == MethodCANCEL {
 		t.causes(ev, mine)
@@ -581,14 +588,11 @@ func (t *Tracker) expire(now int64) {
 	t.expireRing(&t.others, now-int64(NonInviteTimeout), false)
 }
 
-func (t *Tracker) expireRing(r *ring[uint64], before int64, invite bool) {
-	for r.n > 0 {
-		k := r.front()
-		e := t.table[k]
-		if e.start > before {
-			return
-		}
+func (t *Tracker) expireRing(r *ring[txItem], before int64, invite bool) {
+	for r.n > 0 && r.front().start <= before {
+		k := r.front().key
 		r.pop()
+		e := t.table[k]
 		delete(t.table, k)
 		t.timedOut(&e, invite)
 	}
@@ -611,13 +615,13 @@ func (t *Tracker) timedOut(e *txEntry, invite bool) {
 // evictOldest forgets the transaction that started first.
 func (t *Tracker) evictOldest() {
 	r := &t.others
-	if t.invites.n > 0 && (t.others.n == 0 || t.table[t.invites.front()].start <= t.table[t.others.front()].start) {
+	if t.invites.n > 0 && (t.others.n == 0 || t.invites.front().start <= t.others.front().start) {
 		r = &t.invites
 	}
 	if r.n == 0 {
 		return
 	}
-	delete(t.table, r.front())
+	delete(t.table, r.front().key)
 	r.pop()
 	t.evicted.Add(1)
 }
