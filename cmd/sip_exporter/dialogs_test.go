@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/sip"
 )
 
 // sipMsg is one scripted SIP message between the caller (A, 192.0.2.1) and
@@ -330,5 +331,24 @@ func TestScriptedDialogs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestObserveAllocs: the reader's side of the tracker (building the event
+// and pushing it) allocates nothing.
+func TestObserveAllocs(t *testing.T) {
+	p, err := newPipeline(defaultPipelineConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.queued = true // as serve does; nothing pops, the queue fills and drops
+	var m sip.Message
+	msg := sipMsg{method: "BYE", cseq: 2, branch: "z9hG4bKb", fromTag: "a1", toTag: "b1", extra: "Reason: Q.850;cause=16\r\n"}.bytes("c1@example.com")
+	if err := sip.Parse(msg, &m); err != nil {
+		t.Fatal(err)
+	}
+	o := &capture.Origin{Time: 1}
+	if a := testing.AllocsPerRun(1000, func() { p.observe(o, &m) }); a != 0 {
+		t.Errorf("observe: %v allocs per message", a)
 	}
 }

@@ -95,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("capture.node-name", "Value of the node label for interface and file sources.").Default("").StringVar(&o.pipeline.nodeName)
 	o.pipeline.tx = collector.DefaultTrackerConfig()
 	app.Flag("sip.transactions", "Follow SIP transactions and dialogs for retransmission, session and RFC 6076 delay metrics (--no-sip.transactions turns it off).").Default("true").BoolVar(&txOn)
-	app.Flag("sip.max-transactions", "SIP transactions tracked at once (about 70 bytes each), and separately answered dialogs awaiting their BYE; past it the oldest is forgotten and counted.").Default(fmt.Sprint(o.pipeline.tx.MaxTransactions)).IntVar(&o.pipeline.tx.MaxTransactions)
+	app.Flag("sip.max-transactions", "SIP transactions tracked at once (about 120 bytes of memory each), and separately answered dialogs awaiting their BYE; past it the oldest is forgotten and counted.").Default(fmt.Sprint(o.pipeline.tx.MaxTransactions)).IntVar(&o.pipeline.tx.MaxTransactions)
 	app.Flag("sip.invite-timeout", "How long an INVITE transaction is tracked for its final response (covers long ringing); non-INVITE transactions last 64*T1 = 32s.").Default(o.pipeline.tx.InviteTimeout.String()).DurationVar(&o.pipeline.tx.InviteTimeout)
 	app.Flag("hep.max-nodes", "Distinct node label values tracked; messages of further nodes are counted as node=\"other\".").Default("256").IntVar(&o.pipeline.maxNodes)
 	o.hep = capture.DefaultHEPConfig()
