@@ -16,6 +16,11 @@
 // reload ([SIP.SetPeers]). Wire reason phrases are counted per node and
 // code, bounded per code, when [PhrasesConfig] asks for it.
 //
+// [Tracker] follows SIP transactions and dialogs (RFC 3261 §12, §17) from
+// small value events that readers push into a lock-free bounded queue, and
+// counts retransmissions, session attempts, outcomes and timeouts, Reason
+// causes (RFC 3326) and the RFC 6076 delays as histograms.
+//
 // [Exporter] exposes the exporter's own health (packets, bytes, drops, parse
 // errors, TCP reassembly) from snapshots that a callback supplies, so this
 // package does not depend on the capture package.

@@ -6,7 +6,8 @@
 // and fills a [Message] with the fields an exporter counts by: whether it
 // is a response, the status code (§7.2, §21) and reason phrase or the request
 // method (§7.1), the CSeq number and method (§20.16), Call-ID (§20.8), the
-// branch of the topmost Via (§20.42, §8.1.1.7), the To tag (§20.39),
+// branch of the topmost Via (§20.42, §8.1.1.7), the To and From tags
+// (§20.39, §20.20), the Q.850 and SIP causes of the Reason header (RFC 3326),
 // Content-Length (§20.14) and the length of the header. The byte slices in a
 // Message alias the input. Compact header forms (§7.3.3), folded header lines
 // (§7.3.1), LF-only line ends and header sections cut short by a truncated

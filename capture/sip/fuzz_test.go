@@ -54,7 +54,7 @@ func FuzzParse(f *testing.F) {
 		default:
 			t.Fatalf("Parse returned unexpected error %v", err)
 		}
-		for _, s := range [][]byte{m.Reason, m.Method, m.CSeqMethod, m.CallID, m.ViaBranch, m.ToTag} {
+		for _, s := range [][]byte{m.Reason, m.Method, m.CSeqMethod, m.CallID, m.ViaBranch, m.ToTag, m.FromTag, m.Q850Cause, m.SIPCause} {
 			if !within(b, s) {
 				t.Fatalf("slice %q does not alias the input", s)
 			}

@@ -36,6 +36,9 @@ type Message struct {
 	CallID        []byte // Call-ID value (compact "i"), trimmed; nil when absent
 	ViaBranch     []byte // branch parameter of the topmost Via value (compact "v"); nil when absent
 	ToTag         []byte // tag parameter of the To header (compact "t"), not a tag inside the <URI>; nil when absent
+	FromTag       []byte // tag parameter of the From header (compact "f"), as ToTag; nil when absent
+	Q850Cause     []byte // cause parameter of the first Reason value with protocol Q.850 and a cause (RFC 3326), as sent, not empty; nil when absent
+	SIPCause      []byte // cause parameter of the first Reason value with protocol SIP and a cause (RFC 3326), as sent, not empty; nil when absent
 	ContentLength int    // value of Content-Length (compact "l") in bytes; -1 when absent or malformed
 	HeaderLength  int    // bytes from the start up to and including the empty line that ends the header; len(input) when the header is not terminated
 }
@@ -70,9 +73,12 @@ func (m *Message) Reset() {
 // case-insensitively, with the compact forms i, v, t and l (§7.3.3); a
 // header may be folded onto continuation lines beginning with SP or HT
 // (§7.3.1), and CallID then spans the fold as sent; whitespace may surround
-// the colon. Of repeated Call-ID, CSeq, To and Content-Length headers the
-// first one counts and later ones are ignored; of the Via headers only the
-// first value of the first one counts (§8.1.1.7). A missing CSeq is not an
+// the colon. Of repeated Call-ID, CSeq, To, From and Content-Length headers
+// the first one counts and later ones are ignored; of the Via headers only
+// the first value of the first one counts (§8.1.1.7). Every Reason header
+// (RFC 3326 §2; no compact form) and every comma-separated value in it is
+// looked at; the first value per protocol gives Q850Cause or SIPCause (RFC
+// 3326 allows one value per protocol) when it has a cause. A missing CSeq is not an
 // error. Leading CRLFs (stream keep-alives) are [ErrNotSIP]; use
 // [FrameLength] on streams, which delimits them as a frame of their own.
 func Parse(b []byte, m *Message) error {
@@ -305,6 +311,8 @@ const (
 	seenVia
 	seenTo
 	seenCL
+	seenFrom
+	seenReason // never set: every Reason header is scanned
 )
 
 // header scans one logical header line h (folds included, no final CRLF).
@@ -332,6 +340,8 @@ func (m *Message) header(h []byte, seen *uint8, clOnly bool) error {
 			bit = seenVia
 		case 't':
 			bit = seenTo
+		case 'f':
+			bit = seenFrom
 		}
 	case 2:
 		if eqFold(name, "to") {
@@ -342,8 +352,15 @@ func (m *Message) header(h []byte, seen *uint8, clOnly bool) error {
 			bit = seenVia
 		}
 	case 4:
-		if eqFold(name, "cseq") {
+		switch {
+		case eqFold(name, "cseq"):
 			bit = seenCSeq
+		case eqFold(name, "from"):
+			bit = seenFrom
+		}
+	case 6:
+		if eqFold(name, "reason") {
+			bit = seenReason
 		}
 	case 7:
 		if eqFold(name, "call-id") {
@@ -355,6 +372,10 @@ func (m *Message) header(h []byte, seen *uint8, clOnly bool) error {
 		}
 	}
 	if bit == 0 || (clOnly && bit != seenCL) {
+		return nil
+	}
+	if bit == seenReason {
+		m.reason(v)
 		return nil
 	}
 	if *seen&bit != 0 {
@@ -376,8 +397,73 @@ func (m *Message) header(h []byte, seen *uint8, clOnly bool) error {
 		m.ViaBranch = param(v, "branch")
 	case seenTo:
 		m.ToTag = param(v, "tag")
+	case seenFrom:
+		m.FromTag = param(v, "tag")
 	}
 	return nil
+}
+
+// reason scans the values of one Reason header (RFC 3326 §2):
+//
+//	Reason = "Reason" HCOLON reason-value *(COMMA reason-value)
+//	reason-value = protocol *(SEMI reason-params)
+//	protocol = "SIP" / "Q.850" / token
+//	reason-params = protocol-cause / reason-text / reason-extension
+//	protocol-cause = "cause" EQUAL cause ; cause = 1*DIGIT
+//
+// The protocol is matched without case and must be followed by LWS, ";",
+// "," or the end. The first value of each protocol with a non-empty cause
+// sets its field, the cause as sent (checked by the consumer).
+func (m *Message) reason(v []byte) {
+	for len(v) > 0 {
+		for len(v) > 0 && (isLWS(v[0]) || v[0] == ',') {
+			v = v[1:]
+		}
+		k := tokenEnd(v, 0)
+		proto := v[:k]
+		j := k
+		for j < len(v) && isLWS(v[j]) {
+			j++
+		}
+		end := valueEnd(v, k)
+		if j == end || v[j] == ';' {
+			switch {
+			case m.Q850Cause == nil && eqFold(proto, "q.850"):
+				if c := param(v[j:end], "cause"); len(c) > 0 {
+					m.Q850Cause = c
+				}
+			case m.SIPCause == nil && eqFold(proto, "sip"):
+				if c := param(v[j:end], "cause"); len(c) > 0 {
+					m.SIPCause = c
+				}
+			}
+		}
+		if end == len(v) {
+			return
+		}
+		v = v[end+1:]
+	}
+}
+
+// valueEnd returns the offset of the top-level comma that ends the header
+// value beginning at v[0], or len(v); scanning starts at v[i]. Quoted
+// strings and <...> are skipped.
+func valueEnd(v []byte, i int) int {
+	for ; i < len(v); i++ {
+		switch v[i] {
+		case '"':
+			i = quotedEnd(v, i) - 1
+		case '<':
+			k := bytes.IndexByte(v[i:], '>')
+			if k < 0 {
+				return len(v)
+			}
+			i += k
+		case ',':
+			return i
+		}
+	}
+	return len(v)
 }
 
 // contentLength parses 1*DIGIT no larger than MaxBodyBytes (RFC 3261 §20.14).

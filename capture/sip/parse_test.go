@@ -20,9 +20,9 @@ func render(m *sip.Message) string {
 		}
 		return fmt.Sprintf("%q", b)
 	}
-	return fmt.Sprintf("{resp:%v code:%d reason:%s method:%s cseq:%d %s callid:%s branch:%s totag:%s cl:%d hl:%d}",
+	return fmt.Sprintf("{resp:%v code:%d reason:%s method:%s cseq:%d %s callid:%s branch:%s totag:%s fromtag:%s q850:%s sipcause:%s cl:%d hl:%d}",
 		m.Response, m.StatusCode, q(m.Reason), q(m.Method), m.CSeq, q(m.CSeqMethod), q(m.CallID),
-		q(m.ViaBranch), q(m.ToTag), m.ContentLength, m.HeaderLength)
+		q(m.ViaBranch), q(m.ToTag), q(m.FromTag), q(m.Q850Cause), q(m.SIPCause), m.ContentLength, m.HeaderLength)
 }
 
 // headerEnd is the expected HeaderLength: just past the first empty line, or len(s).
@@ -61,15 +61,15 @@ func with(m sip.Message, f func(*sip.Message)) sip.Message { f(&m); return m }
 var parseCases = []parseCase{
 	// Whole messages.
 	{"200 with sdp", ok200, nil, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 314159, CSeqMethod: bs("INVITE"),
-		CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"), ViaBranch: bs("z9hG4bK776asdhds"), ToTag: bs("a6c85cf"), ContentLength: len(crlf(sdpBody))}},
+		CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"), ViaBranch: bs("z9hG4bK776asdhds"), ToTag: bs("a6c85cf"), FromTag: bs("1928301774"), ContentLength: len(crlf(sdpBody))}},
 	{"invite", inviteSDP, nil, sip.Message{Method: bs("INVITE"), CSeq: 314159, CSeqMethod: bs("INVITE"),
-		CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"), ViaBranch: bs("z9hG4bK776asdhds"), ContentLength: len(crlf(sdpBody))}},
+		CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"), ViaBranch: bs("z9hG4bK776asdhds"), FromTag: bs("1928301774"), ContentLength: len(crlf(sdpBody))}},
 	{"401 folded www-authenticate", unauth401, nil, sip.Message{Response: true, StatusCode: 401, Reason: bs("Unauthorized"), CSeq: 1, CSeqMethod: bs("REGISTER"),
-		CallID: bs("1j9FpLxk3uxtm8tn@biloxi.example.com"), ViaBranch: bs("z9hG4bKnashds7"), ToTag: bs("1410948204"), ContentLength: 0}},
+		CallID: bs("1j9FpLxk3uxtm8tn@biloxi.example.com"), ViaBranch: bs("z9hG4bKnashds7"), ToTag: bs("1410948204"), FromTag: bs("a73kszlfl"), ContentLength: 0}},
 	{"compact forms", compact200, nil, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 2, CSeqMethod: bs("INVITE"),
-		CallID: bs("3848276298220188511@atlanta.example.com"), ViaBranch: bs("z9hG4bKcompact1"), ToTag: bs("8321234356"), ContentLength: len(crlf(sdpBody))}},
+		CallID: bs("3848276298220188511@atlanta.example.com"), ViaBranch: bs("z9hG4bKcompact1"), ToTag: bs("8321234356"), FromTag: bs("9fxced76sl"), ContentLength: len(crlf(sdpBody))}},
 	{"bye", bye, nil, sip.Message{Method: bs("BYE"), CSeq: 231, CSeqMethod: bs("BYE"), CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"),
-		ViaBranch: bs("z9hG4bKnashds10"), ToTag: bs("1928301774"), ContentLength: 0}},
+		ViaBranch: bs("z9hG4bKnashds10"), ToTag: bs("1928301774"), FromTag: bs("a6c85cf"), ContentLength: 0}},
 
 	// Status line.
 	{"code 100", "SIP/2.0 100 Trying\r\n" + hdrs, nil, resp(100, "Trying")},
@@ -128,7 +128,7 @@ var parseCases = []parseCase{
 	{"folded via", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\n ;branch=z9b1\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
 	{"body not scanned", "SIP/2.0 200 OK\r\nCall-ID: c1\r\nContent-Length: 12\r\n\r\nCSeq: 9 BYE\r\n", nil,
 		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CallID: bs("c1"), ContentLength: 12}},
-	{"unknown headers ignored", "SIP/2.0 200 OK\r\nX-Foo: bar\r\nf: <sip:a@b>;tag=ft\r\nm: <sip:a@b>\r\n" + hdrs, nil, resp(200, "OK")},
+	{"unknown headers ignored", "SIP/2.0 200 OK\r\nX-Foo: bar\r\nm: <sip:a@b>\r\nReasons: SIP;cause=200\r\n" + hdrs, nil, resp(200, "OK")},
 
 	// Via and To parameters.
 	{"multiple via", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;branch=z9b1\r\nVia: SIP/2.0/UDP b;branch=second\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
@@ -143,6 +143,27 @@ var parseCases = []parseCase{
 	{"to without tag", "SIP/2.0 100 Trying\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nTo: <sip:bob@b;tag=fake>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil,
 		with(resp(100, "Trying"), func(m *sip.Message) { m.ToTag = nil })},
 	{"escaped quote in name", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nTo: \"a\\\";tag=no\" <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
+
+	// From tag.
+	{"from tag", "SIP/2.0 200 OK\r\nFrom: \"A;tag=no\" <sip:a@b;tag=uri>;tag=ft1\r\n" + hdrs, nil, with(resp(200, "OK"), func(m *sip.Message) { m.FromTag = bs("ft1") })},
+	{"compact from tag", "SIP/2.0 200 OK\r\nf: sip:a@b ; TAG = ft1\r\nFrom: <sip:a@b>;tag=second\r\n" + hdrs, nil, with(resp(200, "OK"), func(m *sip.Message) { m.FromTag = bs("ft1") })},
+	{"from without tag", "SIP/2.0 200 OK\r\nFrom: <sip:a@b>\r\n" + hdrs, nil, resp(200, "OK")},
+
+	// Reason (RFC 3326).
+	{"reason q850", "BYE sip:a@b SIP/2.0\r\nReason: Q.850 ;cause=16 ;text=\"Normal call clearing\"\r\n\r\n", nil,
+		sip.Message{Method: bs("BYE"), Q850Cause: bs("16"), ContentLength: -1}},
+	{"reason sip", "SIP/2.0 480 Unavailable\r\nReason: SIP;cause=480;text=\"a, b\"\r\n\r\n", nil,
+		sip.Message{Response: true, StatusCode: 480, Reason: bs("Unavailable"), SIPCause: bs("480"), ContentLength: -1}},
+	{"reason two values", "CANCEL sip:a@b SIP/2.0\r\nReason: SIP ;cause=200 ;text=\"Call completed elsewhere, really\", Q.850;cause=26\r\n\r\n", nil,
+		sip.Message{Method: bs("CANCEL"), SIPCause: bs("200"), Q850Cause: bs("26"), ContentLength: -1}},
+	{"reason two headers first wins", "BYE sip:a@b SIP/2.0\r\nreason: q.850;text=\"x\"\r\nREASON: Q.850;cause=31\r\nReason: Q.850;cause=17, SIP;cause=503\r\nReason: SIP;cause=600\r\n\r\n", nil,
+		sip.Message{Method: bs("BYE"), Q850Cause: bs("31"), SIPCause: bs("503"), ContentLength: -1}},
+	{"reason junk after protocol", "BYE sip:a@b SIP/2.0\r\nReason: SIP#;cause=1, Q.850 x;cause=2, SIP;cause\r\n\r\n", nil, sip.Message{Method: bs("BYE"), ContentLength: -1}},
+	{"reason other protocol", "BYE sip:a@b SIP/2.0\r\nReason: X-Vendor;cause=7, ;cause=8,Q.850;cause=abc\r\n\r\n", nil,
+		sip.Message{Method: bs("BYE"), Q850Cause: bs("abc"), ContentLength: -1}},
+	{"reason folded", "BYE sip:a@b SIP/2.0\r\nReason: Q.850\r\n ;cause=16\r\n\r\n", nil,
+		sip.Message{Method: bs("BYE"), Q850Cause: bs("16"), ContentLength: -1}},
+	{"reason empty", "BYE sip:a@b SIP/2.0\r\nReason:\r\nReason: ,,\r\n\r\n", nil, sip.Message{Method: bs("BYE"), ContentLength: -1}},
 
 	// CSeq.
 	{"missing cseq", "SIP/2.0 200 OK\r\nCall-ID: c1\r\n\r\n", nil, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CallID: bs("c1"), ContentLength: -1}},
@@ -307,6 +328,8 @@ func TestAllocs(t *testing.T) {
 		"FrameLength":  func() { _, _ = sip.FrameLength(msg) },
 		"ParseError":   func() { _ = sip.Parse(msg[:20], &m) },
 	}
+	reason := []byte("BYE sip:a@b SIP/2.0\r\nFrom: <sip:a@b>;tag=f\r\nReason: SIP;cause=200;text=\"x, y\", Q.850;cause=16\r\n\r\n")
+	tests["ParseReason"] = func() { _ = sip.Parse(reason, &m) }
 	compact := []byte(compact200)
 	tests["ParseCompact"] = func() { _ = sip.Parse(compact, &m) }
 	for name, f := range tests {

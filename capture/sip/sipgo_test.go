@@ -27,8 +27,8 @@ import (
 //     and visible characters.
 //   - statusAsRequest: sipgo takes "SIP/2.0 200 SIP/2.0" for a request
 //     because its third word begins with "SIP".
-//   - repeated: of repeated CSeq or Call-ID headers sipgo keeps the last,
-//     Parse the first.
+//   - repeated: of repeated CSeq, Call-ID or From headers, or of a
+//     repeated parameter, sipgo keeps the last, Parse the first.
 //   - headerName: sipgo trims any white space (\v, \f, U+0085, U+00A0) around
 //     a header name, also at the start of the first header line; Parse
 //     reports ErrHeader and skips the line.
@@ -38,6 +38,18 @@ import (
 //     as its method ("INVITE x", "  INVITE"); Parse requires one token
 //     after LWS and reports ErrCSeq otherwise.
 //   - tooLong: a header line longer than MaxLineBytes is skipped by Parse.
+//   - paramSemi: sipgo reads parameters after a <URI> that follow without
+//     ";" ("<sip:a@b>tag=1"), and a comma into a From parameter value;
+//     Parse requires the semicolon and ends a value at a comma.
+//   - paramSpace: sipgo keeps white space around ";" and "=" of header
+//     parameters as part of the names and values, and matches parameter
+//     names with case; Parse skips LWS there and folds case (RFC 3261
+//     §7.3.1, §25.1).
+//
+// The From tag is compared with sipgo's From header parameters, and the
+// causes of the Reason headers (RFC 3326) with sipgo's raw Reason values
+// split by an oracle here and their parameters parsed by sipgo's
+// UnmarshalHeaderParams.
 //
 // The comparison skips inputs sipgo rejects, and Method is compared without
 // case because sipgo upper-cases it.
@@ -172,8 +184,98 @@ func diffSipgo(b []byte) (skip, mismatch string) {
 	} else if m.CallID != nil {
 		return "", fmt.Sprintf("call-id: got %q, sipgo none", m.CallID)
 	}
+
+	if hs := sipgoHeaders(b, "from", "f"); len(hs) > 1 {
+		skip = "repeated"
+	} else if len(hs) == 1 {
+		h, g := hs[0], msg.From()
+		switch {
+		case !tokenNameRE.Match(h.name):
+			skip = "headerName"
+		case paramSpaceRE.Match(h.value) || bytes.ContainsAny(h.value, "\"\\\r\n") || bytes.ContainsAny(fromParams(h.value), " \t"):
+			skip = "paramSpace"
+		case noSemiRE.Match(h.value) || bytes.IndexByte(h.value, ',') >= 0:
+			skip = "paramSemi"
+		case len(tagParamRE.FindAll(h.value, 2)) > 1:
+			skip = "repeated" // a parameter repeated: sipgo keeps the last, Parse the first
+		case g == nil:
+			if m.FromTag != nil {
+				return "", fmt.Sprintf("from tag: got %q, sipgo no From", m.FromTag)
+			}
+		default:
+			tag, ok := g.Params.Get("tag")
+			// An empty tag is no tag, however each parser got there.
+			if (tag != "" || len(m.FromTag) > 0) && (!ok || tag != string(m.FromTag)) {
+				return "", fmt.Sprintf("from tag: got %q, sipgo %q %v", m.FromTag, tag, ok)
+			}
+		}
+	} else if m.FromTag != nil {
+		return "", fmt.Sprintf("from tag: got %q, sipgo none", m.FromTag)
+	}
+
+	if hs := sipgoHeaders(b, "reason"); len(hs) > 0 {
+		var q850, sipc []byte
+		odd := false
+		for _, h := range msg.GetHeaders("Reason") {
+			v := h.Value()
+			if !tokenNameRE.MatchString(strings.TrimSpace(h.Name())) || paramSpaceRE.MatchString(v) || strings.ContainsAny(v, "\"\\\r\n<") {
+				odd = true
+				break
+			}
+			for _, rv := range strings.Split(v, ",") {
+				rv = strings.Trim(rv, " \t")
+				if strings.ContainsAny(rv, " \t") {
+					odd = true // sipgo keeps spaces in parameter values
+					break
+				}
+				proto, params, _ := strings.Cut(rv, ";")
+				hp := sipgo.NewParams()
+				if _, err := sipgo.UnmarshalHeaderParams(params, ';', ',', &hp); err != nil {
+					odd = true
+					break
+				}
+				cause, ok := hp.Get("cause")
+				switch p := strings.ToLower(strings.Trim(proto, " \t")); {
+				case p == "q.850" && q850 == nil && ok && cause != "":
+					q850 = []byte(cause)
+				case p == "sip" && sipc == nil && ok && cause != "":
+					sipc = []byte(cause)
+				}
+			}
+		}
+		switch {
+		case odd:
+			skip = "paramSpace"
+		case string(q850) != string(m.Q850Cause) || string(sipc) != string(m.SIPCause) || (q850 == nil) != (m.Q850Cause == nil) || (sipc == nil) != (m.SIPCause == nil):
+			return "", fmt.Sprintf("reason: got Q.850 %q SIP %q, sipgo Q.850 %q SIP %q", m.Q850Cause, m.SIPCause, q850, sipc)
+		}
+	} else if m.Q850Cause != nil || m.SIPCause != nil {
+		return "", fmt.Sprintf("reason: got Q.850 %q SIP %q, sipgo no Reason", m.Q850Cause, m.SIPCause)
+	}
 	return skip, ""
 }
+
+// paramSpaceRE finds white space next to ";" or "=", and parameter names
+// not in lower case, where sipgo and Parse differ (class paramSpace).
+// noSemiRE finds text after a name-addr that does not begin with ";":
+// sipgo takes it for parameters, Parse wants SEMI (RFC 3261 §20.20).
+var noSemiRE = regexp.MustCompile(`>[ \t]*[^ \t;]`)
+
+// fromParams returns the header parameters of a From value, roughly: what
+// follows the last ">", or the first ";" without one.
+func fromParams(v []byte) []byte {
+	if i := bytes.LastIndexByte(v, '>'); i >= 0 {
+		return v[i+1:]
+	}
+	if i := bytes.IndexByte(v, ';'); i >= 0 {
+		return bytes.TrimRight(v[i:], " \t")
+	}
+	return nil
+}
+
+var tagParamRE = regexp.MustCompile(`(?i);[ \t]*tag`)
+
+var paramSpaceRE = regexp.MustCompile(`[ \t][;=]|[;=][ \t]|;[^=;,]*[A-Z]`)
 
 // explainStartLine reports whether line is one that sipgo accepts only
 // through the leniencies listed above (class startLine).
@@ -229,6 +331,9 @@ var differentialInputs = []string{
 	"SIP/2.0 200 \r\nCSeq: 1 INVITE\r\nCall-ID: a\r\n\r\n",
 	"SIP/2.0 486 Busy  Here \r\nCSeq: 1 INVITE\r\nCall-ID: a\r\n\r\n",
 	"SIP/2.0 200 OK\r\nX Bad: 1\r\nCSeq: 1 INVITE\r\nCall-ID: a\r\n\r\n",
+	"BYE sip:a@b SIP/2.0\r\nCSeq: 2 BYE\r\nCall-ID: a\r\nFrom: <sip:a@b>;tag=f1\r\nReason: Q.850;cause=16;text=x\r\n\r\n",
+	"CANCEL sip:a@b SIP/2.0\r\nCSeq: 1 CANCEL\r\nCall-ID: a\r\nf: sip:a@b;tag=f2\r\nReason: SIP;cause=200;text=done,Q.850;cause=31\r\nReason: SIP;cause=600\r\n\r\n",
+	"SIP/2.0 486 Busy Here\r\nCSeq: 1 INVITE\r\nCall-ID: a\r\nFrom: <sip:a@b>\r\nReason: X;cause=1, Q.850;cause=17\r\n\r\n",
 }
 
 func TestSipgoDifferential(t *testing.T) {

@@ -79,6 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Terminate(func(int) { exited = true }) // after --help or --version
 	var o options
 	var hepMaxPacket units.Base2Bytes
+	var txOn bool
 	def := capture.DefaultConfig()
 
 	serve := app.Command("serve", "Capture and serve /metrics (the default command).").Default()
@@ -98,6 +99,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("capture.ip-fragment-timeout", "An IP datagram not complete this long after its first fragment is dropped.").Default(def.Fragments.Timeout.String()).DurationVar(&o.pipeline.frag.Timeout)
 	o.pipeline.frag.MaxBytes = def.Fragments.MaxBytes
 	app.Flag("capture.node-name", "Value of the node label for interface and file sources.").Default("").StringVar(&o.pipeline.nodeName)
+	o.pipeline.tx = collector.DefaultTrackerConfig()
+	app.Flag("sip.transactions", "Follow SIP transactions and dialogs for retransmission, session and RFC 6076 delay metrics (--no-sip.transactions turns it off).").Default("true").BoolVar(&txOn)
+	app.Flag("sip.max-transactions", "SIP transactions tracked at once (about 120 bytes of memory each), and separately answered dialogs awaiting their BYE; past it the oldest is forgotten and counted.").Default(fmt.Sprint(o.pipeline.tx.MaxTransactions)).IntVar(&o.pipeline.tx.MaxTransactions)
+	app.Flag("sip.invite-timeout", "How long an INVITE transaction is tracked for its final response (covers long ringing); non-INVITE transactions last 64*T1 = 32s.").Default(o.pipeline.tx.InviteTimeout.String()).DurationVar(&o.pipeline.tx.InviteTimeout)
 	app.Flag("hep.max-nodes", "Distinct node label values tracked; messages of further nodes are counted as node=\"other\".").Default("256").IntVar(&o.pipeline.maxNodes)
 	o.hep = capture.DefaultHEPConfig()
 	app.Flag("hep.listen-address", "Receive HEP (v3, also v1/v2 over UDP) from SIP servers and capture agents on HOST:PORT (conventionally :9060).").PlaceHolder("HOST:PORT").Default("").StringVar(&o.hep.Addr)
@@ -147,6 +152,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if phrases {
 		o.pipeline.maxPhrases = maxPhrases
 	}
+	o.pipeline.noTx = !txOn
 	switch {
 	case authKey != "" && authKeyFile != "":
 		fmt.Fprintf(stderr, "%s: error: --hep.auth-key and --hep.auth-key-file exclude each other\n", program)
@@ -218,6 +224,11 @@ func runServe(o *options, logger *slog.Logger) error {
 		reg.MustRegister(rl)
 	}
 	reloadOnSIGHUP(ctx, rl, logger)
+	if p.tx != nil {
+		reg.MustRegister(p.tx)
+		p.queued = true
+		go p.tx.Run(ctx)
+	}
 	if err := startSources(ctx, sources, p, logger); err != nil {
 		return err
 	}

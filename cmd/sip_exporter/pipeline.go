@@ -34,6 +34,8 @@ type pipelineConfig struct {
 	// maxPhrases is --collector.max-phrases-per-code with
 	// --collector.response-phrases, else 0 (phrases not counted).
 	maxPhrases int
+	tx       collector.TrackerConfig
+	noTx     bool // --no-sip.transactions
 }
 
 // pipeline connects decoders to the SIP collector.
@@ -43,6 +45,11 @@ type pipeline struct {
 	node     *collector.Node // of interface and file sources (for peer "other")
 	nodeName []byte          // of interface and file sources
 	dedup    *capture.Dedup  // nil when disabled
+	// tx follows transactions; nil with --no-sip.transactions. Events go
+	// to tx.Observe at once (report: one reader) until queued is set
+	// (serve: tx.Push, and tx.Run on its own goroutine).
+	tx     *collector.Tracker
+	queued bool
 }
 
 func newPipeline(cfg pipelineConfig) (*pipeline, error) {
@@ -71,13 +78,22 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 		}
 		p.dedup = d
 	}
+	if !cfg.noTx {
+		tcfg := cfg.tx
+		tcfg.SIP = c
+		tx, err := collector.NewTracker(tcfg)
+		if err != nil {
+			return nil, fmt.Errorf("--sip.max-transactions/--sip.invite-timeout: %w", err)
+		}
+		p.tx = tx
+	}
 	return p, nil
 }
 
 // defaultPipelineConfig returns the defaults of the flags.
 func defaultPipelineConfig() pipelineConfig {
 	dc := capture.DefaultConfig()
-	return pipelineConfig{tcp: dc.TCP, hep: dc.HEP, frag: dc.Fragments, maxNodes: 256, dedupWindow: defaultDedupWindow}
+	return pipelineConfig{tcp: dc.TCP, hep: dc.HEP, frag: dc.Fragments, maxNodes: 256, dedupWindow: defaultDedupWindow, tx: collector.DefaultTrackerConfig()}
 }
 
 // decoderConfig returns the decoder configuration of the flags.
@@ -117,6 +133,14 @@ func (p *pipeline) observe(o *capture.Origin, m *sip.Message) {
 		n.ObservePhrase(m.StatusCode, m.Reason)
 	} else {
 		n.ObserveRequest(m.Method)
+	}
+	var ev collector.TxEvent
+	if p.tx != nil && txEvent(o, m, n, &ev) {
+		if p.queued {
+			p.tx.Push(&ev)
+		} else {
+			p.tx.Observe(&ev)
+		}
 	}
 }
 

@@ -44,9 +44,12 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
 		return 1
 	}
+	if p.tx != nil {
+		p.tx.End() // sessions still without a final response time out
+	}
 	switch o.reportFormat {
 	case "prometheus":
-		err = writeExposition(stdout, p.sip)
+		err = writeExposition(stdout, p.sip, p.tx)
 	default:
 		err = writeTable(stdout, p.sip, &stats)
 	}
@@ -74,11 +77,16 @@ func readFiles(p *pipeline, paths []string, stats *capture.Stats, warn func(erro
 }
 
 // writeExposition writes the text exposition of the sip_ families (not the
-// sip_exporter_ self-metrics), as /metrics serves them.
-func writeExposition(w io.Writer, c *collector.SIP) error {
+// sip_exporter_ self-metrics), as /metrics serves them. tx may be nil.
+func writeExposition(w io.Writer, c *collector.SIP, tx *collector.Tracker) error {
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(c); err != nil {
 		return err
+	}
+	if tx != nil {
+		if err := reg.Register(tx); err != nil {
+			return err
+		}
 	}
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -1,0 +1,397 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+)
+
+// The transaction test's SIPp pairs use 127.0.2.0/24: UAS on .10+2i, UAC
+// on the next address.
+const (
+	txCIDR  = "127.0.2.0/24"
+	txCalls = 10
+	txLost  = 20 // percent of the UAS's received requests that SIPp ignores
+)
+
+// txMix is the traffic of the transaction test: each INVITE pair has one
+// final response, so the outcomes are known from the call counts.
+var txMix = []sippPair{
+	{name: "invite-200", uas: "uas_invite.xml", uac: "uac_invite.xml", uasArgs: []string{"-set", "code", "200"}},
+	{name: "invite-486", uas: "uas_invite.xml", uac: "uac_invite.xml", uasArgs: []string{"-set", "code", "486"}},
+	{name: "invite-603", uas: "uas_invite.xml", uac: "uac_invite.xml", uasArgs: []string{"-set", "code", "603"}},
+	{name: "register", uas: "uas_register.xml", uac: "uac_register.xml"},
+	{name: "options", uas: "uas_options.xml", uac: "uac_options.xml"},
+}
+
+// TestLiveTransactionsSIPp runs the real binary capturing on lo while SIPp
+// pairs play answered, busy and declined calls, REGISTER and OPTIONS over
+// UDP, with the UAS ignoring txLost % of the requests it receives (SIPp's
+// lost attribute on its <recv>, see uasLossRE), so that the UAC
+// retransmits them (RFC 3261 Timer A/E) and the UAS, missing the ACK of a
+// rejection, retransmits the rejection (Timer G), which the UAC ACKs again.
+// It checks:
+//
+//   - sip_session_attempts_total grew by the INVITEs the UACs sent, and
+//     sip_session_outcomes_total by their calls per final response;
+//   - sip_request_retransmissions_total and sip_response_retransmissions_total
+//     grew by the retransmissions in SIPp's -trace_counts (the Retrans
+//     columns), and by the repeats in SIPp's -trace_msg logs of what went on
+//     the wire.
+func TestLiveTransactionsSIPp(t *testing.T) {
+	requireLive(t, "sipp")
+	start := time.Now()
+	bin := buildExporter(t)
+	_, ipnet, err := net.ParseCIDR(txCIDR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := startExporter(t, bin, "--capture.interface="+liveInterface, "--capture.bpf-file="+writeNetFilter(t, ipnet))
+	if err := e.waitSourceUp(liveInterface, "interface", 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	e.settle(t, 5*time.Second)
+	before := txScrape(t, e)
+
+	dir := t.TempDir()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	wantCounts, wantWire := map[string]float64{}, map[string]float64{}
+	for i, p := range txMix {
+		uasIP, uacIP := fmt.Sprintf("127.0.2.%d", 10+2*i), fmt.Sprintf("127.0.2.%d", 11+2*i)
+		wg.Go(func() {
+			counts, wire, err := runLossyPair(t, filepath.Join(dir, p.name), p, uasIP, uacIP)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
+				return
+			}
+			for k, v := range counts {
+				wantCounts[k] += v
+			}
+			for k, v := range wire {
+				wantWire[k] += v
+			}
+			if code, ok := strings.CutPrefix(p.name, "invite-"); ok {
+				wantCounts["sip_session_attempts_total"] += txCalls
+				wantCounts["sip_session_outcomes_total{code="+code+"}"] += txCalls
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatal(errors.Join(errs...))
+	}
+	e.settle(t, 5*time.Second)
+	time.Sleep(200 * time.Millisecond) // the tracker's queue drains within a few ms
+	after := txScrape(t, e)
+	got := map[string]float64{}
+	for k, v := range after {
+		if d := v - before[k]; d != 0 {
+			got[k] = d
+		}
+	}
+	var retrans float64
+	for k, v := range wantCounts {
+		if strings.Contains(k, "retransmissions") {
+			retrans += v
+		}
+	}
+	if retrans == 0 {
+		t.Errorf("SIPp reports no retransmission: the loss did not work")
+	}
+	for _, cmp := range []struct {
+		what     string
+		want     map[string]float64
+		sessions bool // compare the sip_session_ counters too
+	}{{"SIPp -trace_counts and call counts", wantCounts, true}, {"SIPp -trace_msg (the wire)", wantWire, false}} {
+		var diff []string
+		keys := map[string]bool{}
+		for k := range cmp.want {
+			keys[k] = true
+		}
+		for k := range got {
+			if strings.Contains(k, "retransmissions") || cmp.sessions && strings.HasPrefix(k, "sip_session_") {
+				keys[k] = true
+			}
+		}
+		sorted := make([]string, 0, len(keys))
+		for k := range keys {
+			sorted = append(sorted, k)
+		}
+		sort.Strings(sorted)
+		var table strings.Builder
+		for _, k := range sorted {
+			mark := ""
+			if got[k] != cmp.want[k] {
+				mark = "  <- differs"
+				diff = append(diff, k)
+			}
+			fmt.Fprintf(&table, "%-70s want %4v got %4v%s\n", k, cmp.want[k], got[k], mark)
+		}
+		if len(diff) > 0 {
+			t.Errorf("exporter differs from %s:\n%s", cmp.what, table.String())
+		} else {
+			t.Logf("exporter equals %s:\n%s", cmp.what, table.String())
+		}
+	}
+	if d := got["sip_exporter_transaction_events_dropped_total"]; d != 0 {
+		t.Errorf("%v events dropped", d)
+	}
+	t.Logf("transaction test took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// txScrape returns the tracker's counters, keyed like txValues.
+func txScrape(t *testing.T, e *exporterProcess) map[string]float64 {
+	t.Helper()
+	_, mfs, err := e.scrape()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for name, mf := range mfs {
+		if !strings.HasPrefix(name, "sip_session_") && !strings.Contains(name, "retransmissions") && name != "sip_exporter_transaction_events_dropped_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetCounter() == nil {
+				continue
+			}
+			out[name+txLabels(m)] = m.GetCounter().GetValue()
+		}
+	}
+	return out
+}
+
+// txLabels renders the labels of m other than node, class and reason as
+// {a=1,b=2}, sorted; "" without any.
+func txLabels(m *dto.Metric) string {
+	var ls []string
+	for _, l := range m.GetLabel() {
+		switch l.GetName() {
+		case "node", "class", "reason":
+		default:
+			ls = append(ls, l.GetName()+"="+l.GetValue())
+		}
+	}
+	if len(ls) == 0 {
+		return ""
+	}
+	sort.Strings(ls)
+	return "{" + strings.Join(ls, ",") + "}"
+}
+
+// The <recv> elements the lossy UAS may ignore: requests, which the UAC
+// then retransmits, and the ACK of a rejection, which makes the UAS
+// retransmit the rejection until an ACK comes. Not the ACK of a 2xx: the
+// scenario cannot take the BYE that follows in its place. (SIPp does not
+// apply lost="" to the optional <recv> of the UAC's final responses.)
+var uasLossRE = regexp.MustCompile(`<recv request="(INVITE|BYE|REGISTER|OPTIONS)"|<recv request="ACK" next="end"`)
+
+// uacWaitRE is the UAC's wait at the end of a call, during which it ACKs
+// retransmitted final responses again; the lossy UAC waits 8 s, time for
+// four retransmissions (Timer G: 0.5, 1.5, 3.5, 7.5 s).
+var uacWaitRE = regexp.MustCompile(`<timewait milliseconds="1000"/>`)
+
+// lossyScenario writes a copy of the scenario name into dir with
+// lost="txLost" on the <recv> elements that re matches (if not nil) and the
+// longer wait of uacWaitRE, and returns its
+// path relative to sippDir (startSIPp takes scenarios there).
+func lossyScenario(dir, name string, re *regexp.Regexp) (string, error) {
+	b, err := os.ReadFile(filepath.Join(sippDir, name))
+	if err != nil {
+		return "", err
+	}
+	if re != nil {
+		b = re.ReplaceAllFunc(b, func(m []byte) []byte { return fmt.Appendf(nil, `%s lost="%d"`, m, txLost) })
+	}
+	b = uacWaitRE.ReplaceAll(b, []byte(`<timewait milliseconds="8000"/>`))
+	path := filepath.Join(dir, "lossy_"+name)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return "", err
+	}
+	absDir, err := filepath.Abs(sippDir)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Rel(absDir, path)
+}
+
+// runLossyPair runs one pair over UDP with the lossy UAS and returns the
+// retransmissions SIPp counted (-trace_counts, Retrans columns of what each
+// side sent) and those on the wire according to its -trace_msg logs.
+func runLossyPair(t *testing.T, dir string, p sippPair, uasIP, uacIP string) (counts, wire map[string]float64, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	uasScenario, err := lossyScenario(dir, p.uas, uasLossRE)
+	if err != nil {
+		return nil, nil, err
+	}
+	uacScenario, err := lossyScenario(dir, p.uac, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	uas, err := startSIPp(ctx, filepath.Join(dir, "uas"), uasScenario, "u1", uasIP, txCalls, append([]string{"-trace_msg"}, p.uasArgs...)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := waitListening("udp", uasIP, sippPort, uas.exited, 5*time.Second); err != nil {
+		cancel()
+		uas.wait()
+		return nil, nil, fmt.Errorf("UAS: %w%s", err, uas.details())
+	}
+	uac, err := startSIPp(ctx, filepath.Join(dir, "uac"), uacScenario, "u1", uacIP, txCalls,
+		"-trace_msg", "-r", strconv.Itoa(sippRate), net.JoinHostPort(uasIP, strconv.Itoa(sippPort)))
+	if err != nil {
+		cancel()
+		uas.wait()
+		return nil, nil, err
+	}
+	var failed []error
+	if err := uac.wait(); err != nil {
+		failed = append(failed, fmt.Errorf("UAC %s: %w%s", p.uac, err, uac.details()))
+	}
+	if err := uas.wait(); err != nil {
+		failed = append(failed, fmt.Errorf("UAS %s: %w%s", p.uas, err, uas.details()))
+	}
+	if len(failed) > 0 {
+		return nil, nil, errors.Join(failed...)
+	}
+	counts, wire = map[string]float64{}, map[string]float64{}
+	for _, s := range []*sippProcess{uas, uac} {
+		if err := sippRetrans(s, counts); err != nil {
+			return nil, nil, err
+		}
+		if err := wireRetrans(s.dir, wire); err != nil {
+			return nil, nil, err
+		}
+	}
+	return counts, wire, nil
+}
+
+// sippRetrans adds the Retrans columns of the -trace_counts file of s to
+// into, keyed like txScrape.
+func sippRetrans(s *sippProcess, into map[string]float64) error {
+	sends, err := sippSends(s.scenario)
+	if err != nil {
+		return err
+	}
+	files, _ := filepath.Glob(filepath.Join(s.dir, "*_counts.csv"))
+	if len(files) != 1 {
+		return fmt.Errorf("%s: want one *_counts.csv, found %d", s.dir, len(files))
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		return err
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	header, last := strings.Split(lines[0], ";"), strings.Split(lines[len(lines)-1], ";")
+	i := 0
+	for k, h := range header {
+		p, ok := strings.CutSuffix(h, "_Sent")
+		if !ok {
+			continue
+		}
+		if i >= len(sends) {
+			return fmt.Errorf("%s: more sent columns than <send>", files[0])
+		}
+		m := sends[i]
+		i++
+		for j := k; j < len(header); j++ {
+			if header[j] == p+"_Retrans" && j < len(last) {
+				n, _ := strconv.Atoi(last[j])
+				if m.code != "" {
+					into["sip_response_retransmissions_total{code="+m.code+",method="+m.method+"}"] += float64(n)
+				} else {
+					into["sip_request_retransmissions_total{method="+m.method+"}"] += float64(n)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// wireRetrans reads the -trace_msg log in dir and adds to into the
+// messages SIPp sent that repeat one it sent before: a request with the
+// same Call-ID, CSeq and top Via branch, a response with these and the same
+// code and To tag (RFC 3261 §17). Entries of messages SIPp ignored on
+// receipt ("voluntary lost") are not sends and are skipped.
+func wireRetrans(dir string, into map[string]float64) error {
+	files, _ := filepath.Glob(filepath.Join(dir, "*_messages.log"))
+	if len(files) != 1 {
+		return fmt.Errorf("%s: want one *_messages.log, found %d", dir, len(files))
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for i, entry := range strings.Split(string(data), sippTraceSeparator) {
+		lines := strings.Split(strings.ReplaceAll(entry, "\r", ""), "\n")
+		if i == 0 || len(lines) < 4 || !strings.Contains(lines[1], " message sent (") {
+			continue
+		}
+		start := strings.Fields(lines[2])
+		if len(start) == 0 && len(lines) > 3 {
+			start = strings.Fields(lines[3])
+		}
+		var callID, cseq, branch, toTag string
+		for _, l := range lines[2:] {
+			name, value, ok := strings.Cut(l, ":")
+			if !ok {
+				continue
+			}
+			value = strings.TrimSpace(value)
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "call-id":
+				callID = value
+			case "cseq":
+				cseq = value
+			case "via":
+				if branch == "" {
+					_, branch, _ = strings.Cut(value, "branch=")
+					branch, _, _ = strings.Cut(branch, ";")
+				}
+			case "to":
+				_, toTag, _ = strings.Cut(value, ";tag=")
+			}
+		}
+		f := strings.Fields(cseq)
+		if len(start) < 2 || len(f) != 2 || callID == "" {
+			return fmt.Errorf("%s: entry %d: no start line, CSeq or Call-ID", files[0], i)
+		}
+		key := callID + "|" + cseq + "|" + branch
+		if start[0] == "SIP/2.0" {
+			key += "|" + start[1] + "|" + toTag
+		}
+		if !seen[key] {
+			seen[key] = true
+			continue
+		}
+		if start[0] == "SIP/2.0" {
+			into["sip_response_retransmissions_total{code="+start[1]+",method="+f[1]+"}"]++
+		} else {
+			into["sip_request_retransmissions_total{method="+start[0]+"}"]++
+		}
+	}
+	return nil
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/sip"
+	"github.com/sip-exporter/sip_exporter/collector"
+)
+
+// txEvent fills ev with the transaction tracker's view of m, counted under
+// node n. It returns false for a message without Call-ID or CSeq, which
+// belongs to no transaction. It does not allocate.
+func txEvent(o *capture.Origin, m *sip.Message, n *collector.Node, ev *collector.TxEvent) bool {
+	if m.CSeqMethod == nil || m.CallID == nil {
+		return false
+	}
+	toTag := collector.TagHash(m.ToTag)
+	*ev = collector.TxEvent{
+		Time:      o.Time,
+		Key:       collector.TxKey(m.CallID, m.CSeq, m.CSeqMethod, m.ViaBranch),
+		Dialog:    collector.DialogKey(m.CallID, collector.TagHash(m.FromTag), toTag),
+		Node:      n,
+		ToTag:     toTag,
+		Method:    collector.MethodOf(m.CSeqMethod),
+		Q850Cause: cause(m.Q850Cause, 127),
+		SIPCause:  cause(m.SIPCause, 699),
+	}
+	if m.Response {
+		ev.Flags |= collector.TxResponse
+		ev.Code = uint16(m.StatusCode)
+	}
+	if toTag != 0 {
+		ev.Flags |= collector.TxToTag
+	}
+	return true
+}
+
+// cause parses a Reason cause of at most three digits no larger than max;
+// -1 when absent or not such a number. The tracker checks the lower bound.
+func cause(b []byte, max int16) int16 {
+	if len(b) == 0 || len(b) > 3 {
+		return -1
+	}
+	var n int16
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int16(c-'0')
+	}
+	if n > max {
+		return -1
+	}
+	return n
+}

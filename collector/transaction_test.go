@@ -1,0 +1,379 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// ev builds an event of transaction i at ms milliseconds.
+func ev(n *Node, i uint64, ms int64, code uint16, m Method, flags TxEventFlags) TxEvent {
+	e := TxEvent{Time: 1_800_000_000e9 + ms*1e6, Key: mix64(i + 1), Dialog: mix64(i + 7), Node: n, Code: code, Method: m, Flags: flags, Q850Cause: -1, SIPCause: -1}
+	if code != 0 {
+		e.Flags |= TxResponse
+		e.ToTag = 42
+	}
+	return e
+}
+
+func newTestTracker(t testing.TB, cfg TrackerConfig) *Tracker {
+	t.Helper()
+	tr, err := NewTracker(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func TestNewTrackerErrors(t *testing.T) {
+	for _, cfg := range []TrackerConfig{
+		{MaxTransactions: 0, InviteTimeout: time.Second, QueueSize: 1},
+		{MaxTransactions: 1, InviteTimeout: 0, QueueSize: 1},
+		{MaxTransactions: 1, InviteTimeout: time.Second, QueueSize: 0},
+	} {
+		if _, err := NewTracker(cfg); !errors.Is(err, ErrTrackerConfig) {
+			t.Errorf("NewTracker(%+v) = %v, want ErrTrackerConfig", cfg, err)
+		}
+	}
+}
+
+func TestTxKey(t *testing.T) {
+	base := TxKey([]byte("c1"), 1, []byte("INVITE"), []byte("z9hG4bK1"))
+	if base != TxKey([]byte("c1"), 1, []byte("INVITE"), []byte("z9hG4bK1")) {
+		t.Fatal("TxKey is not deterministic")
+	}
+	for name, k := range map[string]uint64{
+		"call-id": TxKey([]byte("c2"), 1, []byte("INVITE"), []byte("z9hG4bK1")),
+		"cseq":    TxKey([]byte("c1"), 2, []byte("INVITE"), []byte("z9hG4bK1")),
+		"method":  TxKey([]byte("c1"), 1, []byte("CANCEL"), []byte("z9hG4bK1")),
+		"branch":  TxKey([]byte("c1"), 1, []byte("INVITE"), []byte("z9hG4bK2")),
+	} {
+		if k == base {
+			t.Errorf("another %s gives the same key", name)
+		}
+	}
+	a, b := TagHash([]byte("a")), TagHash([]byte("b"))
+	if DialogKey([]byte("c"), a, b) != DialogKey([]byte("c"), b, a) {
+		t.Error("DialogKey depends on the direction")
+	}
+	if TagHash(nil) != 0 || a == 0 {
+		t.Error("TagHash: 0 only for no tag")
+	}
+}
+
+// TestTrackerCollect checks the exposition of a small exchange and lints it.
+func TestTrackerCollect(t *testing.T) {
+	c := NewSIP(4)
+	n := c.Node([]byte("sbc1"))
+	tr := newTestTracker(t, DefaultTrackerConfig())
+	events := []TxEvent{
+		ev(n, 1, 0, 0, MethodINVITE, 0),
+		ev(n, 1, 100, 486, MethodINVITE, 0),
+		ev(n, 1, 600, 486, MethodINVITE, 0), // retransmitted
+		ev(n, 2, 0, 0, MethodBYE, TxToTag),
+		ev(n, 2, 0, 0, MethodBYE, TxToTag), // retransmitted
+	}
+	events[1].Q850Cause = 17
+	events[3].SIPCause = 200
+	for i := range events {
+		tr.Observe(&events[i])
+	}
+	tr.End()
+	want := `
+# HELP sip_exporter_transactions_timed_out_total SIP transactions that expired without a final response, by kind (invite, non_invite); ACKs excluded.
+# TYPE sip_exporter_transactions_timed_out_total counter
+sip_exporter_transactions_timed_out_total{kind="invite"} 0
+sip_exporter_transactions_timed_out_total{kind="non_invite"} 1
+# HELP sip_reason_causes_total Causes in the Reason header (RFC 3326) of responses, BYE and CANCEL requests, retransmissions not counted: protocol Q.850 (cause 0-127) or SIP (100-699).
+# TYPE sip_reason_causes_total counter
+sip_reason_causes_total{cause="17",node="sbc1",protocol="Q.850"} 1
+sip_reason_causes_total{cause="200",node="sbc1",protocol="SIP"} 1
+# HELP sip_session_attempts_total Initial INVITE transactions (no To tag), each counted once (RFC 6076 §4.6).
+# TYPE sip_session_attempts_total counter
+sip_session_attempts_total{node="sbc1"} 1
+# HELP sip_session_timeouts_total Initial INVITE transactions that ended (timeout, or end of the capture files) without a final response.
+# TYPE sip_session_timeouts_total counter
+sip_session_timeouts_total{node="sbc1"} 0
+`
+	if err := testutil.CollectAndCompare(tr, strings.NewReader(want), "sip_exporter_transactions_timed_out_total",
+		"sip_reason_causes_total", "sip_session_attempts_total", "sip_session_timeouts_total"); err != nil {
+		t.Error(err)
+	}
+	if got := testutil.ToFloat64(prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
+		collectMatching(tr, ch, "sip_response_retransmissions_total", `code="486"`)
+	})); got != 1 {
+		t.Errorf("486 retransmissions = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
+		collectMatching(tr, ch, "sip_request_retransmissions_total", `method="BYE"`)
+	})); got != 1 {
+		t.Errorf("BYE retransmissions = %v, want 1", got)
+	}
+	problems, err := testutil.CollectAndLint(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint %s: %s", p.Metric, p.Text)
+	}
+}
+
+// collectMatching passes on the metrics of tr whose description names
+// family and whose labels contain label.
+func collectMatching(tr *Tracker, out chan<- prometheus.Metric, family, label string) {
+	ch := make(chan prometheus.Metric)
+	go func() { tr.Collect(ch); close(ch) }()
+	for m := range ch {
+		if strings.Contains(m.Desc().String(), `"`+family+`"`) && strings.Contains(metricString(m), label) {
+			out <- m
+		}
+	}
+}
+
+func metricString(m prometheus.Metric) string {
+	var b strings.Builder
+	var d dto.Metric
+	_ = m.Write(&d)
+	for _, l := range d.GetLabel() {
+		b.WriteString(l.GetName() + `="` + l.GetValue() + `",`)
+	}
+	return b.String()
+}
+
+// TestTrackerEviction fills the table past its bound: the oldest go, are
+// counted, and the table stays at the bound.
+func TestTrackerEviction(t *testing.T) {
+	n := NewSIP(1).Node(nil)
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 100, InviteTimeout: time.Minute, QueueSize: 16})
+	for i := uint64(0); i < 1000; i++ {
+		e := ev(n, i, int64(i), 0, MethodINVITE, 0)
+		tr.Observe(&e)
+	}
+	if len(tr.table) != 100 || tr.evicted.Load() != 900 || tr.open.Load() != 100 {
+		t.Errorf("table %d, evicted %d, gauge %d; want 100, 900, 100", len(tr.table), tr.evicted.Load(), tr.open.Load())
+	}
+	// The survivors are the newest: their responses match.
+	e := ev(n, 999, 2000, 200, MethodINVITE, 0)
+	tr.Observe(&e)
+	e = ev(n, 0, 2000, 200, MethodINVITE, 0)
+	tr.Observe(&e)
+	if tr.unmatched.Load() != 1 || tr.nodes[0].outcomes[200-100].Load() != 1 {
+		t.Errorf("unmatched %d, outcomes 200 %d; want 1, 1", tr.unmatched.Load(), tr.nodes[0].outcomes[100].Load())
+	}
+}
+
+// TestTrackerDialogBound keeps answered dialogs within the bound.
+func TestTrackerDialogBound(t *testing.T) {
+	n := NewSIP(1).Node(nil)
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 10, InviteTimeout: time.Minute, QueueSize: 16})
+	for i := uint64(0); i < 50; i++ {
+		for _, e := range []TxEvent{ev(n, i, int64(i), 0, MethodINVITE, 0), ev(n, i, int64(i)+1, 200, MethodINVITE, 0)} {
+			tr.Observe(&e)
+		}
+	}
+	if len(tr.dialogs) != 10 || tr.dialogsEvicted.Load() != 40 || tr.dialogQ.n > 10 {
+		t.Errorf("dialogs %d, evicted %d, queue %d; want 10, 40, <= 10", len(tr.dialogs), tr.dialogsEvicted.Load(), tr.dialogQ.n)
+	}
+}
+
+// TestTrackerRun pushes events from several goroutines while Run handles
+// them; every event arrives (the queue is large enough) and the tick
+// expires what live traffic left open.
+func TestTrackerRun(t *testing.T) {
+	n := NewSIP(1).Node(nil)
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 1 << 20, InviteTimeout: time.Millisecond, QueueSize: 1 << 16})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { tr.Run(ctx); close(done) }()
+	var wg sync.WaitGroup
+	const producers, each = 4, 5000
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				e := ev(n, uint64(p*each+i), 0, 0, MethodINVITE, 0)
+				for !tr.Push(&e) {
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for tr.timedOutInvite.Load() != producers*each {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out %d of %d after 10 s", tr.timedOutInvite.Load(), producers*each)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got := testutil.ToFloat64(prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
+		collectMatching(tr, ch, "sip_session_attempts_total", "")
+	})); got != producers*each {
+		t.Errorf("attempts %v, want %d", got, producers*each)
+	}
+}
+
+// TestQueue checks order, full and empty, and counts drops.
+func TestQueue(t *testing.T) {
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 1, InviteTimeout: time.Second, QueueSize: 3})
+	q := tr.queue
+	if len(q.cells) != 4 {
+		t.Fatalf("%d cells, want 4", len(q.cells))
+	}
+	var out TxEvent
+	for lap := range 3 {
+		for i := range 4 {
+			e := TxEvent{Key: uint64(lap*10 + i)}
+			if !tr.Push(&e) {
+				t.Fatalf("lap %d: push %d failed", lap, i)
+			}
+		}
+		e := TxEvent{Key: 99}
+		if tr.Push(&e) {
+			t.Fatal("push into a full queue succeeded")
+		}
+		for i := range 4 {
+			if !q.pop(&out) || out.Key != uint64(lap*10+i) {
+				t.Fatalf("lap %d: pop %d = %d", lap, i, out.Key)
+			}
+		}
+		if q.pop(&out) {
+			t.Fatal("pop from an empty queue succeeded")
+		}
+	}
+	if tr.dropped.Load() != 3 {
+		t.Errorf("dropped %d, want 3", tr.dropped.Load())
+	}
+}
+
+// TestTrackerAllocs: Push and, once the table has grown, Observe allocate
+// nothing.
+func TestTrackerAllocs(t *testing.T) {
+	n := NewSIP(1).Node(nil)
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 1000, InviteTimeout: time.Second, QueueSize: 1 << 10})
+	i := uint64(0)
+	// Fill to the bound so that the map and rings have their final size.
+	for ; i < 5000; i++ {
+		e := ev(n, i, int64(i), 0, MethodOPTIONS, 0)
+		tr.Observe(&e)
+	}
+	steps := []TxEvent{}
+	observe := func() {
+		i++
+		steps = steps[:0]
+		steps = append(steps, ev(n, i, int64(i), 0, MethodOPTIONS, 0), ev(n, i, int64(i), 200, MethodOPTIONS, 0), ev(n, i, int64(i), 200, MethodOPTIONS, 0))
+		for k := range steps {
+			tr.Observe(&steps[k])
+		}
+	}
+	steps = make([]TxEvent, 0, 3)
+	if a := testing.AllocsPerRun(1000, observe); a != 0 {
+		t.Errorf("Observe: %v allocs per run", a)
+	}
+	var out TxEvent
+	push := func() {
+		e := ev(n, 1, 0, 0, MethodINVITE, 0)
+		tr.Push(&e)
+		tr.queue.pop(&out)
+	}
+	if a := testing.AllocsPerRun(1000, push); a != 0 {
+		t.Errorf("Push: %v allocs per run", a)
+	}
+	key := func() {
+		_ = TxKey([]byte("a84b4c76e66710@pc33.atlanta.example.com"), 1, []byte("INVITE"), []byte("z9hG4bK776asdhds"))
+		_ = DialogKey([]byte("a84b4c76e66710@pc33.atlanta.example.com"), TagHash([]byte("1928301774")), TagHash([]byte("a6c85cf")))
+	}
+	if a := testing.AllocsPerRun(1000, key); a != 0 {
+		t.Errorf("TxKey/DialogKey: %v allocs per run", a)
+	}
+}
+
+// BenchmarkTrackerObserve is the tracker's cost per message: a transaction
+// of INVITE, 100, 180, 200 and ACK, with the table at 100,000 open.
+func BenchmarkTrackerObserve(b *testing.B) {
+	n := NewSIP(1).Node(nil)
+	tr := newTestTracker(b, TrackerConfig{MaxTransactions: 100_000, InviteTimeout: time.Hour, QueueSize: 16})
+	seq := []struct {
+		code uint16
+		m    Method
+	}{{0, MethodINVITE}, {100, MethodINVITE}, {180, MethodINVITE}, {200, MethodINVITE}, {0, MethodACK}}
+	b.ReportAllocs()
+	i := uint64(0)
+	for b.Loop() {
+		s := seq[i%5]
+		e := ev(n, i/5, int64(i), s.code, s.m, 0)
+		if s.m == MethodACK {
+			e.Key ^= 1
+		}
+		tr.Observe(&e)
+		i++
+	}
+}
+
+// BenchmarkTrackerPush is the reader's cost: one Push (with one pop to keep
+// the queue from filling).
+func BenchmarkTrackerPush(b *testing.B) {
+	n := NewSIP(1).Node(nil)
+	tr := newTestTracker(b, DefaultTrackerConfig())
+	e := ev(n, 1, 0, 0, MethodINVITE, 0)
+	var out TxEvent
+	b.ReportAllocs()
+	for b.Loop() {
+		tr.Push(&e)
+		tr.queue.pop(&out)
+	}
+}
+
+// BenchmarkTxKey is the hashing the reader does per message.
+func BenchmarkTxKey(b *testing.B) {
+	callID, method, branch := []byte("a84b4c76e66710@pc33.atlanta.example.com"), []byte("INVITE"), []byte("z9hG4bK776asdhds")
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = TxKey(callID, 314159, method, branch)
+		_ = DialogKey(callID, TagHash([]byte("1928301774")), TagHash([]byte("a6c85cf")))
+	}
+}
+
+// BenchmarkTrackerMemory opens 1,000,000 INVITE transactions that are never
+// answered and reports the heap they hold, in bytes per transaction
+// (B/transaction), then floods 2,000,000 more past the bound: evictions are
+// counted and the heap stays put.
+func BenchmarkTrackerMemory(b *testing.B) {
+	const open = 1_000_000
+	for b.Loop() {
+		n := NewSIP(1).Node(nil)
+		var before, full, flooded runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tr := newTestTracker(b, TrackerConfig{MaxTransactions: open, InviteTimeout: time.Hour, QueueSize: 16})
+		for i := uint64(0); i < open; i++ {
+			e := ev(n, i, int64(i/1000), 0, MethodINVITE, 0)
+			tr.Observe(&e)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&full)
+		for i := uint64(open); i < 3*open; i++ {
+			e := ev(n, i, int64(i/1000), 0, MethodINVITE, 0)
+			tr.Observe(&e)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&flooded)
+		if len(tr.table) != open || tr.evicted.Load() != 2*open {
+			b.Fatalf("table %d, evicted %d", len(tr.table), tr.evicted.Load())
+		}
+		b.ReportMetric(float64(full.HeapAlloc-before.HeapAlloc)/open, "B/transaction")
+		b.ReportMetric(float64(flooded.HeapAlloc-before.HeapAlloc)/open, "B/transaction-after-flood")
+		runtime.KeepAlive(tr)
+	}
+}
