@@ -23,7 +23,7 @@ import (
 )
 
 // fragMTU is the MTU of both ends of the veth pair of the fragment test:
-// the IPv6 minimum (RFC 8200 §5), well below the ~3,700 byte INVITE and
+// the IPv6 minimum (RFC 8200 §5), well below the ~3,600 byte INVITE and
 // 200 OK of testdata/sipp/*_invite_large.xml.
 const fragMTU = 1280
 
@@ -64,6 +64,10 @@ func TestLiveFragmentsSIPp(t *testing.T) {
 	bin := buildExporter(t)
 	ns := newNetnsPair(t, fragMTU)
 
+	// `ip netns exec` execs the binary in its own process, so the SIGTERM
+	// of startExporter's cleanup reaches the exporter. The port of its
+	// --web.listen-address was free in the test's namespace; in the fresh
+	// namespace a it is free as well, and the forwarder makes it reachable.
 	e := startExporter(t, "ip", "netns", "exec", ns.a, bin, "--capture.interface="+ns.vethA)
 	u, err := url.Parse(e.metrics)
 	if err != nil {
