@@ -267,9 +267,12 @@ func forwardIntoNetns(t *testing.T, ns, target string) string {
 
 // dialInNetns opens a TCP connection to addr from inside network namespace
 // ns (a name of `ip netns`). The socket is created on an OS thread moved
-// into ns with setns(2); a socket keeps the namespace it was created in.
-// The goroutine never unlocks that thread, so the Go runtime ends the
-// thread instead of reusing it in the wrong namespace.
+// into ns with setns(2) (a socket keeps the namespace it was created in),
+// and the thread is moved back to the test's own namespace before it is
+// unlocked. If it cannot be moved back it stays locked, so that the Go
+// runtime ends it (or, for the main thread, parks it) instead of running
+// other goroutines in the wrong namespace. (The main thread matters: it is
+// what /proc/self/net, and so /proc/net, shows.)
 func dialInNetns(ns, addr string) (net.Conn, error) {
 	type result struct {
 		c   net.Conn
@@ -278,17 +281,29 @@ func dialInNetns(ns, addr string) (net.Conn, error) {
 	ch := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{err: err}
+			return
+		}
+		defer home.Close()
 		f, err := os.Open(filepath.Join("/var/run/netns", ns))
 		if err != nil {
+			runtime.UnlockOSThread()
 			ch <- result{err: err}
 			return
 		}
 		defer f.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			ch <- result{err: fmt.Errorf("setns %s: %w", ns, err)}
 			return
 		}
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
 		ch <- result{c, err}
 	}()
 	r := <-ch

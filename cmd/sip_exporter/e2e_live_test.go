@@ -768,7 +768,9 @@ func waitListening(proto, ip string, port int, exited <-chan struct{}, timeout t
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		data, err := os.ReadFile("/proc/net/" + proto)
+		// thread-self: the namespace of this thread, whatever a test
+		// did to another one.
+		data, err := os.ReadFile("/proc/thread-self/net/" + proto)
 		if err != nil {
 			return err
 		}
