@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io/fs"
 	"regexp"
+	"sort"
 	"strings"
 )
 
@@ -124,4 +125,49 @@ func LabelValues(query string) (selector, label string, ok bool) {
 		return "", "", false
 	}
 	return strings.TrimSpace(m[1]), m[2], true
+}
+
+var (
+	identRE    = regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*`)
+	stringRE   = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+	matchersRE = regexp.MustCompile(`\{[^}]*\}`)
+	byRE       = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
+	durRE      = regexp.MustCompile(`\[[^\]]*\]|\boffset\s+-?[0-9a-z]+`)
+
+	// promqlWords are the PromQL keywords and functions the dashboards and
+	// rules use, which MetricNames skips.
+	promqlWords = func() map[string]bool {
+		m := map[string]bool{}
+		for _, w := range strings.Fields(`sum min max avg count stddev stdvar topk bottomk quantile count_values group
+			rate irate increase delta idelta deriv predict_linear histogram_quantile label_replace label_join
+			abs ceil floor round clamp clamp_min clamp_max sort sort_desc time timestamp vector scalar absent absent_over_time
+			min_over_time max_over_time avg_over_time sum_over_time count_over_time last_over_time changes resets
+			and or unless by without on ignoring group_left group_right offset bool inf nan e`) {
+			m[w] = true
+		}
+		return m
+	}()
+)
+
+// MetricNames returns, sorted, the metric names a PromQL expression selects
+// by name: the identifiers outside strings, label matchers, grouping
+// clauses, range durations and offsets that are not PromQL keywords or
+// functions. It is a lexical approximation, enough for the expressions of
+// the dashboards and rules (no {__name__=...} selectors).
+func MetricNames(expr string) []string {
+	e := stringRE.ReplaceAllString(expr, `""`)
+	e = matchersRE.ReplaceAllString(e, " ")
+	e = byRE.ReplaceAllString(e, " ")
+	e = durRE.ReplaceAllString(e, " ")
+	seen := map[string]bool{}
+	var out []string
+	for _, w := range identRE.FindAllString(e, -1) {
+		if promqlWords[w] || seen[w] || strings.HasPrefix(w, "$") {
+			continue
+		}
+		seen[w] = true
+		out = append(out, w)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -185,7 +183,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 	for name, d := range loadDashboards(t) {
 		for _, p := range AllPanels(d) {
 			for _, q := range p.Targets {
-				for _, m := range metricNames(q.Expr) {
+				for _, m := range MetricNames(q.Expr) {
 					if !known[m] {
 						t.Errorf("%s panel %q: metric %s is not exported (collector/*.go, issue 5/6 names) nor Prometheus' own", name, p.Title, m)
 					}
@@ -200,53 +198,11 @@ func TestDashboardMetricsExist(t *testing.T) {
 			if !ok {
 				t.Errorf("%s variable %s: %q is not label_values(SELECTOR, LABEL)", name, v.Name, v.Definition)
 			}
-			for _, m := range metricNames(sel) {
+			for _, m := range MetricNames(sel) {
 				if !known[m] {
 					t.Errorf("%s variable %s: metric %s unknown", name, v.Name, m)
 				}
 			}
 		}
 	}
-}
-
-var (
-	identRE    = regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*`)
-	stringRE   = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
-	matchersRE = regexp.MustCompile(`\{[^}]*\}`)
-	byRE       = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
-	durRE      = regexp.MustCompile(`\[[^\]]*\]|\boffset\s+-?[0-9a-z]+`)
-)
-
-// promqlWords are PromQL keywords and functions, which metricNames skips.
-var promqlWords = map[string]bool{}
-
-func init() {
-	for _, w := range strings.Fields(`sum min max avg count stddev stdvar topk bottomk quantile count_values group
-		rate irate increase delta idelta deriv predict_linear histogram_quantile label_replace label_values label_join
-		abs ceil floor round clamp clamp_min clamp_max sort sort_desc time timestamp vector scalar absent absent_over_time
-		min_over_time max_over_time avg_over_time sum_over_time count_over_time last_over_time changes resets
-		and or unless by without on ignoring group_left group_right offset bool inf nan e`) {
-		promqlWords[w] = true
-	}
-}
-
-// metricNames returns the metric names an expression selects: identifiers
-// outside strings, label matchers, grouping clauses and durations that are
-// not PromQL words or numbers.
-func metricNames(expr string) []string {
-	e := stringRE.ReplaceAllString(expr, `""`)
-	e = matchersRE.ReplaceAllString(e, " ")
-	e = byRE.ReplaceAllString(e, " ")
-	e = durRE.ReplaceAllString(e, " ")
-	seen := map[string]bool{}
-	var out []string
-	for _, w := range identRE.FindAllString(e, -1) {
-		if promqlWords[w] || seen[w] || strings.HasPrefix(w, "$") {
-			continue
-		}
-		seen[w] = true
-		out = append(out, w)
-	}
-	sort.Strings(out)
-	return out
 }

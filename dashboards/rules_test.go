@@ -181,7 +181,7 @@ func TestRuleFiles(t *testing.T) {
 	for path, f := range loadRuleFiles(t) {
 		for _, g := range f.Groups {
 			for _, r := range g.Rules {
-				for _, m := range metricNames(r.Expr) {
+				for _, m := range MetricNames(r.Expr) {
 					if !known[m] {
 						t.Errorf("%s: rule %s%s reads unknown metric %s", path, r.Record, r.Alert, m)
 					}
