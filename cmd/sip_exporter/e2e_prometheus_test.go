@@ -1,0 +1,715 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sip-exporter/sip_exporter/dashboards"
+)
+
+const (
+	promCIDR     = "127.0.4.0/24" // the addresses of this test's SIPp pairs
+	promFirstIP  = 10             // pair i: UAS 127.0.4.(10+2i), UAC the next address
+	promRulesDir = "../../deploy/prometheus/rules"
+	promNode     = "e2e" // --capture.node-name
+)
+
+// issue5Metrics are the transaction and session families of issue 5 that
+// dashboards and rules read. Until they are exported, expressions that
+// need them are reported as pending instead of failing; as soon as one of
+// them exists, all of them must.
+var issue5Metrics = []string{
+	"sip_session_attempts_total", "sip_session_outcomes_total", "sip_session_timeouts_total",
+	"sip_session_request_delay_seconds_bucket", "sip_registration_request_delay_seconds_bucket",
+	"sip_session_disconnect_delay_seconds_bucket", "sip_session_duration_seconds_count",
+	"sip_session_duration_seconds_bucket", "sip_session_duration_seconds_sum",
+	"sip_exporter_transactions", "sip_exporter_transactions_evicted_total",
+	"sip_exporter_transactions_timed_out_total", "sip_exporter_transaction_events_dropped_total",
+}
+
+// TestPrometheusDashboardsAndRules runs the real exporter on lo, a real
+// Prometheus (the Debian package's binary, with its own configuration and
+// data directory, never the system service) scraping it every second with
+// the recording rules and alerts of deploy/prometheus/rules evaluated every
+// second, and SIPp pairs playing a known mix over UDP. Then:
+//
+//   - every PromQL query of every dashboard panel, with the template
+//     variables substituted (once with All, once with the first value of
+//     each variable), and every rule expression must parse and return data;
+//     alert expressions must parse and every series they read must exist;
+//   - the 5xx share of the overview dashboard and of the recording rules,
+//     and ASR, NER, SER, SEER, ISA and SCR of the SLA dashboard, must equal
+//     what the mix implies.
+//
+// The traffic runs twice: a short round creates every series, and the
+// values are checked over a window that holds exactly the second round, so
+// that rate() extrapolates every series alike and the ratios are exact.
+func TestPrometheusDashboardsAndRules(t *testing.T) {
+	requireLive(t, "sipp", "prometheus")
+	start := time.Now()
+	bin := buildExporter(t)
+	_, subnet, err := net.ParseCIDR(promCIDR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hepAddr := freeAddrOn(t, "127.0.4.1")
+	e := startExporter(t, bin,
+		"--capture.interface="+liveInterface,
+		"--capture.bpf-file="+writeNetFilter(t, subnet),
+		"--capture.node-name="+promNode,
+		"--hep.listen-address="+hepAddr)
+	if err := e.waitSourceUp(liveInterface, "interface", 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	exporterURL, err := url.Parse(e.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startPrometheus(t, exporterURL.Host)
+	// Traffic starts once Prometheus holds a sample of the zero series.
+	if err := p.waitFor(`sip_responses_total{method="INVITE",code="503"} == 0`, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	// Round 1 creates the series; round 2 is measured.
+	const warmCalls, calls = 2, sippCalls
+	warm := runPromRound(t, warmCalls)
+	e.settle(t, 5*time.Second)
+	time.Sleep(2500 * time.Millisecond) // two scrapes of the settled counters
+	// The measured window starts 1.5 s back, while the counters are flat,
+	// so that it holds a scrape from before the round.
+	t0 := time.Now().Add(-1500 * time.Millisecond)
+	want := runPromRound(t, calls)
+	e.settle(t, 5*time.Second)
+	time.Sleep(3500 * time.Millisecond) // scrapes and rule evaluations of the settled counters
+	window := int(math.Ceil(time.Since(t0).Seconds()))
+	at := t0.Add(time.Duration(window) * time.Second)
+	if wait := time.Until(at); wait > 0 {
+		time.Sleep(wait)
+	}
+
+	present := p.metricNames(t)
+	var have5 []string
+	for _, m := range issue5Metrics {
+		if present[m] {
+			have5 = append(have5, m)
+		}
+	}
+	// Expressions that need issue 5 may be empty only while none of its
+	// metrics exists.
+	pendingOK := len(have5) == 0
+	if pendingOK {
+		t.Logf("issue 5 metrics (sip_session_*, sip_exporter_transactions*) are not exported by this build: " +
+			"expressions that need them are reported as PENDING, not failed")
+	} else if len(have5) < len(issue5Metrics) {
+		var missing []string
+		for _, m := range issue5Metrics {
+			if !present[m] {
+				missing = append(missing, m)
+			}
+		}
+		t.Errorf("some issue 5 metrics exist (%s) but not: %s", strings.Join(have5, ", "), strings.Join(missing, ", "))
+	}
+	checker := &exprChecker{t: t, p: p, at: at, present: present, pendingOK: pendingOK}
+
+	vars := map[string]string{
+		"__rate_interval": "1m", "__interval": "5s",
+		"__range": strconv.Itoa(window) + "s", "__range_s": strconv.Itoa(window), "__range_ms": strconv.Itoa(window * 1000),
+	}
+	ds, err := dashboards.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, 0, len(ds))
+	for name := range ds {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		d := ds[name]
+		for _, mode := range []string{"all", "first"} {
+			values := checker.variables(name, d, mode, vars)
+			for _, panel := range dashboards.AllPanels(d) {
+				for _, q := range panel.Targets {
+					where := fmt.Sprintf("%s (%s) panel %q query %s", name, mode, panel.Title, q.RefID)
+					checker.check(where, substitute(q.Expr, values), true)
+				}
+			}
+		}
+	}
+	checker.rules()
+	checker.ruleHealth()
+
+	// Exact values. The overview's error shares over the measured window.
+	finals, fivexx := 0.0, 0.0
+	for k, n := range want.responses {
+		if c, _ := strconv.Atoi(k.code); c >= 200 {
+			finals += float64(n)
+			if c >= 500 && c < 600 {
+				fivexx += float64(n)
+			}
+		}
+	}
+	t.Logf("measured round: window %ds, %d 5xx of %d final responses sent by SIPp", window, int(fivexx), int(finals))
+	allVars := checker.variables("sip-overview.json", ds["sip-overview.json"], "all", vars)
+	share := findTarget(t, ds["sip-overview.json"], "Error shares over the range")
+	checker.exact("overview 5xx share over the measured window", substitute(share, allVars), map[string]string{"class": "5xx"}, fivexx/finals)
+
+	// The recording rule over 5m holds both rounds (the test is shorter).
+	both := newSIPCounts()
+	both.add(warm)
+	both.add(want)
+	var inviteFinal, invite503 float64
+	for k, n := range both.responses {
+		if c, _ := strconv.Atoi(k.code); c >= 200 && k.method == "INVITE" {
+			inviteFinal += float64(n)
+			if c == 503 {
+				invite503 += float64(n)
+			}
+		}
+	}
+	checker.exact("recording rule node_peer_method_class:sip_final_responses:ratio5m (both rounds)",
+		`node_peer_method_class:sip_final_responses:ratio5m{method="INVITE", class="5xx"}`, nil, invite503/inviteFinal)
+
+	// SLA ratios: one of the five INVITE pairs answers (200), one refuses
+	// with 503 (a network failure), 404, 486 and 603 come from the user.
+	slaVars := checker.variables("sip-sla.json", ds["sip-sla.json"], "all", vars)
+	for _, c := range []struct {
+		stat string
+		want float64
+	}{
+		{"ASR", 1.0 / 5},  // 200
+		{"NER", 4.0 / 5},  // 200 404 486 603
+		{"SER", 1.0 / 5},  // 200 / (attempts - 3xx)
+		{"SEER", 3.0 / 5}, // 200 486 603
+		{"ISA", 1.0 / 5},  // 503
+		{"SCR", 1.0 / 5},  // answered and ended by BYE
+	} {
+		expr := substitute(findTarget(t, ds["sip-sla.json"], c.stat), slaVars)
+		if pendingOK {
+			t.Logf("PENDING (issue 5): exact %s = %.4f not checked", c.stat, c.want)
+			continue
+		}
+		checker.exact("SLA "+c.stat+" over the measured window", expr, nil, c.want)
+	}
+	checker.report()
+	t.Logf("Prometheus end-to-end test took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// runPromRound plays every pair of sippMix once over UDP with calls calls
+// each, pair i between 127.0.4.(promFirstIP+2i) and the next address, and
+// returns what SIPp sent.
+func runPromRound(t *testing.T, calls int) sipCounts {
+	t.Helper()
+	dir := t.TempDir()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	total := newSIPCounts()
+	for i, pair := range sippMix {
+		uas := fmt.Sprintf("127.0.4.%d", promFirstIP+2*i)
+		uac := fmt.Sprintf("127.0.4.%d", promFirstIP+2*i+1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := runSIPpPair(filepath.Join(dir, pair.name), pair, "u1", uas, uac, calls)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", pair.name, err))
+				return
+			}
+			total.add(c)
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatal(errors.Join(errs...))
+	}
+	return total
+}
+
+// freeAddrOn returns ip:PORT with a port free a moment ago for TCP and UDP.
+func freeAddrOn(t *testing.T, ip string) string {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			u.Close()
+			return addr
+		}
+	}
+	t.Fatalf("no free TCP and UDP port on %s", ip)
+	return ""
+}
+
+// promProcess is a running Prometheus server.
+type promProcess struct {
+	cmd    *exec.Cmd
+	api    string // http://127.0.0.1:PORT
+	output syncBuffer
+	exited chan struct{}
+	err    error
+}
+
+// startPrometheus starts the prometheus binary with a configuration that
+// scrapes target every second as job sip_exporter and evaluates the rule
+// files of promRulesDir every second, a data directory in a temporary
+// directory and a free listen address on 127.0.0.1, and waits until it is
+// ready. A cleanup stops it with SIGTERM.
+func startPrometheus(t *testing.T, target string) *promProcess {
+	t.Helper()
+	dir := t.TempDir()
+	rules, err := filepath.Glob(filepath.Join(promRulesDir, "*.yml"))
+	if err != nil || len(rules) == 0 {
+		t.Fatalf("no rule files in %s: %v", promRulesDir, err)
+	}
+	for i, r := range rules {
+		if rules[i], err = filepath.Abs(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := map[string]any{
+		"global":     map[string]any{"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+		"rule_files": rules,
+		"scrape_configs": []any{map[string]any{
+			"job_name":       "sip_exporter",
+			"static_configs": []any{map[string]any{"targets": []string{target}}},
+		}},
+	}
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listen := freeLocalAddr(t)
+	p := &promProcess{api: "http://" + listen, exited: make(chan struct{})}
+	p.cmd = exec.Command("prometheus",
+		"--config.file="+cfgPath,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+listen,
+		"--log.level=warn")
+	p.cmd.Stdout = &p.output
+	p.cmd.Stderr = &p.output
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start prometheus: %v", err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+			t.Errorf("prometheus exited during the test: %v", p.err)
+		default:
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.exited:
+			case <-time.After(10 * time.Second):
+				_ = p.cmd.Process.Kill()
+				<-p.exited
+			}
+		}
+		if t.Failed() {
+			t.Logf("prometheus output:\n%s", p.output.String())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(p.api + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("prometheus exited while starting: %v\n%s", p.err, p.output.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prometheus not ready after 20s: %v\n%s", err, p.output.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// promSample is one series of an instant query result.
+type promSample struct {
+	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
+}
+
+func (s promSample) value() float64 {
+	str, _ := s.Value[1].(string)
+	v, err := strconv.ParseFloat(str, 64)
+	if err != nil {
+		return math.NaN()
+	}
+	return v
+}
+
+// get calls an HTTP API endpoint and decodes its data into v.
+func (p *promProcess) get(path string, params url.Values, v any) error {
+	client := http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(p.api + path + "?" + params.Encode())
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	var r struct {
+		Status    string          `json:"status"`
+		Data      json.RawMessage `json:"data"`
+		ErrorType string          `json:"errorType"`
+		Error     string          `json:"error"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return fmt.Errorf("%s: %s: %w", path, resp.Status, err)
+	}
+	if r.Status != "success" {
+		return fmt.Errorf("%s: %s: %s", r.ErrorType, r.Error, resp.Status)
+	}
+	return json.Unmarshal(r.Data, v)
+}
+
+// query runs an instant query at time at and returns its samples (a scalar
+// result is one sample without labels).
+func (p *promProcess) query(expr string, at time.Time) ([]promSample, error) {
+	params := url.Values{"query": {expr}}
+	if !at.IsZero() {
+		params.Set("time", strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64))
+	}
+	var data struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
+	}
+	if err := p.get("/api/v1/query", params, &data); err != nil {
+		return nil, err
+	}
+	switch data.ResultType {
+	case "vector":
+		var out []promSample
+		return out, json.Unmarshal(data.Result, &out)
+	case "scalar":
+		var v [2]any
+		if err := json.Unmarshal(data.Result, &v); err != nil {
+			return nil, err
+		}
+		return []promSample{{Value: v}}, nil
+	}
+	return nil, fmt.Errorf("result type %s", data.ResultType)
+}
+
+// waitFor polls until expr returns a sample.
+func (p *promProcess) waitFor(expr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		s, err := p.query(expr, time.Time{})
+		if err == nil && len(s) > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("prometheus: %s returned nothing after %s (err %v)\n%s", expr, timeout, err, p.output.String())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// metricNames returns the metric names Prometheus has.
+func (p *promProcess) metricNames(t *testing.T) map[string]bool {
+	t.Helper()
+	var names []string
+	if err := p.get("/api/v1/label/__name__/values", url.Values{}, &names); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, n := range names {
+		out[n] = true
+	}
+	return out
+}
+
+// exprChecker runs expressions against Prometheus at one time and collects
+// the results.
+type exprChecker struct {
+	t         *testing.T
+	p         *promProcess
+	at        time.Time
+	present   map[string]bool
+	pendingOK bool
+	checked   int
+	pending   []string
+}
+
+// needsPending reports whether expr reads a metric of issue 5 that
+// Prometheus does not have.
+func (c *exprChecker) needsPending(expr string) bool {
+	for _, m := range dashboards.MetricNames(expr) {
+		for _, p := range issue5Metrics {
+			if (m == p || strings.TrimSuffix(m, "_bucket") == strings.TrimSuffix(p, "_bucket")) && !c.present[m] {
+				return true
+			}
+		}
+		if strings.HasPrefix(m, "sip_session_") || strings.HasPrefix(m, "sip_registration_") || strings.HasPrefix(m, "sip_exporter_transaction") ||
+			strings.Contains(m, ":sip_session_") || strings.Contains(m, ":sip_registration_") {
+			if !c.present[m] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// check queries expr; it must succeed and, when nonEmpty, return data.
+func (c *exprChecker) check(where, expr string, nonEmpty bool) []promSample {
+	c.t.Helper()
+	c.checked++
+	s, err := c.p.query(expr, c.at)
+	if err != nil {
+		c.t.Errorf("%s: query failed: %v\n  %s", where, err, expr)
+		return nil
+	}
+	if nonEmpty && len(s) == 0 {
+		if c.pendingOK && c.needsPending(expr) {
+			c.pending = append(c.pending, where)
+			return nil
+		}
+		c.t.Errorf("%s: no data\n  %s", where, expr)
+	}
+	return s
+}
+
+// variables resolves the template variables of d: mode "all" gives every
+// query variable its All value (.*), mode "first" the value its
+// label_values query returns on the most series (or All when it returns
+// none: peer without a peers file). Each query variable's own query is checked too.
+func (c *exprChecker) variables(name string, d dashboards.Dashboard, mode string, base map[string]string) map[string]string {
+	c.t.Helper()
+	values := map[string]string{}
+	for k, v := range base {
+		values[k] = v
+	}
+	for _, v := range d.Templating.List {
+		if v.Type != "query" {
+			continue
+		}
+		sel, label, ok := dashboards.LabelValues(v.Definition)
+		if !ok {
+			c.t.Errorf("%s variable %s: not label_values(SELECTOR, LABEL): %q", name, v.Name, v.Definition)
+			continue
+		}
+		var series []map[string]string
+		params := url.Values{"match[]": {substitute(sel, values)}, "start": {strconv.FormatInt(c.at.Add(-time.Hour).Unix(), 10)}, "end": {strconv.FormatInt(c.at.Unix(), 10)}}
+		if err := c.p.get("/api/v1/series", params, &series); err != nil {
+			c.t.Errorf("%s variable %s: %v", name, v.Name, err)
+		}
+		// Values by how many series carry them: "first" takes the most
+		// common one (INVITE rather than a method without final responses).
+		seriesOf := map[string]int{}
+		var found []string
+		for _, s := range series {
+			if lv := s[label]; lv != "" {
+				if seriesOf[lv] == 0 {
+					found = append(found, lv)
+				}
+				seriesOf[lv]++
+			}
+		}
+		sort.Slice(found, func(i, j int) bool {
+			if seriesOf[found[i]] != seriesOf[found[j]] {
+				return seriesOf[found[i]] > seriesOf[found[j]]
+			}
+			return found[i] < found[j]
+		})
+		if len(found) == 0 && v.Name != "peer" {
+			c.t.Errorf("%s variable %s: %s returns no values", name, v.Name, v.Definition)
+		}
+		values[v.Name] = v.AllValue
+		if mode == "first" && len(found) > 0 {
+			// Grafana escapes regex metacharacters and the backslashes for
+			// the PromQL string.
+			values[v.Name] = strings.ReplaceAll(regexp.QuoteMeta(found[0]), `\`, `\\`)
+		}
+	}
+	return values
+}
+
+var varRE = regexp.MustCompile(`\$\{(\w+)\}|\$(\w+)`)
+
+// substitute replaces $name and ${name} of the template variables.
+func substitute(expr string, values map[string]string) string {
+	return varRE.ReplaceAllStringFunc(expr, func(m string) string {
+		name := strings.Trim(m, "${}")
+		if v, ok := values[name]; ok {
+			return v
+		}
+		return m
+	})
+}
+
+// promRule is a rule of a rule file.
+type promRule struct {
+	Record string `yaml:"record"`
+	Alert  string `yaml:"alert"`
+	Expr   string `yaml:"expr"`
+}
+
+// rules checks every rule of promRulesDir: a recording rule's expression and
+// its recorded series return data; an alert's expression parses, and every
+// series it reads exists.
+func (c *exprChecker) rules() {
+	c.t.Helper()
+	files, _ := filepath.Glob(filepath.Join(promRulesDir, "*.yml"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		var rf struct {
+			Groups []struct {
+				Name  string     `yaml:"name"`
+				Rules []promRule `yaml:"rules"`
+			} `yaml:"groups"`
+		}
+		if err := yaml.Unmarshal(data, &rf); err != nil {
+			c.t.Fatalf("%s: %v", f, err)
+		}
+		for _, g := range rf.Groups {
+			for _, r := range g.Rules {
+				if r.Record != "" {
+					c.check(fmt.Sprintf("%s rule %s", filepath.Base(f), r.Record), r.Expr, true)
+					c.check(fmt.Sprintf("%s recorded series %s", filepath.Base(f), r.Record), r.Record, true)
+					continue
+				}
+				c.check(fmt.Sprintf("%s alert %s", filepath.Base(f), r.Alert), r.Expr, false)
+				for _, m := range dashboards.MetricNames(r.Expr) {
+					c.check(fmt.Sprintf("%s alert %s reads %s", filepath.Base(f), r.Alert, m), m, true)
+				}
+			}
+		}
+	}
+}
+
+// ruleHealth checks that Prometheus evaluated every rule without error.
+func (c *exprChecker) ruleHealth() {
+	c.t.Helper()
+	var data struct {
+		Groups []struct {
+			Name  string `json:"name"`
+			Rules []struct {
+				Name      string `json:"name"`
+				Health    string `json:"health"`
+				LastError string `json:"lastError"`
+			} `json:"rules"`
+		} `json:"groups"`
+	}
+	if err := c.p.get("/api/v1/rules", url.Values{}, &data); err != nil {
+		c.t.Fatal(err)
+	}
+	n := 0
+	for _, g := range data.Groups {
+		for _, r := range g.Rules {
+			n++
+			if r.Health != "ok" {
+				c.t.Errorf("rule %s of group %s: health %q: %s", r.Name, g.Name, r.Health, r.LastError)
+			}
+		}
+	}
+	if n == 0 {
+		c.t.Error("prometheus loaded no rules")
+	}
+}
+
+// exact checks that expr returns one sample (the one with labels, when
+// given) equal to want.
+func (c *exprChecker) exact(what, expr string, labels map[string]string, want float64) {
+	c.t.Helper()
+	s, err := c.p.query(expr, c.at)
+	if err != nil {
+		c.t.Errorf("%s: %v\n  %s", what, err, expr)
+		return
+	}
+	var got []float64
+	for _, x := range s {
+		match := true
+		for k, v := range labels {
+			if x.Metric[k] != v {
+				match = false
+			}
+		}
+		if match {
+			got = append(got, x.value())
+		}
+	}
+	if len(got) != 1 {
+		c.t.Errorf("%s: %d samples %v, want one\n  %s", what, len(got), s, expr)
+		return
+	}
+	if math.IsNaN(want) || math.IsNaN(got[0]) || math.Abs(got[0]-want) > 1e-9*math.Max(1, math.Abs(want)) {
+		c.t.Errorf("%s = %.12g, want %.12g\n  %s", what, got[0], want, expr)
+		return
+	}
+	c.t.Logf("%s = %.6g as expected", what, got[0])
+}
+
+// report logs how many expressions were checked and which are pending.
+func (c *exprChecker) report() {
+	c.t.Helper()
+	c.t.Logf("%d expressions queried", c.checked)
+	if len(c.pending) > 0 {
+		c.t.Logf("PENDING (issue 5 metrics not exported yet): %d expressions returned no data:\n  %s",
+			len(c.pending), strings.Join(c.pending, "\n  "))
+	}
+}
+
+// findTarget returns the query of the panel of d titled title; the panel
+// must have exactly one.
+func findTarget(t *testing.T, d dashboards.Dashboard, title string) string {
+	t.Helper()
+	for _, p := range dashboards.AllPanels(d) {
+		if p.Title == title {
+			if len(p.Targets) != 1 {
+				t.Fatalf("panel %q has %d queries, want 1", title, len(p.Targets))
+			}
+			return p.Targets[0].Expr
+		}
+	}
+	t.Fatalf("dashboard %s has no panel %q", d.Title, title)
+	return ""
+}
