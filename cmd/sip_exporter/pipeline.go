@@ -34,8 +34,8 @@ type pipelineConfig struct {
 	// maxPhrases is --collector.max-phrases-per-code with
 	// --collector.response-phrases, else 0 (phrases not counted).
 	maxPhrases int
-	tx       collector.TrackerConfig
-	noTx     bool // --no-sip.transactions
+	tx         collector.TrackerConfig
+	noTx       bool // --no-sip.transactions
 }
 
 // pipeline connects decoders to the SIP collector.
