@@ -1,0 +1,56 @@
+package collector
+
+import (
+	"runtime"
+	"sync"
+	"testing"
+	"unsafe"
+)
+
+// TestCodeCountsConcurrent has goroutines make the first count of the same
+// codes at once: no count is lost to a row installed twice.
+func TestCodeCountsConcurrent(t *testing.T) {
+	var c codeCounts
+	const workers, per = 8, 1000
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				c.add(100+i%600, Method(w%int(numMethods)))
+			}
+		}()
+	}
+	wg.Wait()
+	var total uint64
+	c.each(nil, func(_ int, _ Method, v uint64) { total += v })
+	if total != workers*per {
+		t.Errorf("counted %d, want %d", total, workers*per)
+	}
+	if got := c.load(100, MethodINVITE); got != 2 { // worker 0, i = 0 and 600
+		t.Errorf("100 INVITE counted %d, want 2", got)
+	}
+	if c.load(99, MethodINVITE) != 0 || c.load(700, MethodINVITE) != 0 {
+		t.Error("invalid codes have counts")
+	}
+}
+
+// TestNodeSize checks the fixed cost of a label set: the grid of counters
+// is allocated per status code seen, not up front.
+func TestNodeSize(t *testing.T) {
+	if size := unsafe.Sizeof(Node{}); size > 6<<10 {
+		t.Errorf("a Node is %d bytes, want at most 6 KiB before any status code is counted", size)
+	}
+	var before, after runtime.MemStats
+	n := &Node{}
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for code := 100; code < 110; code++ {
+		n.ObserveResponse(code, []byte("INVITE"))
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 10*128 {
+		t.Errorf("10 new codes allocated %d bytes, want at most %d", grew, 10*128)
+	}
+}
