@@ -447,3 +447,29 @@ func BenchmarkTrackerMemory(b *testing.B) {
 		runtime.KeepAlive(tr)
 	}
 }
+
+// BenchmarkTrackerDialogMemory answers 1,000,000 initial INVITEs whose BYE
+// never comes (their transactions expire at once) and reports the heap the
+// dialogs hold, in bytes per dialog (B/dialog).
+func BenchmarkTrackerDialogMemory(b *testing.B) {
+	const open = 1_000_000
+	for b.Loop() {
+		n := NewSIP(1).Node(nil)
+		var before, full runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tr := newTestTracker(b, TrackerConfig{MaxTransactions: open, InviteTimeout: time.Millisecond, QueueSize: 16})
+		for i := uint64(0); i < open; i++ {
+			for _, e := range []TxEvent{ev(n, i, int64(i), 0, MethodINVITE, 0), ev(n, i, int64(i), 200, MethodINVITE, 0)} {
+				tr.Observe(&e)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&full)
+		if tr.dialogs.len() != open || tr.table.len() > 2 {
+			b.Fatalf("dialogs %d, transactions %d", tr.dialogs.len(), tr.table.len())
+		}
+		b.ReportMetric(float64(full.HeapAlloc-before.HeapAlloc)/open, "B/dialog")
+		runtime.KeepAlive(tr)
+	}
+}
