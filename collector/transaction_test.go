@@ -157,8 +157,8 @@ func TestTrackerEviction(t *testing.T) {
 		e := ev(n, i, int64(i), 0, MethodINVITE, 0)
 		tr.Observe(&e)
 	}
-	if len(tr.table) != 100 || tr.evicted.Load() != 900 || tr.open.Load() != 100 {
-		t.Errorf("table %d, evicted %d, gauge %d; want 100, 900, 100", len(tr.table), tr.evicted.Load(), tr.open.Load())
+	if tr.table.len() != 100 || tr.evicted.Load() != 900 || tr.open.Load() != 100 {
+		t.Errorf("table %d, evicted %d, gauge %d; want 100, 900, 100", tr.table.len(), tr.evicted.Load(), tr.open.Load())
 	}
 	// The survivors are the newest: their responses match.
 	e := ev(n, 999, 2000, 200, MethodINVITE, 0)
@@ -179,8 +179,8 @@ func TestTrackerDialogBound(t *testing.T) {
 			tr.Observe(&e)
 		}
 	}
-	if len(tr.dialogs) != 10 || tr.dialogsEvicted.Load() != 40 || tr.dialogQ.n > 10 {
-		t.Errorf("dialogs %d, evicted %d, queue %d; want 10, 40, <= 10", len(tr.dialogs), tr.dialogsEvicted.Load(), tr.dialogQ.n)
+	if tr.dialogs.len() != 10 || tr.dialogsEvicted.Load() != 40 || tr.dialogQ.n > 10 {
+		t.Errorf("dialogs %d, evicted %d, queue %d; want 10, 40, <= 10", tr.dialogs.len(), tr.dialogsEvicted.Load(), tr.dialogQ.n)
 	}
 }
 
@@ -299,6 +299,67 @@ func TestTrackerAllocs(t *testing.T) {
 	}
 }
 
+// TestTrackerSteadyStateAllocs churns the tracker at a fixed size by
+// expiry: every step opens an INVITE, answers it (a dialog), ACKs it and
+// ends the dialog with a BYE, while the clock expires as many as open. Once
+// warm, handling events allocates nothing at all (not even rarely: the
+// malloc count over 100,000 steps does not move) and the tables do not
+// grow.
+func TestTrackerSteadyStateAllocs(t *testing.T) {
+	n := NewSIP(1).Node(nil)
+	// About 65,000 stay open (ACK and BYE live NonInviteTimeout): below the
+	// bound, so nothing is evicted.
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 70_000, InviteTimeout: time.Second, QueueSize: 16})
+	i := uint64(0)
+	var steps [6]TxEvent
+	step := func() {
+		ms := int64(i)
+		steps[0] = ev(n, i, ms, 0, MethodINVITE, 0)
+		steps[1] = ev(n, i, ms, 180, MethodINVITE, 0)
+		steps[2] = ev(n, i, ms, 200, MethodINVITE, 0)
+		steps[3] = ev(n, i, ms, 0, MethodACK, TxToTag)
+		steps[3].Key ^= 1
+		steps[4] = ev(n, i|1<<40, ms, 0, MethodBYE, TxToTag)
+		steps[4].Dialog = steps[0].Dialog
+		steps[5] = ev(n, i|1<<40, ms, 200, MethodBYE, 0)
+		for k := range steps {
+			tr.Observe(&steps[k])
+		}
+		i++
+	}
+	// Warm up past NonInviteTimeout (one step per ms), from when ACK and BYE
+	// transactions expire as fast as they open, and past MaxTransactions
+	// dialogs, from when the dialog ring drops as many old items (dialogs
+	// ended by their BYE) as it takes.
+	for i < 100_000 {
+		step()
+	}
+	open, slots, dialogSlots := tr.table.len(), tr.table.cap(), tr.dialogs.cap()
+	timedOut := tr.timedOutInvite.Load() + tr.timedOutNonInvite.Load()
+	if a := testing.AllocsPerRun(10_000, step); a != 0 {
+		t.Errorf("Observe: %v allocs per step", a)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 100_000 {
+		step()
+	}
+	runtime.ReadMemStats(&after)
+	if m := after.Mallocs - before.Mallocs; m != 0 {
+		t.Errorf("%d mallocs (%d bytes) in 100,000 steps, want 0", m, after.TotalAlloc-before.TotalAlloc)
+	}
+	if tr.table.cap() != slots || tr.dialogs.cap() != dialogSlots {
+		t.Errorf("table grew from %d to %d slots, dialogs from %d to %d", slots, tr.table.cap(), dialogSlots, tr.dialogs.cap())
+	}
+	if d := tr.table.len() - open; d < -2 || d > 2 || open < 60_000 {
+		t.Errorf("open transactions %d, then %d: not a steady state", open, tr.table.len())
+	}
+	if tr.evicted.Load() != 0 || tr.dialogs.len() != 0 || tr.timedOutInvite.Load()+tr.timedOutNonInvite.Load() != timedOut {
+		t.Errorf("evicted %d, dialogs %d, timed out %d (was %d): want 0, 0, no change (all answered)",
+			tr.evicted.Load(), tr.dialogs.len(), tr.timedOutInvite.Load()+tr.timedOutNonInvite.Load(), timedOut)
+	}
+}
+
 // BenchmarkTrackerObserve is the tracker's cost per message: a transaction
 // of INVITE, 100, 180, 200 and ACK, with the table at 100,000 open.
 func BenchmarkTrackerObserve(b *testing.B) {
@@ -308,9 +369,8 @@ func BenchmarkTrackerObserve(b *testing.B) {
 		code uint16
 		m    Method
 	}{{0, MethodINVITE}, {100, MethodINVITE}, {180, MethodINVITE}, {200, MethodINVITE}, {0, MethodACK}}
-	b.ReportAllocs()
 	i := uint64(0)
-	for b.Loop() {
+	step := func() {
 		s := seq[i%5]
 		e := ev(n, i/5, int64(i), s.code, s.m, 0)
 		if s.m == MethodACK {
@@ -318,6 +378,15 @@ func BenchmarkTrackerObserve(b *testing.B) {
 		}
 		tr.Observe(&e)
 		i++
+	}
+	// Warm up: fill the table to its bound (two transactions per call) and
+	// churn at it, so that the table and rings have their final size.
+	for i < 5*100_000 {
+		step()
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		step()
 	}
 }
 
@@ -369,11 +438,38 @@ func BenchmarkTrackerMemory(b *testing.B) {
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&flooded)
-		if len(tr.table) != open || tr.evicted.Load() != 2*open {
-			b.Fatalf("table %d, evicted %d", len(tr.table), tr.evicted.Load())
+		if tr.table.len() != open || tr.evicted.Load() != 2*open {
+			b.Fatalf("table %d, evicted %d", tr.table.len(), tr.evicted.Load())
 		}
 		b.ReportMetric(float64(full.HeapAlloc-before.HeapAlloc)/open, "B/transaction")
 		b.ReportMetric(float64(flooded.HeapAlloc-before.HeapAlloc)/open, "B/transaction-after-flood")
+		b.ReportMetric(float64(tr.table.cap()), "slots")
+		runtime.KeepAlive(tr)
+	}
+}
+
+// BenchmarkTrackerDialogMemory answers 1,000,000 initial INVITEs whose BYE
+// never comes (their transactions expire at once) and reports the heap the
+// dialogs hold, in bytes per dialog (B/dialog).
+func BenchmarkTrackerDialogMemory(b *testing.B) {
+	const open = 1_000_000
+	for b.Loop() {
+		n := NewSIP(1).Node(nil)
+		var before, full runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tr := newTestTracker(b, TrackerConfig{MaxTransactions: open, InviteTimeout: time.Millisecond, QueueSize: 16})
+		for i := uint64(0); i < open; i++ {
+			for _, e := range []TxEvent{ev(n, i, int64(i), 0, MethodINVITE, 0), ev(n, i, int64(i), 200, MethodINVITE, 0)} {
+				tr.Observe(&e)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&full)
+		if tr.dialogs.len() != open || tr.table.len() > 2 {
+			b.Fatalf("dialogs %d, transactions %d", tr.dialogs.len(), tr.table.len())
+		}
+		b.ReportMetric(float64(full.HeapAlloc-before.HeapAlloc)/open, "B/dialog")
 		runtime.KeepAlive(tr)
 	}
 }
