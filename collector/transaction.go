@@ -205,7 +205,7 @@ type txNode struct {
 	attempts    atomic.Uint64
 	timeouts    atomic.Uint64
 	outcomes    [numCodes]atomic.Uint64
-	respRetrans [numCodes][numMethods]atomic.Uint64
+	respRetrans codeCounts // allocated per status code retransmitted
 	reqRetrans  [numMethods]atomic.Uint64
 	q850        [128]atomic.Uint64
 	sipCause    [numCodes]atomic.Uint64
@@ -531,7 +531,7 @@ func (t *Tracker) response(ev *TxEvent, mine *txNode) {
 	fp := uint32(mix64(uint64(ev.ToTag)<<16|uint64(code))) | 1
 	for _, s := range e.seen {
 		if s == fp {
-			mine.respRetrans[code-sipstatus.MinCode][ev.Method].Add(1)
+			mine.respRetrans.add(code, ev.Method)
 			return
 		}
 	}
@@ -701,14 +701,10 @@ func (t *Tracker) Collect(ch chan<- prometheus.Metric) {
 				counter(t.outcomesDesc, v, with(codeLabels[i], sipstatus.Class(code), sipstatus.Text(code))...)
 			}
 		}
-		for i := range n.respRetrans {
+		n.respRetrans.each(&responseShown, func(i int, m Method, v uint64) {
 			code := i + sipstatus.MinCode
-			for m := range n.respRetrans[i] {
-				if v := n.respRetrans[i][m].Load(); v > 0 || responseShown[i][m] {
-					counter(t.respRetransDesc, v, with(Methods[m], codeLabels[i], sipstatus.Class(code), sipstatus.Text(code))...)
-				}
-			}
-		}
+			counter(t.respRetransDesc, v, with(Methods[m], codeLabels[i], sipstatus.Class(code), sipstatus.Text(code))...)
+		})
 		for m := range n.reqRetrans {
 			counter(t.reqRetransDesc, n.reqRetrans[m].Load(), with(Methods[m])...)
 		}
