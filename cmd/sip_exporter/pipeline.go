@@ -146,7 +146,15 @@ func (p *pipeline) observe(o *capture.Origin, m *sip.Message) {
 
 // decoder returns a new decoder for one source, counting into stats.
 func (p *pipeline) decoder(stats *capture.Stats) *capture.Decoder {
-	d, err := capture.NewDecoder(p.cfg.decoderConfig(), stats, p.observe)
+	return p.decoderOf(p.cfg.decoderConfig(), stats)
+}
+
+// decoderOf returns a new decoder of configuration dc (checked in
+// newPipeline but for the HEP auth key) that counts into stats and hands
+// messages to this pipeline (never a copy of it: the tracker's queueing
+// mode is switched on p).
+func (p *pipeline) decoderOf(dc capture.Config, stats *capture.Stats) *capture.Decoder {
+	d, err := capture.NewDecoder(dc, stats, p.observe)
 	if err != nil {
 		panic(err) // checked in newPipeline
 	}
@@ -193,9 +201,9 @@ func hepSources(o *options, p *pipeline) ([]*source, error) {
 	}
 	tcp := &source{name: tcpName, typ: "hep"}
 	// The listener's decoders always decode HEP and check the auth key.
-	lp := *p
-	lp.cfg.hep.Decapsulate, lp.cfg.hep.AuthKey = true, o.hepAuthKey
-	l, err := capture.ListenHEP(cfg, lp.decoder(&udp.stats), func() *capture.Decoder { return lp.decoder(&tcp.stats) }, &tcp.stats)
+	dc := p.cfg.decoderConfig()
+	dc.HEP.Decapsulate, dc.HEP.AuthKey = true, o.hepAuthKey
+	l, err := capture.ListenHEP(cfg, p.decoderOf(dc, &udp.stats), func() *capture.Decoder { return p.decoderOf(dc, &tcp.stats) }, &tcp.stats)
 	if err != nil {
 		return nil, err
 	}
