@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"runtime"
 	"sync"
 	"testing"
 	"unsafe"
@@ -42,15 +41,15 @@ func TestNodeSize(t *testing.T) {
 	if size := unsafe.Sizeof(Node{}); size > 6<<10 {
 		t.Errorf("a Node is %d bytes, want at most 6 KiB before any status code is counted", size)
 	}
-	var before, after runtime.MemStats
-	n := &Node{}
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	for code := 100; code < 110; code++ {
-		n.ObserveResponse(code, []byte("INVITE"))
+	if size := unsafe.Sizeof(codeRow{}); size != 120 {
+		t.Errorf("a code row is %d bytes, want 120", size)
 	}
-	runtime.ReadMemStats(&after)
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 10*128 {
-		t.Errorf("10 new codes allocated %d bytes, want at most %d", grew, 10*128)
+	n := &Node{}
+	code := 100
+	if a := testing.AllocsPerRun(100, func() { n.ObserveResponse(code, []byte("INVITE")); code++ }); a != 1 {
+		t.Errorf("the first count of a code allocates %v times, want 1 (its row)", a)
+	}
+	if a := testing.AllocsPerRun(100, func() { n.ObserveResponse(150, []byte("BYE")) }); a != 0 {
+		t.Errorf("counting a code seen before allocates %v times", a)
 	}
 }
