@@ -74,7 +74,7 @@ func TestLiveCaptureSIPp(t *testing.T) {
 				t.Fatalf("addresses from 127.0.0.%d to %s are not all in %s", tc.firstIP, last, sippNet)
 			}
 			_, before := e.settle(t, 5*time.Second)
-			want := runSIPpSet(t, tc.transport, tc.firstIP, sippCalls)
+			want := runSIPpSet(t, tc.transport, "127.0.0", tc.firstIP, sippCalls)
 			raw, after := e.settle(t, 5*time.Second)
 			exposition = raw
 			got := after.sub(before)
@@ -599,9 +599,10 @@ var sippMix = []sippPair{
 }
 
 // runSIPpSet runs every pair of sippMix at once over transport (-t u1 or
-// t1), pair i with its UAS on 127.0.0.(firstIP+2i) and its UAC on the next
-// address, and returns what they sent according to SIPp.
-func runSIPpSet(t *testing.T, transport string, firstIP, calls int) sipCounts {
+// t1), pair i with its UAS on NET.(firstIP+2i) (net is the first three
+// octets, e.g. "127.0.0") and its UAC on the next address, and returns what
+// they sent according to SIPp.
+func runSIPpSet(t *testing.T, transport, net string, firstIP, calls int) sipCounts {
 	t.Helper()
 	dir := t.TempDir()
 	var (
@@ -611,8 +612,8 @@ func runSIPpSet(t *testing.T, transport string, firstIP, calls int) sipCounts {
 	)
 	total := newSIPCounts()
 	for i, p := range sippMix {
-		uasIP := fmt.Sprintf("127.0.0.%d", firstIP+2*i)
-		uacIP := fmt.Sprintf("127.0.0.%d", firstIP+2*i+1)
+		uasIP := fmt.Sprintf("%s.%d", net, firstIP+2*i)
+		uacIP := fmt.Sprintf("%s.%d", net, firstIP+2*i+1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

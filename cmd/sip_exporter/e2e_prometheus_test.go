@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -16,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -92,13 +90,13 @@ func TestPrometheusDashboardsAndRules(t *testing.T) {
 
 	// Round 1 creates the series; round 2 is measured.
 	const warmCalls, calls = 2, sippCalls
-	warm := runPromRound(t, warmCalls)
+	warm := runSIPpSet(t, "u1", "127.0.4", promFirstIP, warmCalls)
 	e.settle(t, 5*time.Second)
 	time.Sleep(2500 * time.Millisecond) // two scrapes of the settled counters
 	// The measured window starts 1.5 s back, while the counters are flat,
 	// so that it holds a scrape from before the round.
 	t0 := time.Now().Add(-1500 * time.Millisecond)
-	want := runPromRound(t, calls)
+	want := runSIPpSet(t, "u1", "127.0.4", promFirstIP, calls)
 	e.settle(t, 5*time.Second)
 	time.Sleep(3500 * time.Millisecond) // scrapes and rule evaluations of the settled counters
 	window := int(math.Ceil(time.Since(t0).Seconds()))
@@ -213,41 +211,6 @@ func TestPrometheusDashboardsAndRules(t *testing.T) {
 	}
 	checker.report()
 	t.Logf("Prometheus end-to-end test took %s", time.Since(start).Round(time.Millisecond))
-}
-
-// runPromRound plays every pair of sippMix once over UDP with calls calls
-// each, pair i between 127.0.4.(promFirstIP+2i) and the next address, and
-// returns what SIPp sent.
-func runPromRound(t *testing.T, calls int) sipCounts {
-	t.Helper()
-	dir := t.TempDir()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	total := newSIPCounts()
-	for i, pair := range sippMix {
-		uas := fmt.Sprintf("127.0.4.%d", promFirstIP+2*i)
-		uac := fmt.Sprintf("127.0.4.%d", promFirstIP+2*i+1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := runSIPpPair(filepath.Join(dir, pair.name), pair, "u1", uas, uac, calls)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", pair.name, err))
-				return
-			}
-			total.add(c)
-		}()
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatal(errors.Join(errs...))
-	}
-	return total
 }
 
 // freeAddrOn returns ip:PORT with a port free a moment ago for TCP and UDP.
