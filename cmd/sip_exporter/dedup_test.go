@@ -7,7 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/input"
 )
 
 // TestDedupCorpus reads every corpus capture twice through one pipeline,
@@ -28,9 +29,9 @@ func TestDedupCorpus(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var a, b capture.Stats
-			for _, st := range []*capture.Stats{&a, &b} {
-				if err := capture.ReadFile(context.Background(), capture.FileConfig{Path: capFile}, p.decoder(st)); err != nil && !strings.Contains(err.Error(), capture.ErrTruncated.Error()) {
+			var a, b decode.Stats
+			for _, st := range []*decode.Stats{&a, &b} {
+				if err := input.ReadFile(context.Background(), input.FileConfig{Path: capFile}, p.decoder(st)); err != nil && !strings.Contains(err.Error(), input.ErrTruncated.Error()) {
 					t.Fatal(err)
 				}
 			}
@@ -60,7 +61,7 @@ func TestDedupDisabled(t *testing.T) {
 		t.Fatal("dedup table made for window 0")
 	}
 	for range 2 {
-		if err := readFiles(p, []string{capFile}, new(capture.Stats), func(error) {}); err != nil {
+		if err := readFiles(p, []string{capFile}, new(decode.Stats), func(error) {}); err != nil {
 			t.Fatal(err)
 		}
 	}

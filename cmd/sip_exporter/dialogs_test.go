@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/decode"
 	"github.com/sip-exporter/sip_exporter/capture/sip"
 )
 
@@ -96,7 +97,7 @@ func txValues(t *testing.T, files ...string) map[string]float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := readFiles(p, files, new(capture.Stats), func(err error) { t.Error(err) }); err != nil {
+	if err := readFiles(p, files, new(decode.Stats), func(err error) { t.Error(err) }); err != nil {
 		t.Fatal(err)
 	}
 	p.tx.End()

@@ -31,7 +31,8 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
-	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/input"
 	"github.com/sip-exporter/sip_exporter/collector"
 )
 
@@ -55,7 +56,7 @@ type options struct {
 	promisc      bool
 	bpfFile      string
 	pipeline     pipelineConfig
-	hep          capture.HEPConfig
+	hep          input.HEPConfig
 	hepTransport string
 	hepCertFile  string
 	hepKeyFile   string
@@ -80,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var o options
 	var hepMaxPacket units.Base2Bytes
 	var txOn bool
-	def := capture.DefaultConfig()
+	def := decode.DefaultConfig()
 
 	serve := app.Command("serve", "Capture and serve /metrics (the default command).").Default()
 	app.Flag("capture.interface", "Network interface to capture live with AF_PACKET (repeatable).").PlaceHolder("NAME").StringsVar(&o.interfaces)
@@ -104,7 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("sip.max-transactions", "SIP transactions tracked at once (about 120 bytes of memory each), and separately answered dialogs awaiting their BYE; past it the oldest is forgotten and counted.").Default(fmt.Sprint(o.pipeline.tx.MaxTransactions)).IntVar(&o.pipeline.tx.MaxTransactions)
 	app.Flag("sip.invite-timeout", "How long an INVITE transaction is tracked for its final response (covers long ringing); non-INVITE transactions last 64*T1 = 32s.").Default(o.pipeline.tx.InviteTimeout.String()).DurationVar(&o.pipeline.tx.InviteTimeout)
 	app.Flag("hep.max-nodes", "Distinct node label values tracked; messages of further nodes are counted as node=\"other\".").Default("256").IntVar(&o.pipeline.maxNodes)
-	o.hep = capture.DefaultHEPConfig()
+	o.hep = input.DefaultHEPConfig()
 	app.Flag("hep.listen-address", "Receive HEP (v3, also v1/v2 over UDP) from SIP servers and capture agents on HOST:PORT (conventionally :9060).").PlaceHolder("HOST:PORT").Default("").StringVar(&o.hep.Addr)
 	app.Flag("hep.transport", "HEP transports: udp, tcp or both (on the same address).").Default("both").EnumVar(&o.hepTransport, "udp", "tcp", "both")
 	app.Flag("hep.tls-cert-file", "Certificate (PEM) to serve HEP over TLS on the TCP transport.").PlaceHolder("PATH").StringVar(&o.hepCertFile)
@@ -210,7 +211,7 @@ func runServe(o *options, logger *slog.Logger) error {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		p.sip,
-		collector.NewExporter(func() []collector.SourceStats { return snapshot(sources) }),
+		input.NewCollector(inputs(sources)...),
 	)
 	if p.dedup != nil {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{

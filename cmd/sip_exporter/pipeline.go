@@ -6,22 +6,24 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/bpf"
 
 	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/defrag"
+	"github.com/sip-exporter/sip_exporter/capture/input"
 	"github.com/sip-exporter/sip_exporter/capture/sip"
+	"github.com/sip-exporter/sip_exporter/capture/stream"
 	"github.com/sip-exporter/sip_exporter/collector"
 )
 
 // pipelineConfig is what the pipeline takes from the flags.
 type pipelineConfig struct {
-	tcp      capture.TCPConfig
-	hep      capture.HEPDecodeConfig
-	frag     capture.FragmentConfig
+	tcp      stream.Config
+	hep      decode.HEPConfig
+	frag     defrag.Config
 	nodeName string // node label of interface and file sources
 	maxNodes int
 	// dedupWindow is --capture.dedup-window: copies of a message within it
@@ -53,7 +55,7 @@ type pipeline struct {
 }
 
 func newPipeline(cfg pipelineConfig) (*pipeline, error) {
-	if _, err := capture.NewDecoder(cfg.decoderConfig(), new(capture.Stats), nil); err != nil {
+	if _, err := decode.New(cfg.decoderConfig(), new(decode.Stats), nil); err != nil {
 		return nil, err
 	}
 	if cfg.maxNodes < 1 {
@@ -92,13 +94,13 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 
 // defaultPipelineConfig returns the defaults of the flags.
 func defaultPipelineConfig() pipelineConfig {
-	dc := capture.DefaultConfig()
+	dc := decode.DefaultConfig()
 	return pipelineConfig{tcp: dc.TCP, hep: dc.HEP, frag: dc.Fragments, maxNodes: 256, dedupWindow: defaultDedupWindow, tx: collector.DefaultTrackerConfig()}
 }
 
 // decoderConfig returns the decoder configuration of the flags.
-func (c pipelineConfig) decoderConfig() capture.Config {
-	dc := capture.DefaultConfig()
+func (c pipelineConfig) decoderConfig() decode.Config {
+	dc := decode.DefaultConfig()
 	dc.TCP, dc.HEP, dc.Fragments = c.tcp, c.hep, c.frag
 	return dc
 }
@@ -145,7 +147,7 @@ func (p *pipeline) observe(o *capture.Origin, m *sip.Message) {
 }
 
 // decoder returns a new decoder for one source, counting into stats.
-func (p *pipeline) decoder(stats *capture.Stats) *capture.Decoder {
+func (p *pipeline) decoder(stats *decode.Stats) *decode.Decoder {
 	return p.decoderOf(p.cfg.decoderConfig(), stats)
 }
 
@@ -153,8 +155,8 @@ func (p *pipeline) decoder(stats *capture.Stats) *capture.Decoder {
 // newPipeline but for the HEP auth key) that counts into stats and hands
 // messages to this pipeline (never a copy of it: the tracker's queueing
 // mode is switched on p).
-func (p *pipeline) decoderOf(dc capture.Config, stats *capture.Stats) *capture.Decoder {
-	d, err := capture.NewDecoder(dc, stats, p.observe)
+func (p *pipeline) decoderOf(dc decode.Config, stats *decode.Stats) *decode.Decoder {
+	d, err := decode.New(dc, stats, p.observe)
 	if err != nil {
 		panic(err) // checked in newPipeline
 	}
@@ -163,12 +165,10 @@ func (p *pipeline) decoderOf(dc capture.Config, stats *capture.Stats) *capture.D
 
 // source is one configured packet source.
 type source struct {
-	name, typ string
-	stats     capture.Stats
-	up        atomic.Bool
-	// run reads the source until it ends or ctx is done; started is called
-	// once reading has begun.
-	run func(ctx context.Context, d *capture.Decoder, started func()) error
+	input.Source
+	// run reads the source until it ends or ctx is done, counting into st;
+	// started is called once reading has begun.
+	run func(ctx context.Context, d *decode.Decoder, st *input.Stats, started func()) error
 }
 
 // hepSources opens the HEP listener of o and returns a source per
@@ -194,29 +194,29 @@ func hepSources(o *options, p *pipeline) ([]*source, error) {
 		}
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	udp := &source{name: "udp://" + cfg.Addr, typ: "hep"}
+	udp := &source{Source: input.Source{Name: "udp://" + cfg.Addr, Type: "hep"}}
 	tcpName := "tcp://" + cfg.Addr
 	if cfg.TLS != nil {
 		tcpName = "tls://" + cfg.Addr
 	}
-	tcp := &source{name: tcpName, typ: "hep"}
+	tcp := &source{Source: input.Source{Name: tcpName, Type: "hep"}}
 	// The listener's decoders always decode HEP and check the auth key.
 	dc := p.cfg.decoderConfig()
 	dc.HEP.Decapsulate, dc.HEP.AuthKey = true, o.hepAuthKey
-	l, err := capture.ListenHEP(cfg, p.decoderOf(dc, &udp.stats), func() *capture.Decoder { return p.decoderOf(dc, &tcp.stats) }, &tcp.stats)
+	l, err := input.ListenHEP(cfg, p.decoderOf(dc, &udp.Stats.Decode), &udp.Stats, func() *decode.Decoder { return p.decoderOf(dc, &tcp.Stats.Decode) }, &tcp.Stats)
 	if err != nil {
 		return nil, err
 	}
 	var out []*source
 	if cfg.UDP {
-		udp.run = func(ctx context.Context, _ *capture.Decoder, started func()) error {
+		udp.run = func(ctx context.Context, _ *decode.Decoder, _ *input.Stats, started func()) error {
 			started()
 			return l.ServeUDP(ctx)
 		}
 		out = append(out, udp)
 	}
 	if cfg.TCP {
-		tcp.run = func(ctx context.Context, _ *capture.Decoder, started func()) error {
+		tcp.run = func(ctx context.Context, _ *decode.Decoder, _ *input.Stats, started func()) error {
 			started()
 			return l.ServeTCP(ctx)
 		}
@@ -248,7 +248,7 @@ func newSources(o *options, p *pipeline) ([]*source, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--capture.bpf-file: %w", err)
 		}
-		filter, err = capture.ParseBPF(f)
+		filter, err = input.ParseBPF(f)
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("--capture.bpf-file %q: %w", o.bpfFile, err)
@@ -259,10 +259,10 @@ func newSources(o *options, p *pipeline) ([]*source, error) {
 			return nil, fmt.Errorf("--capture.interface %q given twice", name)
 		}
 		seen["interface:"+name] = true
-		cfg := capture.LiveConfig{Interface: name, RingBytes: int(o.ringSize), Promiscuous: o.promisc, Filter: filter}
-		sources = append(sources, &source{name: name, typ: "interface",
-			run: func(ctx context.Context, d *capture.Decoder, started func()) error {
-				return capture.Live(ctx, cfg, d, started)
+		cfg := input.LiveConfig{Interface: name, RingBytes: int(o.ringSize), Promiscuous: o.promisc, Filter: filter}
+		sources = append(sources, &source{Source: input.Source{Name: name, Type: "interface"},
+			run: func(ctx context.Context, d *decode.Decoder, st *input.Stats, started func()) error {
+				return input.Live(ctx, cfg, d, st, started)
 			}})
 	}
 	for _, path := range o.pcapFiles {
@@ -275,11 +275,11 @@ func newSources(o *options, p *pipeline) ([]*source, error) {
 			return nil, fmt.Errorf("--capture.pcap-file: %w", err)
 		}
 		f.Close()
-		cfg := capture.FileConfig{Path: path, Realtime: o.pcapSpeed == "realtime", Loop: o.pcapLoop}
-		sources = append(sources, &source{name: path, typ: "pcap",
-			run: func(ctx context.Context, d *capture.Decoder, started func()) error {
+		cfg := input.FileConfig{Path: path, Realtime: o.pcapSpeed == "realtime", Loop: o.pcapLoop}
+		sources = append(sources, &source{Source: input.Source{Name: path, Type: "pcap"},
+			run: func(ctx context.Context, d *decode.Decoder, _ *input.Stats, started func()) error {
 				started()
-				return capture.ReadFile(ctx, cfg, d)
+				return input.ReadFile(ctx, cfg, d)
 			}})
 	}
 	if o.hep.Addr != "" {
@@ -302,13 +302,13 @@ func startSources(ctx context.Context, sources []*source, p *pipeline, logger *s
 	for _, s := range sources {
 		startedc := make(chan struct{})
 		errc := make(chan error, 1)
-		d := p.decoder(&s.stats)
+		d := p.decoder(&s.Stats.Decode)
 		go func() {
-			err := s.run(ctx, d, func() {
-				s.up.Store(true)
+			err := s.run(ctx, d, &s.Stats, func() {
+				s.Up.Store(true)
 				close(startedc)
 			})
-			s.up.Store(false)
+			s.Up.Store(false)
 			errc <- err
 		}()
 		select {
@@ -318,52 +318,27 @@ func startSources(ctx context.Context, sources []*source, p *pipeline, logger *s
 				return err
 			}
 		case <-time.After(startupTimeout):
-			return fmt.Errorf("%s %q: not started after %v", s.typ, s.name, startupTimeout)
+			return fmt.Errorf("%s %q: not started after %v", s.Type, s.Name, startupTimeout)
 		}
-		logger.Info("source started", "type", s.typ, "name", s.name)
+		logger.Info("source started", "type", s.Type, "name", s.Name)
 		go func() {
 			err := <-errc
 			switch {
 			case err != nil:
-				logger.Error("source failed", "type", s.typ, "name", s.name, "err", err, "packets", s.stats.Packets.Load())
+				logger.Error("source failed", "type", s.Type, "name", s.Name, "err", err, "packets", s.Stats.Decode.Packets.Load())
 			default:
-				logger.Info("source ended", "type", s.typ, "name", s.name, "packets", s.stats.Packets.Load())
+				logger.Info("source ended", "type", s.Type, "name", s.Name, "packets", s.Stats.Decode.Packets.Load())
 			}
 		}()
 	}
 	return nil
 }
 
-// snapshot copies the sources' counters for a scrape.
-func snapshot(sources []*source) []collector.SourceStats {
-	out := make([]collector.SourceStats, 0, len(sources))
-	for _, s := range sources {
-		st := &s.stats
-		ss := collector.SourceStats{
-			Source: s.name, Type: s.typ, Up: s.up.Load(),
-			Packets: st.Packets.Load(), Bytes: st.Bytes.Load(), KernelDrops: st.KernelDrops.Load(),
-			TCPFlows: st.TCPFlows.Load(), TCPRetransmitted: st.TCPRetrans.Load(),
-			TCPOutOfOrder: st.TCPOutOfOrder.Load(), TCPGaps: st.TCPGaps.Load(),
-			IPReassembling: st.IPReassembling.Load(),
-			HEPPackets:     st.HEPPackets.Load(), HEPBytes: st.HEPBytes.Load(), HEPAuthFailures: st.HEPAuthFailures.Load(),
-			HEPConns: st.HEPConns.Load(), HEPConnsTotal: st.HEPConnsTotal.Load(), HEPConnsRejected: st.HEPConnsRejected.Load(),
-		}
-		add := func(dst *[]collector.ReasonCount) func(string, uint64) {
-			return func(r string, n uint64) { *dst = append(*dst, collector.ReasonCount{Reason: r, Count: n}) }
-		}
-		st.ParseErrors(add(&ss.ParseErrors))
-		st.Skips(add(&ss.Skipped))
-		st.Encapsulations(add(&ss.Encaps))
-		st.Evictions(add(&ss.TCPEvictions))
-		st.Reassembled(add(&ss.IPReassembled))
-		st.FragmentDrops(func(f, r string, n uint64) {
-			ss.IPFragmentsDrops = append(ss.IPFragmentsDrops, collector.FragmentDropCount{Family: f, Reason: r, Count: n})
-		})
-		st.HEPErrors(add(&ss.HEPErrors))
-		st.HEPTypes(func(t uint8, n uint64) {
-			ss.HEPNonSIP = append(ss.HEPNonSIP, collector.ReasonCount{Reason: strconv.Itoa(int(t)), Count: n})
-		})
-		out = append(out, ss)
+// inputs returns the sources for the collector of their self-metrics.
+func inputs(sources []*source) []*input.Source {
+	out := make([]*input.Source, len(sources))
+	for i, s := range sources {
+		out[i] = &s.Source
 	}
 	return out
 }
