@@ -422,8 +422,8 @@ func (d *Decoder) transport(proto uint8, key *stream.Key, data []byte, ts int64)
 // Datagram handles the payload of one UDP datagram or SCTP user message:
 // one SIP message per datagram (RFC 3261 §18.1.1, RFC 4168 §5),
 // recognised by content, or one HEP packet
-// (decapsulated when the config says so, always for a [HEPListener]'s
-// decoder).
+// (decapsulated when the config says so, always for the HEP listener's
+// decoders).
 func (d *Decoder) Datagram(p []byte) {
 	if len(p) == 0 {
 		return
@@ -432,6 +432,12 @@ func (d *Decoder) Datagram(p []byte) {
 		d.HEP(p)
 		return
 	}
+	d.sipMessage(p)
+}
+
+// sipMessage hands on p, a whole datagram or WebSocket message, as one SIP
+// message, or counts it as a keep-alive or not SIP.
+func (d *Decoder) sipMessage(p []byte) {
 	if !sip.IsStart(p) {
 		if isCRLF(p) {
 			d.stats.skip(SkipKeepalive)

@@ -18,17 +18,8 @@ func (s *streamSink) Message(p []byte, m *sip.Message, err error) {
 
 // WebSocket hands on one WebSocket message: one SIP message (RFC 7118 §5).
 func (s *streamSink) WebSocket(p []byte) {
-	d := (*Decoder)(s)
-	d.stats.encaps[EncapWebSocket].Add(1)
-	if !sip.IsStart(p) {
-		if isCRLF(p) {
-			d.stats.skip(SkipKeepalive)
-		} else {
-			d.stats.skip(SkipNotSIP)
-		}
-		return
-	}
-	d.message(p)
+	s.stats.encaps[EncapWebSocket].Add(1)
+	(*Decoder)(s).sipMessage(p)
 }
 
 // HEP decodes a HEP packet framed on a stream.
