@@ -1,6 +1,6 @@
-// Package capture is sip_exporter's capture engine: packet sources in, SIP
-// messages with their [Origin] out. Its stages are packages of their own,
-// and the flow runs one way through them:
+// Package capture is sip_exporter's capture engine: packet sources in, one
+// time-ordered stream of SIP messages out. Its stages are packages of
+// their own, and the flow runs one way through them:
 //
 //	input   sources: AF_PACKET live capture, pcap/pcapng/NetMon files,
 //	        the HEP listener; each feeds a decoder of its own
@@ -8,17 +8,19 @@
 //	        transport payloads, SIP scanned with package sip
 //	stream  TCP reassembly and WebSocket framing, below decode
 //	defrag  IP fragment reassembly, below decode
-//	merge   (to come) the sources' messages in time order, copies removed
+//	merge   every source's messages in capture-time order (files waited
+//	        for, live sources with a bounded lateness, a clock per HEP
+//	        agent), then copies removed (Dedup)
 //
 // and then, in package main, the counters and the transaction tracker of
-// package collector, which never imports capture. A package imports only
-// the stages below it; sip and hep are leaves that import only the
-// standard library.
+// package collector, which never imports capture: main turns each decoded
+// message into a small value (label set, status code, method, hashes) on
+// the source's goroutine and pushes it into the merge, whose one goroutine
+// counts and tracks. A package imports only the stages below it; sip and
+// hep are leaves that import only the standard library.
 //
 // Each stage declares the counters it increments in a Stats of its own and
 // exports them from there as sip_exporter_ self-metrics, labelled by
-// source; input.Collector collects them all, source by source.
-//
-// This package itself holds [Dedup], which removes copies of a message
-// seen by several sources within a window, and [Origin].
+// source; input.Collector collects them all, source by source, and the
+// merge collects its own (late and dropped messages, clock offsets).
 package capture

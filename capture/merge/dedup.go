@@ -45,9 +45,12 @@ const dedupUnitShift = 17
 // DefaultDedupSlots is the table size [NewDedup] uses for slots 0.
 const DefaultDedupSlots = 1 << 16
 
-// MaxWindow is the largest dedup window: just below T1 = 500 ms, the
-// earliest a SIP retransmission comes (RFC 3261 §17.1.1.2).
-const MaxWindow = 500*time.Millisecond - 1<<dedupUnitShift
+// MaxWindow is the largest dedup window, 3,813 time units (499.77 ms):
+// below T1 = 500 ms, the earliest a SIP retransmission comes (RFC 3261
+// §17.1.1.2). Times are compared in whole units, so two times d apart may
+// be up to floor(d/unit)+1 units apart; 500 ms is at least 3,814 units, so
+// a retransmission is never within the largest window.
+const MaxWindow = 3813 << dedupUnitShift
 
 // NewDedup returns a Dedup that removes copies seen within window of the
 // first (window > 0 and at most [MaxWindow]) in a table of slots entries
