@@ -39,16 +39,18 @@ type HEPListener struct {
 	udp  *net.UDPConn
 	tcp  net.Listener
 	udpD *Decoder
-	// newDecoder makes the decoder of one TCP connection.
-	newDecoder func() *Decoder
+	// newDecoder makes the decoder of one TCP connection, and the function
+	// to call when the connection has ended.
+	newDecoder func() (*Decoder, func())
 	tcpStats   *Stats
 }
 
 // ListenHEP opens the sockets of cfg. udpDecoder decodes datagrams; the
-// decoders that newTCPDecoder makes (one per connection) must count into
-// tcpStats. It returns an error naming the address when a socket cannot be
+// decoders that newTCPDecoder makes (one per connection, on the
+// connection's goroutine) must count into tcpStats; the function it returns
+// with each is called once its connection has ended (nil for none). It returns an error naming the address when a socket cannot be
 // opened or cfg is out of range.
-func ListenHEP(cfg HEPConfig, udpDecoder *Decoder, newTCPDecoder func() *Decoder, tcpStats *Stats) (*HEPListener, error) {
+func ListenHEP(cfg HEPConfig, udpDecoder *Decoder, newTCPDecoder func() (*Decoder, func()), tcpStats *Stats) (*HEPListener, error) {
 	switch {
 	case !cfg.UDP && !cfg.TCP:
 		return nil, fmt.Errorf("hep listener %s: no transport", cfg.Addr)
@@ -220,7 +222,10 @@ func (l *HEPListener) ServeTCP(ctx context.Context) error {
 // until the peer closes, the read times out, or a packet is bad (counted;
 // the connection is closed, others are not affected).
 func (l *HEPListener) serveConn(c net.Conn) {
-	d := l.newDecoder()
+	d, done := l.newDecoder()
+	if done != nil {
+		defer done()
+	}
 	buf := make([]byte, 2*l.cfg.MaxPacketBytes)
 	have := 0
 	for {

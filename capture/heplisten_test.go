@@ -71,7 +71,7 @@ func startHEP(t *testing.T, cfg HEPConfig) (*HEPListener, *hepRecorder, *Stats, 
 		}
 		return d
 	}
-	l, err := ListenHEP(cfg, newDec(udpStats), func() *Decoder { return newDec(tcpStats) }, tcpStats)
+	l, err := ListenHEP(cfg, newDec(udpStats), func() (*Decoder, func()) { return newDec(tcpStats), nil }, tcpStats)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,15 @@ type LiveConfig struct {
 	RingBytes   int                  // size of the kernel ring (TPACKET_V3), rounded down to whole 1 MiB blocks
 	Promiscuous bool                 // put the interface in promiscuous mode (SPAN ports need it)
 	Filter      []bpf.RawInstruction // optional classic BPF program run in the kernel; nil keeps every packet
+	// BlockTimeout is how long the kernel fills a TPACKET_V3 block before
+	// handing it over part full (tp_retire_blk_tov, whole ms): the most a
+	// packet waits in the ring on a quiet link. 0 means DefaultBlockTimeout.
+	BlockTimeout time.Duration
 }
+
+// DefaultBlockTimeout is the default of [LiveConfig.BlockTimeout], the
+// kernel's and gopacket's: 64 ms.
+const DefaultBlockTimeout = 64 * time.Millisecond
 
 // DefaultRingBytes is the default kernel ring size: 64 MiB.
 const DefaultRingBytes = 64 << 20

@@ -40,12 +40,17 @@ func Live(ctx context.Context, cfg LiveConfig, d *Decoder, started func()) error
 	if blocks < 1 {
 		return fmt.Errorf("capture interface %q: ring size %d bytes is below one %d byte block", cfg.Interface, cfg.RingBytes, ringBlockBytes)
 	}
+	blockTimeout := cfg.BlockTimeout
+	if blockTimeout <= 0 {
+		blockTimeout = DefaultBlockTimeout
+	}
 	tp, err := afpacket.NewTPacket(
 		afpacket.OptInterface(cfg.Interface),
 		afpacket.OptTPacketVersion(afpacket.TPacketVersion3),
 		afpacket.OptBlockSize(ringBlockBytes),
 		afpacket.OptFrameSize(afpacket.DefaultFrameSize),
 		afpacket.OptNumBlocks(blocks),
+		afpacket.OptBlockTimeout(blockTimeout),
 		afpacket.OptPollTimeout(pollTimeout),
 		afpacket.OptAddVLANHeader(true),
 	)

@@ -41,6 +41,14 @@ func boundOf(nodes, peers, phrases int) seriesBound {
 // reload in the middle that renames a peer, and checks that the series the
 // registry gathers stay within the documented bound and that no message is
 // lost.
+// observe classifies and counts one message at once, as its source's
+// decoder and then the merge's sink do.
+func (p *pipeline) observe(o *capture.Origin, m *sip.Message) {
+	var msg message
+	p.classify(o, m, &msg)
+	p.Message(o.Time, &msg, false)
+}
+
 func TestCardinalityBound(t *testing.T) {
 	const (
 		messages   = 1_000_000

@@ -334,8 +334,8 @@ func TestScriptedDialogs(t *testing.T) {
 	}
 }
 
-// TestObserveTxAllocs: the reader's side of the tracker (building the event
-// and pushing it) allocates nothing.
+// TestObserveTxAllocs: classifying a message with its transaction event
+// and counting and tracking it after the merge allocate nothing.
 func TestObserveTxAllocs(t *testing.T) {
 	cfg := defaultPipelineConfig()
 	cfg.dedupWindow = 0 // the same message again and again
@@ -343,7 +343,6 @@ func TestObserveTxAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.queued = true // as serve does; nothing pops, the queue fills and drops
 	var m sip.Message
 	msg := sipMsg{method: "BYE", cseq: 2, branch: "z9hG4bKb", fromTag: "a1", toTag: "b1", extra: "Reason: Q.850;cause=16\r\n"}.bytes("c1@example.com")
 	if err := sip.Parse(msg, &m); err != nil {

@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/merge"
 	"github.com/sip-exporter/sip_exporter/collector"
 )
 
@@ -52,6 +53,7 @@ type options struct {
 	pcapSpeed    string
 	pcapLoop     bool
 	ringSize     units.Base2Bytes
+	blockTimeout time.Duration
 	promisc      bool
 	bpfFile      string
 	pipeline     pipelineConfig
@@ -88,13 +90,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("capture.pcap-speed", "Pace of capture files: fast (as fast as possible) or realtime (at the pace they were captured).").Default("fast").EnumVar(&o.pcapSpeed, "fast", "realtime")
 	app.Flag("capture.pcap-loop", "Read capture files again from the start when they end, until stopped.").BoolVar(&o.pcapLoop)
 	app.Flag("capture.ring-size", "Kernel ring buffer per interface (TPACKET_V3), whole MiB.").Default("64MiB").BytesVar(&o.ringSize)
+	app.Flag("capture.block-timeout", "How long the kernel fills a capture ring block before handing it over part full (TPACKET_V3 tp_retire_blk_tov, whole ms): the most a packet waits in the ring on a quiet link.").Default(capture.DefaultBlockTimeout.String()).DurationVar(&o.blockTimeout)
+	o.pipeline.merge = merge.DefaultConfig()
+	app.Flag("capture.max-lateness", "How long after its capture time a message of a live source (interface, HEP, realtime file) may arrive and still be merged in time order with the other sources; must cover --capture.block-timeout and HEP agents' batching. Later messages are counted, as late. Counting and transaction timeouts run this far behind the wall clock.").Default(o.pipeline.merge.Lateness.String()).DurationVar(&o.pipeline.merge.Lateness)
 	app.Flag("capture.promiscuous", "Put capture interfaces in promiscuous mode (needed on SPAN/mirror ports).").BoolVar(&o.promisc)
 	app.Flag("capture.bpf-file", "File with a classic BPF filter run in the kernel, in the format of `tcpdump -ddd EXPRESSION`.").PlaceHolder("PATH").StringVar(&o.bpfFile)
 	app.Flag("capture.tcp-max-flows", "TCP flow directions reassembled at once; past it the least recently seen is evicted.").Default(fmt.Sprint(def.TCP.MaxFlows)).IntVar(&o.pipeline.tcp.MaxFlows)
 	app.Flag("capture.tcp-flow-timeout", "A TCP flow with no segment for this long is forgotten.").Default(def.TCP.FlowTimeout.String()).DurationVar(&o.pipeline.tcp.FlowTimeout)
 	o.pipeline.tcp.MaxBufferBytes = def.TCP.MaxBufferBytes
 	o.pipeline.tcp.MaxOutOfOrder = def.TCP.MaxOutOfOrder
-	app.Flag("capture.dedup-window", "Count a SIP message once when the same bytes are seen again within this time (copies from several interfaces, mirrored directions or HEP agents; SIP retransmissions come 500ms or more later). 0 disables.").Default(defaultDedupWindow.String()).DurationVar(&o.pipeline.dedupWindow)
+	app.Flag("capture.dedup-window", "Count a SIP message once when the same bytes between the same addresses and ports (and IPv4 ID) are seen again within this time (copies from several interfaces, mirrored directions or HEP agents). Below 500ms (T1): a SIP retransmission comes T1 or more later and always counts. 0 disables.").Default(defaultDedupWindow.String()).DurationVar(&o.pipeline.dedupWindow)
 	app.Flag("capture.ip-max-datagrams", "IP datagrams reassembled from fragments at once; past it the oldest is dropped. 0 disables reassembly.").Default(fmt.Sprint(def.Fragments.MaxDatagrams)).IntVar(&o.pipeline.frag.MaxDatagrams)
 	app.Flag("capture.ip-fragment-timeout", "An IP datagram not complete this long after its first fragment is dropped.").Default(def.Fragments.Timeout.String()).DurationVar(&o.pipeline.frag.Timeout)
 	o.pipeline.frag.MaxBytes = def.Fragments.MaxBytes
@@ -197,12 +202,16 @@ func runServe(o *options, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	sources, err := newSources(o, p)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sources, err := newSources(ctx, o, p)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	restarts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sip_exporter_source_restarts_total",
+		Help: "Times a failed live source was reopened (it is retried with backoff, 1s doubling to 30s; sip_exporter_source_up is 0 meanwhile).",
+	}, []string{"source", "type"})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -210,6 +219,8 @@ func runServe(o *options, logger *slog.Logger) error {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		p.sip,
+		p.merge,
+		restarts,
 		collector.NewExporter(func() []collector.SourceStats { return snapshot(sources) }),
 	)
 	if p.dedup != nil {
@@ -226,10 +237,9 @@ func runServe(o *options, logger *slog.Logger) error {
 	reloadOnSIGHUP(ctx, rl, logger)
 	if p.tx != nil {
 		reg.MustRegister(p.tx)
-		p.queued = true
-		go p.tx.Run(ctx)
 	}
-	if err := startSources(ctx, sources, p, logger); err != nil {
+	go p.merge.Run(ctx)
+	if err := startSources(ctx, sources, p, restarts, logger); err != nil {
 		return err
 	}
 

@@ -7,12 +7,14 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/merge"
 	"github.com/sip-exporter/sip_exporter/collector"
 	"github.com/sip-exporter/sip_exporter/collector/sipstatus"
 )
@@ -60,12 +62,38 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// readFiles feeds each capture file, in order, through its own decoder of
-// p, counting into stats. A truncated file is passed to warn and reading
-// goes on; any other error stops and is returned.
+// readFiles reads the capture files at once, each on its own goroutine
+// through its own decoder of p (counting into stats), and merges their
+// messages by capture time, as mergecap does, before they are counted and
+// tracked: rotated captures and captures of one traffic on several
+// interfaces give the transactions of the whole. A truncated file is
+// passed to warn and what it held is counted; any other error is returned
+// once every file has been read.
 func readFiles(p *pipeline, paths []string, stats *capture.Stats, warn func(error)) error {
-	for _, path := range paths {
-		err := capture.ReadFile(context.Background(), capture.FileConfig{Path: path}, p.decoder(stats))
+	ctx := context.Background()
+	inputs := make([]*merge.Input[message], len(paths))
+	for i, path := range paths {
+		inputs[i] = p.merge.Input(p.merge.Source(path), merge.Exact)
+	}
+	p.merge.Seal()
+	merged := make(chan struct{})
+	go func() {
+		p.merge.Run(ctx)
+		close(merged)
+	}()
+	errs := make([]error, len(paths))
+	var wg sync.WaitGroup
+	for i, path := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer inputs[i].Close()
+			errs[i] = capture.ReadFile(ctx, capture.FileConfig{Path: path}, p.decoder(ctx, inputs[i], stats))
+		}()
+	}
+	wg.Wait()
+	<-merged
+	for _, err := range errs {
 		switch {
 		case errors.Is(err, capture.ErrTruncated):
 			warn(err)
