@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/decode"
 )
 
 // TestDedupCorpus reads every corpus capture twice through one pipeline,
@@ -25,7 +25,7 @@ func TestDedupCorpus(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var st capture.Stats
+			var st decode.Stats
 			if err := readFiles(p, []string{capFile, capFile}, &st, func(error) {}); err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +54,7 @@ func TestDedupDisabled(t *testing.T) {
 	if p.dedup != nil {
 		t.Fatal("dedup table made for window 0")
 	}
-	if err := readFiles(p, []string{capFile, capFile}, new(capture.Stats), func(error) {}); err != nil {
+	if err := readFiles(p, []string{capFile, capFile}, new(decode.Stats), func(error) {}); err != nil {
 		t.Fatal(err)
 	}
 	want := countsOf(once)

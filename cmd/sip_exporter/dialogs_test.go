@@ -16,7 +16,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/decode"
 	"github.com/sip-exporter/sip_exporter/capture/sip"
 )
 
@@ -96,7 +96,7 @@ func txValues(t *testing.T, files ...string) map[string]float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := readFiles(p, files, new(capture.Stats), func(err error) { t.Error(err) }); err != nil {
+	if err := readFiles(p, files, new(decode.Stats), func(err error) { t.Error(err) }); err != nil {
 		t.Fatal(err)
 	}
 	p.tx.End()
@@ -348,7 +348,7 @@ func TestObserveTxAllocs(t *testing.T) {
 	if err := sip.Parse(msg, &m); err != nil {
 		t.Fatal(err)
 	}
-	o := &capture.Origin{Time: 1}
+	o := &decode.Origin{Time: 1}
 	if a := testing.AllocsPerRun(1000, func() { p.observe(o, &m) }); a != 0 {
 		t.Errorf("observe: %v allocs per message", a)
 	}

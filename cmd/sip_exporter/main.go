@@ -31,7 +31,8 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
-	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/input"
 	"github.com/sip-exporter/sip_exporter/capture/merge"
 	"github.com/sip-exporter/sip_exporter/collector"
 )
@@ -57,7 +58,7 @@ type options struct {
 	promisc      bool
 	bpfFile      string
 	pipeline     pipelineConfig
-	hep          capture.HEPConfig
+	hep          input.HEPConfig
 	hepTransport string
 	hepCertFile  string
 	hepKeyFile   string
@@ -82,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var o options
 	var hepMaxPacket units.Base2Bytes
 	var txOn bool
-	def := capture.DefaultConfig()
+	def := decode.DefaultConfig()
 
 	serve := app.Command("serve", "Capture and serve /metrics (the default command).").Default()
 	app.Flag("capture.interface", "Network interface to capture live with AF_PACKET (repeatable).").PlaceHolder("NAME").StringsVar(&o.interfaces)
@@ -90,7 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("capture.pcap-speed", "Pace of capture files: fast (as fast as possible) or realtime (at the pace they were captured).").Default("fast").EnumVar(&o.pcapSpeed, "fast", "realtime")
 	app.Flag("capture.pcap-loop", "Read capture files again from the start when they end, until stopped.").BoolVar(&o.pcapLoop)
 	app.Flag("capture.ring-size", "Kernel ring buffer per interface (TPACKET_V3), whole MiB.").Default("64MiB").BytesVar(&o.ringSize)
-	app.Flag("capture.block-timeout", "How long the kernel fills a capture ring block before handing it over part full (TPACKET_V3 tp_retire_blk_tov, whole ms): the most a packet waits in the ring on a quiet link.").Default(capture.DefaultBlockTimeout.String()).DurationVar(&o.blockTimeout)
+	app.Flag("capture.block-timeout", "How long the kernel fills a capture ring block before handing it over part full (TPACKET_V3 tp_retire_blk_tov, whole ms): the most a packet waits in the ring on a quiet link.").Default(input.DefaultBlockTimeout.String()).DurationVar(&o.blockTimeout)
 	o.pipeline.merge = merge.DefaultConfig()
 	app.Flag("capture.max-lateness", "How long after its capture time a message of a live source (interface, HEP, realtime file) may arrive and still be merged in time order with the other sources; must cover --capture.block-timeout and HEP agents' batching. Later messages are counted, as late. Counting and transaction timeouts run this far behind the wall clock.").Default(o.pipeline.merge.Lateness.String()).DurationVar(&o.pipeline.merge.Lateness)
 	app.Flag("capture.promiscuous", "Put capture interfaces in promiscuous mode (needed on SPAN/mirror ports).").BoolVar(&o.promisc)
@@ -109,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("sip.max-transactions", "SIP transactions tracked at once (about 120 bytes of memory each), and separately answered dialogs awaiting their BYE; past it the oldest is forgotten and counted.").Default(fmt.Sprint(o.pipeline.tx.MaxTransactions)).IntVar(&o.pipeline.tx.MaxTransactions)
 	app.Flag("sip.invite-timeout", "How long an INVITE transaction is tracked for its final response (covers long ringing); non-INVITE transactions last 64*T1 = 32s.").Default(o.pipeline.tx.InviteTimeout.String()).DurationVar(&o.pipeline.tx.InviteTimeout)
 	app.Flag("hep.max-nodes", "Distinct node label values tracked; messages of further nodes are counted as node=\"other\".").Default("256").IntVar(&o.pipeline.maxNodes)
-	o.hep = capture.DefaultHEPConfig()
+	o.hep = input.DefaultHEPConfig()
 	app.Flag("hep.listen-address", "Receive HEP (v3, also v1/v2 over UDP) from SIP servers and capture agents on HOST:PORT (conventionally :9060).").PlaceHolder("HOST:PORT").Default("").StringVar(&o.hep.Addr)
 	app.Flag("hep.transport", "HEP transports: udp, tcp or both (on the same address).").Default("both").EnumVar(&o.hepTransport, "udp", "tcp", "both")
 	app.Flag("hep.tls-cert-file", "Certificate (PEM) to serve HEP over TLS on the TCP transport.").PlaceHolder("PATH").StringVar(&o.hepCertFile)
@@ -221,7 +222,7 @@ func runServe(o *options, logger *slog.Logger) error {
 		p.sip,
 		p.merge,
 		restarts,
-		collector.NewExporter(func() []collector.SourceStats { return snapshot(sources) }),
+		input.NewCollector(inputs(sources)...),
 	)
 	if p.dedup != nil {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{

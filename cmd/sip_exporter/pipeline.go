@@ -6,25 +6,26 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/bpf"
 
-	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/defrag"
+	"github.com/sip-exporter/sip_exporter/capture/input"
 	"github.com/sip-exporter/sip_exporter/capture/merge"
 	"github.com/sip-exporter/sip_exporter/capture/sip"
+	"github.com/sip-exporter/sip_exporter/capture/stream"
 	"github.com/sip-exporter/sip_exporter/collector"
 )
 
 // pipelineConfig is what the pipeline takes from the flags.
 type pipelineConfig struct {
-	tcp      capture.TCPConfig
-	hep      capture.HEPDecodeConfig
-	frag     capture.FragmentConfig
+	tcp      stream.Config
+	hep      decode.HEPConfig
+	frag     defrag.Config
 	nodeName string // node label of interface and file sources
 	maxNodes int
 	// dedupWindow is --capture.dedup-window: copies of a message within it
@@ -77,7 +78,7 @@ type pipeline struct {
 }
 
 func newPipeline(cfg pipelineConfig) (*pipeline, error) {
-	if _, err := capture.NewDecoder(cfg.decoderConfig(), new(capture.Stats), nil); err != nil {
+	if _, err := decode.New(cfg.decoderConfig(), new(decode.Stats), nil); err != nil {
 		return nil, err
 	}
 	if cfg.maxNodes < 1 {
@@ -123,14 +124,14 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 
 // defaultPipelineConfig returns the defaults of the flags.
 func defaultPipelineConfig() pipelineConfig {
-	dc := capture.DefaultConfig()
+	dc := decode.DefaultConfig()
 	return pipelineConfig{tcp: dc.TCP, hep: dc.HEP, frag: dc.Fragments, maxNodes: 256, dedupWindow: defaultDedupWindow,
 		merge: merge.DefaultConfig(), tx: collector.DefaultTrackerConfig()}
 }
 
 // decoderConfig returns the decoder configuration of the flags.
-func (c pipelineConfig) decoderConfig() capture.Config {
-	dc := capture.DefaultConfig()
+func (c pipelineConfig) decoderConfig() decode.Config {
+	dc := decode.DefaultConfig()
 	dc.TCP, dc.HEP, dc.Fragments = c.tcp, c.hep, c.frag
 	return dc
 }
@@ -144,8 +145,8 @@ const defaultDedupWindow = 100 * time.Millisecond
 // under the peer and direction its addresses match), hashes it for dedup
 // and the tracker, and pushes it into the merge. It takes no lock and does
 // not allocate once the label set and clock have been seen.
-func (p *pipeline) handler(ctx context.Context, in *merge.Input[message]) capture.Handler {
-	return func(o *capture.Origin, m *sip.Message) {
+func (p *pipeline) handler(ctx context.Context, in *merge.Input[message]) decode.Handler {
+	return func(o *decode.Origin, m *sip.Message) {
 		var msg message
 		clock := p.classify(o, m, &msg)
 		in.Push(ctx, o.Time, clock, &msg)
@@ -155,7 +156,7 @@ func (p *pipeline) handler(ctx context.Context, in *merge.Input[message]) captur
 // classify fills msg for m seen at o, and returns the key of the clock
 // that stamped it: the node of a HEP agent (bounded by --hep.max-nodes),
 // "" for a source with one clock.
-func (p *pipeline) classify(o *capture.Origin, m *sip.Message, msg *message) (clock string) {
+func (p *pipeline) classify(o *decode.Origin, m *sip.Message, msg *message) (clock string) {
 	var n *collector.Node
 	switch {
 	case p.cfg.peers != nil:
@@ -218,15 +219,15 @@ func (p *pipeline) Advance(w int64) {
 }
 
 // decoder returns a new decoder for one merge input, counting into stats.
-func (p *pipeline) decoder(ctx context.Context, in *merge.Input[message], stats *capture.Stats) *capture.Decoder {
+func (p *pipeline) decoder(ctx context.Context, in *merge.Input[message], stats *decode.Stats) *decode.Decoder {
 	return p.decoderOf(ctx, p.cfg.decoderConfig(), in, stats)
 }
 
 // decoderOf returns a new decoder of configuration dc (checked in
 // newPipeline but for the HEP auth key) that counts into stats and pushes
 // messages into the merge input in.
-func (p *pipeline) decoderOf(ctx context.Context, dc capture.Config, in *merge.Input[message], stats *capture.Stats) *capture.Decoder {
-	d, err := capture.NewDecoder(dc, stats, p.handler(ctx, in))
+func (p *pipeline) decoderOf(ctx context.Context, dc decode.Config, in *merge.Input[message], stats *decode.Stats) *decode.Decoder {
+	d, err := decode.New(dc, stats, p.handler(ctx, in))
 	if err != nil {
 		panic(err) // checked in newPipeline
 	}
@@ -235,18 +236,16 @@ func (p *pipeline) decoderOf(ctx context.Context, dc capture.Config, in *merge.I
 
 // source is one configured packet source.
 type source struct {
-	name, typ string
-	kind      merge.Kind // Exact for files read as fast as possible
-	stats     capture.Stats
-	up        atomic.Bool
+	input.Source
+	kind merge.Kind // Exact for files read as fast as possible
 	// retry reopens the source with backoff when it fails (interfaces).
 	retry bool
 	// ownDecoders marks a source that makes its decoders and merge inputs
 	// itself (the HEP listener); run then gets a nil decoder.
 	ownDecoders bool
-	// run reads the source until it ends or ctx is done; started is called
-	// once reading has begun.
-	run func(ctx context.Context, d *capture.Decoder, started func()) error
+	// run reads the source until it ends or ctx is done, counting into st;
+	// started is called once reading has begun.
+	run func(ctx context.Context, d *decode.Decoder, st *input.Stats, started func()) error
 }
 
 // hepSources opens the HEP listener of o and returns a source per
@@ -272,30 +271,30 @@ func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 		}
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	udp := &source{name: "udp://" + cfg.Addr, typ: "hep", kind: merge.Live}
+	udp := &source{Source: input.Source{Name: "udp://" + cfg.Addr, Type: "hep"}, kind: merge.Live}
 	tcpName := "tcp://" + cfg.Addr
 	if cfg.TLS != nil {
 		tcpName = "tls://" + cfg.Addr
 	}
-	tcp := &source{name: tcpName, typ: "hep", kind: merge.Live}
+	tcp := &source{Source: input.Source{Name: tcpName, Type: "hep"}, kind: merge.Live}
 	// The listener's decoders always decode HEP and check the auth key.
 	dc := p.cfg.decoderConfig()
 	dc.HEP.Decapsulate, dc.HEP.AuthKey = true, o.hepAuthKey
 	// Datagrams go into one merge input; each TCP connection gets its own
 	// (an input has one producer), closed when the connection ends.
-	udpIn := p.merge.Input(p.merge.Source(udp.name), merge.Live)
-	tcpSource := p.merge.Source(tcp.name)
-	l, err := capture.ListenHEP(cfg, p.decoderOf(ctx, dc, udpIn, &udp.stats), func() (*capture.Decoder, func()) {
+	udpIn := p.merge.Input(p.merge.Source(udp.Name), merge.Live)
+	tcpSource := p.merge.Source(tcp.Name)
+	l, err := input.ListenHEP(cfg, p.decoderOf(ctx, dc, udpIn, &udp.Stats.Decode), &udp.Stats, func() (*decode.Decoder, func()) {
 		in := p.merge.Input(tcpSource, merge.Live)
-		return p.decoderOf(ctx, dc, in, &tcp.stats), in.Close
-	}, &tcp.stats)
+		return p.decoderOf(ctx, dc, in, &tcp.Stats.Decode), in.Close
+	}, &tcp.Stats)
 	if err != nil {
 		return nil, err
 	}
 	var out []*source
 	if cfg.UDP {
 		udp.ownDecoders = true
-		udp.run = func(ctx context.Context, _ *capture.Decoder, started func()) error {
+		udp.run = func(ctx context.Context, _ *decode.Decoder, _ *input.Stats, started func()) error {
 			started()
 			return l.ServeUDP(ctx)
 		}
@@ -303,7 +302,7 @@ func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 	}
 	if cfg.TCP {
 		tcp.ownDecoders = true
-		tcp.run = func(ctx context.Context, _ *capture.Decoder, started func()) error {
+		tcp.run = func(ctx context.Context, _ *decode.Decoder, _ *input.Stats, started func()) error {
 			started()
 			return l.ServeTCP(ctx)
 		}
@@ -341,7 +340,7 @@ func newSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 		if err != nil {
 			return nil, fmt.Errorf("--capture.bpf-file: %w", err)
 		}
-		filter, err = capture.ParseBPF(f)
+		filter, err = input.ParseBPF(f)
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("--capture.bpf-file %q: %w", o.bpfFile, err)
@@ -352,10 +351,10 @@ func newSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 			return nil, fmt.Errorf("--capture.interface %q given twice", name)
 		}
 		seen["interface:"+name] = true
-		cfg := capture.LiveConfig{Interface: name, RingBytes: int(o.ringSize), Promiscuous: o.promisc, Filter: filter, BlockTimeout: o.blockTimeout}
-		sources = append(sources, &source{name: name, typ: "interface", kind: merge.Live, retry: true,
-			run: func(ctx context.Context, d *capture.Decoder, started func()) error {
-				return capture.Live(ctx, cfg, d, started)
+		cfg := input.LiveConfig{Interface: name, RingBytes: int(o.ringSize), Promiscuous: o.promisc, Filter: filter, BlockTimeout: o.blockTimeout}
+		sources = append(sources, &source{Source: input.Source{Name: name, Type: "interface"}, kind: merge.Live, retry: true,
+			run: func(ctx context.Context, d *decode.Decoder, st *input.Stats, started func()) error {
+				return input.Live(ctx, cfg, d, st, started)
 			}})
 	}
 	for _, path := range o.pcapFiles {
@@ -368,15 +367,15 @@ func newSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 			return nil, fmt.Errorf("--capture.pcap-file: %w", err)
 		}
 		f.Close()
-		cfg := capture.FileConfig{Path: path, Realtime: o.pcapSpeed == "realtime", Loop: o.pcapLoop}
+		cfg := input.FileConfig{Path: path, Realtime: o.pcapSpeed == "realtime", Loop: o.pcapLoop}
 		kind := merge.Exact
 		if cfg.Realtime {
 			kind = merge.Live // its times are mapped onto the wall clock
 		}
-		sources = append(sources, &source{name: path, typ: "pcap", kind: kind,
-			run: func(ctx context.Context, d *capture.Decoder, started func()) error {
+		sources = append(sources, &source{Source: input.Source{Name: path, Type: "pcap"}, kind: kind,
+			run: func(ctx context.Context, d *decode.Decoder, _ *input.Stats, started func()) error {
 				started()
-				return capture.ReadFile(ctx, cfg, d)
+				return input.ReadFile(ctx, cfg, d)
 			}})
 	}
 	if o.hep.Addr != "" {
@@ -410,19 +409,19 @@ func startSources(ctx context.Context, sources []*source, p *pipeline, restarts 
 		startedc := make(chan struct{})
 		errc := make(chan error, 1)
 		var in *merge.Input[message]
-		var d *capture.Decoder
+		var d *decode.Decoder
 		if !s.ownDecoders {
-			in = p.merge.Input(p.merge.Source(s.name), s.kind)
-			d = p.decoder(ctx, in, &s.stats)
+			in = p.merge.Input(p.merge.Source(s.Name), s.kind)
+			d = p.decoder(ctx, in, &s.Stats.Decode)
 		}
-		restart := restarts.WithLabelValues(s.name, s.typ)
+		restart := restarts.WithLabelValues(s.Name, s.Type)
 		var once sync.Once
 		go func() {
-			err := s.run(ctx, d, func() {
-				s.up.Store(true)
+			err := s.run(ctx, d, &s.Stats, func() {
+				s.Up.Store(true)
 				once.Do(func() { close(startedc) })
 			})
-			s.up.Store(false)
+			s.Up.Store(false)
 			errc <- err
 		}()
 		select {
@@ -432,9 +431,9 @@ func startSources(ctx context.Context, sources []*source, p *pipeline, restarts 
 				return err
 			}
 		case <-time.After(startupTimeout):
-			return fmt.Errorf("%s %q: not started after %v", s.typ, s.name, startupTimeout)
+			return fmt.Errorf("%s %q: not started after %v", s.Type, s.Name, startupTimeout)
 		}
-		logger.Info("source started", "type", s.typ, "name", s.name)
+		logger.Info("source started", "type", s.Type, "name", s.Name)
 		go func() {
 			s.supervise(ctx, <-errc, d, restart, logger)
 			if in != nil {
@@ -448,20 +447,20 @@ func startSources(ctx context.Context, sources []*source, p *pipeline, restarts 
 // supervise handles the end of a source's first run with err: a source
 // that retries is reopened with backoff until ctx is done; otherwise the
 // end is logged.
-func (s *source) supervise(ctx context.Context, err error, d *capture.Decoder, restart prometheus.Counter, logger *slog.Logger) {
+func (s *source) supervise(ctx context.Context, err error, d *decode.Decoder, restart prometheus.Counter, logger *slog.Logger) {
 	backoff := minBackoff
 	for {
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err == nil:
-			logger.Info("source ended", "type", s.typ, "name", s.name, "packets", s.stats.Packets.Load())
+			logger.Info("source ended", "type", s.Type, "name", s.Name, "packets", s.Stats.Decode.Packets.Load())
 			return
 		case !s.retry:
-			logger.Error("source failed", "type", s.typ, "name", s.name, "err", err, "packets", s.stats.Packets.Load())
+			logger.Error("source failed", "type", s.Type, "name", s.Name, "err", err, "packets", s.Stats.Decode.Packets.Load())
 			return
 		}
-		logger.Error("source failed; reopening", "type", s.typ, "name", s.name, "err", err, "backoff", backoff)
+		logger.Error("source failed; reopening", "type", s.Type, "name", s.Name, "err", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
 			return
@@ -469,49 +468,24 @@ func (s *source) supervise(ctx context.Context, err error, d *capture.Decoder, r
 		}
 		backoff = min(2*backoff, maxBackoff)
 		d.Reset()
-		err = s.run(ctx, d, func() {
-			s.up.Store(true)
+		err = s.run(ctx, d, &s.Stats, func() {
+			s.Up.Store(true)
 			restart.Inc()
 			backoff = minBackoff
-			logger.Info("source reopened", "type", s.typ, "name", s.name)
+			logger.Info("source reopened", "type", s.Type, "name", s.Name)
 		})
-		s.up.Store(false)
+		s.Up.Store(false)
 		if err == nil && ctx.Err() == nil {
-			err = fmt.Errorf("%s %q: ended", s.typ, s.name) // a live source does not end by itself
+			err = fmt.Errorf("%s %q: ended", s.Type, s.Name) // a live source does not end by itself
 		}
 	}
 }
 
-// snapshot copies the sources' counters for a scrape.
-func snapshot(sources []*source) []collector.SourceStats {
-	out := make([]collector.SourceStats, 0, len(sources))
-	for _, s := range sources {
-		st := &s.stats
-		ss := collector.SourceStats{
-			Source: s.name, Type: s.typ, Up: s.up.Load(),
-			Packets: st.Packets.Load(), Bytes: st.Bytes.Load(), KernelDrops: st.KernelDrops.Load(),
-			TCPFlows: st.TCPFlows.Load(), TCPRetransmitted: st.TCPRetrans.Load(),
-			TCPOutOfOrder: st.TCPOutOfOrder.Load(), TCPGaps: st.TCPGaps.Load(),
-			IPReassembling: st.IPReassembling.Load(),
-			HEPPackets:     st.HEPPackets.Load(), HEPBytes: st.HEPBytes.Load(), HEPAuthFailures: st.HEPAuthFailures.Load(),
-			HEPConns: st.HEPConns.Load(), HEPConnsTotal: st.HEPConnsTotal.Load(), HEPConnsRejected: st.HEPConnsRejected.Load(),
-		}
-		add := func(dst *[]collector.ReasonCount) func(string, uint64) {
-			return func(r string, n uint64) { *dst = append(*dst, collector.ReasonCount{Reason: r, Count: n}) }
-		}
-		st.ParseErrors(add(&ss.ParseErrors))
-		st.Skips(add(&ss.Skipped))
-		st.Encapsulations(add(&ss.Encaps))
-		st.Evictions(add(&ss.TCPEvictions))
-		st.Reassembled(add(&ss.IPReassembled))
-		st.FragmentDrops(func(f, r string, n uint64) {
-			ss.IPFragmentsDrops = append(ss.IPFragmentsDrops, collector.FragmentDropCount{Family: f, Reason: r, Count: n})
-		})
-		st.HEPErrors(add(&ss.HEPErrors))
-		st.HEPTypes(func(t uint8, n uint64) {
-			ss.HEPNonSIP = append(ss.HEPNonSIP, collector.ReasonCount{Reason: strconv.Itoa(int(t)), Count: n})
-		})
-		out = append(out, ss)
+// inputs returns the sources for the collector of their self-metrics.
+func inputs(sources []*source) []*input.Source {
+	out := make([]*input.Source, len(sources))
+	for i, s := range sources {
+		out[i] = &s.Source
 	}
 	return out
 }

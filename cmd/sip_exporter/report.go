@@ -13,7 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/input"
 	"github.com/sip-exporter/sip_exporter/capture/merge"
 	"github.com/sip-exporter/sip_exporter/collector"
 	"github.com/sip-exporter/sip_exporter/collector/sipstatus"
@@ -39,7 +40,7 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
 		return 1
 	}
-	var stats capture.Stats
+	var stats decode.Stats
 	if err := readFiles(p, o.reportFiles, &stats, func(err error) {
 		fmt.Fprintf(stderr, "%s: warning: %v; counted what came before\n", program, err)
 	}); err != nil {
@@ -69,7 +70,7 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 // interfaces give the transactions of the whole. A truncated file is
 // passed to warn and what it held is counted; any other error is returned
 // once every file has been read.
-func readFiles(p *pipeline, paths []string, stats *capture.Stats, warn func(error)) error {
+func readFiles(p *pipeline, paths []string, stats *decode.Stats, warn func(error)) error {
 	ctx := context.Background()
 	inputs := make([]*merge.Input[message], len(paths))
 	for i, path := range paths {
@@ -88,14 +89,14 @@ func readFiles(p *pipeline, paths []string, stats *capture.Stats, warn func(erro
 		go func() {
 			defer wg.Done()
 			defer inputs[i].Close()
-			errs[i] = capture.ReadFile(ctx, capture.FileConfig{Path: path}, p.decoder(ctx, inputs[i], stats))
+			errs[i] = input.ReadFile(ctx, input.FileConfig{Path: path}, p.decoder(ctx, inputs[i], stats))
 		}()
 	}
 	wg.Wait()
 	<-merged
 	for _, err := range errs {
 		switch {
-		case errors.Is(err, capture.ErrTruncated):
+		case errors.Is(err, input.ErrTruncated):
 			warn(err)
 		case err != nil:
 			return err
@@ -135,7 +136,7 @@ func writeExposition(w io.Writer, c *collector.SIP, tx *collector.Tracker) error
 // writeTable writes one row per (code, method) in order of code then
 // method, a total per class, and the totals of the run. With nodes other
 // than the unnamed one, each node gets its own block.
-func writeTable(w io.Writer, c *collector.SIP, stats *capture.Stats) error {
+func writeTable(w io.Writer, c *collector.SIP, stats *decode.Stats) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	nodes := c.Nodes()
 	named := len(nodes) > 1 || (len(nodes) == 1 && (nodes[0].Label() != "" || nodes[0].Peer() != ""))
