@@ -477,13 +477,19 @@ func (s *source) supervise(ctx context.Context, err error, d *decode.Decoder, re
 		}
 		backoff = min(2*backoff, maxBackoff)
 		d.Reset()
+		var opened time.Time
 		err = s.run(ctx, d, &s.Stats, func() {
 			s.Up.Store(true)
 			restart.Inc()
-			backoff = minBackoff
+			opened = time.Now()
 			logger.Info("source reopened", "type", s.Type, "name", s.Name)
 		})
 		s.Up.Store(false)
+		// Back off afresh only after the source has stayed up a while: an
+		// interface that is down opens and then fails at once.
+		if !opened.IsZero() && time.Since(opened) >= maxBackoff {
+			backoff = minBackoff
+		}
 		if err == nil && ctx.Err() == nil {
 			err = fmt.Errorf("%s %q: ended", s.Type, s.Name) // a live source does not end by itself
 		}
