@@ -21,7 +21,8 @@
 // counts retransmissions, session attempts, outcomes and timeouts, Reason
 // causes (RFC 3326) and the RFC 6076 delays as histograms.
 //
-// [Exporter] exposes the exporter's own health (packets, bytes, drops, parse
-// errors, TCP reassembly) from snapshots that a callback supplies, so this
-// package does not depend on the capture package.
+// The exporter's own health (packets, bytes, drops, parse errors, TCP and
+// IP reassembly) is exported by the capture stages that count it (the
+// collector of package capture/input); this package does not depend on
+// capture.
 package collector

@@ -156,6 +156,41 @@ func (n *Node) ObserveRequest(method []byte) {
 	n.requests[MethodOf(method)].Add(1)
 }
 
+// ObserveResponseMethod counts one response with status code (100..699;
+// other values are ignored) to a request of method m, classified before
+// (by [MethodOf]).
+func (n *Node) ObserveResponseMethod(code int, m Method) {
+	if sipstatus.Valid(code) {
+		n.responses.add(code, m)
+	}
+}
+
+// ObserveRequestMethod counts one request of method m.
+func (n *Node) ObserveRequestMethod(m Method) { n.requests[m].Add(1) }
+
+// PhraseIndex returns the index of the reason phrase as sent (RFC 3261
+// §7.2) among the phrases counted for status code, adding it while the
+// code has room, for [Node.ObservePhraseIndex]; -1 when the collector does
+// not count phrases. A known phrase takes no lock and does not allocate.
+// It counts nothing: a message can be classified where it is decoded and
+// counted later (after the merge removed copies).
+func (n *Node) PhraseIndex(code int, phrase []byte) int {
+	pc := n.node.phrases
+	if pc == nil || !sipstatus.Valid(code) {
+		return -1
+	}
+	return pc.t.index(code-sipstatus.MinCode, phrase)
+}
+
+// ObservePhraseIndex counts one response with status code under the phrase
+// index i of [Node.PhraseIndex]; a negative i counts nothing.
+func (n *Node) ObservePhraseIndex(code, i int) {
+	if pc := n.node.phrases; pc != nil && i >= 0 && sipstatus.Valid(code) {
+		ci := code - sipstatus.MinCode
+		pc.counts[ci*(pc.t.max+1)+i].Add(1)
+	}
+}
+
 // ObservePhrase counts the reason phrase of a response with status code as
 // sent on the wire (RFC 3261 §7.2), under the node of n, when the
 // collector counts phrases; otherwise it does nothing. A phrase already

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -112,8 +111,6 @@ type TrackerConfig struct {
 	// InviteTimeout is how long an INVITE transaction is tracked (long
 	// enough for ringing); non-INVITE transactions last NonInviteTimeout.
 	InviteTimeout time.Duration
-	// QueueSize is the number of events [Tracker.Push] can queue.
-	QueueSize int
 	// SIP is the collector whose label sets ([Node]) the events carry: its
 	// label names (node, and peer and direction with peers) head every
 	// family. Nil means the node label only.
@@ -122,7 +119,7 @@ type TrackerConfig struct {
 
 // DefaultTrackerConfig returns the defaults of the flags.
 func DefaultTrackerConfig() TrackerConfig {
-	return TrackerConfig{MaxTransactions: 1_000_000, InviteTimeout: 180 * time.Second, QueueSize: 1 << 16}
+	return TrackerConfig{MaxTransactions: 1_000_000, InviteTimeout: 180 * time.Second}
 }
 
 // Histogram buckets, seconds.
@@ -222,17 +219,17 @@ type txNode struct {
 // sip_*_retransmissions_total and sip_reason_causes_total, and of the
 // sip_exporter_transaction* self-metrics.
 //
-// Events come in two ways. [Tracker.Push], for live sources, queues an
-// event without lock or allocation from any goroutine, for [Tracker.Run]
-// to handle on its own goroutine, which owns the table. [Tracker.Observe]
-// handles an event at once, for a single reader such as the report
-// command, which calls [Tracker.End] after the last one.
+// Events come in capture-time order from one goroutine (the time-ordered
+// merge of all sources): [Tracker.Observe] handles one, [Tracker.Advance]
+// moves the tracker's time to the merge's watermark, and [Tracker.End]
+// ends every transaction after the last (the report command).
 //
-// Time is the events' capture time, so delays are exact in capture files.
-// Transactions expire when the latest capture time seen passes their
-// start plus their timeout; Run also moves that time on by the wall-clock
-// time elapsed since the latest event, so that live traffic that stops
-// still expires. The tables are open-addressing hash tables ([txTable])
+// Time is the events' capture time, so delays are exact in capture files,
+// and the tracker's time is the merge's watermark: transactions expire
+// when it passes their start plus their timeout. A late event (older than
+// the watermark) does not move time back, and one source's clock cannot
+// expire another's transactions, since the watermark waits for every
+// source. The tables are open-addressing hash tables ([txTable])
 // that start small and double up to MaxTransactions × 4/3 slots rounded up
 // to a power of two, so that handling events allocates nothing once they
 // have grown. With 1,000,000 open, a transaction costs 101 bytes of heap
@@ -241,8 +238,7 @@ type txNode struct {
 // (BenchmarkTrackerDialogMemory); the tables hold at most MaxTransactions
 // each.
 type Tracker struct {
-	cfg   TrackerConfig
-	queue *eventQueue
+	cfg TrackerConfig
 
 	// Owned by the handling goroutine.
 	table     *txTable[txEntry]
@@ -254,36 +250,33 @@ type Tracker struct {
 	nodes     []*txNode
 	lastNode  *Node
 	lastIndex uint32
-	clock     int64     // latest capture time seen, ns
-	wallClock time.Time // wall time when clock last moved
+	clock     int64 // the tracker's time: the latest watermark or event time, ns
 
 	mu        sync.Mutex // guards published
 	published []*txNode
 
 	open, openDialogs                   atomic.Int64
-	evicted, dialogsEvicted, dropped    atomic.Uint64
+	evicted, dialogsEvicted             atomic.Uint64
 	timedOutInvite, timedOutNonInvite   atomic.Uint64
 	unmatched                           atomic.Uint64
 	srdVec, rrdVec, sddVec, durationVec *prometheus.HistogramVec
 
 	attemptsDesc, outcomesDesc, timeoutsDesc, respRetransDesc, reqRetransDesc, causesDesc *prometheus.Desc
-	openDesc, evictedDesc, timedOutDesc, droppedDesc, dialogsDesc, dialogsEvictedDesc     *prometheus.Desc
+	openDesc, evictedDesc, timedOutDesc, dialogsDesc, dialogsEvictedDesc                  *prometheus.Desc
 	unmatchedDesc                                                                         *prometheus.Desc
 }
 
 // ErrTrackerConfig is wrapped by the configuration errors of NewTracker.
 var ErrTrackerConfig = errors.New("bad transaction tracker configuration")
 
-// NewTracker returns a tracker; it fails when MaxTransactions or QueueSize
-// is below 1 or InviteTimeout is not positive.
+// NewTracker returns a tracker; it fails when MaxTransactions is below 1
+// or InviteTimeout is not positive.
 func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	switch {
 	case cfg.MaxTransactions < 1:
 		return nil, fmt.Errorf("max transactions %d: must be at least 1: %w", cfg.MaxTransactions, ErrTrackerConfig)
 	case cfg.InviteTimeout <= 0:
 		return nil, fmt.Errorf("invite timeout %v: must be positive: %w", cfg.InviteTimeout, ErrTrackerConfig)
-	case cfg.QueueSize < 1:
-		return nil, fmt.Errorf("queue size %d: must be at least 1: %w", cfg.QueueSize, ErrTrackerConfig)
 	}
 	series := []string{"node"}
 	if cfg.SIP != nil {
@@ -300,7 +293,6 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	}
 	t := &Tracker{
 		cfg:       cfg,
-		queue:     newEventQueue(cfg.QueueSize),
 		table:     newTxTable[txEntry](cfg.MaxTransactions),
 		dialogs:   newTxTable[dialogEntry](cfg.MaxTransactions),
 		nodeIndex: map[*Node]uint32{},
@@ -336,8 +328,6 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 			"SIP transactions forgotten before their timeout because the table was full (the oldest goes).", nil, nil),
 		timedOutDesc: prometheus.NewDesc("sip_exporter_transactions_timed_out_total",
 			"SIP transactions that expired without a final response, by kind (invite, non_invite); ACKs excluded.", []string{"kind"}, nil),
-		droppedDesc: prometheus.NewDesc("sip_exporter_transaction_events_dropped_total",
-			"SIP messages not seen by the transaction tracker because its queue was full.", nil, nil),
 		dialogsDesc: prometheus.NewDesc("sip_exporter_dialogs",
 			"Answered SIP dialogs tracked until their BYE, for sip_session_duration_seconds.", nil, nil),
 		dialogsEvictedDesc: prometheus.NewDesc("sip_exporter_dialogs_evicted_total",
@@ -348,66 +338,22 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	return t, nil
 }
 
-// Push queues ev for [Tracker.Run]. It is safe for concurrent use, takes no
-// lock, does not allocate and never blocks: when the queue is full the event
-// is dropped and counted, and Push returns false.
-func (t *Tracker) Push(ev *TxEvent) bool {
-	if t.queue.push(ev) {
-		return true
-	}
-	t.dropped.Add(1)
-	return false
-}
-
-// Run handles queued events until ctx is done. Call it on one goroutine,
-// and never together with Observe or End.
-func (t *Tracker) Run(ctx context.Context) {
-	const batch = 4096
-	idle := time.NewTimer(time.Millisecond)
-	defer idle.Stop()
-	lastTick := time.Now()
-	var ev TxEvent
-	for {
-		n := 0
-		clock := t.clock
-		for n < batch && t.queue.pop(&ev) {
-			t.Observe(&ev)
-			n++
-		}
-		if t.clock != clock {
-			t.wallClock = time.Now()
-		}
-		if now := time.Now(); now.Sub(lastTick) >= time.Second {
-			lastTick = now
-			t.tick(now)
-		}
-		if n == batch {
-			continue
-		}
-		idle.Reset(time.Millisecond)
-		select {
-		case <-ctx.Done():
-			return
-		case <-idle.C:
-		}
-	}
-}
-
-// tick expires transactions by the capture clock moved on by the wall time
-// since it last moved, for live traffic that has stopped. With no event yet
-// there is nothing to expire.
-func (t *Tracker) tick(now time.Time) {
-	if t.clock == 0 {
+// Advance moves the tracker's time on to now (ns since the Unix epoch;
+// the merge's watermark) and expires the transactions whose timeout has
+// passed. Time never moves back. Not concurrently with Observe or End.
+func (t *Tracker) Advance(now int64) {
+	if now <= t.clock {
 		return
 	}
-	t.expire(t.clock + int64(now.Sub(t.wallClock)))
+	t.clock = now
+	t.expire(now)
 	t.publish()
 }
 
 // End expires every open transaction and forgets the dialogs, as if their
 // timeouts had passed: initial INVITEs without a final response count as
 // sip_session_timeouts_total. The report command calls it at the end of
-// its files. Not concurrently with Run.
+// its files. Not concurrently with Observe or Advance.
 func (t *Tracker) End() {
 	t.expire(math.MaxInt64)
 	t.dialogs.clear()
@@ -456,8 +402,8 @@ func seconds(d int64) float64 {
 	return float64(d) / 1e9
 }
 
-// Observe handles one event at once. It is for a single goroutine (not
-// concurrently with Run or End), does not allocate in the steady state
+// Observe handles one event. It is for a single goroutine (not
+// concurrently with Advance or End), does not allocate in the steady state
 // (the table and rings grow by doubling up to their bound) and takes no
 // lock except when a node is first seen.
 func (t *Tracker) Observe(ev *TxEvent) {
@@ -640,7 +586,7 @@ func (t *Tracker) evictOldest() {
 // Describe implements [prometheus.Collector].
 func (t *Tracker) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{t.attemptsDesc, t.outcomesDesc, t.timeoutsDesc, t.respRetransDesc, t.reqRetransDesc,
-		t.causesDesc, t.openDesc, t.evictedDesc, t.timedOutDesc, t.droppedDesc, t.dialogsDesc, t.dialogsEvictedDesc, t.unmatchedDesc} {
+		t.causesDesc, t.openDesc, t.evictedDesc, t.timedOutDesc, t.dialogsDesc, t.dialogsEvictedDesc, t.unmatchedDesc} {
 		ch <- d
 	}
 	t.srdVec.Describe(ch)
@@ -729,6 +675,5 @@ func (t *Tracker) Collect(ch chan<- prometheus.Metric) {
 	counter(t.dialogsEvictedDesc, t.dialogsEvicted.Load())
 	counter(t.timedOutDesc, t.timedOutInvite.Load(), "invite")
 	counter(t.timedOutDesc, t.timedOutNonInvite.Load(), "non_invite")
-	counter(t.droppedDesc, t.dropped.Load())
 	counter(t.unmatchedDesc, t.unmatched.Load())
 }

@@ -1,11 +1,9 @@
 package collector
 
 import (
-	"context"
 	"errors"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,9 +33,8 @@ func newTestTracker(t testing.TB, cfg TrackerConfig) *Tracker {
 
 func TestNewTrackerErrors(t *testing.T) {
 	for _, cfg := range []TrackerConfig{
-		{MaxTransactions: 0, InviteTimeout: time.Second, QueueSize: 1},
-		{MaxTransactions: 1, InviteTimeout: 0, QueueSize: 1},
-		{MaxTransactions: 1, InviteTimeout: time.Second, QueueSize: 0},
+		{MaxTransactions: 0, InviteTimeout: time.Second},
+		{MaxTransactions: 1, InviteTimeout: 0},
 	} {
 		if _, err := NewTracker(cfg); !errors.Is(err, ErrTrackerConfig) {
 			t.Errorf("NewTracker(%+v) = %v, want ErrTrackerConfig", cfg, err)
@@ -152,7 +149,7 @@ func metricString(m prometheus.Metric) string {
 // counted, and the table stays at the bound.
 func TestTrackerEviction(t *testing.T) {
 	n := NewSIP(1).Node(nil)
-	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 100, InviteTimeout: time.Minute, QueueSize: 16})
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 100, InviteTimeout: time.Minute})
 	for i := uint64(0); i < 1000; i++ {
 		e := ev(n, i, int64(i), 0, MethodINVITE, 0)
 		tr.Observe(&e)
@@ -173,7 +170,7 @@ func TestTrackerEviction(t *testing.T) {
 // TestTrackerDialogBound keeps answered dialogs within the bound.
 func TestTrackerDialogBound(t *testing.T) {
 	n := NewSIP(1).Node(nil)
-	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 10, InviteTimeout: time.Minute, QueueSize: 16})
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 10, InviteTimeout: time.Minute})
 	for i := uint64(0); i < 50; i++ {
 		for _, e := range []TxEvent{ev(n, i, int64(i), 0, MethodINVITE, 0), ev(n, i, int64(i)+1, 200, MethodINVITE, 0)} {
 			tr.Observe(&e)
@@ -184,84 +181,38 @@ func TestTrackerDialogBound(t *testing.T) {
 	}
 }
 
-// TestTrackerRun pushes events from several goroutines while Run handles
-// them; every event arrives (the queue is large enough) and the tick
-// expires what live traffic left open.
-func TestTrackerRun(t *testing.T) {
+// TestTrackerAdvance: the tracker's time is the watermark it is given:
+// transactions expire when it passes their timeout, not before, and time
+// never moves back.
+func TestTrackerAdvance(t *testing.T) {
 	n := NewSIP(1).Node(nil)
-	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 1 << 20, InviteTimeout: time.Millisecond, QueueSize: 1 << 16})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { tr.Run(ctx); close(done) }()
-	var wg sync.WaitGroup
-	const producers, each = 4, 5000
-	for p := range producers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				e := ev(n, uint64(p*each+i), 0, 0, MethodINVITE, 0)
-				for !tr.Push(&e) {
-					runtime.Gosched()
-				}
-			}
-		}()
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 1 << 10, InviteTimeout: time.Minute})
+	const base, s = int64(1_800_000_000e9), int64(time.Second)
+	for i := range 10 {
+		e := ev(n, uint64(i), int64(i)*1000, 0, MethodINVITE, 0)
+		tr.Observe(&e)
 	}
-	wg.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for tr.timedOutInvite.Load() != producers*each {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out %d of %d after 10 s", tr.timedOutInvite.Load(), producers*each)
-		}
-		time.Sleep(10 * time.Millisecond)
+	tr.Advance(base + 60*s) // INVITE 0 started at 0: 60 s is its timeout
+	if got := tr.timedOutInvite.Load(); got != 1 {
+		t.Errorf("after 60 s: %d timed out, want 1", got)
 	}
-	cancel()
-	<-done
-	if got := testutil.ToFloat64(prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
-		collectMatching(tr, ch, "sip_session_attempts_total", "")
-	})); got != producers*each {
-		t.Errorf("attempts %v, want %d", got, producers*each)
+	tr.Advance(base + 30*s) // back: nothing happens
+	if got := tr.timedOutInvite.Load(); got != 1 {
+		t.Errorf("after moving back: %d timed out, want 1", got)
+	}
+	tr.Advance(base + 65*s)
+	if got := tr.timedOutInvite.Load(); got != 6 {
+		t.Errorf("after 65 s: %d timed out, want 6", got)
+	}
+	if got := tr.open.Load(); got != 4 {
+		t.Errorf("after 65 s: %d open, want 4", got)
 	}
 }
 
-// TestQueue checks order, full and empty, and counts drops.
-func TestQueue(t *testing.T) {
-	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 1, InviteTimeout: time.Second, QueueSize: 3})
-	q := tr.queue
-	if len(q.cells) != 4 {
-		t.Fatalf("%d cells, want 4", len(q.cells))
-	}
-	var out TxEvent
-	for lap := range 3 {
-		for i := range 4 {
-			e := TxEvent{Key: uint64(lap*10 + i)}
-			if !tr.Push(&e) {
-				t.Fatalf("lap %d: push %d failed", lap, i)
-			}
-		}
-		e := TxEvent{Key: 99}
-		if tr.Push(&e) {
-			t.Fatal("push into a full queue succeeded")
-		}
-		for i := range 4 {
-			if !q.pop(&out) || out.Key != uint64(lap*10+i) {
-				t.Fatalf("lap %d: pop %d = %d", lap, i, out.Key)
-			}
-		}
-		if q.pop(&out) {
-			t.Fatal("pop from an empty queue succeeded")
-		}
-	}
-	if tr.dropped.Load() != 3 {
-		t.Errorf("dropped %d, want 3", tr.dropped.Load())
-	}
-}
-
-// TestTrackerAllocs: Push and, once the table has grown, Observe allocate
-// nothing.
+// TestTrackerAllocs: once the table has grown, Observe allocates nothing.
 func TestTrackerAllocs(t *testing.T) {
 	n := NewSIP(1).Node(nil)
-	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 1000, InviteTimeout: time.Second, QueueSize: 1 << 10})
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 1000, InviteTimeout: time.Second})
 	i := uint64(0)
 	// Fill to the bound so that the map and rings have their final size.
 	for ; i < 5000; i++ {
@@ -280,15 +231,6 @@ func TestTrackerAllocs(t *testing.T) {
 	steps = make([]TxEvent, 0, 3)
 	if a := testing.AllocsPerRun(1000, observe); a != 0 {
 		t.Errorf("Observe: %v allocs per run", a)
-	}
-	var out TxEvent
-	push := func() {
-		e := ev(n, 1, 0, 0, MethodINVITE, 0)
-		tr.Push(&e)
-		tr.queue.pop(&out)
-	}
-	if a := testing.AllocsPerRun(1000, push); a != 0 {
-		t.Errorf("Push: %v allocs per run", a)
 	}
 	key := func() {
 		_ = TxKey([]byte("a84b4c76e66710@pc33.atlanta.example.com"), 1, []byte("INVITE"), []byte("z9hG4bK776asdhds"))
@@ -309,7 +251,7 @@ func TestTrackerSteadyStateAllocs(t *testing.T) {
 	n := NewSIP(1).Node(nil)
 	// About 65,000 stay open (ACK and BYE live NonInviteTimeout): below the
 	// bound, so nothing is evicted.
-	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 70_000, InviteTimeout: time.Second, QueueSize: 16})
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 70_000, InviteTimeout: time.Second})
 	i := uint64(0)
 	var steps [6]TxEvent
 	step := func() {
@@ -364,7 +306,7 @@ func TestTrackerSteadyStateAllocs(t *testing.T) {
 // of INVITE, 100, 180, 200 and ACK, with the table at 100,000 open.
 func BenchmarkTrackerObserve(b *testing.B) {
 	n := NewSIP(1).Node(nil)
-	tr := newTestTracker(b, TrackerConfig{MaxTransactions: 100_000, InviteTimeout: time.Hour, QueueSize: 16})
+	tr := newTestTracker(b, TrackerConfig{MaxTransactions: 100_000, InviteTimeout: time.Hour})
 	seq := []struct {
 		code uint16
 		m    Method
@@ -390,20 +332,6 @@ func BenchmarkTrackerObserve(b *testing.B) {
 	}
 }
 
-// BenchmarkTrackerPush is the reader's cost: one Push (with one pop to keep
-// the queue from filling).
-func BenchmarkTrackerPush(b *testing.B) {
-	n := NewSIP(1).Node(nil)
-	tr := newTestTracker(b, DefaultTrackerConfig())
-	e := ev(n, 1, 0, 0, MethodINVITE, 0)
-	var out TxEvent
-	b.ReportAllocs()
-	for b.Loop() {
-		tr.Push(&e)
-		tr.queue.pop(&out)
-	}
-}
-
 // BenchmarkTxKey is the hashing the reader does per message.
 func BenchmarkTxKey(b *testing.B) {
 	callID, method, branch := []byte("a84b4c76e66710@pc33.atlanta.example.com"), []byte("INVITE"), []byte("z9hG4bK776asdhds")
@@ -425,7 +353,7 @@ func BenchmarkTrackerMemory(b *testing.B) {
 		var before, full, flooded runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		tr := newTestTracker(b, TrackerConfig{MaxTransactions: open, InviteTimeout: time.Hour, QueueSize: 16})
+		tr := newTestTracker(b, TrackerConfig{MaxTransactions: open, InviteTimeout: time.Hour})
 		for i := uint64(0); i < open; i++ {
 			e := ev(n, i, int64(i/1000), 0, MethodINVITE, 0)
 			tr.Observe(&e)
@@ -458,7 +386,7 @@ func BenchmarkTrackerDialogMemory(b *testing.B) {
 		var before, full runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		tr := newTestTracker(b, TrackerConfig{MaxTransactions: open, InviteTimeout: time.Millisecond, QueueSize: 16})
+		tr := newTestTracker(b, TrackerConfig{MaxTransactions: open, InviteTimeout: time.Millisecond})
 		for i := uint64(0); i < open; i++ {
 			for _, e := range []TxEvent{ev(n, i, int64(i), 0, MethodINVITE, 0), ev(n, i, int64(i), 200, MethodINVITE, 0)} {
 				tr.Observe(&e)

@@ -30,7 +30,7 @@ var pendingMetrics = []string{
 	"sip_session_disconnect_delay_seconds", "sip_session_duration_seconds",
 	"sip_reason_causes_total",
 	"sip_exporter_transactions", "sip_exporter_transactions_evicted_total",
-	"sip_exporter_transactions_timed_out_total", "sip_exporter_transaction_events_dropped_total",
+	"sip_exporter_transactions_timed_out_total",
 	"sip_response_phrases_total",
 	"sip_exporter_config_last_reload_successful", "sip_exporter_config_last_reload_success_timestamp_seconds",
 }
@@ -47,11 +47,15 @@ func knownMetrics(t *testing.T) map[string]bool {
 			known[name+s] = true
 		}
 	}
-	files, err := filepath.Glob("../collector/*.go")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("collector sources: %v", err)
+	var files []string
+	for _, glob := range []string{"../collector/*.go", "../capture/*/*.go", "../cmd/sip_exporter/*.go"} {
+		f, err := filepath.Glob(glob)
+		if err != nil || len(f) == 0 {
+			t.Fatalf("sources %s: %v", glob, err)
+		}
+		files = append(files, f...)
 	}
-	descRE := regexp.MustCompile(`NewDesc\(\s*"([a-z_:]+)"`)
+	descRE := regexp.MustCompile(`(?:NewDesc\(|Name:)\s*"([a-z_:]+)"`)
 	selfRE := regexp.MustCompile(`\bd\(\s*"([a-z_]+)"`)
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/decode"
 	"github.com/sip-exporter/sip_exporter/capture/sip"
 	"github.com/sip-exporter/sip_exporter/collector"
 	"github.com/sip-exporter/sip_exporter/collector/sipstatus"
@@ -41,6 +41,14 @@ func boundOf(nodes, peers, phrases int) seriesBound {
 // reload in the middle that renames a peer, and checks that the series the
 // registry gathers stay within the documented bound and that no message is
 // lost.
+// observe classifies and counts one message at once, as its source's
+// decoder and then the merge's sink do.
+func (p *pipeline) observe(o *decode.Origin, m *sip.Message) {
+	var msg message
+	p.classify(o, m, &msg)
+	p.Message(o.Time, &msg, false)
+}
+
 func TestCardinalityBound(t *testing.T) {
 	const (
 		messages   = 1_000_000
@@ -100,7 +108,7 @@ func TestCardinalityBound(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		o := capture.Origin{Src: addr(), Dst: addr()}
+		o := decode.Origin{Src: addr(), Dst: addr()}
 		if n := rng.IntN(12); n < 10 {
 			o.Node = []byte(fmt.Sprint(n)) // 10 nodes for a limit of 4, one of them mapped
 		}
@@ -193,7 +201,7 @@ func observeCases(t testing.TB) []struct {
 }
 
 var (
-	benchOrigin = capture.Origin{Src: netip.MustParseAddrPort("203.0.113.1:5060"), Dst: netip.MustParseAddrPort("198.51.100.7:5060")}
+	benchOrigin = decode.Origin{Src: netip.MustParseAddrPort("203.0.113.1:5060"), Dst: netip.MustParseAddrPort("198.51.100.7:5060")}
 	benchMsg    = sip.Message{Response: true, StatusCode: 503, Reason: []byte("No circuits available"), CSeqMethod: []byte("INVITE")}
 )
 

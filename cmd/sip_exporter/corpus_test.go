@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/decode"
 	"github.com/sip-exporter/sip_exporter/collector"
 )
 
@@ -87,13 +87,13 @@ func TestCorpus(t *testing.T) {
 }
 
 // reportOf reads capture files through the report pipeline.
-func reportOf(t *testing.T, files ...string) (*pipeline, *capture.Stats) {
+func reportOf(t *testing.T, files ...string) (*pipeline, *decode.Stats) {
 	t.Helper()
 	p, err := newPipeline(defaultPipelineConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	stats := new(capture.Stats)
+	stats := new(decode.Stats)
 	if err := readFiles(p, files, stats, func(err error) { t.Log(err) }); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func countsOf(p *pipeline) map[string]uint64 { return countsOfNode(p.node) }
 func codeMethod(code int, m collector.Method) string { return strconv.Itoa(code) + " " + m.String() }
 
 // captureStats is the counters type the pipeline reads files into.
-type captureStats = capture.Stats
+type captureStats = decode.Stats
 
 // TestCorpusTotals compares the total responses and requests of every
 // corpus capture with the sip_responses and sip_requests columns of

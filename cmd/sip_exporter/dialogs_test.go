@@ -16,7 +16,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/decode"
 	"github.com/sip-exporter/sip_exporter/capture/sip"
 )
 
@@ -96,7 +96,7 @@ func txValues(t *testing.T, files ...string) map[string]float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := readFiles(p, files, new(capture.Stats), func(err error) { t.Error(err) }); err != nil {
+	if err := readFiles(p, files, new(decode.Stats), func(err error) { t.Error(err) }); err != nil {
 		t.Fatal(err)
 	}
 	p.tx.End()
@@ -334,8 +334,8 @@ func TestScriptedDialogs(t *testing.T) {
 	}
 }
 
-// TestObserveTxAllocs: the reader's side of the tracker (building the event
-// and pushing it) allocates nothing.
+// TestObserveTxAllocs: classifying a message with its transaction event
+// and counting and tracking it after the merge allocate nothing.
 func TestObserveTxAllocs(t *testing.T) {
 	cfg := defaultPipelineConfig()
 	cfg.dedupWindow = 0 // the same message again and again
@@ -343,13 +343,12 @@ func TestObserveTxAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.queued = true // as serve does; nothing pops, the queue fills and drops
 	var m sip.Message
 	msg := sipMsg{method: "BYE", cseq: 2, branch: "z9hG4bKb", fromTag: "a1", toTag: "b1", extra: "Reason: Q.850;cause=16\r\n"}.bytes("c1@example.com")
 	if err := sip.Parse(msg, &m); err != nil {
 		t.Fatal(err)
 	}
-	o := &capture.Origin{Time: 1}
+	o := &decode.Origin{Time: 1}
 	if a := testing.AllocsPerRun(1000, func() { p.observe(o, &m) }); a != 0 {
 		t.Errorf("observe: %v allocs per message", a)
 	}

@@ -295,17 +295,26 @@ func (e *exporterProcess) waitSourceUp(source, typ string, timeout time.Duration
 	}
 }
 
-// settle scrapes until the SIP counters have not changed for 500 ms, or
-// until timeout, and returns the last exposition and its counts. The live
-// source hands packets over in blocks, so the last ones show up some tens
-// of milliseconds after they were sent.
+// settle scrapes until the SIP counters have not changed for 500 ms and
+// the time-ordered merge holds no message, or until timeout, and returns
+// the last exposition and its counts. The live source hands packets over
+// in blocks, so the last ones reach the merge some tens of milliseconds
+// after they were sent, and the merge holds them for --capture.max-lateness
+// (1 s) before they are counted.
 func (e *exporterProcess) settle(t *testing.T, timeout time.Duration) ([]byte, sipCounts) {
+	t.Helper()
+	return settleBy(t, e, timeout, countsOfExposition, sipCounts.equal)
+}
+
+// settleBy is settle for counts of any shape: countsOf reads them from a
+// scrape and equal compares two.
+func settleBy[C any](t *testing.T, e *exporterProcess, timeout time.Duration, countsOf func(map[string]*dto.MetricFamily) C, equal func(C, C) bool) ([]byte, C) {
 	t.Helper()
 	const quiet = 500 * time.Millisecond
 	deadline := time.Now().Add(timeout)
 	var (
 		raw     []byte
-		counts  sipCounts
+		counts  C
 		changed time.Time
 	)
 	for {
@@ -313,8 +322,8 @@ func (e *exporterProcess) settle(t *testing.T, timeout time.Duration) ([]byte, s
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := countsOfExposition(mfs)
-		if raw == nil || !c.equal(counts) {
+		c := countsOf(mfs)
+		if pending, _ := gaugeValue(mfs, "sip_exporter_merge_pending_messages", nil); raw == nil || !equal(c, counts) || pending > 0 {
 			changed = time.Now()
 		}
 		raw, counts = r, c

@@ -307,36 +307,10 @@ func setCountsOf(mfs map[string]*dto.MetricFamily) setCounts {
 	return c
 }
 
-// settleSets is settle by label set: it scrapes until the counts have not
-// changed for 500 ms, or until timeout.
+// settleSets is settle by label set.
 func (e *exporterProcess) settleSets(t *testing.T, timeout time.Duration) ([]byte, setCounts) {
 	t.Helper()
-	const quiet = 500 * time.Millisecond
-	deadline := time.Now().Add(timeout)
-	var (
-		raw     []byte
-		counts  setCounts
-		changed time.Time
-	)
-	for {
-		r, mfs, err := e.scrape()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := setCountsOf(mfs)
-		if raw == nil || !c.equal(counts) {
-			changed = time.Now()
-		}
-		raw, counts = r, c
-		if time.Since(changed) >= quiet {
-			return raw, counts
-		}
-		if time.Now().After(deadline) {
-			t.Logf("counters still changing after %s", timeout)
-			return raw, counts
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return settleBy(t, e, timeout, setCountsOf, setCounts.equal)
 }
 
 // runSIPpSides is runSIPpPair returning what each side sent: the UAS and

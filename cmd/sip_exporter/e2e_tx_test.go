@@ -16,6 +16,7 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/sys/unix"
 )
 
 // The transaction test's SIPp pairs use 127.0.2.0/24: UAS on .10+2i, UAC
@@ -27,13 +28,31 @@ const (
 )
 
 // txMix is the traffic of the transaction test: each INVITE pair has one
-// final response, so the outcomes are known from the call counts.
+// final response, so the outcomes are known from the call counts. The UACs
+// measure their response times (SIPp rtd, see the _rtd scenarios).
 var txMix = []sippPair{
-	{name: "invite-200", uas: "uas_invite.xml", uac: "uac_invite.xml", uasArgs: []string{"-set", "code", "200"}},
-	{name: "invite-486", uas: "uas_invite.xml", uac: "uac_invite.xml", uasArgs: []string{"-set", "code", "486"}},
-	{name: "invite-603", uas: "uas_invite.xml", uac: "uac_invite.xml", uasArgs: []string{"-set", "code", "603"}},
-	{name: "register", uas: "uas_register.xml", uac: "uac_register.xml"},
+	{name: "invite-200", uas: "uas_invite.xml", uac: "uac_invite_rtd.xml", uasArgs: []string{"-set", "code", "200"}},
+	{name: "invite-486", uas: "uas_invite.xml", uac: "uac_invite_rtd.xml", uasArgs: []string{"-set", "code", "486"}},
+	{name: "invite-603", uas: "uas_invite.xml", uac: "uac_invite_rtd.xml", uasArgs: []string{"-set", "code", "603"}},
+	{name: "invite-503", uas: "uas_invite_reject.xml", uac: "uac_invite_rtd.xml"},
+	{name: "register", uas: "uas_register.xml", uac: "uac_register_rtd.xml"},
 	{name: "options", uas: "uas_options.xml", uac: "uac_options.xml"},
+}
+
+// txSRDOutcome is the SRD outcome of the calls of each INVITE UAS
+// scenario (RFC 6076 §4.1): uas_invite.xml always sends 180 Ringing before
+// its final response (success), uas_invite_reject.xml rejects with 503
+// without ringing (failure). SIPp's rtd "srd" ends at whichever comes
+// first, but its log does not say which, hence this table.
+var txSRDOutcome = map[string]string{"uas_invite.xml": "success", "uas_invite_reject.xml": "failure"}
+
+// txRTD maps the rtd names of the _rtd scenarios to the exporter's
+// histogram series, keyed like txDelays ("srd" is resolved with
+// txSRDOutcome).
+var txRTD = map[string]string{
+	"sdd":           "sip_session_disconnect_delay_seconds",
+	"rrd_challenge": "sip_registration_request_delay_seconds{outcome=challenge}",
+	"rrd_success":   "sip_registration_request_delay_seconds{outcome=success}",
 }
 
 // TestLiveTransactionsSIPp runs the real binary capturing on lo while SIPp
@@ -49,7 +68,13 @@ var txMix = []sippPair{
 //   - sip_request_retransmissions_total and sip_response_retransmissions_total
 //     grew by the retransmissions in SIPp's -trace_counts (the Retrans
 //     columns), and by the repeats in SIPp's -trace_msg logs of what went on
-//     the wire.
+//     the wire;
+//   - the SRD, RRD and SDD histograms (sip_session_request_delay_seconds
+//     per outcome, sip_registration_request_delay_seconds per outcome,
+//     sip_session_disconnect_delay_seconds) grew by as many samples as the
+//     UACs' response-time logs hold (-trace_rtt -rtt_freq 1, one line per
+//     rtd sample), and their sums by SIPp's sums within the tolerance of
+//     txDelayTolerance.
 func TestLiveTransactionsSIPp(t *testing.T) {
 	requireLive(t, "sipp")
 	start := time.Now()
@@ -66,8 +91,11 @@ func TestLiveTransactionsSIPp(t *testing.T) {
 	// SIPp's lost= is random: a round in which it lost nothing (seen
 	// once in CI) tests no retransmission, so it is run once more.
 	var wantCounts, wantWire, got map[string]float64
+	var wantRTT map[string][]float64    // SIPp's rtd samples, seconds, keyed like txDelays
+	var gotDelays map[string]delayStats // the exporter's, grown during the round
 	for attempt := 1; ; attempt++ {
 		before := txScrape(t, e)
+		beforeDelays := txDelays(t, e)
 
 		dir := t.TempDir()
 		var (
@@ -75,16 +103,27 @@ func TestLiveTransactionsSIPp(t *testing.T) {
 			mu   sync.Mutex
 			errs []error
 		)
-		wantCounts, wantWire = map[string]float64{}, map[string]float64{}
+		wantCounts, wantWire, wantRTT = map[string]float64{}, map[string]float64{}, map[string][]float64{}
 		for i, p := range txMix {
 			uasIP, uacIP := fmt.Sprintf("127.0.2.%d", 10+2*i), fmt.Sprintf("127.0.2.%d", 11+2*i)
 			wg.Go(func() {
-				counts, wire, err := runLossyPair(t, filepath.Join(dir, p.name), p, uasIP, uacIP)
+				counts, wire, rtt, err := runLossyPair(t, filepath.Join(dir, p.name), p, uasIP, uacIP)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
 					return
+				}
+				for name, samples := range rtt {
+					key, ok := txRTD[name]
+					if name == "srd" {
+						key, ok = "sip_session_request_delay_seconds{outcome="+txSRDOutcome[p.uas]+"}", txSRDOutcome[p.uas] != ""
+					}
+					if !ok {
+						errs = append(errs, fmt.Errorf("%s: rtd %q of %s is not a delay the test knows", p.name, name, p.uac))
+						continue
+					}
+					wantRTT[key] = append(wantRTT[key], samples...)
 				}
 				for k, v := range counts {
 					wantCounts[k] += v
@@ -109,6 +148,13 @@ func TestLiveTransactionsSIPp(t *testing.T) {
 		for k, v := range after {
 			if d := v - before[k]; d != 0 {
 				got[k] = d
+			}
+		}
+		gotDelays = map[string]delayStats{}
+		for k, v := range txDelays(t, e) {
+			b := beforeDelays[k]
+			if d := (delayStats{v.count - b.count, v.sum - b.sum}); d.count != 0 {
+				gotDelays[k] = d
 			}
 		}
 		var retrans float64
@@ -167,9 +213,12 @@ func TestLiveTransactionsSIPp(t *testing.T) {
 			t.Logf("exporter equals %s:\n%s", cmp.what, table.String())
 		}
 	}
-	if d := got["sip_exporter_transaction_events_dropped_total"]; d != 0 {
-		t.Errorf("%v events dropped", d)
+	for k, v := range got {
+		if strings.HasPrefix(k, "sip_exporter_messages_") && v != 0 {
+			t.Errorf("%s = %v, want 0 (nothing dropped or late in the merge)", k, v)
+		}
 	}
+	compareDelays(t, wantRTT, gotDelays)
 	t.Logf("transaction test took %s", time.Since(start).Round(time.Millisecond))
 }
 
@@ -182,7 +231,7 @@ func txScrape(t *testing.T, e *exporterProcess) map[string]float64 {
 	}
 	out := map[string]float64{}
 	for name, mf := range mfs {
-		if !strings.HasPrefix(name, "sip_session_") && !strings.Contains(name, "retransmissions") && name != "sip_exporter_transaction_events_dropped_total" {
+		if !strings.HasPrefix(name, "sip_session_") && !strings.Contains(name, "retransmissions") && !strings.HasPrefix(name, "sip_exporter_messages_") {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
@@ -251,36 +300,40 @@ func lossyScenario(dir, name string, re *regexp.Regexp) (string, error) {
 
 // runLossyPair runs one pair over UDP with the lossy UAS and returns the
 // retransmissions SIPp counted (-trace_counts, Retrans columns of what each
-// side sent) and those on the wire according to its -trace_msg logs.
-func runLossyPair(t *testing.T, dir string, p sippPair, uasIP, uacIP string) (counts, wire map[string]float64, err error) {
+// side sent), those on the wire according to its -trace_msg logs, and the
+// UAC's response-time samples (-trace_rtt) in seconds by rtd name.
+func runLossyPair(t *testing.T, dir string, p sippPair, uasIP, uacIP string) (counts, wire map[string]float64, rtt map[string][]float64, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	uasScenario, err := lossyScenario(dir, p.uas, uasLossRE)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	uacScenario, err := lossyScenario(dir, p.uac, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	uas, err := startSIPp(ctx, filepath.Join(dir, "uas"), uasScenario, "u1", uasIP, txCalls, append([]string{"-trace_msg"}, p.uasArgs...)...)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := waitListening("udp", uasIP, sippPort, uas.exited, 5*time.Second); err != nil {
 		cancel()
 		uas.wait()
-		return nil, nil, fmt.Errorf("UAS: %w%s", err, uas.details())
+		return nil, nil, nil, fmt.Errorf("UAS: %w%s", err, uas.details())
 	}
+	// -rtt_freq 1 writes each rtd sample as it is taken (the default, 200,
+	// buffers them).
 	uac, err := startSIPp(ctx, filepath.Join(dir, "uac"), uacScenario, "u1", uacIP, txCalls,
-		"-trace_msg", "-r", strconv.Itoa(sippRate), net.JoinHostPort(uasIP, strconv.Itoa(sippPort)))
+		"-trace_msg", "-trace_rtt", "-rtt_freq", "1",
+		"-r", strconv.Itoa(sippRate), net.JoinHostPort(uasIP, strconv.Itoa(sippPort)))
 	if err != nil {
 		cancel()
 		uas.wait()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var failed []error
 	if err := uac.wait(); err != nil {
@@ -290,18 +343,181 @@ func runLossyPair(t *testing.T, dir string, p sippPair, uasIP, uacIP string) (co
 		failed = append(failed, fmt.Errorf("UAS %s: %w%s", p.uas, err, uas.details()))
 	}
 	if len(failed) > 0 {
-		return nil, nil, errors.Join(failed...)
+		return nil, nil, nil, errors.Join(failed...)
 	}
 	counts, wire = map[string]float64{}, map[string]float64{}
 	for _, s := range []*sippProcess{uas, uac} {
 		if err := sippRetrans(s, counts); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if err := wireRetrans(s.dir, wire); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	return counts, wire, nil
+	rtt, err = sippRTT(uac.dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return counts, wire, rtt, nil
+}
+
+// sippRTT reads the -trace_rtt file SIPp wrote in dir,
+// <scenario>_<pid>_rtt.csv, and returns its samples in seconds by rtd
+// name. Each line is "Date_ms;response_time_ms;rtd_no": the time the rtd
+// stopped, the response time in milliseconds, the rtd's name. SIPp takes
+// one sample per rtd per call (the first stop; repeat_rtd is not used).
+// No file: the scenario has no rtd.
+func sippRTT(dir string) (map[string][]float64, error) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*_rtt.csv"))
+	out := map[string][]float64{}
+	switch len(files) {
+	case 0:
+		return out, nil
+	case 1:
+	default:
+		return nil, fmt.Errorf("%s: want at most one *_rtt.csv, found %d", dir, len(files))
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if lines[0] != "Date_ms;response_time_ms;rtd_no" {
+		return nil, fmt.Errorf("%s: unexpected header %q", files[0], lines[0])
+	}
+	for i, l := range lines[1:] {
+		f := strings.Split(strings.TrimSpace(l), ";")
+		if len(f) != 3 {
+			return nil, fmt.Errorf("%s: line %d: %q", files[0], i+2, l)
+		}
+		ms, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: line %d: %w", files[0], i+2, err)
+		}
+		out[f[2]] = append(out[f[2]], ms/1e3)
+	}
+	return out, nil
+}
+
+// delayStats is the count and sum of a delay histogram series.
+type delayStats struct {
+	count uint64
+	sum   float64
+}
+
+// txDelayFamilies are the delay histograms the SIPp UACs measure too.
+var txDelayFamilies = []string{"sip_session_request_delay_seconds", "sip_registration_request_delay_seconds", "sip_session_disconnect_delay_seconds"}
+
+// txDelays returns the count and sum of the txDelayFamilies series, keyed
+// like txScrape: "sip_session_request_delay_seconds{outcome=success}".
+func txDelays(t *testing.T, e *exporterProcess) map[string]delayStats {
+	t.Helper()
+	_, mfs, err := e.scrape()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]delayStats{}
+	for _, name := range txDelayFamilies {
+		for _, m := range mfs[name].GetMetric() {
+			if h := m.GetHistogram(); h != nil {
+				out[name+txLabels(m)] = delayStats{h.GetSampleCount(), h.GetSampleSum()}
+			}
+		}
+	}
+	return out
+}
+
+// txDelayTolerance bounds sipp - ours, the difference between SIPp's sum
+// of n response times and the exporter's, as lo < diff <= hi.
+//
+// SIPp reads its clock with CLOCK_MONOTONIC_COARSE (src/time.cpp
+// getmicroseconds), which moves in steps of tick (the kernel's jiffy,
+// clock_getres: 4 ms at HZ=250), and logs the response time in
+// milliseconds with microsecond digits: each of its samples is
+// floor(stop) - floor(start) in ticks, within one tick either way of the
+// true interval between its two clock reads. Those reads bracket what the
+// exporter measures: SIPp reads the start before it builds and sends the
+// request (do_bookkeeping, not repeated for retransmissions), and the
+// stop after the response has crossed lo, been read and parsed, while the
+// exporter takes both times from the capture (the kernel's timestamps of
+// the two packets on lo). So per sample ours - tick < sipp < ours + tick
+// + d, where d >= 0 is SIPp's own processing at both ends (building and
+// sendto before the request reaches the tap; wake-up, recvfrom and
+// parsing after the response does): microseconds on an idle machine, a
+// few milliseconds under load (the tests share two CPUs with other live
+// tests); txDelaySlackPerSample allows 10 ms. The capture timestamps are
+// CLOCK_REALTIME, but the kernel slews CLOCK_MONOTONIC with NTP exactly
+// as it does CLOCK_REALTIME: intervals agree unless the wall clock is
+// stepped during the round. Hence lo = -n*tick, hi = n*(tick+slack).
+// Measured here: SIPp's sums come out a little below ours, about -1 ms
+// per sample; it reads its start just after waking on a timer tick, so
+// the floor costs the start little and the stop up to a tick.
+//
+// What this still catches: a delay measured from a retransmission rather
+// than the first request, or to a later response, is off by T1 = 500 ms
+// or more, more than the whole allowance of a series of up to 35 samples
+// (n*14 ms; the largest here has 30); a sample counted twice, missed or
+// under the wrong outcome shows in the counts, which must be equal.
+func txDelayTolerance(n int, tick time.Duration) (lo, hi float64) {
+	return -float64(n) * tick.Seconds(), float64(n) * (tick + txDelaySlackPerSample).Seconds()
+}
+
+// txDelaySlackPerSample is d of txDelayTolerance.
+const txDelaySlackPerSample = 10 * time.Millisecond
+
+// sippClockTick is the resolution of SIPp's clock, CLOCK_MONOTONIC_COARSE.
+func sippClockTick(t *testing.T) time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGetres(unix.CLOCK_MONOTONIC_COARSE, &ts); err != nil {
+		t.Fatalf("clock_getres(CLOCK_MONOTONIC_COARSE): %v", err)
+	}
+	return time.Duration(ts.Nano())
+}
+
+// compareDelays compares the delay histograms the exporter grew with
+// SIPp's rtd samples: counts equal, sums within txDelayTolerance.
+func compareDelays(t *testing.T, want map[string][]float64, got map[string]delayStats) {
+	t.Helper()
+	tick := sippClockTick(t)
+	keys := map[string]bool{}
+	for k := range want {
+		keys[k] = true
+	}
+	for k := range got {
+		keys[k] = true
+	}
+	sorted := make([]string, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	var table strings.Builder
+	fmt.Fprintf(&table, "SIPp clock tick %s, slack %s per sample\n", tick, txDelaySlackPerSample)
+	bad := false
+	for _, k := range sorted {
+		var sum float64
+		for _, s := range want[k] {
+			sum += s
+		}
+		n, g := len(want[k]), got[k]
+		lo, hi := txDelayTolerance(n, tick)
+		diff := sum - g.sum
+		mark := ""
+		if g.count != uint64(n) || diff <= lo || diff > hi {
+			mark = "  <- differs"
+			bad = true
+		}
+		fmt.Fprintf(&table, "%-60s count SIPp %3d ours %3d  sum SIPp %9.4f s ours %9.4f s  SIPp-ours %+8.4f s (allowed (%+.3f, %+.3f])%s\n",
+			k, n, g.count, sum, g.sum, diff, lo, hi, mark)
+	}
+	if len(want) == 0 {
+		t.Errorf("no SIPp rtd sample: -trace_rtt wrote nothing")
+	}
+	if bad {
+		t.Errorf("delay histograms differ from SIPp's -trace_rtt:\n%s", table.String())
+	} else {
+		t.Logf("delay histograms agree with SIPp's -trace_rtt:\n%s", table.String())
+	}
 }
 
 // sippRetrans adds the Retrans columns of the -trace_counts file of s to

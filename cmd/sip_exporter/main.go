@@ -31,7 +31,9 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
-	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/input"
+	"github.com/sip-exporter/sip_exporter/capture/merge"
 	"github.com/sip-exporter/sip_exporter/collector"
 )
 
@@ -52,10 +54,11 @@ type options struct {
 	pcapSpeed    string
 	pcapLoop     bool
 	ringSize     units.Base2Bytes
+	blockTimeout time.Duration
 	promisc      bool
 	bpfFile      string
 	pipeline     pipelineConfig
-	hep          capture.HEPConfig
+	hep          input.HEPConfig
 	hepTransport string
 	hepCertFile  string
 	hepKeyFile   string
@@ -80,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var o options
 	var hepMaxPacket units.Base2Bytes
 	var txOn bool
-	def := capture.DefaultConfig()
+	def := decode.DefaultConfig()
 
 	serve := app.Command("serve", "Capture and serve /metrics (the default command).").Default()
 	app.Flag("capture.interface", "Network interface to capture live with AF_PACKET (repeatable).").PlaceHolder("NAME").StringsVar(&o.interfaces)
@@ -88,13 +91,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("capture.pcap-speed", "Pace of capture files: fast (as fast as possible) or realtime (at the pace they were captured).").Default("fast").EnumVar(&o.pcapSpeed, "fast", "realtime")
 	app.Flag("capture.pcap-loop", "Read capture files again from the start when they end, until stopped.").BoolVar(&o.pcapLoop)
 	app.Flag("capture.ring-size", "Kernel ring buffer per interface (TPACKET_V3), whole MiB.").Default("64MiB").BytesVar(&o.ringSize)
+	app.Flag("capture.block-timeout", "How long the kernel fills a capture ring block before handing it over part full (TPACKET_V3 tp_retire_blk_tov, whole ms): the most a packet waits in the ring on a quiet link.").Default(input.DefaultBlockTimeout.String()).DurationVar(&o.blockTimeout)
+	o.pipeline.merge = merge.DefaultConfig()
+	app.Flag("capture.max-lateness", "How long after its capture time a message of a live source (interface, HEP, realtime file) may arrive and still be merged in time order with the other sources; must cover --capture.block-timeout and HEP agents' batching. Later messages are counted, as late. Counting and transaction timeouts run this far behind the wall clock.").Default(o.pipeline.merge.Lateness.String()).DurationVar(&o.pipeline.merge.Lateness)
 	app.Flag("capture.promiscuous", "Put capture interfaces in promiscuous mode (needed on SPAN/mirror ports).").BoolVar(&o.promisc)
 	app.Flag("capture.bpf-file", "File with a classic BPF filter run in the kernel, in the format of `tcpdump -ddd EXPRESSION`.").PlaceHolder("PATH").StringVar(&o.bpfFile)
 	app.Flag("capture.tcp-max-flows", "TCP flow directions reassembled at once; past it the least recently seen is evicted.").Default(fmt.Sprint(def.TCP.MaxFlows)).IntVar(&o.pipeline.tcp.MaxFlows)
 	app.Flag("capture.tcp-flow-timeout", "A TCP flow with no segment for this long is forgotten.").Default(def.TCP.FlowTimeout.String()).DurationVar(&o.pipeline.tcp.FlowTimeout)
 	o.pipeline.tcp.MaxBufferBytes = def.TCP.MaxBufferBytes
 	o.pipeline.tcp.MaxOutOfOrder = def.TCP.MaxOutOfOrder
-	app.Flag("capture.dedup-window", "Count a SIP message once when the same bytes are seen again within this time (copies from several interfaces, mirrored directions or HEP agents; SIP retransmissions come 500ms or more later). 0 disables.").Default(defaultDedupWindow.String()).DurationVar(&o.pipeline.dedupWindow)
+	app.Flag("capture.dedup-window", "Count a SIP message once when the same bytes between the same addresses and ports (and IPv4 ID) are seen again within this time (copies from several interfaces, mirrored directions or HEP agents). Below 500ms (T1): a SIP retransmission comes T1 or more later and always counts. 0 disables.").Default(defaultDedupWindow.String()).DurationVar(&o.pipeline.dedupWindow)
 	app.Flag("capture.ip-max-datagrams", "IP datagrams reassembled from fragments at once; past it the oldest is dropped. 0 disables reassembly.").Default(fmt.Sprint(def.Fragments.MaxDatagrams)).IntVar(&o.pipeline.frag.MaxDatagrams)
 	app.Flag("capture.ip-fragment-timeout", "An IP datagram not complete this long after its first fragment is dropped.").Default(def.Fragments.Timeout.String()).DurationVar(&o.pipeline.frag.Timeout)
 	o.pipeline.frag.MaxBytes = def.Fragments.MaxBytes
@@ -104,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("sip.max-transactions", "SIP transactions tracked at once (about 120 bytes of memory each), and separately answered dialogs awaiting their BYE; past it the oldest is forgotten and counted.").Default(fmt.Sprint(o.pipeline.tx.MaxTransactions)).IntVar(&o.pipeline.tx.MaxTransactions)
 	app.Flag("sip.invite-timeout", "How long an INVITE transaction is tracked for its final response (covers long ringing); non-INVITE transactions last 64*T1 = 32s.").Default(o.pipeline.tx.InviteTimeout.String()).DurationVar(&o.pipeline.tx.InviteTimeout)
 	app.Flag("hep.max-nodes", "Distinct node label values tracked; messages of further nodes are counted as node=\"other\".").Default("256").IntVar(&o.pipeline.maxNodes)
-	o.hep = capture.DefaultHEPConfig()
+	o.hep = input.DefaultHEPConfig()
 	app.Flag("hep.listen-address", "Receive HEP (v3, also v1/v2 over UDP) from SIP servers and capture agents on HOST:PORT (conventionally :9060).").PlaceHolder("HOST:PORT").Default("").StringVar(&o.hep.Addr)
 	app.Flag("hep.transport", "HEP transports: udp, tcp or both (on the same address).").Default("both").EnumVar(&o.hepTransport, "udp", "tcp", "both")
 	app.Flag("hep.tls-cert-file", "Certificate (PEM) to serve HEP over TLS on the TCP transport.").PlaceHolder("PATH").StringVar(&o.hepCertFile)
@@ -197,12 +203,16 @@ func runServe(o *options, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	sources, err := newSources(o, p)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sources, err := newSources(ctx, o, p)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	restarts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sip_exporter_source_restarts_total",
+		Help: "Times a failed live source was reopened (it is retried with backoff, 1s doubling to 30s; sip_exporter_source_up is 0 meanwhile).",
+	}, []string{"source", "type"})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -210,7 +220,9 @@ func runServe(o *options, logger *slog.Logger) error {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		p.sip,
-		collector.NewExporter(func() []collector.SourceStats { return snapshot(sources) }),
+		p.merge,
+		restarts,
+		input.NewCollector(inputs(sources)...),
 	)
 	if p.dedup != nil {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -226,10 +238,9 @@ func runServe(o *options, logger *slog.Logger) error {
 	reloadOnSIGHUP(ctx, rl, logger)
 	if p.tx != nil {
 		reg.MustRegister(p.tx)
-		p.queued = true
-		go p.tx.Run(ctx)
 	}
-	if err := startSources(ctx, sources, p, logger); err != nil {
+	go p.merge.Run(ctx)
+	if err := startSources(ctx, sources, p, restarts, logger); err != nil {
 		return err
 	}
 

@@ -6,54 +6,79 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
-	"sync/atomic"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/bpf"
 
-	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/defrag"
+	"github.com/sip-exporter/sip_exporter/capture/input"
+	"github.com/sip-exporter/sip_exporter/capture/merge"
 	"github.com/sip-exporter/sip_exporter/capture/sip"
+	"github.com/sip-exporter/sip_exporter/capture/stream"
 	"github.com/sip-exporter/sip_exporter/collector"
 )
 
 // pipelineConfig is what the pipeline takes from the flags.
 type pipelineConfig struct {
-	tcp      capture.TCPConfig
-	hep      capture.HEPDecodeConfig
-	frag     capture.FragmentConfig
+	tcp      stream.Config
+	hep      decode.HEPConfig
+	frag     defrag.Config
 	nodeName string // node label of interface and file sources
 	maxNodes int
 	// dedupWindow is --capture.dedup-window: copies of a message within it
 	// are counted once (0 disables).
 	dedupWindow time.Duration
-	dedupSlots  int // table size; 0 for capture.DefaultDedupSlots
+	dedupSlots  int // table size; 0 for merge.DefaultDedupSlots
+	// merge configures the time-ordered merge of all sources
+	// (--capture.max-lateness).
+	merge merge.Config
 	// peers, when not nil (--config.file), adds the peer and direction
 	// labels and attributes messages to peers.
 	peers *collector.Peers
-	// maxPhrases is --collector.max-phrases-per-code with
+	// maxPhrases is --collector.response-phrases-per-code with
 	// --collector.response-phrases, else 0 (phrases not counted).
 	maxPhrases int
 	tx         collector.TrackerConfig
 	noTx       bool // --no-sip.transactions
 }
 
-// pipeline connects decoders to the SIP collector.
+// message is one SIP message on its way from its source's decoder through
+// the time-ordered merge to the counters: what counting it needs, already
+// classified and hashed where it was decoded (on the source's goroutine),
+// with no pointer into packet memory.
+type message struct {
+	tx       collector.TxEvent // Node is the label set; Time is set by the merge
+	dedup    uint64            // merge.Dedup key: bytes, addresses, ports, IPv4 ID
+	phrase   int16             // collector.Node.PhraseIndex; -1 when not counted
+	code     uint16            // status code of a response
+	method   collector.Method  // request method, or a response's CSeq method
+	response bool
+	hasTx    bool // tx is filled in: the message has a Call-ID and CSeq
+}
+
+// pipeline connects the sources' decoders, through the time-ordered merge
+// and dedup, to the SIP collector and the transaction tracker:
+//
+//	source -> decoder -> Input.Push ─┐
+//	source -> decoder -> Input.Push ─┼─> merge (capture time order) -> dedup -> counters, tracker
+//	HEP connection -> decoder -> ... ┘
 type pipeline struct {
 	cfg      pipelineConfig
 	sip      *collector.SIP
 	node     *collector.Node // of interface and file sources (for peer "other")
 	nodeName []byte          // of interface and file sources
-	dedup    *capture.Dedup  // nil when disabled
-	// tx follows transactions; nil with --no-sip.transactions. Events go
-	// to tx.Observe at once (report: one reader) until queued is set
-	// (serve: tx.Push, and tx.Run on its own goroutine).
-	tx     *collector.Tracker
-	queued bool
+	dedup    *merge.Dedup    // nil when disabled
+	// tx follows transactions; nil with --no-sip.transactions. It is fed
+	// by the merge's goroutine only.
+	tx    *collector.Tracker
+	merge *merge.Merger[message]
 }
 
 func newPipeline(cfg pipelineConfig) (*pipeline, error) {
-	if _, err := capture.NewDecoder(cfg.decoderConfig(), new(capture.Stats), nil); err != nil {
+	if _, err := decode.New(cfg.decoderConfig(), new(decode.Stats), nil); err != nil {
 		return nil, err
 	}
 	if cfg.maxNodes < 1 {
@@ -72,7 +97,7 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 		return nil, fmt.Errorf("--capture.dedup-window %v: must not be negative", cfg.dedupWindow)
 	}
 	if cfg.dedupWindow > 0 {
-		d, err := capture.NewDedup(cfg.dedupWindow, cfg.dedupSlots)
+		d, err := merge.NewDedup(cfg.dedupWindow, cfg.dedupSlots)
 		if err != nil {
 			return nil, fmt.Errorf("--capture.dedup-window: %w", err)
 		}
@@ -87,18 +112,26 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 		}
 		p.tx = tx
 	}
+	mcfg := cfg.merge
+	if mcfg == (merge.Config{}) {
+		mcfg = merge.DefaultConfig()
+	}
+	if p.merge, err = merge.New[message](mcfg, p); err != nil {
+		return nil, fmt.Errorf("--capture.max-lateness: %w", err)
+	}
 	return p, nil
 }
 
 // defaultPipelineConfig returns the defaults of the flags.
 func defaultPipelineConfig() pipelineConfig {
-	dc := capture.DefaultConfig()
-	return pipelineConfig{tcp: dc.TCP, hep: dc.HEP, frag: dc.Fragments, maxNodes: 256, dedupWindow: defaultDedupWindow, tx: collector.DefaultTrackerConfig()}
+	dc := decode.DefaultConfig()
+	return pipelineConfig{tcp: dc.TCP, hep: dc.HEP, frag: dc.Fragments, maxNodes: 256, dedupWindow: defaultDedupWindow,
+		merge: merge.DefaultConfig(), tx: collector.DefaultTrackerConfig()}
 }
 
 // decoderConfig returns the decoder configuration of the flags.
-func (c pipelineConfig) decoderConfig() capture.Config {
-	dc := capture.DefaultConfig()
+func (c pipelineConfig) decoderConfig() decode.Config {
+	dc := decode.DefaultConfig()
 	dc.TCP, dc.HEP, dc.Fragments = c.tcp, c.hep, c.frag
 	return dc
 }
@@ -106,15 +139,24 @@ func (c pipelineConfig) decoderConfig() capture.Config {
 // defaultDedupWindow is the default of --capture.dedup-window.
 const defaultDedupWindow = 100 * time.Millisecond
 
-// observe counts one SIP message: under the HEP sender's node when it came
-// over HEP, else under the node of interface and file sources; with peers,
-// under the peer and direction its addresses match. A copy of a message
-// seen within the dedup window is not counted. It takes no lock and does
-// not allocate once the label set has been seen.
-func (p *pipeline) observe(o *capture.Origin, m *sip.Message) {
-	if p.dedup != nil && p.dedup.Seen(o.Payload, o.IPID, o.Time) {
-		return
+// handler returns the decoders' handler of one merge input: it classifies
+// each message (label set: under the HEP sender's node when it came over
+// HEP, else under the node of interface and file sources; with peers,
+// under the peer and direction its addresses match), hashes it for dedup
+// and the tracker, and pushes it into the merge. It takes no lock and does
+// not allocate once the label set and clock have been seen.
+func (p *pipeline) handler(ctx context.Context, in *merge.Input[message]) decode.Handler {
+	return func(o *decode.Origin, m *sip.Message) {
+		var msg message
+		clock := p.classify(o, m, &msg)
+		in.Push(ctx, o.Time, clock, &msg)
 	}
+}
+
+// classify fills msg for m seen at o, and returns the key of the clock
+// that stamped it: the node of a HEP agent (bounded by --hep.max-nodes),
+// "" for a source with one clock.
+func (p *pipeline) classify(o *decode.Origin, m *sip.Message, msg *message) (clock string) {
 	var n *collector.Node
 	switch {
 	case p.cfg.peers != nil:
@@ -128,33 +170,64 @@ func (p *pipeline) observe(o *capture.Origin, m *sip.Message) {
 	default:
 		n = p.node
 	}
+	*msg = message{response: m.Response, phrase: -1}
 	if m.Response {
-		n.ObserveResponse(m.StatusCode, m.CSeqMethod)
-		n.ObservePhrase(m.StatusCode, m.Reason)
+		msg.code = uint16(m.StatusCode)
+		msg.method = collector.MethodOf(m.CSeqMethod)
+		msg.phrase = int16(n.PhraseIndex(m.StatusCode, m.Reason))
 	} else {
-		n.ObserveRequest(m.Method)
+		msg.method = collector.MethodOf(m.Method)
 	}
-	var ev collector.TxEvent
-	if p.tx != nil && txEvent(o, m, n, &ev) {
-		if p.queued {
-			p.tx.Push(&ev)
-		} else {
-			p.tx.Observe(&ev)
-		}
+	if p.dedup != nil {
+		msg.dedup = p.dedup.Key(o.Payload, o.Src, o.Dst, o.IPID)
+	}
+	msg.hasTx = p.tx != nil && txEvent(o, m, n, &msg.tx)
+	msg.tx.Node = n
+	if o.Node != nil {
+		return n.Label()
+	}
+	return ""
+}
+
+// Message implements merge.Sink: it counts one message, in capture time
+// order, unless it is a copy of one seen within the dedup window. It runs
+// on the merge's goroutine and does not allocate once the label set has
+// been seen.
+func (p *pipeline) Message(t int64, m *message, late bool) {
+	if p.dedup != nil && p.dedup.Seen(m.dedup, t) {
+		return
+	}
+	n := m.tx.Node
+	if m.response {
+		n.ObserveResponseMethod(int(m.code), m.method)
+		n.ObservePhraseIndex(int(m.code), int(m.phrase))
+	} else {
+		n.ObserveRequestMethod(m.method)
+	}
+	if m.hasTx {
+		m.tx.Time = t
+		p.tx.Observe(&m.tx)
 	}
 }
 
-// decoder returns a new decoder for one source, counting into stats.
-func (p *pipeline) decoder(stats *capture.Stats) *capture.Decoder {
-	return p.decoderOf(p.cfg.decoderConfig(), stats)
+// Advance implements merge.Sink: the tracker's time is the merge's
+// watermark.
+func (p *pipeline) Advance(w int64) {
+	if p.tx != nil {
+		p.tx.Advance(w)
+	}
+}
+
+// decoder returns a new decoder for one merge input, counting into stats.
+func (p *pipeline) decoder(ctx context.Context, in *merge.Input[message], stats *decode.Stats) *decode.Decoder {
+	return p.decoderOf(ctx, p.cfg.decoderConfig(), in, stats)
 }
 
 // decoderOf returns a new decoder of configuration dc (checked in
-// newPipeline but for the HEP auth key) that counts into stats and hands
-// messages to this pipeline (never a copy of it: the tracker's queueing
-// mode is switched on p).
-func (p *pipeline) decoderOf(dc capture.Config, stats *capture.Stats) *capture.Decoder {
-	d, err := capture.NewDecoder(dc, stats, p.observe)
+// newPipeline but for the HEP auth key) that counts into stats and pushes
+// messages into the merge input in.
+func (p *pipeline) decoderOf(ctx context.Context, dc decode.Config, in *merge.Input[message], stats *decode.Stats) *decode.Decoder {
+	d, err := decode.New(dc, stats, p.handler(ctx, in))
 	if err != nil {
 		panic(err) // checked in newPipeline
 	}
@@ -163,17 +236,21 @@ func (p *pipeline) decoderOf(dc capture.Config, stats *capture.Stats) *capture.D
 
 // source is one configured packet source.
 type source struct {
-	name, typ string
-	stats     capture.Stats
-	up        atomic.Bool
-	// run reads the source until it ends or ctx is done; started is called
-	// once reading has begun.
-	run func(ctx context.Context, d *capture.Decoder, started func()) error
+	input.Source
+	kind merge.Kind // Exact for files read as fast as possible
+	// retry reopens the source with backoff when it fails (interfaces).
+	retry bool
+	// ownDecoders marks a source that makes its decoders and merge inputs
+	// itself (the HEP listener); run then gets a nil decoder.
+	ownDecoders bool
+	// run reads the source until it ends or ctx is done, counting into st;
+	// started is called once reading has begun.
+	run func(ctx context.Context, d *decode.Decoder, st *input.Stats, started func()) error
 }
 
 // hepSources opens the HEP listener of o and returns a source per
 // transport, so that their counters stay apart.
-func hepSources(o *options, p *pipeline) ([]*source, error) {
+func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error) {
 	cfg := o.hep
 	switch o.hepTransport {
 	case "udp":
@@ -194,29 +271,38 @@ func hepSources(o *options, p *pipeline) ([]*source, error) {
 		}
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	udp := &source{name: "udp://" + cfg.Addr, typ: "hep"}
+	udp := &source{Source: input.Source{Name: "udp://" + cfg.Addr, Type: "hep"}, kind: merge.Live}
 	tcpName := "tcp://" + cfg.Addr
 	if cfg.TLS != nil {
 		tcpName = "tls://" + cfg.Addr
 	}
-	tcp := &source{name: tcpName, typ: "hep"}
+	tcp := &source{Source: input.Source{Name: tcpName, Type: "hep"}, kind: merge.Live}
 	// The listener's decoders always decode HEP and check the auth key.
 	dc := p.cfg.decoderConfig()
 	dc.HEP.Decapsulate, dc.HEP.AuthKey = true, o.hepAuthKey
-	l, err := capture.ListenHEP(cfg, p.decoderOf(dc, &udp.stats), func() *capture.Decoder { return p.decoderOf(dc, &tcp.stats) }, &tcp.stats)
+	// Datagrams go into one merge input; each TCP connection gets its own
+	// (an input has one producer), closed when the connection ends.
+	udpIn := p.merge.Input(p.merge.Source(udp.Name), merge.Live)
+	tcpSource := p.merge.Source(tcp.Name)
+	l, err := input.ListenHEP(cfg, p.decoderOf(ctx, dc, udpIn, &udp.Stats.Decode), &udp.Stats, func() (*decode.Decoder, func()) {
+		in := p.merge.Input(tcpSource, merge.Live)
+		return p.decoderOf(ctx, dc, in, &tcp.Stats.Decode), in.Close
+	}, &tcp.Stats)
 	if err != nil {
 		return nil, err
 	}
 	var out []*source
 	if cfg.UDP {
-		udp.run = func(ctx context.Context, _ *capture.Decoder, started func()) error {
+		udp.ownDecoders = true
+		udp.run = func(ctx context.Context, _ *decode.Decoder, _ *input.Stats, started func()) error {
 			started()
 			return l.ServeUDP(ctx)
 		}
 		out = append(out, udp)
 	}
 	if cfg.TCP {
-		tcp.run = func(ctx context.Context, _ *capture.Decoder, started func()) error {
+		tcp.ownDecoders = true
+		tcp.run = func(ctx context.Context, _ *decode.Decoder, _ *input.Stats, started func()) error {
 			started()
 			return l.ServeTCP(ctx)
 		}
@@ -227,7 +313,7 @@ func hepSources(o *options, p *pipeline) ([]*source, error) {
 
 // newSources checks the source flags and returns the sources, or an error
 // that names the problem.
-func newSources(o *options, p *pipeline) ([]*source, error) {
+func newSources(ctx context.Context, o *options, p *pipeline) ([]*source, error) {
 	if len(o.interfaces) == 0 && len(o.pcapFiles) == 0 && o.hep.Addr == "" {
 		return nil, fmt.Errorf("no packet source: give at least one --capture.interface, --capture.pcap-file or --hep.listen-address")
 	}
@@ -240,6 +326,12 @@ func newSources(o *options, p *pipeline) ([]*source, error) {
 	if o.bpfFile != "" && len(o.interfaces) == 0 {
 		return nil, fmt.Errorf("--capture.bpf-file needs --capture.interface")
 	}
+	if len(o.pcapFiles) > 0 && o.pcapSpeed == "fast" && (len(o.interfaces) > 0 || o.hep.Addr != "") {
+		return nil, fmt.Errorf("--capture.pcap-file read fast cannot be merged in time order with live sources (--capture.interface, --hep.listen-address): its capture times are not theirs; use --capture.pcap-speed=realtime")
+	}
+	if o.pipeline.merge.Lateness <= o.blockTimeout {
+		return nil, fmt.Errorf("--capture.max-lateness %v: must be above --capture.block-timeout %v, or packets waiting in the kernel ring would count as late", o.pipeline.merge.Lateness, o.blockTimeout)
+	}
 	seen := map[string]bool{}
 	var sources []*source
 	var filter []bpf.RawInstruction
@@ -248,7 +340,7 @@ func newSources(o *options, p *pipeline) ([]*source, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--capture.bpf-file: %w", err)
 		}
-		filter, err = capture.ParseBPF(f)
+		filter, err = input.ParseBPF(f)
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("--capture.bpf-file %q: %w", o.bpfFile, err)
@@ -259,10 +351,10 @@ func newSources(o *options, p *pipeline) ([]*source, error) {
 			return nil, fmt.Errorf("--capture.interface %q given twice", name)
 		}
 		seen["interface:"+name] = true
-		cfg := capture.LiveConfig{Interface: name, RingBytes: int(o.ringSize), Promiscuous: o.promisc, Filter: filter}
-		sources = append(sources, &source{name: name, typ: "interface",
-			run: func(ctx context.Context, d *capture.Decoder, started func()) error {
-				return capture.Live(ctx, cfg, d, started)
+		cfg := input.LiveConfig{Interface: name, RingBytes: int(o.ringSize), Promiscuous: o.promisc, Filter: filter, BlockTimeout: o.blockTimeout}
+		sources = append(sources, &source{Source: input.Source{Name: name, Type: "interface"}, kind: merge.Live, retry: true,
+			run: func(ctx context.Context, d *decode.Decoder, st *input.Stats, started func()) error {
+				return input.Live(ctx, cfg, d, st, started)
 			}})
 	}
 	for _, path := range o.pcapFiles {
@@ -275,15 +367,19 @@ func newSources(o *options, p *pipeline) ([]*source, error) {
 			return nil, fmt.Errorf("--capture.pcap-file: %w", err)
 		}
 		f.Close()
-		cfg := capture.FileConfig{Path: path, Realtime: o.pcapSpeed == "realtime", Loop: o.pcapLoop}
-		sources = append(sources, &source{name: path, typ: "pcap",
-			run: func(ctx context.Context, d *capture.Decoder, started func()) error {
+		cfg := input.FileConfig{Path: path, Realtime: o.pcapSpeed == "realtime", Loop: o.pcapLoop}
+		kind := merge.Exact
+		if cfg.Realtime {
+			kind = merge.Live // its times are mapped onto the wall clock
+		}
+		sources = append(sources, &source{Source: input.Source{Name: path, Type: "pcap"}, kind: kind,
+			run: func(ctx context.Context, d *decode.Decoder, _ *input.Stats, started func()) error {
 				started()
-				return capture.ReadFile(ctx, cfg, d)
+				return input.ReadFile(ctx, cfg, d)
 			}})
 	}
 	if o.hep.Addr != "" {
-		hs, err := hepSources(o, p)
+		hs, err := hepSources(ctx, o, p)
 		if err != nil {
 			return nil, err
 		}
@@ -295,20 +391,37 @@ func newSources(o *options, p *pipeline) ([]*source, error) {
 // startupTimeout bounds how long a live source may take to open.
 const startupTimeout = 10 * time.Second
 
-// startSources starts a goroutine per source. It waits until every source
-// has started reading and returns the first start-up error, so that a bad
-// interface fails the exporter at start.
-func startSources(ctx context.Context, sources []*source, p *pipeline, logger *slog.Logger) error {
+// Backoff of a failed source's reopening: 1 s, doubling up to 30 s.
+const (
+	minBackoff = time.Second
+	maxBackoff = 30 * time.Second
+)
+
+// startSources starts a goroutine per source, each feeding its own merge
+// input (the HEP listener makes its own). It waits until every source has
+// started reading and returns the first start-up error, so that a bad
+// interface fails the exporter at start. A source that fails later is
+// reopened with backoff when it retries (sip_exporter_source_up is 0
+// meanwhile and each reopening counts in restarts); a file that ends is
+// not an error.
+func startSources(ctx context.Context, sources []*source, p *pipeline, restarts *prometheus.CounterVec, logger *slog.Logger) error {
 	for _, s := range sources {
 		startedc := make(chan struct{})
 		errc := make(chan error, 1)
-		d := p.decoder(&s.stats)
+		var in *merge.Input[message]
+		var d *decode.Decoder
+		if !s.ownDecoders {
+			in = p.merge.Input(p.merge.Source(s.Name), s.kind)
+			d = p.decoder(ctx, in, &s.Stats.Decode)
+		}
+		restart := restarts.WithLabelValues(s.Name, s.Type)
+		var once sync.Once
 		go func() {
-			err := s.run(ctx, d, func() {
-				s.up.Store(true)
-				close(startedc)
+			err := s.run(ctx, d, &s.Stats, func() {
+				s.Up.Store(true)
+				once.Do(func() { close(startedc) })
 			})
-			s.up.Store(false)
+			s.Up.Store(false)
 			errc <- err
 		}()
 		select {
@@ -318,52 +431,61 @@ func startSources(ctx context.Context, sources []*source, p *pipeline, logger *s
 				return err
 			}
 		case <-time.After(startupTimeout):
-			return fmt.Errorf("%s %q: not started after %v", s.typ, s.name, startupTimeout)
+			return fmt.Errorf("%s %q: not started after %v", s.Type, s.Name, startupTimeout)
 		}
-		logger.Info("source started", "type", s.typ, "name", s.name)
+		logger.Info("source started", "type", s.Type, "name", s.Name)
 		go func() {
-			err := <-errc
-			switch {
-			case err != nil:
-				logger.Error("source failed", "type", s.typ, "name", s.name, "err", err, "packets", s.stats.Packets.Load())
-			default:
-				logger.Info("source ended", "type", s.typ, "name", s.name, "packets", s.stats.Packets.Load())
+			s.supervise(ctx, <-errc, d, restart, logger)
+			if in != nil {
+				in.Close()
 			}
 		}()
 	}
 	return nil
 }
 
-// snapshot copies the sources' counters for a scrape.
-func snapshot(sources []*source) []collector.SourceStats {
-	out := make([]collector.SourceStats, 0, len(sources))
-	for _, s := range sources {
-		st := &s.stats
-		ss := collector.SourceStats{
-			Source: s.name, Type: s.typ, Up: s.up.Load(),
-			Packets: st.Packets.Load(), Bytes: st.Bytes.Load(), KernelDrops: st.KernelDrops.Load(),
-			TCPFlows: st.TCPFlows.Load(), TCPRetransmitted: st.TCPRetrans.Load(),
-			TCPOutOfOrder: st.TCPOutOfOrder.Load(), TCPGaps: st.TCPGaps.Load(),
-			IPReassembling: st.IPReassembling.Load(),
-			HEPPackets:     st.HEPPackets.Load(), HEPBytes: st.HEPBytes.Load(), HEPAuthFailures: st.HEPAuthFailures.Load(),
-			HEPConns: st.HEPConns.Load(), HEPConnsTotal: st.HEPConnsTotal.Load(), HEPConnsRejected: st.HEPConnsRejected.Load(),
+// supervise handles the end of a source's first run with err: a source
+// that retries is reopened with backoff until ctx is done; otherwise the
+// end is logged.
+func (s *source) supervise(ctx context.Context, err error, d *decode.Decoder, restart prometheus.Counter, logger *slog.Logger) {
+	backoff := minBackoff
+	for {
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			logger.Info("source ended", "type", s.Type, "name", s.Name, "packets", s.Stats.Decode.Packets.Load())
+			return
+		case !s.retry:
+			logger.Error("source failed", "type", s.Type, "name", s.Name, "err", err, "packets", s.Stats.Decode.Packets.Load())
+			return
 		}
-		add := func(dst *[]collector.ReasonCount) func(string, uint64) {
-			return func(r string, n uint64) { *dst = append(*dst, collector.ReasonCount{Reason: r, Count: n}) }
+		logger.Error("source failed; reopening", "type", s.Type, "name", s.Name, "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
 		}
-		st.ParseErrors(add(&ss.ParseErrors))
-		st.Skips(add(&ss.Skipped))
-		st.Encapsulations(add(&ss.Encaps))
-		st.Evictions(add(&ss.TCPEvictions))
-		st.Reassembled(add(&ss.IPReassembled))
-		st.FragmentDrops(func(f, r string, n uint64) {
-			ss.IPFragmentsDrops = append(ss.IPFragmentsDrops, collector.FragmentDropCount{Family: f, Reason: r, Count: n})
+		backoff = min(2*backoff, maxBackoff)
+		d.Reset()
+		err = s.run(ctx, d, &s.Stats, func() {
+			s.Up.Store(true)
+			restart.Inc()
+			backoff = minBackoff
+			logger.Info("source reopened", "type", s.Type, "name", s.Name)
 		})
-		st.HEPErrors(add(&ss.HEPErrors))
-		st.HEPTypes(func(t uint8, n uint64) {
-			ss.HEPNonSIP = append(ss.HEPNonSIP, collector.ReasonCount{Reason: strconv.Itoa(int(t)), Count: n})
-		})
-		out = append(out, ss)
+		s.Up.Store(false)
+		if err == nil && ctx.Err() == nil {
+			err = fmt.Errorf("%s %q: ended", s.Type, s.Name) // a live source does not end by itself
+		}
+	}
+}
+
+// inputs returns the sources for the collector of their self-metrics.
+func inputs(sources []*source) []*input.Source {
+	out := make([]*input.Source, len(sources))
+	for i, s := range sources {
+		out[i] = &s.Source
 	}
 	return out
 }

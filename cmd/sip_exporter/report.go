@@ -7,12 +7,15 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/input"
+	"github.com/sip-exporter/sip_exporter/capture/merge"
 	"github.com/sip-exporter/sip_exporter/collector"
 	"github.com/sip-exporter/sip_exporter/collector/sipstatus"
 )
@@ -37,7 +40,7 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
 		return 1
 	}
-	var stats capture.Stats
+	var stats decode.Stats
 	if err := readFiles(p, o.reportFiles, &stats, func(err error) {
 		fmt.Fprintf(stderr, "%s: warning: %v; counted what came before\n", program, err)
 	}); err != nil {
@@ -60,14 +63,40 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// readFiles feeds each capture file, in order, through its own decoder of
-// p, counting into stats. A truncated file is passed to warn and reading
-// goes on; any other error stops and is returned.
-func readFiles(p *pipeline, paths []string, stats *capture.Stats, warn func(error)) error {
-	for _, path := range paths {
-		err := capture.ReadFile(context.Background(), capture.FileConfig{Path: path}, p.decoder(stats))
+// readFiles reads the capture files at once, each on its own goroutine
+// through its own decoder of p (counting into stats), and merges their
+// messages by capture time, as mergecap does, before they are counted and
+// tracked: rotated captures and captures of one traffic on several
+// interfaces give the transactions of the whole. A truncated file is
+// passed to warn and what it held is counted; any other error is returned
+// once every file has been read.
+func readFiles(p *pipeline, paths []string, stats *decode.Stats, warn func(error)) error {
+	ctx := context.Background()
+	inputs := make([]*merge.Input[message], len(paths))
+	for i, path := range paths {
+		inputs[i] = p.merge.Input(p.merge.Source(path), merge.Exact)
+	}
+	p.merge.Seal()
+	merged := make(chan struct{})
+	go func() {
+		p.merge.Run(ctx)
+		close(merged)
+	}()
+	errs := make([]error, len(paths))
+	var wg sync.WaitGroup
+	for i, path := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer inputs[i].Close()
+			errs[i] = input.ReadFile(ctx, input.FileConfig{Path: path}, p.decoder(ctx, inputs[i], stats))
+		}()
+	}
+	wg.Wait()
+	<-merged
+	for _, err := range errs {
 		switch {
-		case errors.Is(err, capture.ErrTruncated):
+		case errors.Is(err, input.ErrTruncated):
 			warn(err)
 		case err != nil:
 			return err
@@ -107,7 +136,7 @@ func writeExposition(w io.Writer, c *collector.SIP, tx *collector.Tracker) error
 // writeTable writes one row per (code, method) in order of code then
 // method, a total per class, and the totals of the run. With nodes other
 // than the unnamed one, each node gets its own block.
-func writeTable(w io.Writer, c *collector.SIP, stats *capture.Stats) error {
+func writeTable(w io.Writer, c *collector.SIP, stats *decode.Stats) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	nodes := c.Nodes()
 	named := len(nodes) > 1 || (len(nodes) == 1 && (nodes[0].Label() != "" || nodes[0].Peer() != ""))

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/sip-exporter/sip_exporter/capture"
+	"github.com/sip-exporter/sip_exporter/capture/decode"
 	"github.com/sip-exporter/sip_exporter/capture/sip"
 	"github.com/sip-exporter/sip_exporter/collector"
 )
@@ -9,7 +9,7 @@ import (
 // txEvent fills ev with the transaction tracker's view of m, counted under
 // node n. It returns false for a message without Call-ID or CSeq, which
 // belongs to no transaction. It does not allocate.
-func txEvent(o *capture.Origin, m *sip.Message, n *collector.Node, ev *collector.TxEvent) bool {
+func txEvent(o *decode.Origin, m *sip.Message, n *collector.Node, ev *collector.TxEvent) bool {
 	if m.CSeqMethod == nil || m.CallID == nil {
 		return false
 	}

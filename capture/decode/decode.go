@@ -1,0 +1,513 @@
+package decode
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/sip-exporter/sip_exporter/capture/defrag"
+	"github.com/sip-exporter/sip_exporter/capture/hep"
+	"github.com/sip-exporter/sip_exporter/capture/sip"
+	"github.com/sip-exporter/sip_exporter/capture/stream"
+)
+
+// Handler receives every SIP message the decoder finds, with where it came
+// from. o, m and the bytes they point to are valid only during the call:
+// copy what must outlive it. A handler runs on the source's goroutine and
+// must not block.
+type Handler func(o *Origin, m *sip.Message)
+
+// Config tunes a [Decoder]. The zero value is not valid: start from
+// [DefaultConfig].
+type Config struct {
+	TCP       stream.Config // TCP stream reassembly; its HEP field is set from HEP.Decapsulate
+	HEP       HEPConfig
+	Fragments defrag.Config
+}
+
+// DefaultConfig returns the defaults the exporter's flags also use: HEP
+// found inside captures is decapsulated, IP fragments are reassembled.
+func DefaultConfig() Config {
+	return Config{TCP: stream.DefaultConfig(), HEP: HEPConfig{Decapsulate: true, MaxPayloadBytes: 1 << 20},
+		Fragments: defrag.DefaultConfig()}
+}
+
+// Decoder turns captured link-layer frames into SIP messages: it decodes the
+// link layer, IPv4/IPv6, UDP and TCP (with per-flow stream reassembly), finds
+// SIP by content on any port, scans each message with [sip.Parse] and hands
+// it to a [Handler].
+//
+// A Decoder belongs to one packet source and is not safe for concurrent use;
+// its [Stats] may be read concurrently. Packet does not allocate for UDP and
+// for in-order TCP segments of a known flow.
+type Decoder struct {
+	stats   *Stats
+	handler Handler
+	msg     sip.Message
+	origin  Origin
+	tcp     *stream.Table
+	frag    *defrag.Table
+
+	decapsulate bool
+	authKey     []byte
+	hep         *hep.Decoder
+	hepPacket   hep.Packet
+	agentID     [10]byte // capture agent ID in decimal
+	depth       int      // encapsulations entered in the current packet
+}
+
+// New returns a decoder that counts into stats and calls h for each SIP
+// message. It returns an error when cfg is out of range.
+func New(cfg Config, stats *Stats, h Handler) (*Decoder, error) {
+	d := &Decoder{stats: stats, handler: h, decapsulate: cfg.HEP.Decapsulate, authKey: cfg.HEP.AuthKey}
+	tcfg := cfg.TCP
+	tcfg.HEP = cfg.HEP.Decapsulate
+	var err error
+	if d.tcp, err = stream.New(tcfg, &stats.Stream, (*streamSink)(d)); err != nil {
+		return nil, err
+	}
+	if d.frag, err = defrag.New(cfg.Fragments, &stats.Fragments); err != nil {
+		return nil, err
+	}
+	if cfg.HEP.MaxPayloadBytes < 1 {
+		return nil, fmt.Errorf("hep max payload %d bytes: must be positive", cfg.HEP.MaxPayloadBytes)
+	}
+	d.hep = hep.NewDecoder(hep.Config{MaxPayload: cfg.HEP.MaxPayloadBytes})
+	return d, nil
+}
+
+// Reset forgets all TCP and IP reassembly state, as when a capture file is
+// read again from its start; IP datagrams still missing fragments are
+// counted as dropped (reason incomplete).
+func (d *Decoder) Reset() {
+	d.tcp.Reset()
+	d.frag.Reset()
+}
+
+// Packet decodes one captured frame of link type lt, captured at ts
+// (nanoseconds since the Unix epoch; used for TCP flow and IP fragment
+// timeouts), whose
+// length on the wire was wireLen bytes. Problems are counted in the
+// decoder's [Stats]; Packet never fails.
+//
+// Tunnels and mirror encapsulations are decoded in any order up to
+// MaxEncapDepth: GRE, ERSPAN I/II/III, VXLAN, Geneve, IP-in-IP, MPLS, with
+// Ethernet inside them. IP fragments are held until their datagram is
+// complete (see [defrag.Config]), then decoded at ts of the fragment that
+// completed it; SCTP DATA and I-DATA chunks are decoded one by one.
+// Fragments are the one path that may allocate (a datagram's buffer, until
+// buffers are reused).
+//
+// Link types: Ethernet (with stacked 802.1Q/802.1ad tags and PPPoE
+// sessions), Linux cooked
+// SLL and SLL2, raw IPv4/IPv6 (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6)
+// and BSD null/loopback.
+func (d *Decoder) Packet(lt layers.LinkType, data []byte, ts int64, wireLen int) {
+	d.stats.Packets.Add(1)
+	d.stats.Bytes.Add(uint64(wireLen))
+	d.depth = 0
+	d.origin.Time = ts
+	d.frag.Expire(ts)
+	var etype uint16
+	switch lt {
+	case layers.LinkTypeEthernet:
+		if len(data) < 14 {
+			d.stats.parseError(ErrLinkHeader)
+			return
+		}
+		etype, data = binary.BigEndian.Uint16(data[12:]), data[14:]
+	case layers.LinkTypeLinuxSLL:
+		if len(data) < 16 {
+			d.stats.parseError(ErrLinkHeader)
+			return
+		}
+		etype, data = binary.BigEndian.Uint16(data[14:]), data[16:]
+	case layers.LinkTypeLinuxSLL2:
+		if len(data) < 20 {
+			d.stats.parseError(ErrLinkHeader)
+			return
+		}
+		etype, data = binary.BigEndian.Uint16(data[0:]), data[20:]
+	case layers.LinkTypeNull, layers.LinkTypeLoop:
+		// 4-byte address family in the capturing host's (NULL) or network
+		// (LOOP) byte order, with values that differ between BSDs: the IP
+		// version nibble that follows is what decides.
+		if len(data) < 4 {
+			d.stats.parseError(ErrLinkHeader)
+			return
+		}
+		d.ip(data[4:], ts)
+		return
+	case layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6, linkTypeRawOpenBSD, linkTypeRawBSD:
+		d.ip(data, ts)
+		return
+	default:
+		d.stats.skip(SkipLinkType)
+		return
+	}
+	d.ethertype(etype, data, ts)
+}
+
+// Link types that gopacket does not name: DLT_RAW as some BSDs number it.
+const (
+	linkTypeRawBSD     layers.LinkType = 12
+	linkTypeRawOpenBSD layers.LinkType = 14
+)
+
+// maxVLANTags bounds the 802.1Q/802.1ad tags decoded in one frame.
+const maxVLANTags = 8
+
+// ethertype dispatches the payload of an Ethernet-like header.
+func (d *Decoder) ethertype(etype uint16, data []byte, ts int64) {
+	for tags := 0; ; tags++ {
+		switch etype {
+		case 0x0800, 0x86dd:
+			d.ip(data, ts)
+			return
+		case 0x8100, 0x88a8, 0x9100: // 802.1Q, 802.1ad, pre-standard QinQ
+			if tags == maxVLANTags || len(data) < 4 {
+				d.stats.parseError(ErrLinkHeader)
+				return
+			}
+			d.enter(EncapVLAN)
+			etype, data = binary.BigEndian.Uint16(data[2:]), data[4:]
+		case 0x8847, 0x8848: // MPLS unicast, multicast
+			d.mpls(data, ts)
+			return
+		case 0x6558: // transparent Ethernet bridging
+			if d.enter(EncapGRE) {
+				d.ethernet(data, ts)
+			}
+			return
+		case 0x8864: // PPPoE session stage (RFC 2516): 6-byte header, then the PPP protocol
+			d.enter(EncapPPPoE)
+			if len(data) < 8 {
+				d.stats.parseError(ErrLinkHeader)
+				return
+			}
+			switch binary.BigEndian.Uint16(data[6:]) {
+			case 0x0021, 0x0057: // PPP IPv4, IPv6
+				d.ip(data[8:], ts)
+			default:
+				d.stats.skip(SkipNotIP)
+			}
+			return
+		default:
+			d.stats.skip(SkipNotIP)
+			return
+		}
+	}
+}
+
+// IP protocol numbers decoded here.
+const (
+	protoIPIP = 4
+	protoTCP  = 6
+	protoUDP  = 17
+	protoIPv6 = 41
+	protoGRE  = 47
+	protoSCTP = 132
+)
+
+// maxIPv6ExtHeaders bounds the IPv6 extension header chain walked.
+const maxIPv6ExtHeaders = 8
+
+// ip decodes an IPv4 or IPv6 packet (RFC 791, RFC 8200) down to its UDP,
+// TCP or SCTP payload. The payload is cut to the length the IP header
+// gives, which drops Ethernet padding; a packet cut short by the capture's
+// snap length keeps what was captured. Fragments are reassembled (see
+// [defrag.Config]) and the datagram decoded once complete.
+func (d *Decoder) ip(data []byte, ts int64) {
+	if len(data) < 1 {
+		d.stats.parseError(ErrIPHeader)
+		return
+	}
+	var key stream.Key
+	switch data[0] >> 4 {
+	case 4:
+		if len(data) < 20 {
+			d.stats.parseError(ErrIPHeader)
+			return
+		}
+		ihl := int(data[0]&0x0f) * 4
+		total := int(binary.BigEndian.Uint16(data[2:]))
+		if total == 0 {
+			// Captured before segmentation offload (TSO/GSO) on the
+			// sending host: the kernel leaves the total length 0 and
+			// the packet is as long as what was captured (tcpdump and
+			// Wireshark treat it so too).
+			total = len(data)
+		}
+		if ihl < 20 || total < ihl || len(data) < ihl {
+			d.stats.parseError(ErrIPHeader)
+			return
+		}
+		proto := data[9]
+		d.origin.IPID = binary.BigEndian.Uint16(data[4:])
+		key.Src[10], key.Src[11] = 0xff, 0xff
+		key.Dst[10], key.Dst[11] = 0xff, 0xff
+		copy(key.Src[12:], data[12:16])
+		copy(key.Dst[12:], data[16:20])
+		if frag := binary.BigEndian.Uint16(data[6:]); frag&0x3fff != 0 { // MF or offset
+			if !d.frag.Enabled() {
+				d.stats.skip(SkipIPFragment)
+				return
+			}
+			fk := defrag.Key{Src: key.Src, Dst: key.Dst, ID: uint32(binary.BigEndian.Uint16(data[4:])), Proto: proto, Family: defrag.IPv4}
+			truncated := len(data) < total
+			data = data[ihl:min(total, len(data))]
+			d.fragment(&fk, int(frag&0x1fff)*8, frag&0x2000 != 0, truncated, proto, data, ts)
+			return
+		}
+		if total < len(data) {
+			data = data[:total]
+		}
+		d.transport(proto, &key, data[ihl:], ts)
+	case 6:
+		if len(data) < 40 {
+			d.stats.parseError(ErrIPHeader)
+			return
+		}
+		plen := int(binary.BigEndian.Uint16(data[4:]))
+		proto := data[6]
+		d.origin.IPID = 0
+		copy(key.Src[:], data[8:24])
+		copy(key.Dst[:], data[24:40])
+		data = data[40:]
+		truncated := plen > len(data)
+		if plen != 0 && plen < len(data) { // 0: jumbogram (RFC 2675), keep all
+			data = data[:plen]
+		}
+		d.ipv6(&key, proto, data, truncated, false, ts)
+	default:
+		d.stats.parseError(ErrIPHeader)
+	}
+}
+
+// ipv6 walks the IPv6 extension headers from next header proto at data
+// and decodes what follows them. A fragment header hands the packet to
+// reassembly, unless it comes in a reassembled payload (reassembled set):
+// fragments are not nested. truncated tells that the capture cut the
+// packet short.
+func (d *Decoder) ipv6(key *stream.Key, proto uint8, data []byte, truncated, reassembled bool, ts int64) {
+	for i := 0; ; i++ {
+		// The bound applies to extension headers only: a chain of
+		// exactly maxIPv6ExtHeaders followed by UDP or TCP is fine.
+		if i == maxIPv6ExtHeaders && (proto == 0 || proto == 43 || proto == 60 || proto == 51 || proto == 44) {
+			d.stats.parseError(ErrIPHeader)
+			return
+		}
+		switch proto {
+		case 0, 43, 60: // hop-by-hop, routing, destination options
+			if len(data) < 8 {
+				d.stats.parseError(ErrIPHeader)
+				return
+			}
+			n := (int(data[1]) + 1) * 8
+			if len(data) < n {
+				d.stats.parseError(ErrIPHeader)
+				return
+			}
+			proto, data = data[0], data[n:]
+			continue
+		case 51: // authentication header (RFC 4302): length in 4-byte units, minus 2
+			if len(data) < 8 {
+				d.stats.parseError(ErrIPHeader)
+				return
+			}
+			n := (int(data[1]) + 2) * 4
+			if len(data) < n {
+				d.stats.parseError(ErrIPHeader)
+				return
+			}
+			proto, data = data[0], data[n:]
+			continue
+		case 44: // fragment (RFC 8200 §4.5)
+			if len(data) < 8 || reassembled {
+				d.stats.parseError(ErrIPHeader)
+				return
+			}
+			off := binary.BigEndian.Uint16(data[2:])
+			if off&0xfff9 == 0 { // atomic fragment (RFC 6946): offset 0, M clear
+				proto, data = data[0], data[8:]
+				continue
+			}
+			if !d.frag.Enabled() {
+				d.stats.skip(SkipIPFragment)
+				return
+			}
+			fk := defrag.Key{Src: key.Src, Dst: key.Dst, ID: binary.BigEndian.Uint32(data[4:]), Family: defrag.IPv6}
+			d.fragment(&fk, int(off&^7), off&1 != 0, truncated, data[0], data[8:], ts)
+			return
+		}
+		break
+	}
+	d.transport(proto, key, data, ts)
+}
+
+// fragment hands one IP fragment to reassembly (see [defrag.Table.Add])
+// and decodes its datagram once complete.
+func (d *Decoder) fragment(k *defrag.Key, off int, more, truncated bool, proto uint8, p []byte, ts int64) {
+	g, err := d.frag.Add(k, off, more, truncated, proto, p, ts)
+	if err != nil {
+		d.stats.parseError(ErrIPHeader) // RFC 8200 §4.5; RFC 791 §3.2
+		return
+	}
+	if g != nil {
+		d.reassembled(g)
+		d.frag.Release(g)
+	}
+}
+
+// reassembled decodes a datagram reassembled from fragments, from what
+// follows its IP header (IPv4) or fragment header (IPv6).
+func (d *Decoder) reassembled(g *defrag.Datagram) {
+	gk := g.Key()
+	key := stream.Key{Src: gk.Src, Dst: gk.Dst}
+	if gk.Family == defrag.IPv6 {
+		d.ipv6(&key, g.Proto(), g.Payload(), false, true, d.origin.Time)
+		return
+	}
+	d.transport(g.Proto(), &key, g.Payload(), d.origin.Time)
+}
+
+// transport decodes the IP payload data of protocol proto between the
+// addresses of key.
+func (d *Decoder) transport(proto uint8, key *stream.Key, data []byte, ts int64) {
+	switch proto {
+	case protoUDP:
+		if len(data) < 8 {
+			d.stats.parseError(ErrUDPHeader)
+			return
+		}
+		if n := int(binary.BigEndian.Uint16(data[4:])); n >= 8 && n < len(data) {
+			data = data[:n]
+		}
+		sport, dport := binary.BigEndian.Uint16(data[0:]), binary.BigEndian.Uint16(data[2:])
+		if d.udpTunnel(sport, dport, data[8:], ts) {
+			return
+		}
+		d.setAddrs(key, sport, dport)
+		d.Datagram(data[8:])
+	case protoTCP:
+		if len(data) < 20 {
+			d.stats.parseError(ErrTCPHeader)
+			return
+		}
+		off := int(data[12]>>4) * 4
+		if off < 20 || len(data) < off {
+			d.stats.parseError(ErrTCPHeader)
+			return
+		}
+		key.SrcPort = binary.BigEndian.Uint16(data[0:])
+		key.DstPort = binary.BigEndian.Uint16(data[2:])
+		seq := binary.BigEndian.Uint32(data[4:])
+		d.setAddrs(key, key.SrcPort, key.DstPort)
+		d.tcp.Segment(key, seq, data[13], data[off:], ts)
+	case protoIPIP, protoIPv6:
+		if d.enter(EncapIPinIP) {
+			d.ip(data, ts)
+		}
+	case protoGRE:
+		d.gre(data, ts)
+	case protoSCTP:
+		d.sctp(key, data)
+	default:
+		d.stats.skip(SkipIPProtocol)
+	}
+}
+
+// Datagram handles the payload of one UDP datagram or SCTP user message:
+// one SIP message per datagram (RFC 3261 §18.1.1, RFC 4168 §5),
+// recognised by content, or one HEP packet
+// (decapsulated when the config says so, always for the HEP listener's
+// decoders).
+func (d *Decoder) Datagram(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	if d.decapsulate && hep.IsHEP(p) {
+		d.HEP(p)
+		return
+	}
+	d.sipMessage(p)
+}
+
+// sipMessage hands on p, a whole datagram or WebSocket message, as one SIP
+// message, or counts it as a keep-alive or not SIP.
+func (d *Decoder) sipMessage(p []byte) {
+	if !sip.IsStart(p) {
+		if isCRLF(p) {
+			d.stats.skip(SkipKeepalive)
+		} else {
+			d.stats.skip(SkipNotSIP)
+		}
+		return
+	}
+	d.message(p)
+}
+
+// setAddrs sets the origin's addresses from a flow key (IPv4 as mapped
+// IPv6) and ports. (The IPv4 identification is set by ip.)
+func (d *Decoder) setAddrs(k *stream.Key, sport, dport uint16) {
+	d.origin.Src = netip.AddrPortFrom(netip.AddrFrom16(k.Src).Unmap(), sport)
+	d.origin.Dst = netip.AddrPortFrom(netip.AddrFrom16(k.Dst).Unmap(), dport)
+}
+
+// message scans one SIP message and hands it on.
+func (d *Decoder) message(p []byte) {
+	d.origin.Payload = p
+	d.deliver(&d.msg, sip.Parse(p, &d.msg))
+}
+
+// deliver counts the message m, which sip.Parse returned err for, and
+// hands it on. A start-line error drops the message; a header error is
+// counted and the message still counted.
+func (d *Decoder) deliver(m *sip.Message, err error) {
+	if err != nil {
+		fatal := false
+		switch err {
+		case sip.ErrNotSIP:
+			d.stats.skip(SkipNotSIP)
+			return
+		case sip.ErrStatusLine:
+			d.stats.parseError(ErrStatusLine)
+			fatal = true
+		case sip.ErrStatusCode:
+			d.stats.parseError(ErrStatusCode)
+			fatal = true
+		case sip.ErrRequestLine:
+			d.stats.parseError(ErrRequestLine)
+			fatal = true
+		case sip.ErrCSeq:
+			d.stats.parseError(ErrCSeq)
+		case sip.ErrContentLength:
+			d.stats.parseError(ErrContentLength)
+		case sip.ErrTooLong:
+			d.stats.parseError(ErrTooLong)
+		default:
+			d.stats.parseError(ErrHeader)
+		}
+		if fatal || (!m.Response && len(m.Method) == 0) {
+			return
+		}
+	}
+	if m.Response {
+		d.stats.Responses.Add(1)
+	} else {
+		d.stats.Requests.Add(1)
+	}
+	d.handler(&d.origin, m)
+}
+
+// isCRLF reports whether p holds only CR and LF bytes (a keep-alive).
+func isCRLF(p []byte) bool {
+	for _, c := range p {
+		if c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,120 @@
+package input
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/bpf"
+)
+
+// LiveConfig says how a network interface is captured.
+type LiveConfig struct {
+	Interface   string
+	RingBytes   int                  // size of the kernel ring (TPACKET_V3), rounded down to whole 1 MiB blocks
+	Promiscuous bool                 // put the interface in promiscuous mode (SPAN ports need it)
+	Filter      []bpf.RawInstruction // optional classic BPF program run in the kernel; nil keeps every packet
+	// BlockTimeout is how long the kernel fills a TPACKET_V3 block before
+	// handing it over part full (tp_retire_blk_tov, whole ms): the most a
+	// packet waits in the ring on a quiet link. 0 means DefaultBlockTimeout.
+	BlockTimeout time.Duration
+}
+
+// DefaultBlockTimeout is the default of [LiveConfig.BlockTimeout], the
+// kernel's and gopacket's: 64 ms.
+const DefaultBlockTimeout = 64 * time.Millisecond
+
+// DefaultRingBytes is the default kernel ring size: 64 MiB.
+const DefaultRingBytes = 64 << 20
+
+// ringBlockBytes is the TPACKET_V3 block size. A block must hold the largest
+// packet, 64 KiB on loopback with its MTU of 65,536.
+const ringBlockBytes = 1 << 20
+
+// ParseBPF reads a classic BPF program in the text form that `tcpdump -ddd
+// EXPRESSION` prints: a first line with the instruction count, then one line
+// per instruction with four decimal numbers "code jt jf k". Lines may also
+// be separated by commas, as in `iptables -m bpf --bytecode`. It returns an
+// error that names the line when the text does not parse or the count does
+// not match.
+func ParseBPF(r io.Reader) ([]bpf.RawInstruction, error) {
+	var lines []string
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		for _, l := range strings.Split(sc.Text(), ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				lines = append(lines, l)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(lines) == 0 {
+		return nil, fmt.Errorf("bpf program is empty")
+	}
+	n, err := strconv.Atoi(lines[0])
+	if err != nil {
+		return nil, fmt.Errorf("bpf line 1: instruction count %q: %w", lines[0], err)
+	}
+	if n != len(lines)-1 || n < 1 || n > bpfMaxInstructions-len(skipOutgoing) {
+		return nil, fmt.Errorf("bpf program: count says %d instructions, %d given (1..%d allowed)", n, len(lines)-1, bpfMaxInstructions-len(skipOutgoing))
+	}
+	prog := make([]bpf.RawInstruction, n)
+	for i, l := range lines[1:] {
+		f := strings.Fields(l)
+		if len(f) != 4 {
+			return nil, fmt.Errorf("bpf line %d: %q: want 4 numbers \"code jt jf k\"", i+2, l)
+		}
+		var v [4]uint64
+		for j, s := range f {
+			bits := []int{16, 8, 8, 32}[j]
+			if v[j], err = strconv.ParseUint(s, 10, bits); err != nil {
+				return nil, fmt.Errorf("bpf line %d: %q: %w", i+2, l, err)
+			}
+		}
+		prog[i] = bpf.RawInstruction{Op: uint16(v[0]), Jt: uint8(v[1]), Jf: uint8(v[2]), K: uint32(v[3])}
+	}
+	if _, ok := bpf.Disassemble(prog); !ok {
+		return nil, fmt.Errorf("bpf program: not a valid classic BPF program")
+	}
+	return prog, nil
+}
+
+// bpfMaxInstructions is the kernel's BPF_MAXINSNS.
+const bpfMaxInstructions = 4096
+
+// skipOutgoing rejects packets whose skb->pkt_type is PACKET_OUTGOING. On a
+// loopback device AF_PACKET hands every packet over twice, once sent and
+// once received; keeping only the received copy counts each once.
+var skipOutgoing = []bpf.Instruction{
+	bpf.LoadExtension{Num: bpf.ExtType},
+	bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 4 /* PACKET_OUTGOING */, SkipTrue: 1},
+	bpf.RetConstant{Val: 0},
+}
+
+// buildFilter returns the program to attach: the user's filter (or accept
+// all) preceded, on loopback devices, by [skipOutgoing].
+func buildFilter(user []bpf.RawInstruction, loopback bool) ([]bpf.RawInstruction, error) {
+	if !loopback {
+		return user, nil
+	}
+	prog, err := bpf.Assemble(skipOutgoing)
+	if err != nil {
+		return nil, err
+	}
+	if user == nil {
+		accept, err := bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: 1 << 18}})
+		if err != nil {
+			return nil, err
+		}
+		user = accept
+	}
+	return append(prog, user...), nil
+}
+
+// statsInterval is how often kernel drop counters are read.
+const statsInterval = time.Second

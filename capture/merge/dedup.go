@@ -1,0 +1,139 @@
+package merge
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/maphash"
+	"net/netip"
+	"sync/atomic"
+	"time"
+)
+
+// Dedup recognises a copy of a SIP message seen shortly before: the
+// copies that capturing on several interfaces, a SPAN session mirroring
+// both directions, or several HEP agents reporting one message produce.
+// A copy has the same bytes, the same source and destination addresses and
+// ports and, in IPv4, the same identification ([Dedup.Key]). Messages with
+// the same bytes between other hosts (OPTIONS pings of a cluster, replayed
+// traffic) are not copies. A retransmission by SIP itself comes T1 = 500 ms
+// or more later (RFC 3261 §17.1.1.2, §17.1.2.2) and the window is capped
+// below T1 ([MaxWindow]), so it is never removed.
+//
+// The table is a fixed array of 4-way buckets of one 64-bit word each: 32
+// bits of the key and the capture time in units of 2^17 ns (131 µs; it
+// wraps after 6.5 days, far beyond any window). Seen is safe for
+// concurrent use, takes no lock and does not allocate: four atomic loads
+// and at most a compare-and-swap. Two different messages are taken for one
+// when 32 key bits and the bucket index collide within the window, which
+// for 65,536 slots is about one in 2^46 per message.
+//
+// When the table is full of messages younger than the window, the oldest
+// entry of the bucket is replaced: a copy that arrives after its original
+// was pushed out is counted again. The default table holds 65,536
+// messages per window (655,360 messages/s at 100 ms).
+type Dedup struct {
+	window  uint32 // in time units
+	seed    maphash.Seed
+	slots   []atomic.Uint64
+	mask    uint64
+	removed atomic.Uint64
+}
+
+// dedupUnitShift converts nanoseconds to the table's time unit (131 µs).
+const dedupUnitShift = 17
+
+// DefaultDedupSlots is the table size [NewDedup] uses for slots 0.
+const DefaultDedupSlots = 1 << 16
+
+// MaxWindow is the largest dedup window, 3,813 time units (499.77 ms):
+// below T1 = 500 ms, the earliest a SIP retransmission comes (RFC 3261
+// §17.1.1.2). Times are compared in whole units, so two times d apart may
+// be up to floor(d/unit)+1 units apart; 500 ms is at least 3,814 units, so
+// a retransmission is never within the largest window.
+const MaxWindow = 3813 << dedupUnitShift
+
+// NewDedup returns a Dedup that removes copies seen within window of the
+// first (window > 0 and at most [MaxWindow]) in a table of slots entries
+// (a power of two, at least 4; 0 means DefaultDedupSlots, 8 bytes each).
+// It returns an error naming the bad value.
+func NewDedup(window time.Duration, slots int) (*Dedup, error) {
+	if slots == 0 {
+		slots = DefaultDedupSlots
+	}
+	if window <= 0 || window > MaxWindow {
+		return nil, fmt.Errorf("dedup window %v: must be above 0 and below T1 (500ms), or a SIP retransmission could be removed", window)
+	}
+	if slots < 4 || slots&(slots-1) != 0 {
+		return nil, fmt.Errorf("dedup table of %d slots: must be a power of two, at least 4", slots)
+	}
+	return &Dedup{
+		window: uint32((window + 1<<dedupUnitShift - 1) >> dedupUnitShift),
+		seed:   maphash.MakeSeed(),
+		slots:  make([]atomic.Uint64, slots),
+		mask:   uint64(slots - 1),
+	}, nil
+}
+
+// Key returns the dedup key of a message: a hash of its bytes, its source
+// and destination addresses and ports (the zero AddrPort when unknown) and
+// the IPv4 identification ipID (0 when there is none: IPv6, HEP, or a DF
+// datagram of Linux). It does not allocate.
+func (d *Dedup) Key(msg []byte, src, dst netip.AddrPort, ipID uint16) uint64 {
+	var b [2*18 + 2]byte
+	a := src.Addr().As16()
+	copy(b[0:16], a[:])
+	binary.BigEndian.PutUint16(b[16:], src.Port())
+	a = dst.Addr().As16()
+	copy(b[18:34], a[:])
+	binary.BigEndian.PutUint16(b[34:], dst.Port())
+	binary.BigEndian.PutUint16(b[36:], ipID)
+	h := maphash.Bytes(d.seed, msg)
+	return h ^ (maphash.Bytes(d.seed, b[:])*0x9e3779b97f4a7c15 + 1)
+}
+
+// Seen reports whether the message of key ([Dedup.Key]), captured at t
+// (nanoseconds since the Unix epoch), is a copy of one seen within the
+// window before or after t. A copy is counted in [Dedup.Removed]; a new
+// message is remembered and false returned.
+func (d *Dedup) Seen(h uint64, t int64) bool {
+	fp := uint64(uint32(h >> 32))
+	if fp == 0 {
+		fp = 1 // 0 marks an empty slot
+	}
+	now := uint32(uint64(t) >> dedupUnitShift)
+	entry := fp<<32 | uint64(now)
+	bucket := d.slots[h&d.mask&^3:][:4]
+	for try := 0; try < 4; try++ {
+		victim, oldest := 0, int64(-1)
+		var seen [4]uint64
+		for i := range bucket {
+			v := bucket[i].Load()
+			seen[i] = v
+			var age int64
+			switch {
+			case v == 0:
+				age = 1 << 34 // empty: take it first
+			case v>>32 == fp:
+				if a := int32(now - uint32(v)); a >= -int32(d.window) && a <= int32(d.window) {
+					d.removed.Add(1)
+					return true
+				}
+				age = 1 << 35 // the same bytes long ago: a new sending, reuse its slot
+			default:
+				age = int64(now - uint32(v)) // wrapped, 0 .. 2^32-1
+			}
+			if age > oldest {
+				victim, oldest = i, age
+			}
+		}
+		if bucket[victim].CompareAndSwap(seen[victim], entry) {
+			return false
+		}
+		// Another source wrote the slot meanwhile, perhaps with this very
+		// message: look again.
+	}
+	return false
+}
+
+// Removed returns the number of copies Seen has reported.
+func (d *Dedup) Removed() uint64 { return d.removed.Load() }

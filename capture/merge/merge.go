@@ -1,0 +1,536 @@
+package merge
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Kind says how the merge waits for an [Input].
+type Kind uint8
+
+const (
+	// Exact inputs (capture files read as fast as possible) are waited
+	// for: nothing is released until every open exact input has handed
+	// over a message at least as late, as mergecap merges files.
+	Exact Kind = iota
+	// Live inputs (interfaces, HEP, files paced in real time) are merged
+	// with a bounded lateness: a message is released once the exporter's
+	// wall clock has passed its (clock-corrected) capture time by
+	// [Config.Lateness].
+	Live
+)
+
+// Config configures a [Merger].
+type Config struct {
+	// Lateness is how long after its capture time a message of a live
+	// input may reach the merge and still be put in order: it must cover
+	// the AF_PACKET block timeout and a HEP agent's batching. Later
+	// messages are still handed on at once, and counted as late.
+	Lateness time.Duration
+	// Live makes the merge keep time by the wall clock even while no live
+	// input is open (HEP over TCP only, between connections). Adding a
+	// live input sets it too.
+	Live bool
+	// QueueSize is how many messages one input holds for the merge (a
+	// power of two is used, at least 2). A full exact input makes its
+	// producer wait; a full live input drops the message and counts it.
+	QueueSize int
+	// MaxPending bounds the messages held in the merge for ordering; past
+	// it the earliest is handed on before its time.
+	MaxPending int
+}
+
+// DefaultConfig returns the defaults of the exporter's flags.
+func DefaultConfig() Config {
+	return Config{Lateness: DefaultLateness, QueueSize: 1 << 14, MaxPending: 1 << 18}
+}
+
+// DefaultLateness is the default of [Config.Lateness]: well above the
+// 64 ms TPACKET_V3 block timeout and the batching of HEP agents.
+const DefaultLateness = time.Second
+
+// wakeSlack is added to the time a live message becomes due, so that one
+// wake-up releases the messages of a stretch of time, not one each.
+const wakeSlack = 20 * time.Millisecond
+
+// idleTick is how often the merge moves its watermark on while live
+// inputs are quiet, so that the consumer's timeouts still expire.
+const idleTick = time.Second
+
+// Sink receives the merged stream on the merge's goroutine.
+type Sink[E any] interface {
+	// Message receives one message with its capture time t (ns since the
+	// Unix epoch; corrected by its clock's offset on a live input), in
+	// time order, unless late is set: then the watermark had passed t
+	// when the message reached the merge.
+	Message(t int64, e *E, late bool)
+	// Advance says that every message up to watermark w (ns) has been
+	// handed on, bar late ones: the consumer's time is now w.
+	Advance(w int64)
+}
+
+// Merger puts the messages of several inputs into one stream in capture
+// time order, then hands them to a [Sink] on its own goroutine ([Merger.Run]).
+//
+// Each input is a single-producer queue: pushing takes no lock and does
+// not allocate. The merge drains the queues into a binary heap ordered by
+// capture time and releases what the watermark has passed: the smallest
+// of the latest time of every open exact input and, with live inputs, the
+// wall clock less [Config.Lateness]. It sleeps while it has nothing to do:
+// producers wake it only when it waits for data, and with live inputs it
+// wakes once per idleTick (1 s) to move the watermark on.
+type Merger[E any] struct {
+	cfg  Config
+	sink Sink[E]
+	live atomic.Bool
+
+	mu      sync.Mutex // guards inputs, sources and sealed
+	inputs  []*Input[E]
+	sources []*Source
+	byName  map[string]*Source
+	sealed  bool
+	changed atomic.Bool // inputs changed since the merge last copied them
+
+	waiting atomic.Bool   // the merge sleeps until a producer wakes it
+	wake    chan struct{} // capacity 1
+
+	// Owned by the merge goroutine.
+	heap     []heapItem
+	slab     []slot[E]
+	free     []uint32
+	seq      uint64
+	wm       int64 // watermark handed to Advance
+	released atomic.Int64
+	pending  atomic.Int64
+}
+
+type slot[E any] struct {
+	e  E
+	in *Input[E]
+}
+
+type heapItem struct {
+	t    int64
+	seq  uint64
+	slot uint32
+}
+
+// New returns a merger that hands the merged stream to sink. It fails when
+// cfg is out of range.
+func New[E any](cfg Config, sink Sink[E]) (*Merger[E], error) {
+	switch {
+	case cfg.Lateness <= 0:
+		return nil, fmt.Errorf("merge lateness %v: must be positive", cfg.Lateness)
+	case cfg.QueueSize < 1:
+		return nil, fmt.Errorf("merge queue size %d: must be at least 1", cfg.QueueSize)
+	case cfg.MaxPending < 1:
+		return nil, fmt.Errorf("merge max pending %d: must be at least 1", cfg.MaxPending)
+	}
+	m := &Merger[E]{cfg: cfg, sink: sink, byName: map[string]*Source{}, wake: make(chan struct{}, 1), wm: math.MinInt64}
+	m.live.Store(cfg.Live)
+	return m, nil
+}
+
+// Source returns the counters of the named packet source, made on first
+// use; the inputs of one source (a HEP listener's connections) share them.
+func (m *Merger[E]) Source(name string) *Source {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.byName[name]; s != nil {
+		return s
+	}
+	s := &Source{name: name, offsets: map[string]*atomic.Int64{}}
+	m.byName[name] = s
+	m.sources = append(m.sources, s)
+	return s
+}
+
+// Input adds an input of kind k counting into s. Its producer calls Push
+// from one goroutine at a time and Close when it is done. Adding an input
+// to a sealed merger panics.
+func (m *Merger[E]) Input(s *Source, k Kind) *Input[E] {
+	n := 2
+	for n < m.cfg.QueueSize {
+		n <<= 1
+	}
+	in := &Input[E]{m: m, src: s, kind: k, buf: make([]item[E], n), mask: uint64(n - 1),
+		room: make(chan struct{}, 1), threshold: int64(m.cfg.Lateness / 2)}
+	if k == Live {
+		m.live.Store(true)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sealed {
+		panic("merge: Input after Seal")
+	}
+	m.inputs = append(m.inputs, in)
+	m.changed.Store(true)
+	return in
+}
+
+// Seal says that no input will be added: once every input is closed and
+// its messages handed on, Run returns.
+func (m *Merger[E]) Seal() {
+	m.mu.Lock()
+	m.sealed = true
+	m.mu.Unlock()
+	m.changed.Store(true)
+	m.signal()
+}
+
+// signal wakes the merge if it waits for data.
+func (m *Merger[E]) signal() {
+	if m.waiting.Load() {
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Watermark returns the watermark last handed to the sink (ns; MinInt64
+// before the first).
+func (m *Merger[E]) Watermark() int64 { return m.released.Load() }
+
+// Run merges until ctx is done, or, once sealed, until every input is
+// closed and drained. Call it on one goroutine.
+func (m *Merger[E]) Run(ctx context.Context) {
+	var inputs []*Input[E]
+	sealed := false
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		if m.changed.Swap(false) {
+			m.mu.Lock()
+			inputs = append(inputs[:0], m.inputs...)
+			sealed = m.sealed
+			m.mu.Unlock()
+			inputs = m.prune(inputs)
+		}
+		now := time.Now().UnixNano()
+		drained := m.drain(inputs)
+		w, open, starved := m.watermark(inputs, now)
+		released := m.release(w)
+		if w > m.wm && w != math.MaxInt64 {
+			m.wm = w
+			m.released.Store(w)
+			m.sink.Advance(w)
+		} else if w == math.MaxInt64 && len(m.heap) == 0 && !open {
+			// Everything is in: the consumer's time is the last message's.
+			if sealed {
+				return
+			}
+		}
+		if drained > 0 || released > 0 {
+			continue
+		}
+		// Nothing to do: sleep until a producer wakes us (waiting for an
+		// exact input, or for any data), until the earliest pending live
+		// message is due, or until the next idle tick.
+		var wait time.Duration = -1
+		if m.live.Load() {
+			wait = idleTick
+			if len(m.heap) > 0 && !starved {
+				due := time.Duration(m.heap[0].t + int64(m.cfg.Lateness) - now)
+				wait = min(wait, max(due, 0)+wakeSlack)
+			}
+		}
+		// Producers wake us only when no live message is pending (or an
+		// exact input is awaited): under steady live traffic the merge
+		// wakes by its timer, not once per message.
+		wantWake := len(m.heap) == 0 || starved || !m.live.Load()
+		if wantWake {
+			m.waiting.Store(true)
+			if m.anyQueued(inputs) || m.changed.Load() {
+				m.waiting.Store(false)
+				continue
+			}
+		}
+		if wait >= 0 {
+			timer.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			m.waiting.Store(false)
+			return
+		case <-m.wake:
+		case <-timer.C:
+		}
+		m.waiting.Store(false)
+		timer.Stop() // since Go 1.23 no stale tick is left in timer.C
+	}
+}
+
+// prune drops inputs that are closed and empty from the merger's list.
+func (m *Merger[E]) prune(inputs []*Input[E]) []*Input[E] {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	kept := m.inputs[:0]
+	for _, in := range m.inputs {
+		if !in.done() {
+			kept = append(kept, in)
+		}
+	}
+	clear(m.inputs[len(kept):])
+	m.inputs = kept
+	return append(inputs[:0], kept...)
+}
+
+// anyQueued reports whether any input has a message waiting.
+func (m *Merger[E]) anyQueued(inputs []*Input[E]) bool {
+	for _, in := range inputs {
+		if in.head.Load() != in.tail.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// drain moves queued messages into the heap. An exact input is drained
+// while it is the one holding the watermark back, or while the heap has
+// room, so that a fast file cannot fill memory while a slow one lags.
+func (m *Merger[E]) drain(inputs []*Input[E]) int {
+	n := 0
+	soft := max(m.cfg.MaxPending/2, 1)
+	for _, in := range inputs {
+		for k := 0; k < 4096; k++ {
+			if in.kind == Exact && in.drained && len(m.heap) >= soft && in.last > m.laggard(inputs) {
+				break
+			}
+			h, t := in.head.Load(), in.tail.Load()
+			if h == t {
+				break
+			}
+			it := &in.buf[h&in.mask]
+			if !in.drained || it.t > in.last {
+				in.last = it.t
+			}
+			in.drained = true
+			if it.t < m.wm {
+				in.src.late.Add(1)
+				m.sink.Message(it.t, &it.e, true)
+			} else {
+				m.push(it, in)
+			}
+			in.head.Store(h + 1)
+			n++
+			if in.waiting.Load() {
+				select {
+				case in.room <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+	if n > 0 {
+		m.pending.Store(int64(len(m.heap)))
+	}
+	return n
+}
+
+// laggard returns the latest time of the exact input furthest behind.
+func (m *Merger[E]) laggard(inputs []*Input[E]) int64 {
+	l := int64(math.MaxInt64)
+	for _, in := range inputs {
+		if in.kind == Exact && !in.done() {
+			if !in.drained {
+				return math.MinInt64
+			}
+			l = min(l, in.last)
+		}
+	}
+	return l
+}
+
+// watermark returns the time up to which messages may be released: it
+// reports whether any input is still open, and whether an open exact input
+// has nothing queued and so holds the merge back (starved).
+func (m *Merger[E]) watermark(inputs []*Input[E], now int64) (w int64, open, starved bool) {
+	w = math.MaxInt64
+	for _, in := range inputs {
+		if in.done() {
+			continue
+		}
+		open = true
+		if in.kind != Exact {
+			continue
+		}
+		switch {
+		case !in.drained:
+			w, starved = math.MinInt64, true
+		case in.last < w:
+			w = in.last
+			if in.head.Load() == in.tail.Load() {
+				starved = true
+			}
+		}
+	}
+	if m.live.Load() {
+		w = min(w, now-int64(m.cfg.Lateness))
+	}
+	return w, open, starved
+}
+
+// release hands on, in time order, the pending messages the watermark w
+// has passed, and the earliest ones past MaxPending.
+func (m *Merger[E]) release(w int64) int {
+	n := 0
+	for len(m.heap) > 0 && (m.heap[0].t <= w || len(m.heap) > m.cfg.MaxPending) {
+		top := m.heap[0]
+		m.pop()
+		s := &m.slab[top.slot]
+		m.sink.Message(top.t, &s.e, false)
+		var zero E
+		s.e, s.in = zero, nil
+		m.free = append(m.free, top.slot)
+		n++
+	}
+	if n > 0 {
+		m.pending.Store(int64(len(m.heap)))
+	}
+	return n
+}
+
+// push copies an item into the slab and the heap.
+func (m *Merger[E]) push(it *item[E], in *Input[E]) {
+	var idx uint32
+	if k := len(m.free); k > 0 {
+		idx = m.free[k-1]
+		m.free = m.free[:k-1]
+	} else {
+		idx = uint32(len(m.slab))
+		m.slab = append(m.slab, slot[E]{})
+	}
+	m.slab[idx].e, m.slab[idx].in = it.e, in
+	m.seq++
+	m.heap = append(m.heap, heapItem{t: it.t, seq: m.seq, slot: idx})
+	// sift up
+	i := len(m.heap) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !less(m.heap[i], m.heap[p]) {
+			break
+		}
+		m.heap[i], m.heap[p] = m.heap[p], m.heap[i]
+		i = p
+	}
+}
+
+// pop removes the heap's minimum.
+func (m *Merger[E]) pop() {
+	last := len(m.heap) - 1
+	m.heap[0] = m.heap[last]
+	m.heap = m.heap[:last]
+	i, n := 0, last
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		c := l
+		if r := l + 1; r < n && less(m.heap[r], m.heap[l]) {
+			c = r
+		}
+		if !less(m.heap[c], m.heap[i]) {
+			break
+		}
+		m.heap[i], m.heap[c] = m.heap[c], m.heap[i]
+		i = c
+	}
+}
+
+func less(a, b heapItem) bool { return a.t < b.t || a.t == b.t && a.seq < b.seq }
+
+// item is one queued message.
+type item[E any] struct {
+	t int64
+	e E
+}
+
+// Input is one producer's queue into the merge: a packet source, or one
+// HEP connection. Push and Close are for one goroutine at a time.
+type Input[E any] struct {
+	m    *Merger[E]
+	src  *Source
+	kind Kind
+	buf  []item[E]
+	mask uint64
+	_    [64]byte
+	head atomic.Uint64 // next item the merge reads
+	_    [56]byte
+	tail atomic.Uint64 // next item the producer writes
+	_    [56]byte
+
+	closed  atomic.Bool
+	waiting atomic.Bool   // the producer waits for room
+	room    chan struct{} // capacity 1
+
+	// Owned by the merge goroutine.
+	last    int64 // latest capture time drained
+	drained bool
+
+	// Owned by the producer: clocks of live inputs by key.
+	threshold int64
+	clocks    map[string]*clock
+	lastKey   string
+	lastClock *clock
+}
+
+// done reports whether the input is closed and empty.
+func (in *Input[E]) done() bool {
+	return in.closed.Load() && in.head.Load() == in.tail.Load()
+}
+
+// Push hands the merge one message captured at t (ns since the Unix
+// epoch) by the clock named clockKey (a HEP agent's node: agents' clocks
+// differ; "" for a source with one clock). On a live input t is corrected
+// by the clock's offset from the exporter's wall clock when that offset
+// exceeds half the lateness (see [Source]). A full exact input makes Push
+// wait for room (it returns false only when ctx is done); a full live
+// input drops the message, counts it and returns false. Push does not
+// allocate once a clock key has been seen.
+func (in *Input[E]) Push(ctx context.Context, t int64, clockKey string, e *E) bool {
+	if in.kind == Live {
+		t = in.correct(t, clockKey)
+	}
+	for {
+		tail := in.tail.Load()
+		if tail-in.head.Load() < uint64(len(in.buf)) {
+			it := &in.buf[tail&in.mask]
+			it.t, it.e = t, *e
+			in.tail.Store(tail + 1)
+			in.m.signal()
+			return true
+		}
+		if in.kind == Live {
+			in.src.dropped.Add(1)
+			return false
+		}
+		in.waiting.Store(true)
+		if tail-in.head.Load() < uint64(len(in.buf)) {
+			in.waiting.Store(false)
+			continue
+		}
+		in.m.signal()
+		select {
+		case <-in.room:
+		case <-ctx.Done():
+			in.waiting.Store(false)
+			return false
+		}
+		in.waiting.Store(false)
+	}
+}
+
+// Close says the producer is done; the merge stops waiting for the input
+// once its queued messages are drained.
+func (in *Input[E]) Close() {
+	in.closed.Store(true)
+	in.m.changed.Store(true)
+	in.m.signal()
+}

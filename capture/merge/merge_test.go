@@ -1,0 +1,321 @@
+package merge
+
+import (
+	"context"
+	"math"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// ev is the test's message: which input sent it and its number there.
+type ev struct {
+	input, n int
+}
+
+// recorder is a Sink that records what it is handed.
+type recorder struct {
+	mu       sync.Mutex
+	times    []int64
+	evs      []ev
+	late     []bool
+	advances []int64
+}
+
+func (r *recorder) Message(t int64, e *ev, late bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.times = append(r.times, t)
+	r.evs = append(r.evs, *e)
+	r.late = append(r.late, late)
+}
+
+func (r *recorder) Advance(w int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.advances = append(r.advances, w)
+}
+
+func (r *recorder) snapshot() ([]int64, []ev, []bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.times), slices.Clone(r.evs), slices.Clone(r.late)
+}
+
+func newTest(t *testing.T, cfg Config) (*Merger[ev], *recorder) {
+	t.Helper()
+	r := &recorder{}
+	m, err := New[ev](cfg, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, r
+}
+
+// TestExactOrder merges three exact inputs whose producers run at their
+// own pace (the second slowly) into one stream in time order, as mergecap
+// merges files, whatever the queue and pending sizes.
+func TestExactOrder(t *testing.T) {
+	for _, cfg := range []Config{
+		{Lateness: time.Second, QueueSize: 2, MaxPending: 1},
+		{Lateness: time.Second, QueueSize: 4, MaxPending: 8},
+		DefaultConfig(),
+	} {
+		m, r := newTest(t, cfg)
+		const inputs, each = 3, 500
+		ins := make([]*Input[ev], inputs)
+		for i := range ins {
+			ins[i] = m.Input(m.Source(string(rune('a'+i))), Exact)
+		}
+		m.Seal()
+		done := make(chan struct{})
+		go func() { m.Run(context.Background()); close(done) }()
+		var wg sync.WaitGroup
+		for i, in := range ins {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer in.Close()
+				for n := range each {
+					if i == 1 && n%50 == 0 {
+						time.Sleep(time.Millisecond)
+					}
+					// input i sends times i, i+3, i+6, ...: interleaved
+					if !in.Push(context.Background(), int64(n*inputs+i), "", &ev{i, n}) {
+						t.Error("push failed")
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		<-done
+		times, evs, late := r.snapshot()
+		if len(times) != inputs*each {
+			t.Fatalf("%+v: %d messages, want %d", cfg, len(times), inputs*each)
+		}
+		for k, tm := range times {
+			if tm != int64(k) || late[k] {
+				t.Fatalf("%+v: message %d has time %d (late %v), want %d in order", cfg, k, tm, late[k], k)
+			}
+			if want := (ev{k % inputs, k / inputs}); evs[k] != want {
+				t.Fatalf("message %d is %+v, want %+v", k, evs[k], want)
+			}
+		}
+	}
+}
+
+// TestExactLate: a message older than what the merge has handed on
+// already is handed on at once, marked late and counted for its source.
+func TestExactLate(t *testing.T) {
+	m, r := newTest(t, DefaultConfig())
+	src := m.Source("a")
+	in := m.Input(src, Exact)
+	m.Seal()
+	done := make(chan struct{})
+	go func() { m.Run(context.Background()); close(done) }()
+	ctx := context.Background()
+	in.Push(ctx, 10, "", &ev{0, 0})
+	in.Push(ctx, 20, "", &ev{0, 1})
+	// Wait until the merge has handed both on (a single open exact input
+	// moves the watermark to its latest time, 20).
+	for {
+		if times, _, _ := r.snapshot(); len(times) == 2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	in.Push(ctx, 5, "", &ev{0, 2})
+	in.Close()
+	<-done
+	times, _, late := r.snapshot()
+	if !slices.Equal(times, []int64{10, 20, 5}) || !slices.Equal(late, []bool{false, false, true}) {
+		t.Errorf("times %v late %v, want [10 20 5] [false false true]", times, late)
+	}
+	if src.Late() != 1 {
+		t.Errorf("Late() = %d, want 1", src.Late())
+	}
+}
+
+// TestLiveLateness: a live message is held until the wall clock has passed
+// its time by the lateness, so that a message of another source captured
+// earlier but delivered later still goes first.
+func TestLiveLateness(t *testing.T) {
+	const lateness = 200 * time.Millisecond
+	m, r := newTest(t, Config{Lateness: lateness, QueueSize: 16, MaxPending: 16})
+	a, b := m.Input(m.Source("a"), Live), m.Input(m.Source("b"), Live)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.Run(ctx)
+	now := time.Now().UnixNano()
+	a.Push(ctx, now, "", &ev{0, 0})
+	time.Sleep(lateness / 4)
+	b.Push(ctx, now-int64(time.Millisecond), "", &ev{1, 0}) // captured first, delivered later
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if times, _, _ := r.snapshot(); len(times) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("messages not handed on within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, evs, late := r.snapshot()
+	if !slices.Equal(evs, []ev{{1, 0}, {0, 0}}) || slices.Contains(late, true) {
+		t.Errorf("order %v late %v, want b's message first, none late", evs, late)
+	}
+	// A message older than the watermark is late.
+	a.Push(ctx, now-int64(time.Minute), "", &ev{0, 1})
+	for m.Source("a").Late() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("late message not counted within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The watermark stays behind the wall clock by the lateness.
+	if w := m.Watermark(); w > time.Now().UnixNano()-int64(lateness) {
+		t.Errorf("watermark %d is less than the lateness behind the wall clock", w)
+	}
+}
+
+// TestClockAhead: an agent whose clock is 300 s ahead is merged by its
+// corrected time: its messages are handed on within the lateness, the
+// watermark never runs ahead of the wall clock (so it cannot expire other
+// sources' transactions), and its offset is estimated.
+func TestClockAhead(t *testing.T) {
+	const lateness = 100 * time.Millisecond
+	m, r := newTest(t, Config{Lateness: lateness, QueueSize: 64, MaxPending: 64})
+	src := m.Source("udp://:9060")
+	in := m.Input(src, Live)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.Run(ctx)
+	const ahead = int64(300 * time.Second)
+	for n := range 5 {
+		now := time.Now().UnixNano()
+		in.Push(ctx, now+ahead, "fast", &ev{0, n})
+		in.Push(ctx, now, "right", &ev{1, n})
+		time.Sleep(10 * time.Millisecond)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if times, _, _ := r.snapshot(); len(times) == 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("messages not handed on within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	times, evs, late := r.snapshot()
+	if slices.Contains(late, true) {
+		t.Errorf("late %v, want none", late)
+	}
+	for k := 1; k < len(times); k++ {
+		if times[k] < times[k-1] {
+			t.Errorf("times out of order: %v", times)
+		}
+	}
+	wall := time.Now().UnixNano()
+	for k, tm := range times {
+		if tm > wall {
+			t.Errorf("message %+v handed on with time %d ahead of the wall clock %d", evs[k], tm, wall)
+		}
+	}
+	r.mu.Lock()
+	for _, w := range r.advances {
+		if w > wall {
+			t.Errorf("watermark %d ahead of the wall clock %d", w, wall)
+		}
+	}
+	r.mu.Unlock()
+	if o, ok := src.Offset("fast"); !ok || math.Abs(float64(o-ahead)) > float64(time.Second) {
+		t.Errorf("offset of the fast clock %v (%v), want about 300s", time.Duration(o), ok)
+	}
+	if o, ok := src.Offset("right"); !ok || math.Abs(float64(o)) > float64(time.Second) {
+		t.Errorf("offset of the right clock %v (%v), want about 0", time.Duration(o), ok)
+	}
+}
+
+// TestLiveDrop: a full live input drops and counts instead of blocking
+// its producer.
+func TestLiveDrop(t *testing.T) {
+	m, _ := newTest(t, Config{Lateness: time.Second, QueueSize: 2, MaxPending: 16})
+	src := m.Source("eth0")
+	in := m.Input(src, Live) // nothing runs the merge
+	now := time.Now().UnixNano()
+	var ok int
+	for n := range 5 {
+		if in.Push(context.Background(), now, "", &ev{0, n}) {
+			ok++
+		}
+	}
+	if ok != 2 || src.Dropped() != 3 {
+		t.Errorf("pushed %d, dropped %d; want 2 and 3", ok, src.Dropped())
+	}
+}
+
+// TestPushDrainAllocs: pushing, draining and handing on a message allocate
+// nothing once the heap and slab have grown.
+func TestPushDrainAllocs(t *testing.T) {
+	r := &recorder{times: make([]int64, 0, 1<<12), evs: make([]ev, 0, 1<<12), late: make([]bool, 0, 1<<12)}
+	m, err := New[ev](DefaultConfig(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := m.Input(m.Source("a"), Exact)
+	inputs := []*Input[ev]{in}
+	ts := int64(0)
+	step := func() {
+		ts++
+		in.Push(context.Background(), ts, "", &ev{0, int(ts)})
+		m.drain(inputs)
+		m.release(ts)
+		if len(r.times) > 1<<11 {
+			r.times, r.evs, r.late = r.times[:0], r.evs[:0], r.late[:0]
+		}
+	}
+	for range 100 {
+		step()
+	}
+	if a := testing.AllocsPerRun(1000, step); a != 0 {
+		t.Errorf("push, drain, release: %v allocs per message", a)
+	}
+}
+
+// BenchmarkPushDrain is the merge's cost per message on one exact input.
+func BenchmarkPushDrain(b *testing.B) {
+	r := &recorder{}
+	m, _ := New[ev](DefaultConfig(), discard{})
+	_ = r
+	in := m.Input(m.Source("a"), Exact)
+	inputs := []*Input[ev]{in}
+	ts := int64(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		ts++
+		in.Push(context.Background(), ts, "", &ev{0, 1})
+		if ts&63 == 0 {
+			m.drain(inputs)
+			m.release(ts)
+		}
+	}
+}
+
+type discard struct{}
+
+func (discard) Message(int64, *ev, bool) {}
+func (discard) Advance(int64)            {}
+
+func TestNewErrors(t *testing.T) {
+	for _, cfg := range []Config{
+		{Lateness: 0, QueueSize: 1, MaxPending: 1},
+		{Lateness: time.Second, QueueSize: 0, MaxPending: 1},
+		{Lateness: time.Second, QueueSize: 1, MaxPending: 0},
+	} {
+		if _, err := New[ev](cfg, discard{}); err == nil {
+			t.Errorf("New(%+v) succeeded", cfg)
+		}
+	}
+}

@@ -1,0 +1,84 @@
+package stream
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Eviction is why a TCP flow's reassembly state was dropped before the flow
+// ended (label `reason` of sip_exporter_tcp_flows_evicted_total).
+type Eviction uint8
+
+// The eviction reasons.
+const (
+	EvictLimit   Eviction = iota // table full (Config.MaxFlows): least recently seen flow dropped
+	EvictTimeout                 // no segment for Config.FlowTimeout
+	numEvictions
+)
+
+var evictionNames = [numEvictions]string{"limit", "timeout"}
+
+// String returns the label value, e.g. "limit".
+func (e Eviction) String() string { return evictionNames[e] }
+
+// Stats are the counters of the [Table] of one packet source. The table
+// updates them with atomic operations; they may be read at any time from
+// another goroutine (a scrape). The zero value is ready to use.
+type Stats struct {
+	Flows         atomic.Int64  // flow directions tracked now (a gauge)
+	Retransmitted atomic.Uint64 // segments whose data had been seen already
+	OutOfOrder    atomic.Uint64 // segments held back and put in order
+	Gaps          atomic.Uint64 // times a missing segment never came and the stream skipped ahead
+
+	evictions [numEvictions]atomic.Uint64
+}
+
+// Evictions calls fn for every flow eviction reason with its count, zeros
+// included.
+func (s *Stats) Evictions(fn func(reason string, n uint64)) {
+	for i := range s.evictions {
+		fn(evictionNames[i], s.evictions[i].Load())
+	}
+}
+
+// Evicted returns the count of one eviction reason.
+func (s *Stats) Evicted(r Eviction) uint64 { return s.evictions[r].Load() }
+
+func (s *Stats) evict(r Eviction) { s.evictions[r].Add(1) }
+
+// The metrics of [Stats], labelled by packet source.
+var (
+	flowsDesc = prometheus.NewDesc("sip_exporter_tcp_flows",
+		"TCP flow directions whose stream is being reassembled.", []string{"source"}, nil)
+	evictedDesc = prometheus.NewDesc("sip_exporter_tcp_flows_evicted_total",
+		"TCP flows forgotten before they ended, by reason (limit: table full, timeout: idle).", []string{"source", "reason"}, nil)
+	retransDesc = prometheus.NewDesc("sip_exporter_tcp_segments_retransmitted_total",
+		"TCP segments carrying data seen already; the data is counted once.", []string{"source"}, nil)
+	outOfOrderDesc = prometheus.NewDesc("sip_exporter_tcp_segments_out_of_order_total",
+		"TCP segments that arrived ahead of missing data.", []string{"source"}, nil)
+	gapsDesc = prometheus.NewDesc("sip_exporter_tcp_stream_gaps_total",
+		"Times missing TCP data never arrived and reassembly skipped ahead to the next SIP message.", []string{"source"}, nil)
+)
+
+// Describe sends the descriptors of the metrics that [Stats.Collect] sends.
+func Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{flowsDesc, evictedDesc, retransDesc, outOfOrderDesc, gapsDesc} {
+		ch <- d
+	}
+}
+
+// Collect sends the counters as the metrics of the packet source named
+// source (label source), zeros included.
+func (s *Stats) Collect(ch chan<- prometheus.Metric, source string) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	ch <- prometheus.MustNewConstMetric(flowsDesc, prometheus.GaugeValue, float64(s.Flows.Load()), source)
+	for i := range s.evictions {
+		counter(evictedDesc, s.evictions[i].Load(), source, evictionNames[i])
+	}
+	counter(retransDesc, s.Retransmitted.Load(), source)
+	counter(outOfOrderDesc, s.OutOfOrder.Load(), source)
+	counter(gapsDesc, s.Gaps.Load(), source)
+}

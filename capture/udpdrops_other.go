@@ -1,8 +1,0 @@
-//go:build !linux
-
-package capture
-
-import "net"
-
-// udpSocketDrops is only implemented on Linux (/proc/net/udp).
-func udpSocketDrops(*net.UDPConn) (uint64, bool) { return 0, false }
