@@ -50,7 +50,7 @@ const DefaultDedupSlots = 1 << 16
 // §17.1.1.2). Times are compared in whole units, so two times d apart may
 // be up to floor(d/unit)+1 units apart; 500 ms is at least 3,814 units, so
 // a retransmission is never within the largest window.
-const MaxWindow = 3813 << dedupUnitShift
+const MaxWindow time.Duration = 3813 << dedupUnitShift
 
 // NewDedup returns a Dedup that removes copies seen within window of the
 // first (window > 0 and at most [MaxWindow]) in a table of slots entries

@@ -69,7 +69,9 @@ type Sink[E any] interface {
 	// when the message reached the merge.
 	Message(t int64, e *E, late bool)
 	// Advance says that every message up to watermark w (ns) has been
-	// handed on, bar late ones: the consumer's time is now w.
+	// handed on, bar late ones: the consumer's time is now w. w is
+	// math.MaxInt64 once every input of a merge without live inputs has
+	// ended: nothing more will come.
 	Advance(w int64)
 }
 
@@ -197,7 +199,9 @@ func (m *Merger[E]) signal() {
 func (m *Merger[E]) Watermark() int64 { return m.released.Load() }
 
 // Run merges until ctx is done, or, once sealed, until every input is
-// closed and drained. Call it on one goroutine.
+// closed and drained. Call it on one goroutine, once every input that
+// exists from the start has been added: an exact input added later may
+// find the others' messages handed on already.
 func (m *Merger[E]) Run(ctx context.Context) {
 	var inputs []*Input[E]
 	sealed := false
@@ -216,12 +220,19 @@ func (m *Merger[E]) Run(ctx context.Context) {
 		drained := m.drain(inputs)
 		w, open, starved := m.watermark(inputs, now)
 		released := m.release(w)
-		if w > m.wm && w != math.MaxInt64 {
+		switch {
+		case w > m.wm && w != math.MaxInt64:
 			m.wm = w
 			m.released.Store(w)
 			m.sink.Advance(w)
-		} else if w == math.MaxInt64 && len(m.heap) == 0 && !open {
-			// Everything is in: the consumer's time is the last message's.
+		case w == math.MaxInt64 && len(m.heap) == 0 && !open:
+			// Every input has ended (files read as fast as possible):
+			// time is over for whatever is still open.
+			if m.wm != math.MaxInt64 {
+				m.wm = math.MaxInt64
+				m.released.Store(w)
+				m.sink.Advance(w)
+			}
 			if sealed {
 				return
 			}

@@ -243,6 +243,10 @@ type source struct {
 	// ownDecoders marks a source that makes its decoders and merge inputs
 	// itself (the HEP listener); run then gets a nil decoder.
 	ownDecoders bool
+	// in is the source's merge input (nil with ownDecoders), added by
+	// newSources before the merge runs, so that no file is merged before
+	// the others are in.
+	in *merge.Input[message]
 	// run reads the source until it ends or ctx is done, counting into st;
 	// started is called once reading has begun.
 	run func(ctx context.Context, d *decode.Decoder, st *input.Stats, started func()) error
@@ -311,8 +315,9 @@ func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 	return out, nil
 }
 
-// newSources checks the source flags and returns the sources, or an error
-// that names the problem.
+// newSources checks the source flags and returns the sources, with their
+// merge inputs, or an error that names the problem. Call it before the
+// merge runs.
 func newSources(ctx context.Context, o *options, p *pipeline) ([]*source, error) {
 	if len(o.interfaces) == 0 && len(o.pcapFiles) == 0 && o.hep.Addr == "" {
 		return nil, fmt.Errorf("no packet source: give at least one --capture.interface, --capture.pcap-file or --hep.listen-address")
@@ -385,6 +390,11 @@ func newSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 		}
 		sources = append(sources, hs...)
 	}
+	for _, s := range sources {
+		if !s.ownDecoders {
+			s.in = p.merge.Input(p.merge.Source(s.Name), s.kind)
+		}
+	}
 	return sources, nil
 }
 
@@ -408,10 +418,9 @@ func startSources(ctx context.Context, sources []*source, p *pipeline, restarts 
 	for _, s := range sources {
 		startedc := make(chan struct{})
 		errc := make(chan error, 1)
-		var in *merge.Input[message]
+		in := s.in
 		var d *decode.Decoder
-		if !s.ownDecoders {
-			in = p.merge.Input(p.merge.Source(s.Name), s.kind)
+		if in != nil {
 			d = p.decoder(ctx, in, &s.Stats.Decode)
 		}
 		restart := restarts.WithLabelValues(s.Name, s.Type)
