@@ -36,8 +36,9 @@ type Config struct {
 	// live input sets it too.
 	Live bool
 	// QueueSize is how many messages one input holds for the merge (a
-	// power of two is used, at least 2). A full exact input makes its
-	// producer wait; a full live input drops the message and counts it.
+	// power of two is used, at least 2), unless it is given its own size.
+	// A full exact input makes its producer wait; a full live input drops
+	// the message and counts it. A live input half full wakes the merge.
 	QueueSize int
 	// MaxPending bounds the messages held in the merge for ordering; past
 	// it the earliest is handed on before its time.
@@ -97,8 +98,9 @@ type Merger[E any] struct {
 	sealed  bool
 	changed atomic.Bool // inputs changed since the merge last copied them
 
-	waiting atomic.Bool   // the merge sleeps until a producer wakes it
-	wake    chan struct{} // capacity 1
+	waiting  atomic.Bool   // the merge sleeps until a producer wakes it
+	sleeping atomic.Bool   // the merge sleeps on its timer: wake it only for a half-full queue
+	wake     chan struct{} // capacity 1
 
 	// Owned by the merge goroutine.
 	heap     []heapItem
@@ -151,12 +153,16 @@ func (m *Merger[E]) Source(name string) *Source {
 	return s
 }
 
-// Input adds an input of kind k counting into s. Its producer calls Push
-// from one goroutine at a time and Close when it is done. Adding an input
-// to a sealed merger panics.
-func (m *Merger[E]) Input(s *Source, k Kind) *Input[E] {
+// Input adds an input of kind k counting into s, whose queue holds size
+// messages (rounded up to a power of two; 0 means [Config.QueueSize]). Its
+// producer calls Push from one goroutine at a time and Close when it is
+// done. Adding an input to a sealed merger panics.
+func (m *Merger[E]) Input(s *Source, k Kind, size int) *Input[E] {
+	if size <= 0 {
+		size = m.cfg.QueueSize
+	}
 	n := 2
-	for n < m.cfg.QueueSize {
+	for n < size {
 		n <<= 1
 	}
 	in := &Input[E]{m: m, src: s, kind: k, buf: make([]item[E], n), mask: uint64(n - 1),
@@ -261,6 +267,12 @@ func (m *Merger[E]) Run(ctx context.Context) {
 				m.waiting.Store(false)
 				continue
 			}
+		} else {
+			m.sleeping.Store(true)
+			if m.anyHalfFull(inputs) {
+				m.sleeping.Store(false)
+				continue
+			}
 		}
 		if wait >= 0 {
 			timer.Reset(wait)
@@ -268,11 +280,13 @@ func (m *Merger[E]) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			m.waiting.Store(false)
+			m.sleeping.Store(false)
 			return
 		case <-m.wake:
 		case <-timer.C:
 		}
 		m.waiting.Store(false)
+		m.sleeping.Store(false)
 		timer.Stop() // since Go 1.23 no stale tick is left in timer.C
 	}
 }
@@ -290,6 +304,16 @@ func (m *Merger[E]) prune(inputs []*Input[E]) []*Input[E] {
 	clear(m.inputs[len(kept):])
 	m.inputs = kept
 	return append(inputs[:0], kept...)
+}
+
+// anyHalfFull reports whether any input's queue is at least half full.
+func (m *Merger[E]) anyHalfFull(inputs []*Input[E]) bool {
+	for _, in := range inputs {
+		if in.tail.Load()-in.head.Load() >= uint64(len(in.buf)/2) {
+			return true
+		}
+	}
+	return false
 }
 
 // anyQueued reports whether any input has a message waiting.
@@ -516,6 +540,14 @@ func (in *Input[E]) Push(ctx context.Context, t int64, clockKey string, e *E) bo
 			it.t, it.e = t, *e
 			in.tail.Store(tail + 1)
 			in.m.signal()
+			if tail+1-in.head.Load() >= uint64(len(in.buf)/2) && in.m.sleeping.Load() {
+				// The merge sleeps until its pending messages are due;
+				// wake it before this queue fills.
+				select {
+				case in.m.wake <- struct{}{}:
+				default:
+				}
+			}
 			return true
 		}
 		if in.kind == Live {

@@ -66,7 +66,7 @@ func TestExactOrder(t *testing.T) {
 		const inputs, each = 3, 500
 		ins := make([]*Input[ev], inputs)
 		for i := range ins {
-			ins[i] = m.Input(m.Source(string(rune('a'+i))), Exact)
+			ins[i] = m.Input(m.Source(string(rune('a'+i))), Exact, 0)
 		}
 		m.Seal()
 		done := make(chan struct{})
@@ -110,7 +110,7 @@ func TestExactOrder(t *testing.T) {
 func TestExactLate(t *testing.T) {
 	m, r := newTest(t, DefaultConfig())
 	src := m.Source("a")
-	in := m.Input(src, Exact)
+	in := m.Input(src, Exact, 0)
 	m.Seal()
 	done := make(chan struct{})
 	go func() { m.Run(context.Background()); close(done) }()
@@ -143,7 +143,7 @@ func TestExactLate(t *testing.T) {
 func TestLiveLateness(t *testing.T) {
 	const lateness = 200 * time.Millisecond
 	m, r := newTest(t, Config{Lateness: lateness, QueueSize: 16, MaxPending: 16})
-	a, b := m.Input(m.Source("a"), Live), m.Input(m.Source("b"), Live)
+	a, b := m.Input(m.Source("a"), Live, 0), m.Input(m.Source("b"), Live, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go m.Run(ctx)
@@ -187,7 +187,7 @@ func TestClockAhead(t *testing.T) {
 	const lateness = 100 * time.Millisecond
 	m, r := newTest(t, Config{Lateness: lateness, QueueSize: 64, MaxPending: 64})
 	src := m.Source("udp://:9060")
-	in := m.Input(src, Live)
+	in := m.Input(src, Live, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go m.Run(ctx)
@@ -243,7 +243,7 @@ func TestClockAhead(t *testing.T) {
 func TestLiveDrop(t *testing.T) {
 	m, _ := newTest(t, Config{Lateness: time.Second, QueueSize: 2, MaxPending: 16})
 	src := m.Source("eth0")
-	in := m.Input(src, Live) // nothing runs the merge
+	in := m.Input(src, Live, 0) // nothing runs the merge
 	now := time.Now().UnixNano()
 	var ok int
 	for n := range 5 {
@@ -264,7 +264,7 @@ func TestPushDrainAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := m.Input(m.Source("a"), Exact)
+	in := m.Input(m.Source("a"), Exact, 0)
 	inputs := []*Input[ev]{in}
 	ts := int64(0)
 	step := func() {
@@ -289,7 +289,7 @@ func BenchmarkPushDrain(b *testing.B) {
 	r := &recorder{}
 	m, _ := New[ev](DefaultConfig(), discard{})
 	_ = r
-	in := m.Input(m.Source("a"), Exact)
+	in := m.Input(m.Source("a"), Exact, 0)
 	inputs := []*Input[ev]{in}
 	ts := int64(0)
 	b.ReportAllocs()
@@ -317,5 +317,37 @@ func TestNewErrors(t *testing.T) {
 		if _, err := New[ev](cfg, discard{}); err == nil {
 			t.Errorf("New(%+v) succeeded", cfg)
 		}
+	}
+}
+
+// TestHalfFullWakes: while the merge sleeps until its pending live
+// messages are due, a queue filling to half wakes it, so that a busy
+// source is drained long before the lateness has passed.
+func TestHalfFullWakes(t *testing.T) {
+	m, _ := newTest(t, Config{Lateness: 30 * time.Second, QueueSize: 8, MaxPending: 1 << 10})
+	src := m.Source("eth0")
+	in := m.Input(src, Live, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.Run(ctx)
+	now := time.Now().UnixNano()
+	in.Push(ctx, now, "", &ev{0, 0})
+	for m.pending.Load() != 1 { // drained into the heap; the merge now sleeps for 30 s
+		time.Sleep(time.Millisecond)
+	}
+	for round := range 5 {
+		for n := range 4 { // half of the queue
+			in.Push(ctx, now, "", &ev{round, n})
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for in.head.Load() != in.tail.Load() {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: a half-full queue did not wake the merge within 5 s", round)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if got := m.pending.Load(); got != 21 || src.Dropped() != 0 {
+		t.Errorf("pending %d, dropped %d; want 21 and 0", got, src.Dropped())
 	}
 }

@@ -252,6 +252,11 @@ type source struct {
 	run func(ctx context.Context, d *decode.Decoder, st *input.Stats, started func()) error
 }
 
+// hepConnQueueSize is the merge queue of one HEP TCP connection: 1,024
+// messages of about 80 bytes, so that --hep.max-connections connections
+// hold at most 80 MiB; a half-full queue wakes the merge.
+const hepConnQueueSize = 1 << 10
+
 // hepSources opens the HEP listener of o and returns a source per
 // transport, so that their counters stay apart.
 func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error) {
@@ -286,10 +291,10 @@ func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 	dc.HEP.Decapsulate, dc.HEP.AuthKey = true, o.hepAuthKey
 	// Datagrams go into one merge input; each TCP connection gets its own
 	// (an input has one producer), closed when the connection ends.
-	udpIn := p.merge.Input(p.merge.Source(udp.Name), merge.Live)
+	udpIn := p.merge.Input(p.merge.Source(udp.Name), merge.Live, 0)
 	tcpSource := p.merge.Source(tcp.Name)
 	l, err := input.ListenHEP(cfg, p.decoderOf(ctx, dc, udpIn, &udp.Stats.Decode), &udp.Stats, func() (*decode.Decoder, func()) {
-		in := p.merge.Input(tcpSource, merge.Live)
+		in := p.merge.Input(tcpSource, merge.Live, hepConnQueueSize)
 		return p.decoderOf(ctx, dc, in, &tcp.Stats.Decode), in.Close
 	}, &tcp.Stats)
 	if err != nil {
@@ -392,7 +397,7 @@ func newSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 	}
 	for _, s := range sources {
 		if !s.ownDecoders {
-			s.in = p.merge.Input(p.merge.Source(s.Name), s.kind)
+			s.in = p.merge.Input(p.merge.Source(s.Name), s.kind, 0)
 		}
 	}
 	return sources, nil

@@ -74,7 +74,7 @@ func readFiles(p *pipeline, paths []string, stats *decode.Stats, warn func(error
 	ctx := context.Background()
 	inputs := make([]*merge.Input[message], len(paths))
 	for i, path := range paths {
-		inputs[i] = p.merge.Input(p.merge.Source(path), merge.Exact)
+		inputs[i] = p.merge.Input(p.merge.Source(path), merge.Exact, 0)
 	}
 	p.merge.Seal()
 	merged := make(chan struct{})
