@@ -84,8 +84,10 @@ type Sink[E any] interface {
 // capture time and releases what the watermark has passed: the smallest
 // of the latest time of every open exact input and, with live inputs, the
 // wall clock less [Config.Lateness]. It sleeps while it has nothing to do:
-// producers wake it only when it waits for data, and with live inputs it
-// wakes once per idleTick (1 s) to move the watermark on.
+// until the earliest pending live message is due (plus 20 ms, so that one
+// wake-up releases many), until a producer wakes it (when it waits for any
+// data, or when a live queue is half full), and with live inputs at least
+// once a second to move the watermark on.
 type Merger[E any] struct {
 	cfg  Config
 	sink Sink[E]
@@ -216,11 +218,7 @@ func (m *Merger[E]) Run(ctx context.Context) {
 	defer timer.Stop()
 	for {
 		if m.changed.Swap(false) {
-			m.mu.Lock()
-			inputs = append(inputs[:0], m.inputs...)
-			sealed = m.sealed
-			m.mu.Unlock()
-			inputs = m.prune(inputs)
+			inputs, sealed = m.prune(inputs)
 		}
 		now := time.Now().UnixNano()
 		drained := m.drain(inputs)
@@ -291,8 +289,10 @@ func (m *Merger[E]) Run(ctx context.Context) {
 	}
 }
 
-// prune drops inputs that are closed and empty from the merger's list.
-func (m *Merger[E]) prune(inputs []*Input[E]) []*Input[E] {
+// prune drops inputs that are closed and empty from the merger's list and
+// returns a copy of the list in inputs' storage, and whether the merger is
+// sealed.
+func (m *Merger[E]) prune(inputs []*Input[E]) ([]*Input[E], bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	kept := m.inputs[:0]
@@ -303,7 +303,7 @@ func (m *Merger[E]) prune(inputs []*Input[E]) []*Input[E] {
 	}
 	clear(m.inputs[len(kept):])
 	m.inputs = kept
-	return append(inputs[:0], kept...)
+	return append(inputs[:0], kept...), m.sealed
 }
 
 // anyHalfFull reports whether any input's queue is at least half full.
