@@ -238,7 +238,8 @@ func (p *pipeline) decoderOf(ctx context.Context, dc decode.Config, in *merge.In
 type source struct {
 	input.Source
 	kind merge.Kind // Exact for files read as fast as possible
-	// retry reopens the source with backoff when it fails (interfaces).
+	// retry reopens the source with backoff when it fails (interfaces, the
+	// HEP listener's sockets).
 	retry bool
 	// ownDecoders marks a source that makes its decoders and merge inputs
 	// itself (the HEP listener); run then gets a nil decoder.
@@ -290,28 +291,42 @@ func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 	dc := p.cfg.decoderConfig()
 	dc.HEP.Decapsulate, dc.HEP.AuthKey = true, o.hepAuthKey
 	// Datagrams go into one merge input; each TCP connection gets its own
-	// (an input has one producer), closed when the connection ends.
-	udpIn := p.merge.Input(p.merge.Source(udp.Name), merge.Live, 0)
-	tcpSource := p.merge.Source(tcp.Name)
-	l, err := input.ListenHEP(cfg, p.decoderOf(ctx, dc, udpIn, &udp.Stats.Decode), &udp.Stats, func() (*decode.Decoder, func()) {
-		in := p.merge.Input(tcpSource, merge.Live, hepConnQueueSize)
-		return p.decoderOf(ctx, dc, in, &tcp.Stats.Decode), in.Close
-	}, &tcp.Stats)
-	if err != nil {
-		return nil, err
-	}
+	// (an input has one producer), closed when the connection ends. Each
+	// transport opens its socket when it starts, so that a socket that
+	// fails is reopened with backoff like an interface.
 	var out []*source
 	if cfg.UDP {
-		udp.ownDecoders = true
+		udpCfg := cfg
+		udpCfg.TCP = false
+		d := p.decoderOf(ctx, dc, p.merge.Input(p.merge.Source(udp.Name), merge.Live, 0), &udp.Stats.Decode)
+		udp.ownDecoders, udp.retry = true, true
 		udp.run = func(ctx context.Context, _ *decode.Decoder, _ *input.Stats, started func()) error {
+			l, err := input.ListenHEP(udpCfg, d, &udp.Stats, nil, &tcp.Stats)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			d.Reset()
 			started()
 			return l.ServeUDP(ctx)
 		}
 		out = append(out, udp)
 	}
 	if cfg.TCP {
-		tcp.ownDecoders = true
+		tcpCfg := cfg
+		tcpCfg.UDP = false
+		tcpSource := p.merge.Source(tcp.Name)
+		newDecoder := func() (*decode.Decoder, func()) {
+			in := p.merge.Input(tcpSource, merge.Live, hepConnQueueSize)
+			return p.decoderOf(ctx, dc, in, &tcp.Stats.Decode), in.Close
+		}
+		tcp.ownDecoders, tcp.retry = true, true
 		tcp.run = func(ctx context.Context, _ *decode.Decoder, _ *input.Stats, started func()) error {
+			l, err := input.ListenHEP(tcpCfg, nil, &udp.Stats, newDecoder, &tcp.Stats)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
 			started()
 			return l.ServeTCP(ctx)
 		}
@@ -481,7 +496,9 @@ func (s *source) supervise(ctx context.Context, err error, d *decode.Decoder, re
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, maxBackoff)
-		d.Reset()
+		if d != nil {
+			d.Reset()
+		}
 		var opened time.Time
 		err = s.run(ctx, d, &s.Stats, func() {
 			s.Up.Store(true)
