@@ -204,7 +204,12 @@ type exporterProcess struct {
 // 10 s, and logs its output if the test failed.
 func startExporter(t *testing.T, bin string, args ...string) *exporterProcess {
 	t.Helper()
-	addr := freeLocalAddr(t)
+	return startExporterAt(t, bin, freeLocalAddr(t), args...)
+}
+
+// startExporterAt is startExporter with --web.listen-address=addr.
+func startExporterAt(t *testing.T, bin, addr string, args ...string) *exporterProcess {
+	t.Helper()
 	e := &exporterProcess{metrics: "http://" + addr + "/metrics", exited: make(chan struct{})}
 	e.cmd = exec.Command(bin, append(args, "--web.listen-address="+addr)...)
 	e.cmd.Stderr = &e.output
