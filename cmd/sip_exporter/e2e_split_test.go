@@ -36,7 +36,7 @@ import (
 // each call's final response from testdata/sipp/split-outcomes.csv.
 const (
 	splitCalls         = 120
-	splitRate          = 60 // calls per second
+	splitRate          = 30 // calls per second: Kamailio drops UDP 180s under load at 60 on a busy 2-core machine
 	splitProxyConfig   = "testdata/kamailio/split-proxy.cfg"
 	splitUASScenario   = "split-uas.xml"      // in sippDir
 	splitOutcomesFile  = "split-outcomes.csv" // in sippDir
