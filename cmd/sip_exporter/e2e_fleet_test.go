@@ -133,8 +133,7 @@ func TestFleet(t *testing.T) {
 	// Each exporter counts what report counted, once its capture has
 	// been replayed and merged.
 	for _, n := range nodes {
-		_, got := n.e.settleTo(t, n.report, fleetSpan+15*time.Second)
-		if diff, ok := compareCounts(n.report, got); !ok {
+		if diff, ok := waitCounts(t, n.e, n.report, fleetSpan+15*time.Second); !ok {
 			t.Fatalf("node %s: /metrics differs from report:\n%s", n.name, diff)
 		}
 	}
@@ -357,30 +356,6 @@ func (c sipCounts) sum() int64 {
 		n += v
 	}
 	return n
-}
-
-// settleTo scrapes until the exporter's counts equal want and the merge
-// holds no message, or until timeout, and returns the last exposition and
-// counts.
-func (e *exporterProcess) settleTo(t *testing.T, want sipCounts, timeout time.Duration) ([]byte, sipCounts) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		raw, mfs, err := e.scrape()
-		if err != nil && time.Now().After(deadline) {
-			t.Fatal(err) // before that, it may still be starting
-		}
-		got := countsOfExposition(mfs)
-		pending, _ := gaugeValue(mfs, "sip_exporter_merge_pending_messages", nil)
-		if err == nil && ((got.equal(want) && pending == 0) || time.Now().After(deadline)) {
-			return raw, got
-		}
-		select {
-		case <-e.exited:
-			t.Fatalf("exporter exited: %v\n%s", e.err, e.output.String())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // waitFleetCounts polls expr, a sum of sip_responses_total by code and method
