@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -120,4 +121,67 @@ func sipFamilies(exposition string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestServePcapFileNodes runs the real binary on two file sources with a
+// node each (the demo capture and a copy, dedup off so that both count)
+// and checks over HTTP that each node has exactly the demo capture's
+// responses and requests, and that --capture.node-name's node, which no
+// source uses, has no series.
+func TestServePcapFileNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildExporter(t)
+	data, err := os.ReadFile(demoCapture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twin := filepath.Join(t.TempDir(), "twin.pcap")
+	if err := os.WriteFile(twin, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := startExporter(t, bin, "--capture.dedup-window=0", "--capture.node-name=unused",
+		"--capture.pcap-file="+demoCapture+"=sbc1-access", "--capture.pcap-file="+twin+"=sbc1-core")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r, mfs, err := e.scrape()
+		if err == nil {
+			done := true
+			for _, src := range []string{demoCapture, twin} {
+				up, ok := gaugeValue(mfs, "sip_exporter_source_up", map[string]string{"source": src, "type": "pcap"})
+				packets, _ := gaugeValue(mfs, "sip_exporter_packets_received_total", map[string]string{"source": src})
+				done = done && ok && up == 0 && packets == 1058
+			}
+			if pending, _ := gaugeValue(mfs, "sip_exporter_merge_pending_messages", nil); done && pending == 0 {
+				sums := map[string]float64{}
+				for _, name := range []string{"sip_responses_total", "sip_requests_total"} {
+					for _, m := range mfs[name].GetMetric() {
+						for _, l := range m.GetLabel() {
+							if l.GetName() == "node" {
+								sums[name+" "+l.GetValue()] += m.GetCounter().GetValue()
+							}
+						}
+					}
+				}
+				want := map[string]float64{
+					"sip_responses_total sbc1-access": 587, "sip_responses_total sbc1-core": 587,
+					"sip_requests_total sbc1-access": 471, "sip_requests_total sbc1-core": 471,
+				}
+				if !reflect.DeepEqual(sums, want) {
+					t.Errorf("sums by node %v, want %v\n%s", sums, want, r)
+				}
+				for _, node := range []string{"sbc1-access", "sbc1-core"} {
+					if v, _ := gaugeValue(mfs, "sip_responses_total", map[string]string{"node": node, "method": "INVITE", "code": "503"}); v != 17 {
+						t.Errorf("sip_responses_total{node=%q,method=\"INVITE\",code=\"503\"} %v, want 17", node, v)
+					}
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the captures were not read to their end: %v\n%s", err, r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
