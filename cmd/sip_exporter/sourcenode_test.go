@@ -110,14 +110,7 @@ func TestParseConfigSourceNodes(t *testing.T) {
 // each node exactly the demo capture's counts, in the table and in the
 // exposition, and no series under --capture.node-name's node.
 func TestReportSourceNodes(t *testing.T) {
-	data, err := os.ReadFile(demoCapture)
-	if err != nil {
-		t.Fatal(err)
-	}
-	twin := filepath.Join(t.TempDir(), "twin.pcap")
-	if err := os.WriteFile(twin, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	twin := demoTwin(t)
 	golden, err := os.ReadFile("testdata/demo.table.golden")
 	if err != nil {
 		t.Fatal(err)
