@@ -2,9 +2,9 @@ package main
 
 import (
 	"bufio"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,17 +67,7 @@ func TestCorpus(t *testing.T) {
 			want := readExpected(t, exp)
 			p, _ := reportOf(t, capFile)
 			got := countsOf(p)
-			var keys []string
-			for k := range want {
-				keys = append(keys, k)
-			}
-			for k := range got {
-				if _, ok := want[k]; !ok {
-					keys = append(keys, k)
-				}
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
+			for _, k := range sortedUnion(maps.Keys(want), maps.Keys(got)) {
 				if got[k] != want[k] {
 					t.Errorf("%s: got %d, want %d", k, got[k], want[k])
 				}

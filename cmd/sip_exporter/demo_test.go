@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -324,16 +324,7 @@ func TestDemoTransactions(t *testing.T) {
 				t.Fatalf("%s: %v", src.name, err)
 			}
 			want := tx.expected(mfs)
-			keys := make([]string, 0, len(want))
-			for k := range want {
-				keys = append(keys, k)
-			}
-			for k := range got {
-				if _, ok := want[k]; !ok {
-					keys = append(keys, k)
-				}
-			}
-			sort.Strings(keys)
+			keys := sortedUnion(maps.Keys(want), maps.Keys(got))
 			var table strings.Builder
 			bad := 0
 			for _, k := range keys {
