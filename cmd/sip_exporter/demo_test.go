@@ -157,7 +157,7 @@ func (d *demoWriter) dialog(a, b endpoint, kind int) {
 		mark = d.t
 		d.tx.attempts++
 		resp(100, "INVITE", 1, br, "")
-		// SRD (RFC 6076 §4.1): to the first 18x or 2xx, else to the
+		// SRD (RFC 6076 §4.3): to the first 18x or 2xx, else to the
 		// final failure. Here the first such response is the 180.
 		ringing := code != 404 && code != 503
 		if ringing {

@@ -41,7 +41,7 @@ var txMix = []sippPair{
 }
 
 // txSRDOutcome is the SRD outcome of the calls of each INVITE UAS
-// scenario (RFC 6076 §4.1): uas_invite.xml always sends 180 Ringing before
+// scenario (RFC 6076 §4.3): uas_invite.xml always sends 180 Ringing before
 // its final response (success), uas_invite_reject.xml rejects with 503
 // without ringing (failure). SIPp's rtd "srd" ends at whichever comes
 // first, but its log does not say which, hence this table.
