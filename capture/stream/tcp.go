@@ -123,8 +123,9 @@ const keepBufferCap = 8 << 10
 // filled: the flow starts again there (counted in Stats.Resyncs) and hunts
 // for a message start. Hunting looks at the start of each segment and at
 // every line inside it that starts a SIP message ([sip.IsStart]); a message
-// found inside a segment counts only if its header has a CSeq, so that a
-// status line quoted in a body (message/sipfrag) is not taken for one.
+// found inside a segment counts only if its header has a CSeq and no
+// malformed line, so that a status line quoted in a body
+// (message/sipfrag) is not taken for one.
 //
 // Large bodies. A SIP message whose header and body do not fit in
 // MaxBufferBytes is handed on as soon as its header is complete, and its
@@ -254,7 +255,7 @@ func (t *Table) cutMessage(f *tcpFlow) {
 		return
 	}
 	hl := msg.HeaderLength
-	if !headerEnded(data, hl) || msg.ContentLength <= 0 || (f.probation && msg.CSeqMethod == nil) {
+	if !headerEnded(data, hl) || msg.ContentLength <= 0 || (f.probation && (msg.CSeqMethod == nil || err != nil)) {
 		return
 	}
 	start := f.next - uint32(len(data))
@@ -525,9 +526,11 @@ func (t *Table) streamTo(f *tcpFlow, p []byte, end uint32) {
 			}
 			break
 		}
-		if f.probation && msg.CSeqMethod == nil {
-			// Found inside a segment, and no CSeq: a status or request
-			// line quoted in a body, not a message.
+		if f.probation && (msg.CSeqMethod == nil || err != nil) {
+			// Found inside a segment, and no CSeq or a malformed
+			// header (such as the start line of the message after
+			// it): a status or request line quoted in a body
+			// (message/sipfrag), not a message.
 			t.sink.Drop(sip.ErrNotSIP)
 			data, f.hunting = t.hunt(f, data)
 			continue
