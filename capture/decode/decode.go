@@ -57,6 +57,7 @@ type Decoder struct {
 	agentID     [10]byte // capture agent ID in decimal
 	depth       int      // encapsulations entered in the current packet
 	zone        uint64   // address space of the current packet: see inZone
+	cut         int      // bytes of the IP payload the capture cut off (snap length)
 }
 
 // New returns a decoder that counts into stats and calls h for each SIP
@@ -267,6 +268,7 @@ func (d *Decoder) ip(data []byte, ts int64) {
 		if total < len(data) {
 			data = data[:total]
 		}
+		d.cut = total - len(data)
 		d.transport(proto, &key, data[ihl:], ts)
 	case 6:
 		if len(data) < 40 {
@@ -282,6 +284,10 @@ func (d *Decoder) ip(data []byte, ts int64) {
 		truncated := plen > len(data)
 		if plen != 0 && plen < len(data) { // 0: jumbogram (RFC 2675), keep all
 			data = data[:plen]
+		}
+		d.cut = 0
+		if truncated {
+			d.cut = plen - len(data)
 		}
 		d.ipv6(&key, proto, data, truncated, false, ts)
 	default:
@@ -369,7 +375,7 @@ func (d *Decoder) fragment(k *defrag.Key, off int, more, truncated bool, proto u
 func (d *Decoder) reassembled(g *defrag.Datagram) {
 	gk := g.Key()
 	key := stream.Key{Src: gk.Src, Dst: gk.Dst, Zone: gk.Zone}
-	d.zone = gk.Zone
+	d.zone, d.cut = gk.Zone, 0
 	if gk.Family == defrag.IPv6 {
 		d.ipv6(&key, g.Proto(), g.Payload(), false, true, d.origin.Time)
 		return
@@ -412,7 +418,7 @@ func (d *Decoder) transport(proto uint8, key *stream.Key, data []byte, ts int64)
 		key.DstPort = binary.BigEndian.Uint16(data[2:])
 		seq := binary.BigEndian.Uint32(data[4:])
 		d.setAddrs(key, key.SrcPort, key.DstPort)
-		d.tcp.Segment(key, seq, data[13], data[off:], ts)
+		d.tcp.Segment(key, seq, data[13], data[off:], d.cut, ts)
 	case protoIPIP, protoIPv6:
 		if d.enter(EncapIPinIP) {
 			d.ip(data, ts)

@@ -440,3 +440,53 @@ func TestTCPHuntSipfrag(t *testing.T) {
 		})
 	}
 }
+
+// A segment cut by the capture's snap length: its IP length runs past the
+// captured bytes. The missing tail is a gap skipped at once, not data that
+// makes every later segment look out of order.
+func TestTCPSnapLengthCut(t *testing.T) {
+	var starts, headers []int
+	stream := ""
+	for i := range 20 {
+		m := response(200, "snap", i, 300)
+		starts = append(starts, len(stream))
+		headers = append(headers, strings.Index(m, "\r\n\r\n")+4)
+		stream += m
+	}
+	const size, keep = 1000, 100 // segment 4 keeps 100 of its 1,000 bytes
+	lostFrom, lostTo := 4*size+keep, 5*size
+	want := 0 // messages whose header was captured whole
+	for i := range starts {
+		if starts[i]+headers[i] <= lostFrom || starts[i] >= lostTo {
+			want++
+		}
+	}
+	if want == len(starts) {
+		t.Fatal("the cut loses no header: a weak test")
+	}
+	st, n := new(decode.Stats), 0
+	d2, err := decode.New(decode.DefaultConfig(), st, func(*decode.Origin, *sip.Message) { n++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConn(t, ethernet, bob4, alice4, 1)
+	lt, f := c.syn()
+	d2.Packet(lt, f, 0, len(f))
+	for i, p := range segments(stream, size) {
+		lt, f := c.data(p)
+		if i == 4 {
+			f = f[:len(f)-(len(p)-keep)] // captured: the headers and 100 bytes
+		}
+		d2.Packet(lt, f, 0, len(f))
+	}
+	if n != want {
+		t.Errorf("responses = %d, want %d of %d", n, want, len(starts))
+	}
+	t.Logf("responses %d of %d, %d by construction", n, len(starts), want)
+	if g := st.Stream.Gaps.Load(); g != 1 {
+		t.Errorf("gaps = %d, want 1", g)
+	}
+	if o := st.Stream.OutOfOrder.Load(); o != 0 {
+		t.Errorf("out of order = %d, want 0", o)
+	}
+}

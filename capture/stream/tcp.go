@@ -187,8 +187,11 @@ func (t *Table) Reset() {
 
 // Segment takes one TCP segment of the direction k, captured at now (Unix
 // nanoseconds; for the flow timeout): its sequence number, header flags
-// and payload. It does not allocate for in-order segments of a known flow.
-func (t *Table) Segment(k *Key, seq uint32, flags uint8, payload []byte, now int64) {
+// and payload, and cut, the bytes of payload the capture left out (the
+// snap length cut the packet short of its IP length): a gap right after
+// payload, skipped at once. It does not allocate for in-order segments of
+// a known flow.
+func (t *Table) Segment(k *Key, seq uint32, flags uint8, payload []byte, cut int, now int64) {
 	t.sweep(now)
 	f := t.flows[*k]
 	if f == nil {
@@ -216,12 +219,38 @@ func (t *Table) Segment(k *Key, seq uint32, flags uint8, payload []byte, now int
 	if len(payload) > 0 {
 		t.data(f, seq, payload)
 	}
+	if cut > 0 {
+		t.cutTail(f, seq+uint32(len(payload)), cut)
+	}
 	if flags&(tcpFIN|tcpRST) != 0 {
 		t.flush(f)
 		t.remove(f)
 		return
 	}
 	t.account(f)
+}
+
+// cutTail skips n bytes at at that the capture did not keep, when the
+// stream has reached at (the segment was in order): a gap, counted, after
+// which a body being skipped goes on being skipped and otherwise the flow
+// hunts for a message start.
+func (t *Table) cutTail(f *tcpFlow, at uint32, n int) {
+	if f.next != at {
+		return // the segment was held or seen already: found as a gap later
+	}
+	t.stats.Gaps.Add(1)
+	next := at + uint32(n)
+	t.cutMessage(f)
+	if f.skipping && int32(f.bodyEnd-next) > 0 {
+		f.hunting = false
+	} else {
+		f.hunting, f.skipping = true, false
+	}
+	f.next, f.probation = next, false
+	f.ws = wsState{}
+	if len(f.held) > 0 {
+		t.drainHeld(f)
+	}
 }
 
 // flush hands on what a flow holds before its state is dropped: held
