@@ -97,9 +97,21 @@ type tcpFlow struct {
 
 	ws wsState // SIP over WebSocket (RFC 7118): handshake and framing state
 
-	newer, older       *tcpFlow // recency list
-	memNewer, memOlder *tcpFlow // recency list of the flows with mem > 0
+	links [numLists]listLinks // places in the table's recency lists
 }
+
+// The recency lists of a [Table], most recently active flow first.
+const (
+	seenList = iota // every flow
+	memList         // the flows holding memory (mem > 0)
+	numLists
+)
+
+// listLinks are a flow's neighbours in one recency list.
+type listLinks struct{ newer, older *tcpFlow }
+
+// listEnds are the two ends of one recency list.
+type listEnds struct{ newest, oldest *tcpFlow }
 
 type heldSegment struct {
 	seq  uint32
@@ -150,10 +162,7 @@ type Table struct {
 	sink      Sink
 	msg       sip.Message // scratch of the message being framed
 	flows     map[Key]*tcpFlow
-	newest    *tcpFlow
-	oldest    *tcpFlow
-	memNewest *tcpFlow // flows holding memory, most recently active first
-	memOldest *tcpFlow
+	lists     [numLists]listEnds
 	mem       int64 // bytes held by all flows: the sum of their mem
 	free      []*tcpFlow
 	lastSweep int64
@@ -179,8 +188,8 @@ func New(cfg Config, stats *Stats, sink Sink) (*Table, error) {
 // Reset forgets every flow, as when a capture file is read again from its
 // start.
 func (t *Table) Reset() {
-	for t.oldest != nil {
-		t.remove(t.oldest)
+	for t.lists[seenList].oldest != nil {
+		t.remove(t.lists[seenList].oldest)
 	}
 	t.lastSweep = 0
 }
@@ -231,15 +240,24 @@ func (t *Table) Segment(k *Key, seq uint32, flags uint8, payload []byte, cut int
 }
 
 // cutTail skips n bytes at at that the capture did not keep, when the
-// stream has reached at (the segment was in order): a gap, counted, after
-// which a body being skipped goes on being skipped and otherwise the flow
-// hunts for a message start.
+// stream has reached at (the segment was in order).
 func (t *Table) cutTail(f *tcpFlow, at uint32, n int) {
 	if f.next != at {
 		return // the segment was held or seen already: found as a gap later
 	}
+	t.gapTo(f, at+uint32(n))
+	if len(f.held) > 0 {
+		t.drainHeld(f)
+	}
+}
+
+// gapTo counts a gap and goes on from next, ahead of the stream: a
+// message whose header is complete is handed on; a body being skipped by
+// Content-Length goes on being skipped when next is inside it (the next
+// message starts where it ends), otherwise the flow hunts for a message
+// start.
+func (t *Table) gapTo(f *tcpFlow, next uint32) {
 	t.stats.Gaps.Add(1)
-	next := at + uint32(n)
 	t.cutMessage(f)
 	if f.skipping && int32(f.bodyEnd-next) > 0 {
 		f.hunting = false
@@ -248,9 +266,6 @@ func (t *Table) cutTail(f *tcpFlow, at uint32, n int) {
 	}
 	f.next, f.probation = next, false
 	f.ws = wsState{}
-	if len(f.held) > 0 {
-		t.drainHeld(f)
-	}
 }
 
 // flush hands on what a flow holds before its state is dropped: held
@@ -359,19 +374,13 @@ func (t *Table) resync(f *tcpFlow, seq uint32) {
 }
 
 // restart makes seq the next byte expected, hunting for a message start
-// there. Held segments are dropped; a body being skipped stays skipped
-// when seq is inside it.
+// there; held segments and a partial message are dropped.
 func (t *Table) restart(f *tcpFlow, seq uint32) {
 	f.dropHeld()
 	f.buf = f.buf[:0]
-	f.fresh, f.probation = false, false
+	f.fresh, f.probation, f.hep, f.skipping = false, false, false, false
 	f.ws = wsState{}
-	f.hep = false
-	if f.skipping && int32(f.bodyEnd-seq) > 0 && int32(f.bodyEnd-seq) <= ResyncWindow {
-		f.hunting = false
-	} else {
-		f.hunting, f.skipping = true, false
-	}
+	f.hunting = true
 	f.next = seq
 }
 
@@ -400,24 +409,13 @@ func (t *Table) drainHeld(f *tcpFlow) {
 // sequence number, counts the gap and resynchronises on the next message
 // start.
 func (t *Table) skipGap(f *tcpFlow) {
-	t.stats.Gaps.Add(1)
 	lowest := 0
 	for i := range f.held {
 		if int32(f.held[i].seq-f.held[lowest].seq) < 0 {
 			lowest = i
 		}
 	}
-	next := f.held[lowest].seq
-	t.cutMessage(f)
-	if f.skipping && int32(f.bodyEnd-next) > 0 {
-		// The gap is inside a body skipped by Content-Length: the next
-		// message starts where it ends.
-		f.hunting = false
-	} else {
-		f.hunting, f.skipping = true, false
-	}
-	f.next, f.probation = next, false
-	f.ws = wsState{}
+	t.gapTo(f, f.held[lowest].seq)
 	t.drainHeld(f)
 	if len(f.held) > 0 {
 		// Still a gap: what is left cannot be placed any more.
@@ -666,7 +664,7 @@ func trimCRLF(p []byte) []byte {
 func (t *Table) add(k *Key, now int64) *tcpFlow {
 	if len(t.flows) >= t.cfg.MaxFlows {
 		t.stats.evict(EvictLimit)
-		t.remove(t.oldest)
+		t.remove(t.lists[seenList].oldest)
 	}
 	var f *tcpFlow
 	if n := len(t.free); n > 0 {
@@ -676,7 +674,7 @@ func (t *Table) add(k *Key, now int64) *tcpFlow {
 	}
 	f.key, f.lastSeen = *k, now
 	t.flows[*k] = f
-	t.pushNewest(f)
+	t.pushNewest(seenList, f)
 	t.stats.Flows.Add(1)
 	return f
 }
@@ -686,10 +684,10 @@ const maxFreeFlows = 1024
 
 func (t *Table) remove(f *tcpFlow) {
 	delete(t.flows, f.key)
-	t.unlink(f)
+	t.unlink(seenList, f)
 	t.stats.Flows.Add(-1)
 	if f.mem > 0 {
-		t.memUnlink(f)
+		t.unlink(memList, f)
 		t.mem -= int64(f.mem)
 		t.stats.Memory.Store(t.mem)
 	}
@@ -706,13 +704,13 @@ func (t *Table) remove(f *tcpFlow) {
 
 func (t *Table) touch(f *tcpFlow, now int64) {
 	f.lastSeen = now
-	if t.newest != f {
-		t.unlink(f)
-		t.pushNewest(f)
+	if t.lists[seenList].newest != f {
+		t.unlink(seenList, f)
+		t.pushNewest(seenList, f)
 	}
-	if f.mem > 0 && t.memNewest != f {
-		t.memUnlink(f)
-		t.memPushNewest(f)
+	if f.mem > 0 && t.lists[memList].newest != f {
+		t.unlink(memList, f)
+		t.pushNewest(memList, f)
 	}
 }
 
@@ -725,9 +723,9 @@ func (t *Table) account(f *tcpFlow) {
 	}
 	switch {
 	case f.mem == 0:
-		t.memPushNewest(f)
+		t.pushNewest(memList, f)
 	case m == 0:
-		t.memUnlink(f)
+		t.unlink(memList, f)
 	}
 	t.mem += int64(m - f.mem)
 	f.mem = m
@@ -741,13 +739,13 @@ func (t *Table) account(f *tcpFlow) {
 // recently active flows other than keep that hold some: a buffer holding
 // nothing is released, a flow holding data is evicted (reason memory).
 func (t *Table) reclaim(keep *tcpFlow) {
-	for v := t.memOldest; v != nil && t.mem > t.cfg.MaxMemoryBytes; {
-		next := v.memNewer
+	for v := t.lists[memList].oldest; v != nil && t.mem > t.cfg.MaxMemoryBytes; {
+		next := v.links[memList].newer
 		switch {
 		case v == keep:
 		case len(v.buf) == 0 && v.heldSize == 0:
 			v.buf = nil
-			t.memUnlink(v)
+			t.unlink(memList, v)
 			t.mem -= int64(v.mem)
 			v.mem = 0
 		default:
@@ -758,54 +756,33 @@ func (t *Table) reclaim(keep *tcpFlow) {
 	}
 }
 
-func (t *Table) memPushNewest(f *tcpFlow) {
-	f.memOlder, f.memNewer = t.memNewest, nil
-	if t.memNewest != nil {
-		t.memNewest.memNewer = f
+// pushNewest puts f at the newest end of list l.
+func (t *Table) pushNewest(l int, f *tcpFlow) {
+	e, fl := &t.lists[l], &f.links[l]
+	fl.older, fl.newer = e.newest, nil
+	if e.newest != nil {
+		e.newest.links[l].newer = f
 	}
-	t.memNewest = f
-	if t.memOldest == nil {
-		t.memOldest = f
-	}
-}
-
-func (t *Table) memUnlink(f *tcpFlow) {
-	if f.memNewer != nil {
-		f.memNewer.memOlder = f.memOlder
-	} else {
-		t.memNewest = f.memOlder
-	}
-	if f.memOlder != nil {
-		f.memOlder.memNewer = f.memNewer
-	} else {
-		t.memOldest = f.memNewer
-	}
-	f.memNewer, f.memOlder = nil, nil
-}
-
-func (t *Table) pushNewest(f *tcpFlow) {
-	f.older, f.newer = t.newest, nil
-	if t.newest != nil {
-		t.newest.newer = f
-	}
-	t.newest = f
-	if t.oldest == nil {
-		t.oldest = f
+	e.newest = f
+	if e.oldest == nil {
+		e.oldest = f
 	}
 }
 
-func (t *Table) unlink(f *tcpFlow) {
-	if f.newer != nil {
-		f.newer.older = f.older
+// unlink takes f off list l.
+func (t *Table) unlink(l int, f *tcpFlow) {
+	e, fl := &t.lists[l], &f.links[l]
+	if fl.newer != nil {
+		fl.newer.links[l].older = fl.older
 	} else {
-		t.newest = f.older
+		e.newest = fl.older
 	}
-	if f.older != nil {
-		f.older.newer = f.newer
+	if fl.older != nil {
+		fl.older.links[l].newer = fl.newer
 	} else {
-		t.oldest = f.newer
+		e.oldest = fl.newer
 	}
-	f.newer, f.older = nil, nil
+	*fl = listLinks{}
 }
 
 // sweepInterval is how often, in capture time, idle flows are looked for.
@@ -819,9 +796,9 @@ func (t *Table) sweep(now int64) {
 	}
 	t.lastSweep = now
 	limit := now - int64(t.cfg.FlowTimeout)
-	for t.oldest != nil && t.oldest.lastSeen < limit {
+	for o := t.lists[seenList].oldest; o != nil && o.lastSeen < limit; o = t.lists[seenList].oldest {
 		t.stats.evict(EvictTimeout)
-		t.remove(t.oldest)
+		t.remove(o)
 	}
 }
 
