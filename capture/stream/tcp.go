@@ -83,7 +83,7 @@ type tcpFlow struct {
 	key       Key
 	next      uint32 // sequence number of the next byte expected
 	hunting   bool   // not at a message boundary: look for a line that starts one
-	probation bool   // the message being framed was found inside a segment: it must have a CSeq
+	probation bool   // the message being framed was found inside a segment: it must have a CSeq and no malformed header line
 	hep       bool   // the stream carries HEPv3 packets, not SIP
 	fresh     bool   // after the SYN, before the first data: SIP or HEP is not known yet
 	shown     bool   // the stream has shown SIP, HEP or WebSocket: out-of-order segments may be held
