@@ -35,6 +35,8 @@ func TestNewTrackerErrors(t *testing.T) {
 	for _, cfg := range []TrackerConfig{
 		{MaxTransactions: 0, InviteTimeout: time.Second},
 		{MaxTransactions: 1, InviteTimeout: 0},
+		{MaxTransactions: 1, InviteTimeout: time.Second, SessionMaxAge: -time.Second},
+		{MaxTransactions: 1, InviteTimeout: time.Second, MaxRegistrations: -1},
 	} {
 		if _, err := NewTracker(cfg); !errors.Is(err, ErrTrackerConfig) {
 			t.Errorf("NewTracker(%+v) = %v, want ErrTrackerConfig", cfg, err)
@@ -93,7 +95,7 @@ sip_exporter_transactions_timed_out_total{kind="non_invite"} 1
 # TYPE sip_reason_causes_total counter
 sip_reason_causes_total{cause="17",node="sbc1",protocol="Q.850"} 1
 sip_reason_causes_total{cause="200",node="sbc1",protocol="SIP"} 1
-# HELP sip_session_attempts_total Initial INVITE transactions (no To tag), each counted once (RFC 6076 §4.6).
+# HELP sip_session_attempts_total Initial INVITE transactions (no To tag), each counted once, challenged ones included: the attempts of SER, SEER, ISA and SCR (RFC 6076 §4.6-4.9).
 # TYPE sip_session_attempts_total counter
 sip_session_attempts_total{node="sbc1"} 1
 # HELP sip_session_timeouts_total Initial INVITE transactions that ended (timeout, or end of the capture files) without a final response.
