@@ -474,9 +474,14 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 // Advance moves the tracker's time on to now (ns since the Unix epoch;
 // the merge's watermark) and expires the transactions whose timeout has
 // passed, the sessions older than SessionMaxAge and the registrations
-// whose expiry has come. Time never moves back. Not concurrently with
-// Observe or End.
+// whose expiry has come. Time never moves back. now = math.MaxInt64, the
+// merge's word that every input has ended (files, no live source), is
+// [Tracker.End]. Not concurrently with Observe or End.
 func (t *Tracker) Advance(now int64) {
+	if now == math.MaxInt64 {
+		t.End()
+		return
+	}
 	if now <= t.clock {
 		return
 	}
@@ -492,8 +497,9 @@ func (t *Tracker) Advance(now int64) {
 // are left as they were at the tracker's time (the last capture time):
 // the report command, which calls End at the end of its files, shows the
 // sessions still up and the registrations not yet expired when the files
-// end, and sip_sessions_ended_total does not count them. Not concurrently
-// with Observe or Advance.
+// end, and sip_sessions_ended_total does not count them; the tracker's
+// time stays at the last capture time. Not concurrently with Observe or
+// Advance.
 func (t *Tracker) End() {
 	t.expireTx(math.MaxInt64)
 	t.publish()
