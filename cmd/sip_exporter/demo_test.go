@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -163,7 +163,7 @@ func (d *demoWriter) dialog(a, b endpoint, kind int) {
 		mark = d.t
 		d.tx.attempts++
 		resp(100, "INVITE", 1, br, "")
-		// SRD (RFC 6076 §4.1): to the first 18x or 2xx, else to the
+		// SRD (RFC 6076 §4.3): to the first 18x or 2xx, else to the
 		// final failure. Here the first such response is the 180.
 		ringing := code != 404 && code != 503
 		if ringing {
@@ -336,16 +336,7 @@ func TestDemoTransactions(t *testing.T) {
 				t.Fatalf("%s: %v", src.name, err)
 			}
 			want := tx.expected(mfs)
-			keys := make([]string, 0, len(want))
-			for k := range want {
-				keys = append(keys, k)
-			}
-			for k := range got {
-				if _, ok := want[k]; !ok {
-					keys = append(keys, k)
-				}
-			}
-			sort.Strings(keys)
+			keys := sortedUnion(maps.Keys(want), maps.Keys(got))
 			var table strings.Builder
 			bad := 0
 			for _, k := range keys {

@@ -240,7 +240,7 @@ func TestObserveNocAllocs(t *testing.T) {
 		t.Errorf("observe: %v allocs per REGISTER, 200, OPTIONS, 200", n)
 	}
 	var ev collector.TxEvent
-	if !txEvent(o, &parsed[1], p.node, &ev) || ev.Expires != 3600 || ev.AOR != collector.AORKey([]byte("sip:bob@192.0.2.2")) {
+	if !txEvent(o, &parsed[1], p.sip.Node(nil), &ev) || ev.Expires != 3600 || ev.AOR != collector.AORKey([]byte("sip:bob@192.0.2.2")) {
 		t.Errorf("the 2xx's event: expires %d, AOR %x", ev.Expires, ev.AOR)
 	}
 }

@@ -3,7 +3,8 @@
 //
 //	sip_exporter --capture.interface=eth0
 //	sip_exporter --capture.pcap-file=calls.pcap --capture.pcap-speed=realtime --capture.pcap-loop
-//	sip_exporter report [--format=table|prometheus] FILE...
+//	sip_exporter --capture.interface=eth0=sbc1-access --capture.interface=eth1=sbc1-core
+//	sip_exporter report [--format=table|prometheus] FILE[=NODE]...
 package main
 
 import (
@@ -86,8 +87,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	def := decode.DefaultConfig()
 
 	serve := app.Command("serve", "Capture and serve /metrics (the default command).").Default()
-	app.Flag("capture.interface", "Network interface to capture live with AF_PACKET (repeatable).").PlaceHolder("NAME").StringsVar(&o.interfaces)
-	app.Flag("capture.pcap-file", "pcap or pcapng file to read (repeatable).").PlaceHolder("PATH").StringsVar(&o.pcapFiles)
+	app.Flag("capture.interface", "Network interface to capture live with AF_PACKET (repeatable); NAME=NODE gives its messages their own node label value instead of --capture.node-name.").PlaceHolder("NAME[=NODE]").StringsVar(&o.interfaces)
+	app.Flag("capture.pcap-file", "pcap or pcapng file to read (repeatable); PATH=NODE gives its messages their own node label value (split at the last \"=\").").PlaceHolder("PATH[=NODE]").StringsVar(&o.pcapFiles)
 	app.Flag("capture.pcap-speed", "Pace of capture files: fast (as fast as possible) or realtime (at the pace they were captured).").Default("fast").EnumVar(&o.pcapSpeed, "fast", "realtime")
 	app.Flag("capture.pcap-loop", "Read capture files again from the start when they end, until stopped.").BoolVar(&o.pcapLoop)
 	app.Flag("capture.ring-size", "Kernel ring buffer per interface (TPACKET_V3), whole MiB.").Default("64MiB").BytesVar(&o.ringSize)
@@ -104,7 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("capture.ip-max-datagrams", "IP datagrams reassembled from fragments at once; past it the oldest is dropped. 0 disables reassembly.").Default(fmt.Sprint(def.Fragments.MaxDatagrams)).IntVar(&o.pipeline.frag.MaxDatagrams)
 	app.Flag("capture.ip-fragment-timeout", "An IP datagram not complete this long after its first fragment is dropped.").Default(def.Fragments.Timeout.String()).DurationVar(&o.pipeline.frag.Timeout)
 	o.pipeline.frag.MaxBytes = def.Fragments.MaxBytes
-	app.Flag("capture.node-name", "Value of the node label for interface and file sources.").Default("").StringVar(&o.pipeline.nodeName)
+	app.Flag("capture.node-name", "Value of the node label for interface and file sources without their own (NAME=NODE), and HEP packets without a node.").Default("").StringVar(&o.pipeline.nodeName)
 	o.pipeline.tx = collector.DefaultTrackerConfig()
 	app.Flag("sip.transactions", "Follow SIP transactions and dialogs for retransmission, session and RFC 6076 delay metrics (--no-sip.transactions turns it off).").Default("true").BoolVar(&txOn)
 	app.Flag("sip.max-transactions", "SIP transactions tracked at once (about 120 bytes of memory each), and separately answered dialogs awaiting their BYE; past it the oldest is forgotten and counted.").Default(fmt.Sprint(o.pipeline.tx.MaxTransactions)).IntVar(&o.pipeline.tx.MaxTransactions)
@@ -137,7 +138,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	report := app.Command("report", "Read capture files through the same pipeline, print the SIP response counts and exit.")
 	report.Flag("format", "Output format: table (for people) or prometheus (the exposition /metrics would serve for the sip_ families).").Default("table").EnumVar(&o.reportFormat, "table", "prometheus")
-	report.Arg("file", "pcap or pcapng files.").Required().StringsVar(&o.reportFiles)
+	report.Arg("file", "pcap or pcapng files; FILE=NODE counts a file's messages under its own node label value (split at the last \"=\").").Required().StringsVar(&o.reportFiles)
 
 	if version.Version == "" {
 		version.Version = releaseVersion
