@@ -359,18 +359,7 @@ func TestTrackerNocSteadyStateAllocs(t *testing.T) {
 		step()
 	}
 	slots, dialogSlots, regSlots, heapCap := tr.table.cap(), tr.dialogs.cap(), tr.regs.cap(), cap(tr.regHeap)
-	if a := testing.AllocsPerRun(10_000, step); a != 0 {
-		t.Errorf("Observe: %v allocs per step", a)
-	}
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range 100_000 {
-		step()
-	}
-	runtime.ReadMemStats(&after)
-	if m := after.Mallocs - before.Mallocs; m != 0 {
-		t.Errorf("%d mallocs (%d bytes) in 100,000 steps, want 0", m, after.TotalAlloc-before.TotalAlloc)
-	}
+	noMallocs(t, step)
 	if tr.table.cap() != slots || tr.dialogs.cap() != dialogSlots || tr.regs.cap() != regSlots || cap(tr.regHeap) != heapCap {
 		t.Errorf("grew: table %d->%d, dialogs %d->%d, registrations %d->%d, heap %d->%d", slots, tr.table.cap(),
 			dialogSlots, tr.dialogs.cap(), regSlots, tr.regs.cap(), heapCap, cap(tr.regHeap))
