@@ -41,12 +41,16 @@ import (
 //   - paramSemi: sipgo reads parameters after a <URI> that follow without
 //     ";" ("<sip:a@b>tag=1"), and a comma into a From parameter value;
 //     Parse requires the semicolon and ends a value at a comma.
+//   - emptyParam: of a Reason value with an empty parameter (";;"),
+//     sipgo's UnmarshalHeaderParams keeps none of the parameters; Parse
+//     skips the empty one and reads the others.
 //   - paramSpace: sipgo keeps white space around ";" and "=" of header
 //     parameters as part of the names and values, and matches parameter
 //     names with case; Parse skips LWS there and folds case (RFC 3261
 //     §7.3.1, §25.1).
 //
-// The From tag is compared with sipgo's From header parameters, and the
+// The Expires value is compared with sipgo's raw Expires header, the From
+// tag with sipgo's From header parameters, and the
 // causes of the Reason headers (RFC 3326) with sipgo's raw Reason values
 // split by an oracle here and their parameters parsed by sipgo's
 // UnmarshalHeaderParams.
@@ -185,6 +189,25 @@ func diffSipgo(b []byte) (skip, mismatch string) {
 		return "", fmt.Sprintf("call-id: got %q, sipgo none", m.CallID)
 	}
 
+	if hs := sipgoHeaders(b, "expires"); len(hs) > 1 {
+		skip = "repeated"
+	} else if len(hs) == 1 {
+		h, gs := hs[0], msg.GetHeaders("Expires")
+		v := foldRE.ReplaceAll(h.value, []byte(" "))
+		switch {
+		case !tokenNameRE.Match(h.name):
+			skip = "headerName"
+		case string(bytes.TrimSpace(v)) != strings.Trim(string(v), " \t"):
+			skip = "valueSpace"
+		case len(gs) != 1:
+			return "", fmt.Sprintf("sipgo returns %d Expires headers for one", len(gs))
+		case string(foldRE.ReplaceAll(m.Expires, []byte(" "))) != gs[0].Value():
+			return "", fmt.Sprintf("expires: got %q, sipgo %q", m.Expires, gs[0].Value())
+		}
+	} else if m.Expires != nil {
+		return "", fmt.Sprintf("expires: got %q, sipgo none", m.Expires)
+	}
+
 	if hs := sipgoHeaders(b, "from", "f"); len(hs) > 1 {
 		skip = "repeated"
 	} else if len(hs) == 1 {
@@ -215,7 +238,7 @@ func diffSipgo(b []byte) (skip, mismatch string) {
 
 	if hs := sipgoHeaders(b, "reason"); len(hs) > 0 {
 		var q850, sipc []byte
-		odd := false
+		odd, oddClass := false, "paramSpace"
 		for _, h := range msg.GetHeaders("Reason") {
 			v := h.Value()
 			if !tokenNameRE.MatchString(strings.TrimSpace(h.Name())) || paramSpaceRE.MatchString(v) || strings.ContainsAny(v, "\"\\\r\n<") {
@@ -229,6 +252,10 @@ func diffSipgo(b []byte) (skip, mismatch string) {
 					break
 				}
 				proto, params, _ := strings.Cut(rv, ";")
+				if strings.HasPrefix(params, ";") || strings.Contains(params, ";;") {
+					odd, oddClass = true, "emptyParam"
+					break
+				}
 				hp := sipgo.NewParams()
 				if _, err := sipgo.UnmarshalHeaderParams(params, ';', ',', &hp); err != nil {
 					odd = true
@@ -245,7 +272,7 @@ func diffSipgo(b []byte) (skip, mismatch string) {
 		}
 		switch {
 		case odd:
-			skip = "paramSpace"
+			skip = oddClass
 		case string(q850) != string(m.Q850Cause) || string(sipc) != string(m.SIPCause) || (q850 == nil) != (m.Q850Cause == nil) || (sipc == nil) != (m.SIPCause == nil):
 			return "", fmt.Sprintf("reason: got Q.850 %q SIP %q, sipgo Q.850 %q SIP %q", m.Q850Cause, m.SIPCause, q850, sipc)
 		}
