@@ -57,16 +57,16 @@ type TxEvent struct {
 	// ToTag is [TagHash] of the To tag, 0 without one; responses to one
 	// request from different forks differ in it (RFC 3261 §16.7).
 	ToTag uint32
-	// Code is the status code of a response (100..699); 0 for a request.
-	Code uint16
-	// Q850Cause and SIPCause are the causes of the message's Reason header
-	// (RFC 3326): 0..127 and 100..699, or -1 when absent or out of range.
-	Q850Cause, SIPCause int16
 	// Expires is, for a response to REGISTER, the expiry it grants in
 	// seconds: the largest expires parameter of its Contact values, else
 	// its Expires header (RFC 3261 §10.3 step 8), capped at 2^31-1;
 	// [NoExpiry] when it gives none.
 	Expires int32
+	// Code is the status code of a response (100..699); 0 for a request.
+	Code uint16
+	// Q850Cause and SIPCause are the causes of the message's Reason header
+	// (RFC 3326): 0..127 and 100..699, or -1 when absent or out of range.
+	Q850Cause, SIPCause int16
 	// Method is the CSeq method.
 	Method Method
 	Flags  TxEventFlags
