@@ -847,6 +847,7 @@ func (t *Tracker) expire(now int64) {
 		t.endDialog(it, endMaxAge)
 	}
 	t.expireRegs(now, false)
+	t.publish()
 }
 
 // expireTx ends the transactions whose timeout has passed at now.
