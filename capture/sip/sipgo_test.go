@@ -170,42 +170,29 @@ func diffSipgo(b []byte) (skip, mismatch string) {
 		return "", fmt.Sprintf("cseq: got %d %q, sipgo none", m.CSeq, m.CSeqMethod)
 	}
 
-	if hs := sipgoHeaders(b, "call-id", "i"); len(hs) > 1 {
-		skip = "repeated"
-	} else if len(hs) == 1 {
-		h, g := hs[0], msg.CallID()
-		v := foldRE.ReplaceAll(h.value, []byte(" "))
-		switch {
-		case !tokenNameRE.Match(h.name):
-			skip = "headerName"
-		case string(bytes.TrimSpace(v)) != strings.Trim(string(v), " \t"):
-			skip = "valueSpace"
-		case g == nil:
-			return "", "sipgo accepted a Call-ID it does not return"
-		case string(foldRE.ReplaceAll(m.CallID, []byte(" "))) != g.Value():
-			return "", fmt.Sprintf("call-id: got %q, sipgo %q", m.CallID, g.Value())
-		}
-	} else if m.CallID != nil {
-		return "", fmt.Sprintf("call-id: got %q, sipgo none", m.CallID)
+	var callID, expires sipgo.Header
+	if h := msg.CallID(); h != nil {
+		callID = h
 	}
-
-	if hs := sipgoHeaders(b, "expires"); len(hs) > 1 {
-		skip = "repeated"
-	} else if len(hs) == 1 {
-		h, gs := hs[0], msg.GetHeaders("Expires")
-		v := foldRE.ReplaceAll(h.value, []byte(" "))
-		switch {
-		case !tokenNameRE.Match(h.name):
-			skip = "headerName"
-		case string(bytes.TrimSpace(v)) != strings.Trim(string(v), " \t"):
-			skip = "valueSpace"
-		case len(gs) != 1:
-			return "", fmt.Sprintf("sipgo returns %d Expires headers for one", len(gs))
-		case string(foldRE.ReplaceAll(m.Expires, []byte(" "))) != gs[0].Value():
-			return "", fmt.Sprintf("expires: got %q, sipgo %q", m.Expires, gs[0].Value())
+	if hs := msg.GetHeaders("Expires"); len(hs) > 0 {
+		expires = hs[0]
+	}
+	for _, c := range []struct {
+		name  string
+		names []string
+		ours  []byte
+		g     sipgo.Header
+	}{
+		{"call-id", []string{"call-id", "i"}, m.CallID, callID},
+		{"expires", []string{"expires"}, m.Expires, expires},
+	} {
+		k, mismatch := diffValue(b, c.name, c.names, c.ours, c.g)
+		if mismatch != "" {
+			return "", mismatch
 		}
-	} else if m.Expires != nil {
-		return "", fmt.Sprintf("expires: got %q, sipgo none", m.Expires)
+		if k != "" {
+			skip = k
+		}
 	}
 
 	if hs := sipgoHeaders(b, "from", "f"); len(hs) > 1 {
@@ -280,6 +267,35 @@ func diffSipgo(b []byte) (skip, mismatch string) {
 		return "", fmt.Sprintf("reason: got Q.850 %q SIP %q, sipgo no Reason", m.Q850Cause, m.SIPCause)
 	}
 	return skip, ""
+}
+
+// diffValue compares a header value that Parse keeps as sent (trimmed,
+// folds as sent) with g, sipgo's header of that name (nil when it has
+// none); names are the header's names, long and compact.
+func diffValue(b []byte, name string, names []string, ours []byte, g sipgo.Header) (skip, mismatch string) {
+	hs := sipgoHeaders(b, names...)
+	switch {
+	case len(hs) > 1:
+		return "repeated", ""
+	case len(hs) == 0:
+		if ours != nil {
+			return "", fmt.Sprintf("%s: got %q, sipgo none", name, ours)
+		}
+		return "", ""
+	}
+	h := hs[0]
+	v := foldRE.ReplaceAll(h.value, []byte(" "))
+	switch {
+	case !tokenNameRE.Match(h.name):
+		return "headerName", ""
+	case string(bytes.TrimSpace(v)) != strings.Trim(string(v), " \t"):
+		return "valueSpace", ""
+	case g == nil:
+		return "", fmt.Sprintf("sipgo accepted a %s it does not return", name)
+	case string(foldRE.ReplaceAll(ours, []byte(" "))) != g.Value():
+		return "", fmt.Sprintf("%s: got %q, sipgo %q", name, ours, g.Value())
+	}
+	return "", ""
 }
 
 // paramSpaceRE finds white space next to ";" or "=", and parameter names
