@@ -197,7 +197,7 @@ func TestHEPListenerMaxConns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c2.Close()
-	eventually(t, "second connection refused", func() bool { return st.HEPConnsRejected.Load() == 1 })
+	eventually(t, "second connection refused", func() bool { return st.HEPConnsRejected[RejectMaxConnections].Load() == 1 })
 }
 
 func TestListenHEPConfigErrors(t *testing.T) {
