@@ -80,24 +80,8 @@ type HEPListener struct {
 // connection has ended (nil for none). It returns an error naming the address when a socket cannot be
 // opened or cfg is out of range.
 func ListenHEP(cfg HEPConfig, udpDecoder *decode.Decoder, udpStats *Stats, newTCPDecoder func() (*decode.Decoder, func()), tcpStats *Stats) (*HEPListener, error) {
-	switch {
-	case !cfg.UDP && !cfg.TCP:
-		return nil, fmt.Errorf("hep listener %s: no transport", cfg.Addr)
-	case cfg.MaxConns < 1:
-		return nil, fmt.Errorf("hep listener %s: max connections %d: must be at least 1", cfg.Addr, cfg.MaxConns)
-	case cfg.MaxConnsPerAddr < 1:
-		return nil, fmt.Errorf("hep listener %s: max connections per address %d: must be at least 1", cfg.Addr, cfg.MaxConnsPerAddr)
-	case cfg.MaxPacketBytes < 64 || cfg.MaxPacketBytes > 1<<20:
-		return nil, fmt.Errorf("hep listener %s: max packet %d bytes: must be 64..1048576", cfg.Addr, cfg.MaxPacketBytes)
-	case cfg.ReadTimeout <= 0:
-		return nil, fmt.Errorf("hep listener %s: read timeout %v: must be positive", cfg.Addr, cfg.ReadTimeout)
-	case cfg.PacketTimeout <= 0 || cfg.PacketTimeout > cfg.ReadTimeout:
-		return nil, fmt.Errorf("hep listener %s: packet timeout %v: must be positive and at most the read timeout %v", cfg.Addr, cfg.PacketTimeout, cfg.ReadTimeout)
-	}
-	for _, p := range cfg.AllowedNetworks {
-		if !p.IsValid() || p != p.Masked() {
-			return nil, fmt.Errorf("hep listener %s: allowed network %q: not a network address (want e.g. %s)", cfg.Addr, p, p.Masked())
-		}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	l := &HEPListener{cfg: cfg, udpD: udpDecoder, udpStats: udpStats, newDecoder: newTCPDecoder, tcpStats: tcpStats}
 	if cfg.UDP {
@@ -121,13 +105,43 @@ func ListenHEP(cfg HEPConfig, udpDecoder *decode.Decoder, udpStats *Stats, newTC
 	return l, nil
 }
 
+// Validate checks cfg as [ListenHEP] does, without opening anything: at
+// least one transport, MaxConns, MaxConnsPerAddr and MaxPacketBytes (64 to
+// 1 MiB) in range, positive timeouts with PacketTimeout at most
+// ReadTimeout, and AllowedNetworks of network addresses. The error names
+// the address and the value.
+func (cfg HEPConfig) Validate() error {
+	switch {
+	case !cfg.UDP && !cfg.TCP:
+		return fmt.Errorf("hep listener %s: no transport", cfg.Addr)
+	case cfg.MaxConns < 1:
+		return fmt.Errorf("hep listener %s: max connections %d: must be at least 1", cfg.Addr, cfg.MaxConns)
+	case cfg.MaxConnsPerAddr < 1:
+		return fmt.Errorf("hep listener %s: max connections per address %d: must be at least 1", cfg.Addr, cfg.MaxConnsPerAddr)
+	case cfg.MaxPacketBytes < 64 || cfg.MaxPacketBytes > 1<<20:
+		return fmt.Errorf("hep listener %s: max packet %d bytes: must be 64..1048576", cfg.Addr, cfg.MaxPacketBytes)
+	case cfg.ReadTimeout <= 0:
+		return fmt.Errorf("hep listener %s: read timeout %v: must be positive", cfg.Addr, cfg.ReadTimeout)
+	case cfg.PacketTimeout <= 0 || cfg.PacketTimeout > cfg.ReadTimeout:
+		return fmt.Errorf("hep listener %s: packet timeout %v: must be positive and at most the read timeout %v", cfg.Addr, cfg.PacketTimeout, cfg.ReadTimeout)
+	}
+	for _, p := range cfg.AllowedNetworks {
+		if !p.IsValid() || p != p.Masked() {
+			return fmt.Errorf("hep listener %s: allowed network %q: not a network address (want e.g. %s)", cfg.Addr, p, p.Masked())
+		}
+	}
+	return nil
+}
+
 // ParseNetworks parses a list of sender networks for
 // [HEPConfig.AllowedNetworks]: CIDR prefixes ("192.0.2.0/24",
-// "2001:db8::/32") or single addresses (a /32 or /128). The error names the
-// first bad value and why: not a prefix, or host bits set.
+// "2001:db8::/32") or single addresses (a /32 or /128); an element may
+// hold several, comma-separated, and empty ones are skipped. The error
+// names the first bad value and why: not a prefix or address, host bits
+// set, a zone or an IPv4-mapped form.
 func ParseNetworks(list []string) ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(list))
-	for _, s := range list {
+	var out []netip.Prefix
+	for s := range strings.SplitSeq(strings.Join(list, ","), ",") {
 		s = strings.TrimSpace(s)
 		if s == "" {
 			continue

@@ -208,6 +208,9 @@ func TestListenHEPConfigErrors(t *testing.T) {
 		{"no transport", func(c *HEPConfig) { c.UDP, c.TCP = false, false }},
 		{"no connections", func(c *HEPConfig) { c.MaxConns = 0 }},
 		{"tiny packets", func(c *HEPConfig) { c.MaxPacketBytes = 10 }},
+		{"no connections per address", func(c *HEPConfig) { c.MaxConnsPerAddr = 0 }},
+		{"packet timeout above read timeout", func(c *HEPConfig) { c.PacketTimeout = c.ReadTimeout + 1 }},
+		{"no packet timeout", func(c *HEPConfig) { c.PacketTimeout = 0 }},
 		{"bad address", func(c *HEPConfig) { c.Addr = "127.0.0.1:99999" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

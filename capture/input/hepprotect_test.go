@@ -387,7 +387,8 @@ func TestParseNetworks(t *testing.T) {
 		in   []string
 		want string // the prefixes, or the error
 	}{
-		{[]string{"10.0.0.0/8", " 2001:db8::/32", "192.0.2.1", "::1", ""}, "[10.0.0.0/8 2001:db8::/32 192.0.2.1/32 ::1/128]"},
+		{[]string{"10.0.0.0/8, 2001:db8::/32", "192.0.2.1", "::1", ""}, "[10.0.0.0/8 2001:db8::/32 192.0.2.1/32 ::1/128]"},
+		{nil, "[]"},
 		{[]string{"10.0.0.1/8"}, `network "10.0.0.1/8": host bits set (the network is 10.0.0.0/8)`},
 		{[]string{"10.0.0.0/33"}, `network "10.0.0.0/33": netip.ParsePrefix("10.0.0.0/33"): prefix length out of range`},
 		{[]string{"example.net"}, `network "example.net": not a CIDR prefix or address: ParseAddr("example.net"): unexpected character (at "example.net")`},
