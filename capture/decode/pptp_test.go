@@ -169,3 +169,35 @@ func readFrames(t *testing.T, path string) ([]packet, layers.LinkType) {
 		out = append(out, packet{lt, data, ci.Timestamp})
 	}
 }
+
+// TestDecodeGRELengths: the fields that set the length of a GRE header
+// (RFC 2784, RFC 2890, RFC 1701's routing) and of what it carries never
+// make the decoder read past the packet or take header bytes for payload.
+func TestDecodeGRELengths(t *testing.T) {
+	ip := udpPacket(t, alice4, bob4, []byte(messages[1].text))
+	for _, tc := range []struct {
+		name string
+		gre  []byte
+		msgs int
+		want string
+	}{
+		{"plain", cat(gre(0, 0x0800), ip), 1, "responses"},
+		{"checksum, key, sequence", cat(gre(0xb000, 0x0800), ip), 1, "responses"},
+		{"routing (RFC 1701): offset and source route entries not decoded", cat([]byte{0x40, 0, 0x08, 0, 0, 0, 0, 0, 0, 0x01, 0, 0}, ip), 0, "error/tunnel_header"},
+		{"checksum flag, field cut", []byte{0x80, 0, 0x08, 0, 0, 0}, 0, "error/tunnel_header"},
+		{"key and sequence flags, fields cut", []byte{0x30, 0, 0x08, 0, 0, 0, 0, 7}, 0, "error/tunnel_header"},
+		{"erspan II header cut", cat(gre(0x1000, 0x88be), []byte{0x10, 0x64, 0, 1}), 0, "error/tunnel_header"},
+		{"erspan III optional subheader cut", cat(gre(0x1000, 0x22eb), []byte{0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0}), 0, "error/tunnel_header"},
+		{"header only", gre(0, 0x0800), 0, "error/ip_header"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, st, rec := newDecoder(t, nil)
+			f := outerIP(t, layers.IPProtocolGRE, tc.gre)
+			d.Packet(layers.LinkTypeEthernet, f, 0, len(f))
+			c := counts(st)
+			if len(rec.msgs) != tc.msgs || c[tc.want] == 0 {
+				t.Errorf("messages %v, counts %v; want %d messages and %s", rec.msgs, c, tc.msgs, tc.want)
+			}
+		})
+	}
+}

@@ -115,7 +115,7 @@ const (
 )
 
 // gre decodes a GRE header (with checksum, key and sequence number when
-// present) and its payload: IP, Ethernet (transparent bridging, 0x6558) or
+// present; a routing field is a tunnel header error) and its payload: IP, Ethernet (transparent bridging, 0x6558) or
 // ERSPAN types I, II (0x88be) and III (0x22eb); version 1, PPTP's enhanced
 // GRE, goes to pptp.
 func (d *Decoder) gre(data []byte, ts int64) {
@@ -130,6 +130,13 @@ func (d *Decoder) gre(data []byte, ts int64) {
 	proto := binary.BigEndian.Uint16(data[2:])
 	switch flags & greVersion {
 	case 0:
+		// RFC 1701's routing field (R flag; dropped by RFC 2784 §2.1)
+		// is a list of source route entries of their own lengths: it
+		// would be taken for the payload. Not decoded.
+		if flags&greRouting != 0 {
+			d.stats.parseError(ErrTunnelHeader)
+			return
+		}
 	case 1:
 		d.pptp(flags, proto, data, ts)
 		return
