@@ -88,12 +88,7 @@ func startHEP(t *testing.T, cfg HEPConfig) (*HEPListener, *hepRecorder, *Stats, 
 // eventually polls cond for up to 5 s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	waitFor(t, 5*time.Second, what, cond)
 }
 
 func TestHEPListenerUDP(t *testing.T) {
