@@ -124,6 +124,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("hep.max-connections", "HEP TCP connections served at once; more are closed and counted.").Default(fmt.Sprint(o.hep.MaxConns)).IntVar(&o.hep.MaxConns)
 	app.Flag("hep.read-timeout", "Close a HEP TCP connection idle for this long.").Default(o.hep.ReadTimeout.String()).DurationVar(&o.hep.ReadTimeout)
 	app.Flag("hep.max-packet-size", "Largest HEP packet accepted on TCP; a larger length closes the connection.").Default("64KiB").BytesVar(&hepMaxPacket)
+	app.Flag("hep.max-connections-per-address", "HEP TCP connections served at once from one sender address; more are closed and counted.").Default(fmt.Sprint(o.hep.MaxConnsPerAddr)).IntVar(&o.hep.MaxConnsPerAddr)
+	app.Flag("hep.packet-timeout", "Close a HEP TCP connection whose packet (or TLS handshake) is not complete this long after its first byte.").Default(o.hep.PacketTimeout.String()).DurationVar(&o.hep.PacketTimeout)
+	var hepAllowed []string
+	app.Flag("hep.allowed-networks", "Accept HEP (UDP and TCP) only from these sender networks, CIDR or address, comma-separated or repeated; others are dropped and counted. Default: any.").PlaceHolder("CIDR,...").StringsVar(&hepAllowed)
 	o.pipeline.hep = def.HEP
 	app.Flag("capture.decode-hep", "Decapsulate HEP found inside captured UDP/TCP payloads (a captured HEP feed) and count its SIP.").Default("true").BoolVar(&o.pipeline.hep.Decapsulate)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.metricsPath)
@@ -154,6 +158,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	o.hep.MaxPacketBytes = int(hepMaxPacket)
+	if o.hep.AllowedNetworks, err = input.ParseNetworks(hepAllowed); err != nil {
+		fmt.Fprintf(stderr, "%s: error: --hep.allowed-networks: %v\n", program, err)
+		return 2
+	}
 	if maxPhrases < 1 || maxPhrases > collector.MaxPhrasesPerCode {
 		fmt.Fprintf(stderr, "%s: error: --collector.max-phrases-per-code %d: must be 1 to %d\n", program, maxPhrases, collector.MaxPhrasesPerCode)
 		return 2
