@@ -642,6 +642,7 @@ type sippPair struct {
 	name     string
 	uas, uac string
 	uasArgs  []string
+	uacArgs  []string // before the remote address; -r sippRate comes first
 }
 
 // sippMix is the traffic of one transport; see testdata/sipp/README.md.
@@ -714,7 +715,7 @@ func runSIPpPair(dir string, p sippPair, transport, uasIP, uacIP string, calls i
 		return sipCounts{}, fmt.Errorf("UAS: %w%s", err, uas.details())
 	}
 	uac, err := startSIPp(ctx, "", filepath.Join(dir, "uac"), p.uac, transport, uacIP, calls,
-		"-r", strconv.Itoa(sippRate), net.JoinHostPort(uasIP, strconv.Itoa(sippPort)))
+		slices.Concat([]string{"-r", strconv.Itoa(sippRate)}, p.uacArgs, []string{net.JoinHostPort(uasIP, strconv.Itoa(sippPort))})...)
 	if err != nil {
 		cancel()
 		uas.wait()

@@ -253,8 +253,14 @@ func txScrape(t *testing.T, e *exporterProcess) (map[string]float64, map[string]
 func txLabels(m *dto.Metric) string {
 	var ls []string
 	for _, l := range m.GetLabel() {
+		// reason is the registry text of a code (dropped) beside class,
+		// else a value of its own (sip_sessions_ended_total).
 		switch l.GetName() {
-		case "node", "class", "reason":
+		case "node", "class":
+		case "reason":
+			if labelValue(m, "class") == "" {
+				ls = append(ls, l.GetName()+"="+l.GetValue())
+			}
 		default:
 			ls = append(ls, l.GetName()+"="+l.GetValue())
 		}
