@@ -6,6 +6,7 @@ package decode_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -488,5 +489,82 @@ func TestTCPSnapLengthCut(t *testing.T) {
 	}
 	if o := st.Stream.OutOfOrder.Load(); o != 0 {
 		t.Errorf("out of order = %d, want 0", o)
+	}
+}
+
+// The other identifiers of a zone: two tenants each behind two GRE keys,
+// two PPTP call IDs (whose payload length, in the same key field, changes
+// from segment to segment and must not split a flow), two MPLS labels and
+// two Geneve VNIs, with the same addresses, ports and sequence numbers,
+// interleaved.
+func TestTCPZones(t *testing.T) {
+	greKeyed := func(key uint32) func(ip []byte) []byte {
+		return func(ip []byte) []byte {
+			h := binary.BigEndian.AppendUint32([]byte{0x20, 0, 0x08, 0x00}, key)
+			return outerIP(t, layers.IPProtocolGRE, cat(h, ip))
+		}
+	}
+	pptpCall := func(call uint16) func(ip []byte) []byte {
+		return func(ip []byte) []byte {
+			ppp := cat([]byte{0xff, 0x03, 0x00, 0x21}, ip)
+			h := []byte{0x20, 0x01, 0x88, 0x0b}
+			h = binary.BigEndian.AppendUint16(h, uint16(len(ppp)))
+			h = binary.BigEndian.AppendUint16(h, call)
+			return outerIP(t, layers.IPProtocolGRE, cat(h, ppp))
+		}
+	}
+	mplsLabel := func(label uint32) func(ip []byte) []byte {
+		return func(ip []byte) []byte {
+			e := binary.BigEndian.AppendUint32(nil, label<<12|0x100|64)
+			return serialize(t, &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeMPLSUnicast}, gopacket.Payload(cat(e, ip)))
+		}
+	}
+	geneveVNI := func(vni uint32) func(ip []byte) []byte {
+		return func(ip []byte) []byte {
+			return outerUDP(t, 6081, cat([]byte{0, 0, 0x08, 0x00, byte(vni >> 16), byte(vni >> 8), byte(vni), 0}, ip))
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		a, b func(ip []byte) []byte
+	}{
+		{"gre key", greKeyed(1), greKeyed(2)},
+		{"pptp call id", pptpCall(0x4711), pptpCall(0x4712)},
+		{"mpls label", mplsLabel(100), mplsLabel(200)},
+		{"geneve vni", geneveVNI(7), geneveVNI(8)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, st, rec := newDecoder(t, nil)
+			var sa, sb string
+			for n := range 10 {
+				sa += response(200, "a", n, 0)
+				sb += response(404, "b", n, 0)
+			}
+			// Segments of changing sizes: the PPTP payload length differs
+			// from one to the next.
+			cuts := []int{333, 517, 401}
+			seq, off := uint32(1000), 0
+			for i := 0; off < len(sa); i++ {
+				n := min(cuts[i%len(cuts)], len(sa)-off)
+				for _, w := range []struct {
+					wrap func([]byte) []byte
+					s    string
+				}{{tc.a, sa}, {tc.b, sb}} {
+					f := w.wrap(tcpPacket(t, bob4, alice4, seq, fACK|fPSH, []byte(w.s[off:off+n])))
+					d.Packet(layers.LinkTypeEthernet, f, 0, len(f))
+				}
+				seq, off = seq+uint32(n), off+n
+			}
+			codes := map[int]int{}
+			for _, g := range rec.msgs {
+				codes[g.code]++
+			}
+			if codes[200] != 10 || codes[404] != 10 {
+				t.Errorf("tenant a %d, tenant b %d responses, want 10 each", codes[200], codes[404])
+			}
+			if n := st.Stream.Flows.Load(); n != 2 {
+				t.Errorf("flows = %d, want 2", n)
+			}
+		})
 	}
 }
