@@ -44,6 +44,12 @@ import (
 //   - emptyParam: of a Reason value with an empty parameter (";;"),
 //     sipgo's UnmarshalHeaderParams keeps none of the parameters; Parse
 //     skips the empty one and reads the others.
+//   - paramValue: a From tag that is not a token ("tag==0", "tag=a=b"):
+//     RFC 3261 §25.1 makes it tag-param = "tag" EQUAL token, so the header
+//     is malformed and sipgo is right to drop the parameter or read it
+//     otherwise; Parse is lenient and keeps the bytes up to the end of the
+//     parameter, which serve only as an opaque dialog key. Found by
+//     FuzzParse (testdata/fuzz/FuzzParse/fb2b4c52c428a807).
 //   - paramSpace: sipgo keeps white space around ";" and "=" of header
 //     parameters as part of the names and values, and matches parameter
 //     names with case; Parse skips LWS there and folds case (RFC 3261
@@ -90,6 +96,9 @@ func sipgoHeaders(b []byte, names ...string) []rawHeader {
 	}
 	return out
 }
+
+// tokenRE matches a token (RFC 3261 §25.1), or nothing.
+var tokenRE = regexp.MustCompile("^[A-Za-z0-9.!%*_+`'~-]*$")
 
 var tokenNameRE = regexp.MustCompile("^[A-Za-z0-9.!%*_+`'~-]+[ \t]*$")
 
@@ -208,6 +217,8 @@ func diffSipgo(b []byte) (skip, mismatch string) {
 			skip = "paramSemi"
 		case len(tagParamRE.FindAll(h.value, 2)) > 1:
 			skip = "repeated" // a parameter repeated: sipgo keeps the last, Parse the first
+		case m.FromTag != nil && !tokenRE.Match(m.FromTag):
+			skip = "paramValue"
 		case g == nil:
 			if m.FromTag != nil {
 				return "", fmt.Sprintf("from tag: got %q, sipgo no From", m.FromTag)
@@ -347,6 +358,26 @@ func explainStartLine(line string) bool {
 		}
 	}
 	return p1 < "100" || p1 > "699"
+}
+
+// TestSipgoParamValue: a From tag that is not a token, as FuzzParse found
+// it, is the known difference paramValue, not a mismatch.
+func TestSipgoParamValue(t *testing.T) {
+	for _, tc := range []struct{ in, tag string }{
+		{"0 :00 SIP/2.0\r\n0000000000:\r\nF:0<AAA:000>;tag==0\r\n\r\n", "=0"},
+		{"OPTIONS sip:a@b SIP/2.0\r\nFrom: <sip:c@d>;tag=a=b\r\nCSeq: 1 OPTIONS\r\n\r\n", "a=b"},
+	} {
+		var m sip.Message
+		if err := sip.Parse([]byte(tc.in), &m); err != nil {
+			t.Fatalf("Parse(%q): %v", tc.in, err)
+		}
+		if string(m.FromTag) != tc.tag {
+			t.Errorf("Parse(%q).FromTag = %q, want %q", tc.in, m.FromTag, tc.tag)
+		}
+		if skip, mismatch := diffSipgo([]byte(tc.in)); skip != "paramValue" || mismatch != "" {
+			t.Errorf("diffSipgo(%q) = %q, %q; want paramValue", tc.in, skip, mismatch)
+		}
+	}
 }
 
 // differentialInputs are crafted messages exercising the classes above,
