@@ -225,13 +225,17 @@ const floodFlowBytes = 512
 
 // TestTCPFloodSmall is the flood of BenchmarkTCPFlood at a small scale,
 // quick enough for every test run: 20,000 flows through a table of 1,024
-// flows with a 256 KiB budget. Nothing panics, the flow and memory gauges
+// flows with a 256 KiB budget (with -short, 4,000 flows, 256, 64 KiB, 2 s). Nothing panics, the flow and memory gauges
 // stay within their bounds, and every eviction reason occurs.
 func TestTCPFloodSmall(t *testing.T) {
 	cfg := decode.DefaultConfig()
 	cfg.TCP.MaxFlows, cfg.TCP.MaxBufferBytes, cfg.TCP.MaxMemoryBytes = 1024, 4096, 256<<10
 	cfg.TCP.FlowTimeout = 10 * time.Second
-	r := runTCPFlood(t, cfg, 20_000, 1460, 0)
+	flows := 20_000
+	if testing.Short() { // the race detector's run: a fifth of it
+		flows, cfg.TCP.MaxFlows, cfg.TCP.MaxMemoryBytes, cfg.TCP.FlowTimeout = 4_000, 256, 64<<10, 2*time.Second
+	}
+	r := runTCPFlood(t, cfg, flows, 1460, 0)
 	t.Logf("%d packets, %d messages, evictions limit %d timeout %d memory %d, max memory %d, max flows %d, %v",
 		r.packets, r.messages, r.limit, r.timeout, r.memory, r.maxMemory, r.maxFlows, r.elapsed)
 	if r.limit == 0 || r.timeout == 0 || r.memory == 0 {
