@@ -53,9 +53,10 @@ import (
 //     parameter, which serve only as an opaque dialog key. Found by
 //     FuzzParse (testdata/fuzz/FuzzParse/fb2b4c52c428a807).
 //   - paramSpace: sipgo keeps white space around ";" and "=" of header
-//     parameters as part of the names and values, and matches parameter
-//     names with case; Parse skips LWS there and folds case (RFC 3261
-//     §7.3.1, §25.1).
+//     parameters, and inside a value ("tag=0 00>"), as part of the names
+//     and values, and matches parameter names with case; Parse skips LWS
+//     there, ends a token value at it, and folds case (RFC 3261 §7.3.1,
+//     §25.1).
 //
 // The Expires value is compared with sipgo's raw Expires header, the From
 // tag with sipgo's From header parameters, and the
@@ -324,8 +325,15 @@ func diffValue(b []byte, name string, names []string, ours []byte, g sipgo.Heade
 var noSemiRE = regexp.MustCompile(`>[ \t]*[^ \t;]`)
 
 // fromParams returns the header parameters of a From value, roughly: what
-// follows the last ">", or the first ";" without one.
+// follows the ">" that closes the name-addr's "<", or the last ">", or the
+// first ";" without one. The closing ">", not the last: in
+// "<sip:a>;tag=0 00>" (found by FuzzParse) the parameters hold a space.
 func fromParams(v []byte) []byte {
+	if i := bytes.IndexByte(v, '<'); i >= 0 {
+		if j := bytes.IndexByte(v[i:], '>'); j >= 0 {
+			return v[i+j+1:]
+		}
+	}
 	if i := bytes.LastIndexByte(v, '>'); i >= 0 {
 		return v[i+1:]
 	}
@@ -394,6 +402,9 @@ func TestSipgoFuzzFindings(t *testing.T) {
 		{"tag with =", "OPTIONS sip:a@b SIP/2.0\r\nFrom: <sip:c@d>;tag=a=b\r\nCSeq: 1 OPTIONS\r\n\r\n", "paramValue", "a=b", ""},
 		// 6cc02ec9fb6f1f23: Parse keeps the first cause (none), sipgo the last.
 		{"cause repeated", "0 :00 SIP/2.0\r\n000000:00000000000\r\n000000:000000000000\r\nReAson:Q.850;cause;cause=0\r\n\r\n", "repeated", "", ""},
+		// 04840d25a6f4cd0a: sipgo keeps the rest of the line in the tag,
+		// Parse ends the token at the space (RFC 3261 §25.1): Parse is right.
+		{"space in tag", "SIP/2.0 100 \r\nF:0000000<AAA:000000>;tag=0 000000000000000000000>\r\n\r\n", "paramSpace", "0", ""},
 		{"cause repeated with values", "BYE sip:a@b SIP/2.0\r\nCSeq: 2 BYE\r\nReason: Q.850;cause=16;cause=17\r\n\r\n", "repeated", "", "16"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
