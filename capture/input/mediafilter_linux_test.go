@@ -15,17 +15,25 @@ import (
 	"github.com/gopacket/gopacket/layers"
 )
 
+// requireRoot skips the test unless it runs as root, and fails it then
+// under CI=true.
+func requireRoot(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		tb.Fatal("needs root (AF_PACKET, network namespaces) (CI=true: never skipped)")
+	}
+	tb.Skip("needs root (AF_PACKET, network namespaces)")
+}
+
 // TestMediaFilterKernel attaches the media filter to an AF_PACKET socket on
 // lo as Live does (after the PACKET_OUTGOING check) and sends RTP, STUN
 // and SIP over UDP between two ports of its own: the kernel hands over
 // every SIP datagram once and none of the others.
 func TestMediaFilterKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the kernel filter test needs root (AF_PACKET) (CI=true: never skipped)")
-		}
-		t.Skip("the kernel filter test needs root (AF_PACKET)")
-	}
+	requireRoot(t)
 	media, err := MediaFilter(layers.LinkTypeEthernet)
 	if err != nil {
 		t.Fatal(err)
