@@ -24,7 +24,8 @@ import (
 // media filter, and, for comparison, the SIP of the mix alone at its rate
 // in the mix (what the process would use if RTP cost nothing): the binary runs in a network namespace of its own
 // (sxbpf-PID-a) on one end of a veth pair, tcpreplay sends the mix into
-// the other end (sxbpf-PID-b), and the CPU the process used comes from
+// the other end (sxbpf-PID-b; --unique-ip, so that a loop of the file is
+// not a copy of the one before), and the CPU the process used comes from
 // /proc/PID/stat (utime + stime). It needs root and tcpreplay;
 // SXBPF_PACKETS and SXBPF_PPS set the packets of the mix sent (default
 // 4,000,000) and their rate (default 200,000/s). Run it with -benchtime 1x.
@@ -85,7 +86,7 @@ func BenchmarkLiveMediaMix(b *testing.B) {
 			time.Sleep(2 * time.Second) // started, capturing
 			before := cpuTicks(b, cmd.Process.Pid)
 			start := time.Now()
-			run("ip", "netns", "exec", c, "tcpreplay", "-q", "-i", "sxbpf1", "--pps="+strconv.Itoa(rate),
+			run("ip", "netns", "exec", c, "tcpreplay", "-q", "--unique-ip", "-i", "sxbpf1", "--pps="+strconv.Itoa(rate),
 				"--limit="+strconv.Itoa(sent), "--loop="+strconv.Itoa(sent/frames+1), file)
 			time.Sleep(2500 * time.Millisecond) // past the ring's block timeout and the merge's lateness (1s)
 			ticks := cpuTicks(b, cmd.Process.Pid) - before
@@ -193,10 +194,12 @@ func metricSum(exposition []byte, prefix string, labels ...string) float64 {
 	return sum
 }
 
-// responses returns the count of 200 responses to INVITE, as a check.
+// responses returns the counts of INVITEs and responses, and of copies
+// and late messages, as a check.
 func responses(exposition []byte) string {
-	return fmt.Sprintf("%.0f INVITE requests and %.0f responses counted",
-		metricSum(exposition, "sip_requests_total", `method="INVITE"`), metricSum(exposition, "sip_responses_total"))
+	return fmt.Sprintf("%.0f INVITE requests and %.0f responses counted (%.0f copies removed, %.0f late)",
+		metricSum(exposition, "sip_requests_total", `method="INVITE"`), metricSum(exposition, "sip_responses_total"),
+		metricSum(exposition, "sip_exporter_duplicates_removed_total"), metricSum(exposition, "sip_exporter_messages_late_total"))
 }
 
 func envInt(b *testing.B, name string, def int) int {
