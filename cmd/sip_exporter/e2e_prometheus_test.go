@@ -338,7 +338,7 @@ func newExprChecker(t *testing.T, p *promProcess, at time.Time) *exprChecker {
 	}
 	c.peers = len(peers) > 0
 	if !c.peers {
-		t.Logf("no series has a peer label (no peers file): expressions reading only %s may return no data", strings.Join(peerMetrics, ", "))
+		t.Logf("no series has a peer label (no peers file): expressions that read %s may return no data", strings.Join(peerMetrics, ", "))
 	}
 	return c
 }
