@@ -99,6 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("capture.bpf-file", "File with a classic BPF filter run in the kernel, in the format of `tcpdump -ddd EXPRESSION`.").PlaceHolder("PATH").StringVar(&o.bpfFile)
 	app.Flag("capture.tcp-max-flows", "TCP flow directions reassembled at once; past it the least recently seen is evicted.").Default(fmt.Sprint(def.TCP.MaxFlows)).IntVar(&o.pipeline.tcp.MaxFlows)
 	app.Flag("capture.tcp-flow-timeout", "A TCP flow with no segment for this long is forgotten.").Default(def.TCP.FlowTimeout.String()).DurationVar(&o.pipeline.tcp.FlowTimeout)
+	app.Flag("capture.tcp-max-memory", "Bytes of partial SIP messages and out-of-order segments held by TCP reassembly, over all flows of one source (an interface, a file); past it the least recently active flows holding memory are evicted and counted.").Default(units.Base2Bytes(def.TCP.MaxMemoryBytes).String()).BytesVar((*units.Base2Bytes)(&o.pipeline.tcp.MaxMemoryBytes))
 	o.pipeline.tcp.MaxBufferBytes = def.TCP.MaxBufferBytes
 	o.pipeline.tcp.MaxOutOfOrder = def.TCP.MaxOutOfOrder
 	app.Flag("capture.dedup-window", "Count a SIP message once when the same bytes between the same addresses and ports (and IPv4 ID) are seen again within this time (copies from several interfaces, mirrored directions or HEP agents). Below 500ms (T1): a SIP retransmission comes T1 or more later and always counts. 0 disables.").Default(defaultDedupWindow.String()).DurationVar(&o.pipeline.dedupWindow)
@@ -124,6 +125,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("hep.max-connections", "HEP TCP connections served at once; more are closed and counted.").Default(fmt.Sprint(o.hep.MaxConns)).IntVar(&o.hep.MaxConns)
 	app.Flag("hep.read-timeout", "Close a HEP TCP connection idle for this long.").Default(o.hep.ReadTimeout.String()).DurationVar(&o.hep.ReadTimeout)
 	app.Flag("hep.max-packet-size", "Largest HEP packet accepted on TCP; a larger length closes the connection.").Default("64KiB").BytesVar(&hepMaxPacket)
+	app.Flag("hep.max-connections-per-address", "HEP TCP connections served at once from one sender address; more are closed and counted.").Default(fmt.Sprint(o.hep.MaxConnsPerAddr)).IntVar(&o.hep.MaxConnsPerAddr)
+	app.Flag("hep.packet-timeout", "Close a HEP TCP connection whose packet (or TLS handshake) is not complete this long after its first byte.").Default(o.hep.PacketTimeout.String()).DurationVar(&o.hep.PacketTimeout)
+	var hepAllowed []string
+	app.Flag("hep.allowed-networks", "Accept HEP (UDP and TCP) only from these sender networks, CIDR or address, comma-separated or repeated; others are dropped and counted. Default: any.").PlaceHolder("CIDR,...").StringsVar(&hepAllowed)
 	o.pipeline.hep = def.HEP
 	app.Flag("capture.decode-hep", "Decapsulate HEP found inside captured UDP/TCP payloads (a captured HEP feed) and count its SIP.").Default("true").BoolVar(&o.pipeline.hep.Decapsulate)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.metricsPath)
@@ -154,6 +159,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	o.hep.MaxPacketBytes = int(hepMaxPacket)
+	if o.hep.AllowedNetworks, err = input.ParseNetworks(hepAllowed); err != nil {
+		fmt.Fprintf(stderr, "%s: error: --hep.allowed-networks: %v\n", program, err)
+		return 2
+	}
 	if maxPhrases < 1 || maxPhrases > collector.MaxPhrasesPerCode {
 		fmt.Fprintf(stderr, "%s: error: --collector.max-phrases-per-code %d: must be 1 to %d\n", program, maxPhrases, collector.MaxPhrasesPerCode)
 		return 2

@@ -278,6 +278,9 @@ func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 	if (o.hepCertFile == "") != (o.hepKeyFile == "") {
 		return nil, fmt.Errorf("--hep.tls-cert-file and --hep.tls-key-file go together")
 	}
+	if err := cfg.Validate(); err != nil { // at start: the sockets are retried
+		return nil, err
+	}
 	if o.hepCertFile != "" {
 		if !cfg.TCP {
 			return nil, fmt.Errorf("--hep.tls-cert-file needs --hep.transport=tcp or both")
