@@ -31,10 +31,10 @@ import (
 //
 // The rest of UDP is dropped: first byte 0x7f and above (RTP, RTCP, SRTP
 // and SRTCP are 0x80 to 0xbf, version 2; RFC 3550 §5.1, RFC 7983 §7),
-// below '!' (STUN 0 to 3, ZRTP 16 to 19, DTLS 20 to 63 of RFC 7983 where
-// not printable, empty and padding), and printable starts that do not go
-// on as a token (DTLS 1.3 unified headers 32 to 63, TURN channel data 64
-// to 79, mostly). Every packet that [decode.Decoder] turns into a SIP
+// below '!' (STUN 0 to 3, ZRTP 16 to 19, DTLS 20 to 32 of RFC 7983's 20
+// to 63, empty payloads and padding), and printable starts that do not go
+// on as a token (mostly: the rest of DTLS, 33 to 63, where DTLS 1.3
+// unified headers fall, and TURN channel data, 64 to 79). Every packet that [decode.Decoder] turns into a SIP
 // message, or a fragment or segment of one, passes: a UDP payload that
 // sip.IsStart accepts begins with "SIP/2.0 " or with a method token
 // (printable) ended by a space.
