@@ -16,7 +16,11 @@ type LiveConfig struct {
 	Interface   string
 	RingBytes   int                  // size of the kernel ring (TPACKET_V3), rounded down to whole 1 MiB blocks
 	Promiscuous bool                 // put the interface in promiscuous mode (SPAN ports need it)
-	Filter      []bpf.RawInstruction // optional classic BPF program run in the kernel; nil keeps every packet
+	Filter      []bpf.RawInstruction // optional classic BPF program run in the kernel, instead of MediaFilter
+	// MediaFilter attaches [MediaFilter] for the interface's link type
+	// when Filter is nil: UDP that cannot be SIP or HEP (RTP, RTCP, STUN,
+	// DTLS) is dropped in the kernel. Without either, every packet is kept.
+	MediaFilter bool
 	// BlockTimeout is how long the kernel fills a TPACKET_V3 block before
 	// handing it over part full (tp_retire_blk_tov, whole ms): the most a
 	// packet waits in the ring on a quiet link. 0 means DefaultBlockTimeout.
@@ -96,8 +100,9 @@ var skipOutgoing = []bpf.Instruction{
 	bpf.RetConstant{Val: 0},
 }
 
-// buildFilter returns the program to attach: the user's filter (or accept
-// all) preceded, on loopback devices, by [skipOutgoing].
+// buildFilter returns the program to attach: the user's filter (the
+// media filter or another; nil accepts all) preceded, on loopback devices,
+// by [skipOutgoing].
 func buildFilter(user []bpf.RawInstruction, loopback bool) ([]bpf.RawInstruction, error) {
 	if !loopback {
 		return user, nil

@@ -60,7 +60,13 @@ func Live(ctx context.Context, cfg LiveConfig, d *decode.Decoder, st *Stats, sta
 		return fmt.Errorf("capture interface %q: open AF_PACKET socket: %w", cfg.Interface, err)
 	}
 	defer tp.Close()
-	filter, err := buildFilter(cfg.Filter, ifi.Flags&net.FlagLoopback != 0)
+	filter := cfg.Filter
+	if filter == nil && cfg.MediaFilter {
+		if filter, err = MediaFilter(lt); err != nil {
+			return fmt.Errorf("capture interface %q: %w", cfg.Interface, err)
+		}
+	}
+	filter, err = buildFilter(filter, ifi.Flags&net.FlagLoopback != 0)
 	if err != nil {
 		return fmt.Errorf("capture interface %q: bpf filter: %w", cfg.Interface, err)
 	}

@@ -58,6 +58,7 @@ type options struct {
 	blockTimeout time.Duration
 	promisc      bool
 	bpfFile      string
+	filterRTP    bool
 	pipeline     pipelineConfig
 	hep          input.HEPConfig
 	hepTransport string
@@ -96,7 +97,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	o.pipeline.merge = merge.DefaultConfig()
 	app.Flag("capture.max-lateness", "How long after its capture time a message of a live source (interface, HEP, realtime file) may arrive and still be merged in time order with the other sources; must cover --capture.block-timeout and HEP agents' batching. Later messages are counted, as late. Counting and transaction timeouts run this far behind the wall clock.").Default(o.pipeline.merge.Lateness.String()).DurationVar(&o.pipeline.merge.Lateness)
 	app.Flag("capture.promiscuous", "Put capture interfaces in promiscuous mode (needed on SPAN/mirror ports).").BoolVar(&o.promisc)
-	app.Flag("capture.bpf-file", "File with a classic BPF filter run in the kernel, in the format of `tcpdump -ddd EXPRESSION`.").PlaceHolder("PATH").StringVar(&o.bpfFile)
+	app.Flag("capture.bpf-file", "File with a classic BPF filter run in the kernel, in the format of `tcpdump -ddd EXPRESSION`; it replaces the default media filter (a port filter also drops IP fragments after the first).").PlaceHolder("PATH").StringVar(&o.bpfFile)
+	app.Flag("capture.filter-rtp", "Drop in the kernel UDP that cannot be SIP or HEP (RTP, RTCP, SRTP, STUN, DTLS), judged by content; TCP, SCTP, tunnels and IP fragments pass (--no-capture.filter-rtp keeps every packet).").Default("true").BoolVar(&o.filterRTP)
 	app.Flag("capture.tcp-max-flows", "TCP flow directions reassembled at once; past it the least recently seen is evicted.").Default(fmt.Sprint(def.TCP.MaxFlows)).IntVar(&o.pipeline.tcp.MaxFlows)
 	app.Flag("capture.tcp-flow-timeout", "A TCP flow with no segment for this long is forgotten.").Default(def.TCP.FlowTimeout.String()).DurationVar(&o.pipeline.tcp.FlowTimeout)
 	app.Flag("capture.tcp-max-memory", "Bytes of partial SIP messages and out-of-order segments held by TCP reassembly, over all flows of one source (an interface, a file); past it the least recently active flows holding memory are evicted and counted.").Default(units.Base2Bytes(def.TCP.MaxMemoryBytes).String()).BytesVar((*units.Base2Bytes)(&o.pipeline.tcp.MaxMemoryBytes))

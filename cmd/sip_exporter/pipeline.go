@@ -401,7 +401,7 @@ func newSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 			return nil, fmt.Errorf("--capture.interface %q given twice", name)
 		}
 		seen["interface:"+name] = true
-		cfg := input.LiveConfig{Interface: name, RingBytes: int(o.ringSize), Promiscuous: o.promisc, Filter: filter, BlockTimeout: o.blockTimeout}
+		cfg := input.LiveConfig{Interface: name, RingBytes: int(o.ringSize), Promiscuous: o.promisc, Filter: filter, MediaFilter: o.filterRTP, BlockTimeout: o.blockTimeout}
 		sources = append(sources, &source{Source: input.Source{Name: name, Type: "interface"}, kind: merge.Live, retry: true,
 			node: p.sourceNode(iface.node),
 			run: func(ctx context.Context, d *decode.Decoder, st *input.Stats, started func()) error {
