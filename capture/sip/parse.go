@@ -655,7 +655,9 @@ func param(v []byte, name string) []byte {
 				j++
 			}
 			k := tokenEnd(v, j)
-			match := eqFold(v[j:k], name)
+			// A name that goes on with a byte outside token ("cause#")
+			// is not this parameter (RFC 3261 §25.1 generic-param).
+			match := eqFold(v[j:k], name) && (k == len(v) || isParamEnd(v[k]) || v[k] == '=')
 			for k < len(v) && isLWS(v[k]) {
 				k++
 			}

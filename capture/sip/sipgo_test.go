@@ -405,6 +405,9 @@ func TestSipgoFuzzFindings(t *testing.T) {
 		// 04840d25a6f4cd0a: sipgo keeps the rest of the line in the tag,
 		// Parse ends the token at the space (RFC 3261 §25.1): Parse is right.
 		{"space in tag", "SIP/2.0 100 \r\nF:0000000<AAA:000000>;tag=0 000000000000000000000>\r\n\r\n", "paramSpace", "0", ""},
+		// 4690e0e7a308f422: "cause#" is not the cause parameter; Parse took
+		// it for one (without value) and missed cause=0. Fixed in param.
+		{"name goes on", "0 :00 SIP/2.0\r\nReAson:Q.850;cause#;cause=0\r\n\r\n", "", "", "0"},
 		{"cause repeated with values", "BYE sip:a@b SIP/2.0\r\nCSeq: 2 BYE\r\nReason: Q.850;cause=16;cause=17\r\n\r\n", "repeated", "", "16"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
