@@ -308,7 +308,7 @@ func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 	// A HEP packet names its node; one without is counted under
 	// --capture.node-name.
 	sn := p.sourceNode("")
-	// Datagrams go into one merge input; each TCP connection gets its own
+	// Datagrams go into one merge input per UDP worker; each TCP connection gets its own
 	// (an input has one producer), closed when the connection ends. Each
 	// transport opens its socket when it starts, so that a socket that
 	// fails is reopened with backoff like an interface.
