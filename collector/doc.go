@@ -19,7 +19,10 @@
 // [Tracker] follows SIP transactions and dialogs (RFC 3261 §12, §17) from
 // small value events that readers push into a lock-free bounded queue, and
 // counts retransmissions, session attempts, outcomes and timeouts, Reason
-// causes (RFC 3326) and the RFC 6076 delays as histograms.
+// causes (RFC 3326) and the RFC 6076 delays as histograms. It also keeps
+// the established sessions until their BYE or a maximum age, the
+// registered addresses of record until their expiry (RFC 3261 §10), and
+// the last OPTIONS keepalive success and failure per peer.
 //
 // The exporter's own health (packets, bytes, drops, parse errors, TCP and
 // IP reassembly) is exported by the capture stages that count it (the

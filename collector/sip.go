@@ -244,6 +244,13 @@ type nodeSlots struct {
 	handles []atomic.Pointer[Node]
 }
 
+// nodeSlotsOf are the slots of one node entry under one peer
+// configuration.
+type nodeSlotsOf struct {
+	peers *Peers
+	nodeSlots
+}
+
 // slots returns the number of slots of a raw node value under v.
 func (v *view) slots() int {
 	if v.peers == nil {
@@ -283,7 +290,15 @@ type SIP struct {
 	ordered  []*Node    // in label order, the node "other" last; guarded by mu
 	other    *nodeEntry // created on first overflow, guarded by mu
 	overflow atomic.Uint64
-	phrases  *phraseTable // nil when phrases are not counted
+	// full is set, under mu, once entries holds maxNodes labels: entries
+	// is never written again and may be read without the lock.
+	full atomic.Bool
+	// otherSlots are the Nodes of "other" under the current peer
+	// configuration, filled in under mu: past the limit, a name neither
+	// seen nor a spelling of a tracked label resolves to them without a
+	// lock and without allocating.
+	otherSlots atomic.Pointer[nodeSlotsOf]
+	phrases    *phraseTable // nil when phrases are not counted
 	// show marks cells exported even at zero.
 	show [numCodes][numMethods]bool
 
@@ -383,8 +398,9 @@ func (c *SIP) Peers() *Peers { return c.view.Load().peers }
 // display name configured for name, else name made safe: bytes outside
 // printable ASCII become '_', and it is cut to MaxNodeLabelBytes. Looking
 // up a known name takes no lock and does not allocate; a new one is added
-// under a lock, and past the node limit the "other" node is returned and
-// the overflow counted.
+// under a lock. Past the node limit the "other" node is returned and the
+// overflow counted, also without a lock and without allocating (a sender
+// spraying random node IDs slows no other source).
 func (c *SIP) Node(name []byte) *Node {
 	v := c.view.Load()
 	if s := v.names[string(name)]; s != nil {
@@ -416,8 +432,13 @@ func (c *SIP) Lookup(name []byte, src, dst netip.AddrPort) *Node {
 }
 
 // resolve is the slow path of Lookup: it adds the raw name to the view and
-// the label set to the collector as needed.
+// the label set to the collector as needed. Past the node limit, a name
+// that is not a spelling of a tracked label is counted under "other"
+// without a lock and without allocating (see overflowNode).
 func (c *SIP) resolve(v *view, name []byte, slot int) *Node {
+	if n := c.overflowNode(v, name, slot); n != nil {
+		return n
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cur := c.view.Load(); cur.peers == v.peers {
@@ -428,7 +449,17 @@ func (c *SIP) resolve(v *view, name []byte, slot int) *Node {
 		entry := c.entryLocked(v, name)
 		if entry == c.other {
 			c.overflow.Add(1)
-			return c.handleLocked(entry, v, slot)
+			os := c.otherSlots.Load()
+			if os == nil || os.peers != v.peers {
+				os = &nodeSlotsOf{peers: v.peers, nodeSlots: nodeSlots{entry: entry, handles: make([]atomic.Pointer[Node], v.slots())}}
+				c.otherSlots.Store(os)
+			}
+			n := os.handles[slot].Load()
+			if n == nil {
+				n = c.handleLocked(entry, v, slot)
+				os.handles[slot].Store(n)
+			}
+			return n
 		}
 		s = &nodeSlots{entry: entry, handles: make([]atomic.Pointer[Node], v.slots())}
 		// Raw spellings of known labels are bounded too; past the bound
@@ -468,7 +499,43 @@ func (c *SIP) entryLocked(v *view, name []byte) *nodeEntry {
 	}
 	e := c.newEntry(label)
 	c.entries[label] = e
+	if len(c.entries) >= c.maxNodes {
+		c.full.Store(true) // entries is final: see overflowNode
+	}
 	return e
+}
+
+// overflowNode returns the Node of "other" for slot under v when the node
+// limit has been reached, name is not a spelling of a tracked label (its
+// display name or safe label is not among the entries) and "other" has
+// been resolved for slot before; else nil, for resolve to decide under
+// the lock. It takes no lock and does not allocate: past the limit the
+// entries map is no longer written, and the label is made on the stack.
+// It counts the overflow.
+func (c *SIP) overflowNode(v *view, name []byte, slot int) *Node {
+	if !c.full.Load() {
+		return nil
+	}
+	os := c.otherSlots.Load()
+	if os == nil || os.peers != v.peers {
+		return nil
+	}
+	n := os.handles[slot].Load()
+	if n == nil {
+		return nil
+	}
+	if display, ok := v.peers.NodeName(name); ok {
+		if c.entries[display] != nil {
+			return nil
+		}
+	} else {
+		var buf [MaxNodeLabelBytes]byte
+		if c.entries[string(appendNodeLabel(buf[:0], name))] != nil {
+			return nil
+		}
+	}
+	c.overflow.Add(1)
+	return n
 }
 
 func (c *SIP) newEntry(label string) *nodeEntry {
@@ -524,16 +591,23 @@ func compareNodes(a, b *Node) int {
 
 // nodeLabel makes a node name safe as a label value.
 func nodeLabel(name []byte) string {
+	var buf [MaxNodeLabelBytes]byte
+	return string(appendNodeLabel(buf[:0], name))
+}
+
+// appendNodeLabel appends to b the label value of a node name: cut to
+// MaxNodeLabelBytes, bytes outside printable ASCII replaced by '_'.
+func appendNodeLabel(b, name []byte) []byte {
 	if len(name) > MaxNodeLabelBytes {
 		name = name[:MaxNodeLabelBytes]
 	}
-	b := []byte(string(name))
-	for i, ch := range b {
+	for _, ch := range name {
 		if ch < 0x20 || ch > 0x7e {
-			b[i] = '_'
+			ch = '_'
 		}
+		b = append(b, ch)
 	}
-	return string(b)
+	return b
 }
 
 // Nodes returns the Nodes of every label set seen, in label order (node,

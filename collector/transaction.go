@@ -30,7 +30,15 @@ const (
 	// TxToTag marks a message whose To header has a tag: a request inside a
 	// dialog (RFC 3261 §12.2.1.1), such as a re-INVITE or a BYE.
 	TxToTag
+	// TxUnregister marks a REGISTER request that removes bindings: its
+	// Contact is "*", or its expiry (the Contact's expires parameter, else
+	// the Expires header) is 0 (RFC 3261 §10.2.2). A 2xx to it that gives
+	// no expiry of its own removes the address of record.
+	TxUnregister
 )
+
+// NoExpiry is [TxEvent.Expires] of a message that gives no expiry.
+const NoExpiry = -1
 
 // TxEvent is one SIP message as the transaction tracker sees it: hashes
 // instead of the wire bytes, so that it is a small value that can be queued
@@ -49,6 +57,11 @@ type TxEvent struct {
 	// ToTag is [TagHash] of the To tag, 0 without one; responses to one
 	// request from different forks differ in it (RFC 3261 §16.7).
 	ToTag uint32
+	// Expires is, for a response to REGISTER, the expiry it grants in
+	// seconds: the largest expires parameter of its Contact values, else
+	// its Expires header (RFC 3261 §10.3 step 8), capped at 2^31-1;
+	// [NoExpiry] when it gives none.
+	Expires int32
 	// Code is the status code of a response (100..699); 0 for a request.
 	Code uint16
 	// Q850Cause and SIPCause are the causes of the message's Reason header
@@ -57,6 +70,9 @@ type TxEvent struct {
 	// Method is the CSeq method.
 	Method Method
 	Flags  TxEventFlags
+	// AOR is, for REGISTER and its responses, [AORKey] of the To URI: the
+	// address of record (RFC 3261 §10.2); 0 otherwise.
+	AOR uint64
 }
 
 // hashSeed seeds every hash of the package; made once per process.
@@ -97,6 +113,12 @@ func TagHash(tag []byte) uint32 {
 	return h
 }
 
+// AORKey returns the key of an address of record, the To URI of a
+// REGISTER as sent (RFC 3261 §10.2), never 0. It does not allocate.
+func AORKey(uri []byte) uint64 {
+	return mix64(maphash.Bytes(hashSeed, uri)) | 1
+}
+
 // DialogKey returns the key of the dialog of a message: Call-ID and the two
 // tags (RFC 3261 §12), the same whichever side sends (From and To swap).
 func DialogKey(callID []byte, fromTag, toTag uint32) uint64 {
@@ -106,8 +128,17 @@ func DialogKey(callID []byte, fromTag, toTag uint32) uint64 {
 // TrackerConfig configures a [Tracker].
 type TrackerConfig struct {
 	// MaxTransactions bounds the open transactions, and separately the
-	// answered dialogs waiting for their BYE. Past it the oldest is evicted.
+	// answered dialogs waiting for their BYE (the established sessions).
+	// Past it the oldest is evicted.
 	MaxTransactions int
+	// SessionMaxAge ends an established session whose BYE is never seen
+	// this long after its 2xx (sip_sessions_ended_total{reason="max_age"});
+	// 0 selects DefaultSessionMaxAge.
+	SessionMaxAge time.Duration
+	// MaxRegistrations bounds the addresses of record with an unexpired
+	// registration; past it the one expiring soonest is evicted. 0 selects
+	// DefaultMaxRegistrations.
+	MaxRegistrations int
 	// InviteTimeout is how long an INVITE transaction is tracked (long
 	// enough for ringing); non-INVITE transactions last NonInviteTimeout.
 	InviteTimeout time.Duration
@@ -119,8 +150,24 @@ type TrackerConfig struct {
 
 // DefaultTrackerConfig returns the defaults of the flags.
 func DefaultTrackerConfig() TrackerConfig {
-	return TrackerConfig{MaxTransactions: 1_000_000, InviteTimeout: 180 * time.Second}
+	return TrackerConfig{MaxTransactions: 1_000_000, InviteTimeout: 180 * time.Second,
+		SessionMaxAge: DefaultSessionMaxAge, MaxRegistrations: DefaultMaxRegistrations}
 }
+
+const (
+	// DefaultSessionMaxAge is the default of TrackerConfig.SessionMaxAge:
+	// 4 h, longer than all but a few calls (many switches cap a call at 2
+	// to 4 h) and short enough that a lost BYE does not leave a session
+	// counted for a day.
+	DefaultSessionMaxAge = 4 * time.Hour
+	// DefaultMaxRegistrations is the default of
+	// TrackerConfig.MaxRegistrations: 1,000,000 addresses of record, as
+	// many as the largest registrar clusters serve and as the default
+	// bound of transactions, at 85 bytes each measured with all refreshed
+	// once (BenchmarkTrackerRegistrationMemory), so 85 MB at most; the
+	// table only grows as far as it is used.
+	DefaultMaxRegistrations = 1_000_000
+)
 
 // Histogram buckets, seconds.
 var (
@@ -132,10 +179,11 @@ var (
 
 // Entry flags.
 const (
-	txInitial uint8 = 1 << iota // INVITE without To tag: a session attempt
-	txFinal                     // a final response was seen
-	txSRD                       // the SRD was measured
-	txNoReply                   // ACK: no response expected, never times out
+	txInitial    uint8 = 1 << iota // INVITE without To tag: a session attempt
+	txFinal                        // a final response was seen
+	txSRD                          // the SRD was measured
+	txNoReply                      // ACK: no response expected, never times out
+	txUnregister                   // REGISTER removing bindings (TxUnregister)
 )
 
 // seenSlots is how many distinct (code, To tag) responses a transaction
@@ -150,6 +198,19 @@ type txEntry struct {
 	method Method
 	flags  uint8
 	next   uint8 // next seen slot to write
+}
+
+// regEntry is one address of record with an unexpired registration.
+type regEntry struct {
+	expires int64 // capture time of its expiry, ns
+	node    uint32
+}
+
+// regItem is an expiry in the registrations' heap; stale when the entry
+// of key has another expiry (refreshed, removed or evicted since).
+type regItem struct {
+	expires int64
+	key     uint64
 }
 
 // dialogEntry is one answered dialog waiting for its BYE.
@@ -206,18 +267,42 @@ type txNode struct {
 	reqRetrans  [numMethods]atomic.Uint64
 	q850        [128]atomic.Uint64
 	sipCause    [numCodes]atomic.Uint64
-	srd         [2]prometheus.Observer // success, failure
+	srd         [3]prometheus.Observer // success, failure, challenge
 	rrd         [3]prometheus.Observer // success, failure, challenge
 	sdd         prometheus.Observer
 	duration    prometheus.Observer
+	// Established sessions (answered dialogs without BYE) and how they
+	// ended: ended[endBye], ended[endMaxAge], ended[endEvicted].
+	sessions atomic.Int64
+	ended    [3]atomic.Uint64
+	// Addresses of record with an unexpired registration of this label
+	// set, REGISTER transactions, and those without a final response.
+	registrations atomic.Int64
+	regAttempts   atomic.Uint64
+	regTimeouts   atomic.Uint64
+	// Capture times (ns; 0 never) of the last OPTIONS transaction that
+	// got a 2xx, and of the last that got another final response or none.
+	optionsOK, optionsFailed atomic.Int64
 }
 
-// Tracker follows SIP transactions (RFC 3261 §17) and dialogs to count
-// retransmissions, session attempts and outcomes, Reason causes (RFC 3326)
-// and the RFC 6076 delays. It is a [prometheus.Collector] of the families
-// sip_session_*, sip_registration_request_delay_seconds,
+// How sessions end: the label values of sip_sessions_ended_total.
+const (
+	endBye = iota
+	endMaxAge
+	endEvicted
+)
+
+var endReasons = [...]string{endBye: "bye", endMaxAge: "max_age", endEvicted: "evicted"}
+
+// Tracker follows SIP transactions (RFC 3261 §17), dialogs and
+// registrations to count retransmissions, session attempts and outcomes,
+// established sessions, registered addresses of record, OPTIONS
+// keepalives, Reason causes (RFC 3326) and the RFC 6076 delays. It is a
+// [prometheus.Collector] of the families sip_session_*, sip_sessions_*,
+// sip_registration_*, sip_registrations_active, sip_peer_options_*,
 // sip_*_retransmissions_total and sip_reason_causes_total, and of the
-// sip_exporter_transaction* self-metrics.
+// sip_exporter_transaction*, sip_exporter_dialogs* and
+// sip_exporter_registrations* self-metrics.
 //
 // Events come in capture-time order from one goroutine (the time-ordered
 // merge of all sources): [Tracker.Observe] handles one, [Tracker.Advance]
@@ -237,6 +322,14 @@ type txNode struct {
 // BenchmarkTrackerMemory) and an answered dialog 67 bytes
 // (BenchmarkTrackerDialogMemory); the tables hold at most MaxTransactions
 // each.
+//
+// An answered dialog is an established session (sip_sessions_active)
+// until a BYE from either side, SessionMaxAge after its 2xx, or its
+// eviction. A registration is kept per address of record (a hash of the
+// To URI) in a table of at most MaxRegistrations, with a min-heap of
+// expiries; a refresh pushes a new expiry and leaves the old one to be
+// skipped when it comes up, and the heap is compacted when stale items
+// outnumber the live ones, so that it stays within twice the table.
 type Tracker struct {
 	cfg TrackerConfig
 
@@ -246,6 +339,8 @@ type Tracker struct {
 	others    ring[txItem] // the other transactions in order of start
 	dialogs   *txTable[dialogEntry]
 	dialogQ   ring[dialogItem]
+	regs      *txTable[regEntry]
+	regHeap   []regItem // min-heap by expires
 	nodeIndex map[*Node]uint32
 	nodes     []*txNode
 	lastNode  *Node
@@ -257,6 +352,8 @@ type Tracker struct {
 
 	open, openDialogs                   atomic.Int64
 	evicted, dialogsEvicted             atomic.Uint64
+	openRegs                            atomic.Int64
+	regsEvicted                         atomic.Uint64
 	timedOutInvite, timedOutNonInvite   atomic.Uint64
 	unmatched                           atomic.Uint64
 	srdVec, rrdVec, sddVec, durationVec *prometheus.HistogramVec
@@ -264,19 +361,35 @@ type Tracker struct {
 	attemptsDesc, outcomesDesc, timeoutsDesc, respRetransDesc, reqRetransDesc, causesDesc *prometheus.Desc
 	openDesc, evictedDesc, timedOutDesc, dialogsDesc, dialogsEvictedDesc                  *prometheus.Desc
 	unmatchedDesc                                                                         *prometheus.Desc
+	sessionsDesc, endedDesc, regsDesc, regAttemptsDesc, regTimeoutsDesc                   *prometheus.Desc
+	optionsOKDesc, optionsFailedDesc, regsTrackedDesc, regsEvictedDesc                    *prometheus.Desc
+	// peerLabels: the label sets have a peer (--config.file): the
+	// sip_peer_options_* families are exported.
+	peerLabels bool
 }
 
 // ErrTrackerConfig is wrapped by the configuration errors of NewTracker.
 var ErrTrackerConfig = errors.New("bad transaction tracker configuration")
 
-// NewTracker returns a tracker; it fails when MaxTransactions is below 1
-// or InviteTimeout is not positive.
+// NewTracker returns a tracker; it fails when MaxTransactions is below 1,
+// InviteTimeout is not positive, or SessionMaxAge or MaxRegistrations is
+// negative.
 func NewTracker(cfg TrackerConfig) (*Tracker, error) {
+	if cfg.SessionMaxAge == 0 {
+		cfg.SessionMaxAge = DefaultSessionMaxAge
+	}
+	if cfg.MaxRegistrations == 0 {
+		cfg.MaxRegistrations = DefaultMaxRegistrations
+	}
 	switch {
 	case cfg.MaxTransactions < 1:
 		return nil, fmt.Errorf("max transactions %d: must be at least 1: %w", cfg.MaxTransactions, ErrTrackerConfig)
 	case cfg.InviteTimeout <= 0:
 		return nil, fmt.Errorf("invite timeout %v: must be positive: %w", cfg.InviteTimeout, ErrTrackerConfig)
+	case cfg.SessionMaxAge <= 0:
+		return nil, fmt.Errorf("session max age %v: must be positive: %w", cfg.SessionMaxAge, ErrTrackerConfig)
+	case cfg.MaxRegistrations < 1:
+		return nil, fmt.Errorf("max registrations %d: must be at least 1: %w", cfg.MaxRegistrations, ErrTrackerConfig)
 	}
 	series := []string{"node"}
 	if cfg.SIP != nil {
@@ -295,23 +408,42 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 		cfg:       cfg,
 		table:     newTxTable[txEntry](cfg.MaxTransactions),
 		dialogs:   newTxTable[dialogEntry](cfg.MaxTransactions),
+		regs:      newTxTable[regEntry](cfg.MaxRegistrations),
 		nodeIndex: map[*Node]uint32{},
 		srdVec: hist("sip_session_request_delay_seconds",
-			"Session request delay (SRD, RFC 6076 §4.1): from an initial INVITE to its first 18x or 2xx (outcome=\"success\"), else to its final failure response (outcome=\"failure\").",
+			"Session request delay (SRD, RFC 6076 §4.3), seconds: from an initial INVITE to its first 18x or 2xx (outcome=\"success\"), else to its final response: 401 or 407 (outcome=\"challenge\": re-sent with credentials in a new transaction) or another failure (outcome=\"failure\").",
 			DelayBuckets, "outcome"),
 		rrdVec: hist("sip_registration_request_delay_seconds",
-			"Registration request delay (RRD, RFC 6076 §4.2): from a REGISTER to its final response; outcome is success (2xx), challenge (401, 407) or failure.",
+			"Registration request delay (RRD, RFC 6076 §4.1), seconds: from a REGISTER to its final response; outcome is success (2xx), challenge (401, 407) or failure.",
 			DelayBuckets, "outcome"),
 		sddVec: hist("sip_session_disconnect_delay_seconds",
-			"Session disconnect delay (SDD, RFC 6076 §4.3): from a BYE to its final response.",
+			"Session disconnect delay (SDD, RFC 6076 §4.4), seconds: from a BYE to its final response.",
 			DelayBuckets),
 		durationVec: hist("sip_session_duration_seconds",
-			"Session duration (RFC 6076 §4.5): from the 2xx of an initial INVITE to the first BYE of that dialog.",
+			"Session duration (SDT, RFC 6076 §4.5), seconds: from the 2xx of an initial INVITE to the first BYE of that dialog.",
 			DurationBuckets),
 		attemptsDesc: prometheus.NewDesc("sip_session_attempts_total",
-			"Initial INVITE transactions (no To tag), each counted once (RFC 6076 §4.6).", lbl(), nil),
+			"Initial INVITE transactions (no To tag), each counted once, challenged ones included: the attempts of SER, SEER, ISA and SCR (RFC 6076 §4.6-4.9).", lbl(), nil),
 		outcomesDesc: prometheus.NewDesc("sip_session_outcomes_total",
-			"Initial INVITE transactions by their final response, the first one seen (RFC 6076 §4.6-4.8).", lbl("code", "class", "reason"), nil),
+			"Initial INVITE transactions by their final response, the first one seen (SER, SEER, ISA: RFC 6076 §4.6-4.8).", lbl("code", "class", "reason"), nil),
+		sessionsDesc: prometheus.NewDesc("sip_sessions_active",
+			"Established sessions: dialogs whose initial INVITE got a 2xx (each fork's dialog once) and that have not ended by a BYE from either side, --sip.session-max-age or eviction.", lbl(), nil),
+		endedDesc: prometheus.NewDesc("sip_sessions_ended_total",
+			"Established sessions that ended, by reason: bye (a BYE from either side), max_age (no BYE seen within --sip.session-max-age of the 2xx), evicted (the dialog table was full).", lbl("reason"), nil),
+		regsDesc: prometheus.NewDesc("sip_registrations_active",
+			"Addresses of record (To URI of REGISTER) with an unexpired registration: a 2xx to REGISTER granting a positive expiry (its Contact's expires parameter, else its Expires header, seconds; RFC 3261 §10.3) until then; an expiry of 0 removes it.", lbl(), nil),
+		regAttemptsDesc: prometheus.NewDesc("sip_registration_attempts_total",
+			"REGISTER transactions, each counted once, challenged ones included: the denominator of IRA (RFC 6076 §4.2).", lbl(), nil),
+		regTimeoutsDesc: prometheus.NewDesc("sip_registration_timeouts_total",
+			"REGISTER transactions that ended (64*T1 = 32 s, or end of the capture files) without a final response: ineffective registration attempts (IRA, RFC 6076 §4.2) with the failure outcomes of sip_registration_request_delay_seconds.", lbl(), nil),
+		optionsOKDesc: prometheus.NewDesc("sip_peer_options_last_success_timestamp_seconds",
+			"Capture time, Unix seconds, of the last 2xx to an OPTIONS request (a keepalive) of this peer and direction; with --config.file only, absent until one is seen.", lbl(), nil),
+		optionsFailedDesc: prometheus.NewDesc("sip_peer_options_last_failure_timestamp_seconds",
+			"Capture time, Unix seconds, of the last OPTIONS transaction of this peer and direction that failed: a final response other than 2xx, or none within 64*T1 = 32 s (the time it timed out); with --config.file only, absent until one is seen.", lbl(), nil),
+		regsTrackedDesc: prometheus.NewDesc("sip_exporter_registrations",
+			"Addresses of record with an unexpired registration, tracked for sip_registrations_active.", nil, nil),
+		regsEvictedDesc: prometheus.NewDesc("sip_exporter_registrations_evicted_total",
+			"Registrations forgotten before they expired because the table was full (--sip.max-registrations; the one expiring soonest goes).", nil, nil),
 		timeoutsDesc: prometheus.NewDesc("sip_session_timeouts_total",
 			"Initial INVITE transactions that ended (timeout, or end of the capture files) without a final response.", lbl(), nil),
 		respRetransDesc: prometheus.NewDesc("sip_response_retransmissions_total",
@@ -329,19 +461,27 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 		timedOutDesc: prometheus.NewDesc("sip_exporter_transactions_timed_out_total",
 			"SIP transactions that expired without a final response, by kind (invite, non_invite); ACKs excluded.", []string{"kind"}, nil),
 		dialogsDesc: prometheus.NewDesc("sip_exporter_dialogs",
-			"Answered SIP dialogs tracked until their BYE, for sip_session_duration_seconds.", nil, nil),
+			"Answered SIP dialogs tracked until their BYE, for sip_session_duration_seconds and sip_sessions_active.", nil, nil),
 		dialogsEvictedDesc: prometheus.NewDesc("sip_exporter_dialogs_evicted_total",
 			"Answered dialogs forgotten before their BYE because the dialog table was full (the oldest goes).", nil, nil),
 		unmatchedDesc: prometheus.NewDesc("sip_exporter_transaction_responses_unmatched_total",
 			"SIP responses whose request was not seen or no longer tracked.", nil, nil),
 	}
+	t.peerLabels = len(series) > 1
 	return t, nil
 }
 
 // Advance moves the tracker's time on to now (ns since the Unix epoch;
 // the merge's watermark) and expires the transactions whose timeout has
-// passed. Time never moves back. Not concurrently with Observe or End.
+// passed, the sessions older than SessionMaxAge and the registrations
+// whose expiry has come. Time never moves back. now = math.MaxInt64, the
+// merge's word that every input has ended (files, no live source), is
+// [Tracker.End]. Not concurrently with Observe or End.
 func (t *Tracker) Advance(now int64) {
+	if now == math.MaxInt64 {
+		t.End()
+		return
+	}
 	if now <= t.clock {
 		return
 	}
@@ -350,20 +490,25 @@ func (t *Tracker) Advance(now int64) {
 	t.publish()
 }
 
-// End expires every open transaction and forgets the dialogs, as if their
-// timeouts had passed: initial INVITEs without a final response count as
-// sip_session_timeouts_total. The report command calls it at the end of
-// its files. Not concurrently with Observe or Advance.
+// End expires every open transaction as if its timeout had passed:
+// initial INVITEs without a final response count as
+// sip_session_timeouts_total, REGISTERs as sip_registration_timeouts_total,
+// OPTIONS as failures at the tracker's time. Sessions and registrations
+// are left as they were at the tracker's time (the last capture time):
+// the report command, which calls End at the end of its files, shows the
+// sessions still up and the registrations not yet expired when the files
+// end, and sip_sessions_ended_total does not count them; the tracker's
+// time stays at the last capture time. Not concurrently with Observe or
+// Advance.
 func (t *Tracker) End() {
-	t.expire(math.MaxInt64)
-	t.dialogs.clear()
-	t.dialogQ = ring[dialogItem]{}
+	t.expireTx(math.MaxInt64)
 	t.publish()
 }
 
 func (t *Tracker) publish() {
 	t.open.Store(int64(t.table.len()))
 	t.openDialogs.Store(int64(t.dialogs.len()))
+	t.openRegs.Store(int64(t.regs.len()))
 }
 
 // nodeOf returns the index of the txNode of n, creating it on first use.
@@ -375,7 +520,7 @@ func (t *Tracker) nodeOf(n *Node) uint32 {
 	if !ok {
 		i = uint32(len(t.nodes))
 		tn := &txNode{node: n, lv: n.labelValues()}
-		for k, o := range []string{"success", "failure"} {
+		for k, o := range []string{"success", "failure", "challenge"} {
 			tn.srd[k] = t.srdVec.WithLabelValues(append(slices.Clone(tn.lv), o)...)
 		}
 		for k, o := range []string{"success", "failure", "challenge"} {
@@ -391,6 +536,12 @@ func (t *Tracker) nodeOf(n *Node) uint32 {
 	}
 	t.lastNode, t.lastIndex = n, i
 	return i
+}
+
+// unixSeconds converts a time in ns since the Unix epoch to seconds, the
+// float64 nearest to the exact value.
+func unixSeconds(ns int64) float64 {
+	return float64(ns/1e9) + float64(ns%1e9)/1e9
 }
 
 // seconds converts a delay in ns to seconds; negative (clock skew between
@@ -436,6 +587,11 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 		mine.attempts.Add(1)
 	case ev.Method == MethodACK:
 		e.flags |= txNoReply
+	case ev.Method == MethodREGISTER:
+		mine.regAttempts.Add(1)
+		if ev.Flags&TxUnregister != 0 {
+			e.flags |= txUnregister
+		}
 	}
 	t.table.put(ev.Key, e)
 	if ev.Method == MethodINVITE {
@@ -448,7 +604,10 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 	}
 	if ev.Method == MethodBYE {
 		if d, ok := t.dialogs.del(ev.Dialog); ok {
-			t.nodes[d.node].duration.Observe(seconds(ev.Time - d.answered))
+			owner := t.nodes[d.node]
+			owner.duration.Observe(seconds(ev.Time - d.answered))
+			owner.sessions.Add(-1)
+			owner.ended[endBye].Add(1)
 			t.openDialogs.Store(int64(t.dialogs.len()))
 		}
 	}
@@ -495,7 +654,11 @@ func (t *Tracker) response(ev *TxEvent, mine *txNode) {
 		if final && e.flags&txFinal == 0 {
 			owner.outcomes[code-sipstatus.MinCode].Add(1)
 			if e.flags&txSRD == 0 {
-				owner.srd[1].Observe(delay)
+				if code == 401 || code == 407 {
+					owner.srd[2].Observe(delay)
+				} else {
+					owner.srd[1].Observe(delay)
+				}
 				e.flags |= txSRD
 			}
 		}
@@ -509,6 +672,7 @@ func (t *Tracker) response(ev *TxEvent, mine *txNode) {
 			switch {
 			case code < 300:
 				owner.rrd[0].Observe(delay)
+				t.registered(ev, e)
 			case code == 401 || code == 407:
 				owner.rrd[2].Observe(delay)
 			default:
@@ -516,8 +680,126 @@ func (t *Tracker) response(ev *TxEvent, mine *txNode) {
 			}
 		case MethodBYE:
 			owner.sdd.Observe(delay)
+		case MethodOPTIONS:
+			if code < 300 {
+				latest(&owner.optionsOK, ev.Time)
+			} else {
+				latest(&owner.optionsFailed, ev.Time)
+			}
 		}
 		e.flags |= txFinal
+	}
+}
+
+// latest stores ns in v unless v holds a later time.
+func latest(v *atomic.Int64, ns int64) {
+	if ns > v.Load() {
+		v.Store(ns)
+	}
+}
+
+// registered handles the first 2xx to a REGISTER transaction e: the
+// address of record ev.AOR is registered until the expiry the 2xx grants,
+// or removed by an expiry of 0. A 2xx that grants none removes it when
+// the request removed bindings (TxUnregister), else changes nothing.
+func (t *Tracker) registered(ev *TxEvent, e *txEntry) {
+	if ev.AOR == 0 {
+		return
+	}
+	exp := int64(ev.Expires)
+	if exp < 0 {
+		if e.flags&txUnregister == 0 {
+			return
+		}
+		exp = 0
+	}
+	if r := t.regs.get(ev.AOR); r != nil {
+		t.nodes[r.node].registrations.Add(-1)
+		if exp == 0 {
+			t.regs.del(ev.AOR)
+			t.openRegs.Store(int64(t.regs.len()))
+			return
+		}
+		r.expires, r.node = ev.Time+exp*int64(time.Second), e.node
+	} else {
+		if exp == 0 {
+			return
+		}
+		if t.regs.len() >= t.cfg.MaxRegistrations {
+			t.expireRegs(math.MaxInt64, true)
+		}
+		t.regs.put(ev.AOR, regEntry{expires: ev.Time + exp*int64(time.Second), node: e.node})
+	}
+	t.nodes[e.node].registrations.Add(1)
+	t.pushReg(regItem{ev.Time + exp*int64(time.Second), ev.AOR})
+	t.openRegs.Store(int64(t.regs.len()))
+}
+
+// pushReg adds an expiry to the heap, first dropping the stale items when
+// they outnumber the live ones (so that the heap holds at most twice the
+// table, plus slack).
+func (t *Tracker) pushReg(it regItem) {
+	if len(t.regHeap) >= 2*t.regs.len()+1024 {
+		live := t.regHeap[:0]
+		for _, x := range t.regHeap {
+			if r := t.regs.get(x.key); r != nil && r.expires == x.expires {
+				live = append(live, x)
+			}
+		}
+		t.regHeap = live
+		for i := len(live)/2 - 1; i >= 0; i-- {
+			t.siftDown(i)
+		}
+	}
+	t.regHeap = append(t.regHeap, it)
+	h := t.regHeap
+	for i := len(h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if h[p].expires <= h[i].expires {
+			break
+		}
+		h[p], h[i] = h[i], h[p]
+		i = p
+	}
+}
+
+func (t *Tracker) siftDown(i int) {
+	h := t.regHeap
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if c+1 < len(h) && h[c+1].expires < h[c].expires {
+			c++
+		}
+		if h[i].expires <= h[c].expires {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
+}
+
+// expireRegs removes the registrations whose expiry is at or before now;
+// with one, only the first live one (an eviction: counted).
+func (t *Tracker) expireRegs(now int64, one bool) {
+	for len(t.regHeap) > 0 && t.regHeap[0].expires <= now {
+		it := t.regHeap[0]
+		last := len(t.regHeap) - 1
+		t.regHeap[0] = t.regHeap[last]
+		t.regHeap = t.regHeap[:last]
+		t.siftDown(0)
+		r := t.regs.get(it.key)
+		if r == nil || r.expires != it.expires {
+			continue // stale: refreshed or removed since
+		}
+		t.nodes[r.node].registrations.Add(-1)
+		t.regs.del(it.key)
+		if one {
+			t.regsEvicted.Add(1)
+			return
+		}
 	}
 }
 
@@ -530,18 +812,46 @@ func (t *Tracker) answered(ev *TxEvent, node uint32) {
 	for t.dialogQ.n >= t.cfg.MaxTransactions { // stale items (dialogs ended by BYE) go too
 		it := t.dialogQ.front()
 		t.dialogQ.pop()
-		if d := t.dialogs.get(it.key); d != nil && d.answered == it.answered {
-			t.dialogs.del(it.key)
-			t.dialogsEvicted.Add(1)
-		}
+		t.endDialog(it, endEvicted)
 	}
 	t.dialogs.put(ev.Dialog, dialogEntry{answered: ev.Time, node: node})
 	t.dialogQ.push(dialogItem{ev.Dialog, ev.Time})
+	t.nodes[node].sessions.Add(1)
 	t.openDialogs.Store(int64(t.dialogs.len()))
 }
 
-// expire ends the transactions whose timeout has passed at now.
+// endDialog ends the session of a dialog item taken from dialogQ, unless
+// the item is stale (the dialog ended by a BYE already).
+func (t *Tracker) endDialog(it dialogItem, reason int) {
+	d := t.dialogs.get(it.key)
+	if d == nil || d.answered != it.answered {
+		return
+	}
+	n := t.nodes[d.node]
+	t.dialogs.del(it.key)
+	n.sessions.Add(-1)
+	n.ended[reason].Add(1)
+	if reason == endEvicted {
+		t.dialogsEvicted.Add(1)
+	}
+}
+
+// expire ends the transactions whose timeout has passed at now, the
+// sessions answered SessionMaxAge or longer before now and the
+// registrations whose expiry is at or before now.
 func (t *Tracker) expire(now int64) {
+	t.expireTx(now)
+	for before := now - int64(t.cfg.SessionMaxAge); t.dialogQ.n > 0 && t.dialogQ.front().answered <= before; {
+		it := t.dialogQ.front()
+		t.dialogQ.pop()
+		t.endDialog(it, endMaxAge)
+	}
+	t.expireRegs(now, false)
+	t.publish()
+}
+
+// expireTx ends the transactions whose timeout has passed at now.
+func (t *Tracker) expireTx(now int64) {
 	t.expireRing(&t.invites, now-int64(t.cfg.InviteTimeout), true)
 	t.expireRing(&t.others, now-int64(NonInviteTimeout), false)
 }
@@ -564,8 +874,16 @@ func (t *Tracker) timedOut(e *txEntry, invite bool) {
 	} else {
 		t.timedOutNonInvite.Add(1)
 	}
-	if e.flags&txInitial != 0 {
-		t.nodes[e.node].timeouts.Add(1)
+	n := t.nodes[e.node]
+	switch {
+	case e.flags&txInitial != 0:
+		n.timeouts.Add(1)
+	case e.method == MethodREGISTER:
+		n.regTimeouts.Add(1)
+	case e.method == MethodOPTIONS:
+		// It timed out at its start plus Timer F, or, ended by End, at the
+		// tracker's time.
+		latest(&n.optionsFailed, min(e.start+int64(NonInviteTimeout), t.clock))
 	}
 }
 
@@ -586,7 +904,9 @@ func (t *Tracker) evictOldest() {
 // Describe implements [prometheus.Collector].
 func (t *Tracker) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{t.attemptsDesc, t.outcomesDesc, t.timeoutsDesc, t.respRetransDesc, t.reqRetransDesc,
-		t.causesDesc, t.openDesc, t.evictedDesc, t.timedOutDesc, t.dialogsDesc, t.dialogsEvictedDesc, t.unmatchedDesc} {
+		t.causesDesc, t.openDesc, t.evictedDesc, t.timedOutDesc, t.dialogsDesc, t.dialogsEvictedDesc, t.unmatchedDesc,
+		t.sessionsDesc, t.endedDesc, t.regsDesc, t.regAttemptsDesc, t.regTimeoutsDesc, t.optionsOKDesc, t.optionsFailedDesc,
+		t.regsTrackedDesc, t.regsEvictedDesc} {
 		ch <- d
 	}
 	t.srdVec.Describe(ch)
@@ -636,11 +956,29 @@ func (t *Tracker) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, lv ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
 	}
+	gauge := func(d *prometheus.Desc, v float64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
+	}
 	for _, n := range nodes {
 		lv := n.lv
 		with := func(extra ...string) []string { return append(slices.Clone(lv), extra...) }
 		counter(t.attemptsDesc, n.attempts.Load(), lv...)
 		counter(t.timeoutsDesc, n.timeouts.Load(), lv...)
+		gauge(t.sessionsDesc, float64(n.sessions.Load()), lv...)
+		for r := range n.ended {
+			counter(t.endedDesc, n.ended[r].Load(), with(endReasons[r])...)
+		}
+		gauge(t.regsDesc, float64(n.registrations.Load()), lv...)
+		counter(t.regAttemptsDesc, n.regAttempts.Load(), lv...)
+		counter(t.regTimeoutsDesc, n.regTimeouts.Load(), lv...)
+		if t.peerLabels && n.node.Peer() != OtherPeer {
+			if ns := n.optionsOK.Load(); ns != 0 {
+				gauge(t.optionsOKDesc, unixSeconds(ns), lv...)
+			}
+			if ns := n.optionsFailed.Load(); ns != 0 {
+				gauge(t.optionsFailedDesc, unixSeconds(ns), lv...)
+			}
+		}
 		for i := range n.outcomes {
 			if v := n.outcomes[i].Load(); v > 0 || outcomeShown[i] {
 				code := i + sipstatus.MinCode
@@ -673,6 +1011,8 @@ func (t *Tracker) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(t.dialogsDesc, prometheus.GaugeValue, float64(t.openDialogs.Load()))
 	counter(t.evictedDesc, t.evicted.Load())
 	counter(t.dialogsEvictedDesc, t.dialogsEvicted.Load())
+	ch <- prometheus.MustNewConstMetric(t.regsTrackedDesc, prometheus.GaugeValue, float64(t.openRegs.Load()))
+	counter(t.regsEvictedDesc, t.regsEvicted.Load())
 	counter(t.timedOutDesc, t.timedOutInvite.Load(), "invite")
 	counter(t.timedOutDesc, t.timedOutNonInvite.Load(), "non_invite")
 	counter(t.unmatchedDesc, t.unmatched.Load())

@@ -12,7 +12,7 @@ import (
 // offer (issue 7).
 var dashboardFiles = map[string][]string{
 	"sip-overview.json":        {"datasource", "job", "instance", "node", "peer", "method"},
-	"sip-sla.json":             {"datasource", "job", "instance", "node", "peer"},
+	"sip-sla.json":             {"datasource", "job", "instance", "node", "peer", "direction"},
 	"sip-exporter-health.json": {"datasource", "job", "instance"},
 }
 
@@ -95,6 +95,15 @@ func TestDashboards(t *testing.T) {
 					}
 					if strings.Contains(q.Expr, "$peer") && !strings.Contains(q.Expr, `peer=~"$peer"`) {
 						t.Errorf("%s query %s: $peer must be used as peer=~\"$peer\" so that All matches series without a peer label", where, q.RefID)
+					}
+					if strings.Contains(q.Expr, "$direction") && !strings.Contains(q.Expr, `direction=~"$direction"`) {
+						t.Errorf("%s query %s: $direction must be used as direction=~\"$direction\" so that All matches series without a direction label", where, q.RefID)
+					}
+					// Both legs of a proxy or B2BUA are counted: every
+					// session query of the SLA dashboard can pick a
+					// direction (README, "Both legs").
+					if name == "sip-sla.json" && strings.Contains(q.Expr, "sip_session_") && strings.Count(q.Expr, `peer=~"$peer"`) != strings.Count(q.Expr, `direction=~"$direction"`) {
+						t.Errorf("%s query %s: every selector with peer=~\"$peer\" needs direction=~\"$direction\"", where, q.RefID)
 					}
 				}
 			}

@@ -1,6 +1,7 @@
 package dashboards
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -178,7 +180,8 @@ var (
 
 // TestRuleFiles checks the conventions of the rules: level:metric:operation
 // names whose level lists kept labels, 1m and 5m variants, alerts with a
-// severity, summary, description and for, and only known metrics.
+// for (their labels and annotations: TestAlertsMixinConventions), and only
+// known metrics.
 func TestRuleFiles(t *testing.T) {
 	known := knownMetrics(t)
 	records := map[string]bool{}
@@ -208,16 +211,8 @@ func TestRuleFiles(t *testing.T) {
 					t.Errorf("%s: rule without record or alert: %q", path, r.Expr)
 					continue
 				}
-				if s := r.Labels["severity"]; s != "page" && s != "ticket" {
-					t.Errorf("alert %s: severity %q, want page or ticket", r.Alert, s)
-				}
 				if r.For == "" {
 					t.Errorf("alert %s: no for:", r.Alert)
-				}
-				for _, a := range []string{"summary", "description"} {
-					if strings.TrimSpace(r.Annotations[a]) == "" {
-						t.Errorf("alert %s: no %s annotation", r.Alert, a)
-					}
 				}
 			}
 		}
@@ -231,6 +226,143 @@ func TestRuleFiles(t *testing.T) {
 			}
 		}
 	}
+}
+
+const (
+	readme = "../README.md"
+	// runbookBase is where every alert's runbook_url points, followed by
+	// the anchor of the alert's section of README.md.
+	runbookBase = "https://github.com/sip-exporter/sip_exporter/blob/main/README.md#"
+)
+
+var (
+	alertNameRE     = regexp.MustCompile(`^SIP(?:Exporter)?(?:[A-Z][A-Za-z0-9]*)+$`)
+	alertSeverities = []string{"critical", "warning", "info"}
+)
+
+// TestAlertsMixinConventions checks every alert against the conventions of
+// the monitoring mixins: a CamelCase name starting with SIPExporter (the
+// exporter's own health, read from up and sip_exporter_ metrics) or SIP
+// (the traffic), a severity of critical, warning or info and no other
+// label a routing tree would have to know, summary, description and
+// runbook_url annotations and nothing else, and a runbook_url that points
+// at the alert's own section of README.md, whose anchor exists.
+func TestAlertsMixinConventions(t *testing.T) {
+	anchors := markdownAnchors(t, readme)
+	n := 0
+	for _, g := range loadRuleFiles(t)[alertsFile].Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			n++
+			if !alertNameRE.MatchString(r.Alert) {
+				t.Errorf("alert %s: not a CamelCase name starting with SIP", r.Alert)
+			}
+			exporterHealth := true
+			for _, m := range MetricNames(r.Expr) {
+				if m != "up" && !strings.HasPrefix(m, "sip_exporter_") {
+					exporterHealth = false
+				}
+			}
+			if exporterHealth != strings.HasPrefix(r.Alert, "SIPExporter") {
+				t.Errorf("alert %s: the SIPExporter prefix is for the alerts on the exporter's own health (up, sip_exporter_*), and only for them", r.Alert)
+			}
+			if s := r.Labels["severity"]; !slices.Contains(alertSeverities, s) {
+				t.Errorf("alert %s: severity %q, want one of %v", r.Alert, s, alertSeverities)
+			}
+			for l := range r.Labels {
+				if l != "severity" {
+					t.Errorf("alert %s: label %s: only severity is set by the rule", r.Alert, l)
+				}
+			}
+			for _, a := range []string{"summary", "description", "runbook_url"} {
+				if strings.TrimSpace(r.Annotations[a]) == "" {
+					t.Errorf("alert %s: no %s annotation", r.Alert, a)
+				}
+			}
+			for a := range r.Annotations {
+				if a != "summary" && a != "description" && a != "runbook_url" {
+					t.Errorf("alert %s: annotation %s: want only summary, description and runbook_url", r.Alert, a)
+				}
+			}
+			url := r.Annotations["runbook_url"]
+			anchor, ok := strings.CutPrefix(url, runbookBase)
+			if !ok {
+				t.Errorf("alert %s: runbook_url %q does not start with %s", r.Alert, url, runbookBase)
+				continue
+			}
+			if want := strings.ToLower(r.Alert); anchor != want {
+				t.Errorf("alert %s: runbook_url anchor #%s, want its own section #%s", r.Alert, anchor, want)
+			}
+			if !anchors[anchor] {
+				t.Errorf("alert %s: runbook_url anchor #%s is not a heading of %s", r.Alert, anchor, readme)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no alerts")
+	}
+}
+
+// TestReadmeLinks checks that every in-page link of README.md, [text](#anchor),
+// names a heading that exists.
+func TestReadmeLinks(t *testing.T) {
+	anchors := markdownAnchors(t, readme)
+	data, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`\]\(#([^)\s]+)\)`).FindAllStringSubmatch(string(data), -1) {
+		if !anchors[m[1]] {
+			t.Errorf("%s: link to #%s, which is not a heading", readme, m[1])
+		}
+	}
+}
+
+// markdownAnchors returns the anchors GitHub gives the headings of a
+// Markdown file: the heading's text in lower case, without punctuation
+// other than - and _, spaces as -, and -1, -2... for repeated ones. Lines
+// in fenced code blocks are not headings.
+func markdownAnchors(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := map[string]bool{}
+	seen := map[string]int{}
+	fenced := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "```") {
+			fenced = !fenced
+			continue
+		}
+		if fenced {
+			continue
+		}
+		text, ok := strings.CutPrefix(strings.TrimLeft(line, "#"), " ")
+		if !ok || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		var b strings.Builder
+		for _, r := range strings.ToLower(strings.TrimSpace(text)) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		a := b.String()
+		if n := seen[a]; n > 0 {
+			anchors[fmt.Sprintf("%s-%d", a, n)] = true
+		} else {
+			anchors[a] = true
+		}
+		seen[a]++
+	}
+	return anchors
 }
 
 // TestThresholdTable checks the thresholds table at the head of

@@ -8,8 +8,8 @@
 // [Decoder.Packet] decodes the link layer (Ethernet with 802.1Q/802.1ad
 // stacks and PPPoE, Linux SLL/SLL2, raw IP, BSD null/loopback), IPv4 and
 // IPv6 (RFC 791, RFC 8200), UDP, TCP and SCTP, and tunnels and mirror
-// encapsulations nested in any order: GRE, ERSPAN I/II/III, VXLAN, Geneve,
-// IP-in-IP, MPLS. TCP segments go to a [stream.Table], which frames SIP
+// encapsulations nested in any order: GRE, PPP in PPTP's enhanced GRE
+// (RFC 2637), ERSPAN I/II/III, VXLAN, Geneve, IP-in-IP, MPLS. TCP segments go to a [stream.Table], which frames SIP
 // messages by Content-Length (RFC 3261 §18.3), HEPv3 packets and SIP over
 // WebSocket (RFC 7118). IP fragments go to a [defrag.Table] and the
 // datagram, once complete, is decoded like any other. SCTP (RFC 4168) is

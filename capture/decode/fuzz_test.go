@@ -138,6 +138,10 @@ func FuzzDecoder(f *testing.F) {
 			}
 		}
 	}
+	for _, tun := range tunnels { // every tunnel, PPTP's GRE and PPP included
+		lt, fr := tun.frame(f, udpPacket(f, alice4, bob4, []byte(messages[1].text)))
+		f.Add(byte(slices.Index(fuzzLinkTypes, lt)), fr)
+	}
 	f.Add(byte(0), ether(f, withIPv6Ext(udpPacket(f, alice6, bob6, []byte(ok.text)), 0, 43, 60)))
 	f.Add(byte(0), ether(f, ipv6Fragment(udpPacket(f, alice6, bob6, []byte(ok.text)), 0, true)))
 	f.Add(byte(0), ether(f, icmpError(f, udpPacket(f, alice4, bob4, []byte(ok.text)))))

@@ -141,7 +141,7 @@ var (
 		"Malformed packets or SIP messages, by reason. Start-line errors drop the message; header errors are counted and the message too.",
 		[]string{"source", "reason"}, nil)
 	encapsDesc = prometheus.NewDesc("sip_exporter_packets_encapsulated_total",
-		"Packets decoded through an encapsulation, by kind (vlan, pppoe, mpls, gre, erspan, vxlan, geneve, ip_in_ip; websocket counts WebSocket messages); a packet counts once per layer.",
+		"Packets decoded through an encapsulation, by kind (vlan, pppoe, mpls, gre, erspan, vxlan, geneve, ip_in_ip, ppp: PPP in PPTP's GRE; websocket counts WebSocket messages); a packet counts once per layer.",
 		[]string{"source", "encapsulation"}, nil)
 	hepPacketsDesc = prometheus.NewDesc("sip_exporter_hep_packets_received_total",
 		"HEP packets received by the listener (source udp://, tcp://, tls://) or found inside captured payloads.", []string{"source"}, nil)

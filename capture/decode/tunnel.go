@@ -19,10 +19,11 @@ const (
 	// SIP over WebSocket (RFC 7118): counts WebSocket messages (one SIP
 	// message each), not packets
 	EncapWebSocket
+	EncapPPP // PPP inside PPTP's enhanced GRE (RFC 2637), counted under gre too
 	numEncaps
 )
 
-var encapNames = [numEncaps]string{"vlan", "pppoe", "mpls", "gre", "erspan", "vxlan", "geneve", "ip_in_ip", "websocket"}
+var encapNames = [numEncaps]string{"vlan", "pppoe", "mpls", "gre", "erspan", "vxlan", "geneve", "ip_in_ip", "websocket", "ppp"}
 
 // String returns the label value, e.g. "vxlan".
 func (e Encap) String() string { return encapNames[e] }
@@ -45,7 +46,7 @@ func (s *Stats) Encapsulations(fn func(kind string, n uint64)) {
 // it may be decoded further.
 func (d *Decoder) enter(e Encap) bool {
 	d.stats.encaps[e].Add(1)
-	if e != EncapVLAN && e != EncapPPPoE {
+	if e != EncapVLAN && e != EncapPPPoE && e != EncapPPP {
 		d.depth++
 		if d.depth > MaxEncapDepth {
 			d.stats.parseError(ErrEncapDepth)
@@ -103,16 +104,20 @@ func (d *Decoder) mpls(data []byte, ts int64) {
 	}
 }
 
-// GRE flags (RFC 2784, RFC 2890).
+// GRE flags (RFC 2784, RFC 2890; acknowledgment: RFC 2637 §4.1).
 const (
 	greChecksum = 0x8000
+	greRouting  = 0x4000
 	greKey      = 0x2000
 	greSequence = 0x1000
+	greAck      = 0x0080
+	greVersion  = 0x0007
 )
 
 // gre decodes a GRE header (with checksum, key and sequence number when
-// present) and its payload: IP, Ethernet (transparent bridging, 0x6558) or
-// ERSPAN types I, II (0x88be) and III (0x22eb).
+// present; a routing field is a tunnel header error) and its payload: IP, Ethernet (transparent bridging, 0x6558) or
+// ERSPAN types I, II (0x88be) and III (0x22eb); version 1, PPTP's enhanced
+// GRE, goes to pptp.
 func (d *Decoder) gre(data []byte, ts int64) {
 	if !d.enter(EncapGRE) {
 		return
@@ -122,11 +127,23 @@ func (d *Decoder) gre(data []byte, ts int64) {
 		return
 	}
 	flags := binary.BigEndian.Uint16(data)
-	if flags&0x0007 != 0 { // version 1 is PPTP's enhanced GRE: no SIP there
+	proto := binary.BigEndian.Uint16(data[2:])
+	switch flags & greVersion {
+	case 0:
+		// RFC 1701's routing field (R flag; dropped by RFC 2784 §2.1)
+		// is a list of source route entries of their own lengths: it
+		// would be taken for the payload. Not decoded.
+		if flags&greRouting != 0 {
+			d.stats.parseError(ErrTunnelHeader)
+			return
+		}
+	case 1:
+		d.pptp(flags, proto, data, ts)
+		return
+	default:
 		d.stats.skip(SkipIPProtocol)
 		return
 	}
-	proto := binary.BigEndian.Uint16(data[2:])
 	n := 4
 	for _, f := range [...]uint16{greChecksum, greKey, greSequence} {
 		if flags&f != 0 {
@@ -172,6 +189,75 @@ func (d *Decoder) gre(data []byte, ts int64) {
 		d.ethernet(data, ts)
 	default:
 		d.ethertype(proto, data, ts)
+	}
+}
+
+// pptp decodes the enhanced GRE header of PPTP (RFC 2637 §4.1, version 1,
+// protocol 0x880B): flags and version, protocol, the key field (16-bit
+// payload length, 16-bit call ID, always present), a sequence number (S
+// flag) and an acknowledgment number (A flag), then the PPP frame of
+// payload length bytes (a shorter capture keeps what was captured; an
+// acknowledgment alone carries none). Other protocols of version 1 are
+// skipped; a checksum or routing flag, a missing key or a header longer
+// than the packet is a tunnel header error.
+func (d *Decoder) pptp(flags, proto uint16, data []byte, ts int64) {
+	if proto != 0x880b {
+		d.stats.skip(SkipIPProtocol)
+		return
+	}
+	if flags&greKey == 0 || flags&(greChecksum|greRouting) != 0 {
+		d.stats.parseError(ErrTunnelHeader)
+		return
+	}
+	n := 8
+	if flags&greSequence != 0 {
+		n += 4
+	}
+	if flags&greAck != 0 {
+		n += 4
+	}
+	if len(data) < n {
+		d.stats.parseError(ErrTunnelHeader)
+		return
+	}
+	plen := int(binary.BigEndian.Uint16(data[4:]))
+	data = data[n:]
+	if plen < len(data) {
+		data = data[:plen]
+	}
+	if len(data) == 0 {
+		d.stats.skip(SkipNotIP) // an acknowledgment without payload
+		return
+	}
+	if d.enter(EncapPPP) {
+		d.ppp(data, ts)
+	}
+}
+
+// ppp decodes a PPP frame (RFC 1661) as PPTP carries it: the address and
+// control bytes FF 03, unless compressed away (RFC 1661 §6.6), then the
+// protocol field, one byte when compressed (RFC 1661 §6.5: an odd first
+// byte ends it), then IPv4 (0x0021) or IPv6 (0x0057). Other protocols (LCP,
+// IPCP, CCP, compressed or encrypted data) are skipped.
+func (d *Decoder) ppp(data []byte, ts int64) {
+	if len(data) >= 2 && data[0] == 0xff && data[1] == 0x03 {
+		data = data[2:]
+	}
+	var proto uint16
+	switch {
+	case len(data) >= 1 && data[0]&1 == 1:
+		proto, data = uint16(data[0]), data[1:]
+	case len(data) >= 2:
+		proto, data = binary.BigEndian.Uint16(data), data[2:]
+	default:
+		d.stats.parseError(ErrTunnelHeader)
+		return
+	}
+	switch proto {
+	case 0x0021, 0x0057: // IPv4, IPv6: the version nibble decides
+		d.ip(data, ts)
+	default:
+		d.stats.skip(SkipNotIP)
 	}
 }
 

@@ -51,6 +51,41 @@ func cat(parts ...[]byte) []byte {
 	return b
 }
 
+// pptp returns PPTP's enhanced GRE header (RFC 2637 §4.1) for a payload
+// of n bytes, with a sequence number and an acknowledgment number when
+// asked, and PPP's address and control bytes and protocol field for ip
+// (compressed to one byte when asked, RFC 1661 §6.5/§6.6).
+func pptp(ip []byte, seq, ack, compressed bool) []byte {
+	var ppp []byte
+	proto := uint16(0x0021)
+	if ip[0]>>4 == 6 {
+		proto = 0x0057
+	}
+	if compressed {
+		ppp = []byte{byte(proto)}
+	} else {
+		ppp = binary.BigEndian.AppendUint16([]byte{0xff, 0x03}, proto)
+	}
+	flags := uint16(0x2001) // K, version 1
+	if seq {
+		flags |= 0x1000
+	}
+	if ack {
+		flags |= 0x0080
+	}
+	h := binary.BigEndian.AppendUint16(nil, flags)
+	h = binary.BigEndian.AppendUint16(h, 0x880b)
+	h = binary.BigEndian.AppendUint16(h, uint16(len(ppp)+len(ip)))
+	h = binary.BigEndian.AppendUint16(h, 0x4711) // call ID
+	if seq {
+		h = append(h, 0, 0, 0, 9)
+	}
+	if ack {
+		h = append(h, 0, 0, 0, 8)
+	}
+	return cat(h, ppp, ip)
+}
+
 // mpls returns a two-label stack, bottom of stack set on the second.
 func mpls() []byte { return []byte{0, 0x10, 0x00, 64, 0, 0x20, 0x01, 64} }
 
@@ -109,6 +144,15 @@ var tunnels = []struct {
 		return serialize(tb, &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeMPLSUnicast},
 			gopacket.Payload(cat(mpls(), []byte{0, 0, 0, 0}, ether(tb, ip))))
 	}}, []string{"mpls"}},
+	{link{"pptp", layers.LinkTypeEthernet, func(tb testing.TB, ip []byte) []byte {
+		return outerIP(tb, layers.IPProtocolGRE, pptp(ip, true, false, false))
+	}}, []string{"gre", "ppp"}},
+	{link{"pptp ack, compressed ppp", layers.LinkTypeEthernet, func(tb testing.TB, ip []byte) []byte {
+		return outerIP(tb, layers.IPProtocolGRE, pptp(ip, true, true, true))
+	}}, []string{"gre", "ppp"}},
+	{link{"pptp padded", layers.LinkTypeEthernet, func(tb testing.TB, ip []byte) []byte {
+		return outerIP(tb, layers.IPProtocolGRE, cat(pptp(ip, false, false, false), []byte{0xde, 0xad, 0xbe, 0xef}))
+	}}, []string{"gre", "ppp"}},
 	{link{"vxlan in gre in mpls", layers.LinkTypeEthernet, func(tb testing.TB, ip []byte) []byte {
 		vx := udpPacket(tb, netip.AddrPortFrom(mirrorSrc, 40000), netip.AddrPortFrom(mirrorDst, 4789),
 			cat([]byte{0x08, 0, 0, 0, 0, 0, 42, 0}, ether(tb, ip)))

@@ -5,7 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,20 +20,42 @@ import (
 // (Kamailio siptrace, OpenSIPS proto_hep, FreeSWITCH, Asterisk res_hep,
 // heplify, captagent).
 type HEPConfig struct {
-	Addr           string        // HOST:PORT; 9060 is the conventional port
-	UDP, TCP       bool          // transports to listen on (both on the same address)
-	TLS            *tls.Config   // when set, TCP connections are TLS
-	AuthKey        []byte        // when set, HEPv3 packets whose auth key chunk differs are dropped and counted
-	MaxConns       int           // TCP connections served at once; further ones are closed at once and counted
-	ReadTimeout    time.Duration // a TCP connection idle for this long is closed
-	MaxPacketBytes int           // largest HEP packet accepted on TCP; a larger length field closes the connection
+	Addr     string      // HOST:PORT; 9060 is the conventional port
+	UDP, TCP bool        // transports to listen on (both on the same address)
+	TLS      *tls.Config // when set, TCP connections are TLS
+	AuthKey  []byte      // when set, HEPv3 packets whose auth key chunk differs are dropped and counted
+	MaxConns int         // TCP connections served at once; further ones are closed at once and counted
+	// MaxConnsPerAddr bounds the TCP connections served at once from one
+	// source address (at least 1; above MaxConns it has no effect); further ones are closed at once and
+	// counted, so that one host cannot take every slot.
+	MaxConnsPerAddr int
+	// AllowedNetworks, when not empty, are the only sender networks: a
+	// datagram from elsewhere is dropped and a connection from elsewhere
+	// closed at once, both counted, before anything is read or decoded.
+	// IPv4-mapped IPv6 senders match IPv4 prefixes.
+	AllowedNetworks []netip.Prefix
+	ReadTimeout     time.Duration // a TCP connection with no byte of a packet for this long is closed (idle)
+	// PacketTimeout bounds the time from the first byte of a TCP packet
+	// (HEPv3 header included; the TLS handshake before the first packet
+	// too) to its last: a sender trickling bytes cannot hold a connection
+	// slot for longer. At most ReadTimeout.
+	PacketTimeout  time.Duration
+	MaxPacketBytes int // largest HEP packet accepted on TCP; a larger length field closes the connection
 }
 
-// DefaultHEPConfig returns UDP and TCP on :9060, 1,024 connections, a
-// 5 minute read timeout and 64 KiB packets.
+// DefaultHEPConfig returns UDP and TCP on :9060, 1,024 connections, 64
+// from one address, a 5 minute read (idle) timeout, a 10 second packet
+// timeout and 64 KiB packets, from any address.
 func DefaultHEPConfig() HEPConfig {
-	return HEPConfig{Addr: ":9060", UDP: true, TCP: true, MaxConns: 1024, ReadTimeout: 5 * time.Minute, MaxPacketBytes: 64 << 10}
+	return HEPConfig{Addr: ":9060", UDP: true, TCP: true, MaxConns: 1024, MaxConnsPerAddr: 64,
+		ReadTimeout: 5 * time.Minute, PacketTimeout: 10 * time.Second, MaxPacketBytes: 64 << 10}
 }
+
+// hepFirstRead is the buffer a HEP TCP connection starts with: a SIP
+// message of a few kilobytes and its HEP chunks. It grows on demand,
+// doubling up to the length field of the packet being read (at most
+// MaxPacketBytes).
+const hepFirstRead = 4 << 10
 
 // HEPListener receives HEP over UDP and TCP (optionally TLS). Each
 // datagram, and each packet of a TCP stream, goes through a [decode.Decoder]'s HEP
@@ -55,15 +80,8 @@ type HEPListener struct {
 // connection has ended (nil for none). It returns an error naming the address when a socket cannot be
 // opened or cfg is out of range.
 func ListenHEP(cfg HEPConfig, udpDecoder *decode.Decoder, udpStats *Stats, newTCPDecoder func() (*decode.Decoder, func()), tcpStats *Stats) (*HEPListener, error) {
-	switch {
-	case !cfg.UDP && !cfg.TCP:
-		return nil, fmt.Errorf("hep listener %s: no transport", cfg.Addr)
-	case cfg.MaxConns < 1:
-		return nil, fmt.Errorf("hep listener %s: max connections %d: must be at least 1", cfg.Addr, cfg.MaxConns)
-	case cfg.MaxPacketBytes < 64 || cfg.MaxPacketBytes > 1<<20:
-		return nil, fmt.Errorf("hep listener %s: max packet %d bytes: must be 64..1048576", cfg.Addr, cfg.MaxPacketBytes)
-	case cfg.ReadTimeout <= 0:
-		return nil, fmt.Errorf("hep listener %s: read timeout %v: must be positive", cfg.Addr, cfg.ReadTimeout)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	l := &HEPListener{cfg: cfg, udpD: udpDecoder, udpStats: udpStats, newDecoder: newTCPDecoder, tcpStats: tcpStats}
 	if cfg.UDP {
@@ -82,12 +100,92 @@ func ListenHEP(cfg HEPConfig, udpDecoder *decode.Decoder, udpStats *Stats, newTC
 			l.Close()
 			return nil, fmt.Errorf("hep listener: %w", err)
 		}
-		if cfg.TLS != nil {
-			tl = tls.NewListener(tl, cfg.TLS)
-		}
-		l.tcp = tl
+		l.tcp = tl // TLS is layered per connection, over its pacedConn
 	}
 	return l, nil
+}
+
+// Validate checks cfg as [ListenHEP] does, without opening anything: at
+// least one transport, MaxConns, MaxConnsPerAddr and MaxPacketBytes (64 to
+// 1 MiB) in range, positive timeouts with PacketTimeout at most
+// ReadTimeout, and AllowedNetworks of network addresses. The error names
+// the address and the value.
+func (cfg HEPConfig) Validate() error {
+	switch {
+	case !cfg.UDP && !cfg.TCP:
+		return fmt.Errorf("hep listener %s: no transport", cfg.Addr)
+	case cfg.MaxConns < 1:
+		return fmt.Errorf("hep listener %s: max connections %d: must be at least 1", cfg.Addr, cfg.MaxConns)
+	case cfg.MaxConnsPerAddr < 1:
+		return fmt.Errorf("hep listener %s: max connections per address %d: must be at least 1", cfg.Addr, cfg.MaxConnsPerAddr)
+	case cfg.MaxPacketBytes < 64 || cfg.MaxPacketBytes > 1<<20:
+		return fmt.Errorf("hep listener %s: max packet %d bytes: must be 64..1048576", cfg.Addr, cfg.MaxPacketBytes)
+	case cfg.ReadTimeout <= 0:
+		return fmt.Errorf("hep listener %s: read timeout %v: must be positive", cfg.Addr, cfg.ReadTimeout)
+	case cfg.PacketTimeout <= 0 || cfg.PacketTimeout > cfg.ReadTimeout:
+		return fmt.Errorf("hep listener %s: packet timeout %v: must be positive and at most the read timeout %v", cfg.Addr, cfg.PacketTimeout, cfg.ReadTimeout)
+	}
+	for _, p := range cfg.AllowedNetworks {
+		if !p.IsValid() || p != p.Masked() {
+			return fmt.Errorf("hep listener %s: allowed network %q: not a network address (want e.g. %s)", cfg.Addr, p, p.Masked())
+		}
+	}
+	return nil
+}
+
+// ParseNetworks parses a list of sender networks for
+// [HEPConfig.AllowedNetworks]: CIDR prefixes ("192.0.2.0/24",
+// "2001:db8::/32") or single addresses (a /32 or /128); an element may
+// hold several, comma-separated, and empty ones are skipped. The error
+// names the first bad value and why: not a prefix or address, host bits
+// set, a zone or an IPv4-mapped form.
+func ParseNetworks(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for s := range strings.SplitSeq(strings.Join(list, ","), ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		var p netip.Prefix
+		if strings.Contains(s, "/") {
+			var err error
+			if p, err = netip.ParsePrefix(s); err != nil {
+				return nil, fmt.Errorf("network %q: %w", s, err)
+			}
+			if p != p.Masked() {
+				return nil, fmt.Errorf("network %q: host bits set (the network is %s)", s, p.Masked())
+			}
+			if p.Addr().Is4In6() {
+				return nil, fmt.Errorf("network %q: IPv4-mapped: write the IPv4 network", s)
+			}
+		} else {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("network %q: not a CIDR prefix or address: %w", s, err)
+			}
+			if a.Zone() != "" || a.Is4In6() {
+				return nil, fmt.Errorf("network %q: zoned or IPv4-mapped address: write the plain address", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// allowed reports whether a sender at a may send: always without
+// AllowedNetworks.
+func (l *HEPListener) allowed(a netip.Addr) bool {
+	if len(l.cfg.AllowedNetworks) == 0 {
+		return true
+	}
+	a = a.Unmap()
+	for _, p := range l.cfg.AllowedNetworks {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // UDPAddr returns the bound UDP address, or nil without UDP.
@@ -154,18 +252,34 @@ func (l *HEPListener) ServeUDP(ctx context.Context) error {
 }
 
 // receiveUDP reads one datagram into buf and decodes it: the whole
-// per-packet path of the UDP listener.
+// per-packet path of the UDP listener. With AllowedNetworks, a datagram
+// from elsewhere is dropped and counted (reason not_allowed) undecoded.
 func (l *HEPListener) receiveUDP(buf []byte) error {
-	n, err := l.udp.Read(buf)
+	if len(l.cfg.AllowedNetworks) == 0 {
+		n, err := l.udp.Read(buf)
+		if err != nil {
+			return err
+		}
+		l.udpD.HEP(buf[:n])
+		return nil
+	}
+	n, from, err := l.udp.ReadFromUDPAddrPort(buf)
 	if err != nil {
 		return err
+	}
+	if !l.allowed(from.Addr()) {
+		l.udpStats.NotAllowedDrops.Add(1)
+		return nil
 	}
 	l.udpD.HEP(buf[:n])
 	return nil
 }
 
 // ServeTCP accepts connections until ctx is done or the listener is
-// closed, and serves each on its own goroutine with its own decoder.
+// closed, and serves each on its own goroutine with its own decoder. A
+// connection from outside AllowedNetworks, from an address that has
+// MaxConnsPerAddr open, or past MaxConns is closed at once, in that order
+// of checks, and counted by reason ([Stats.HEPConnsRejected]).
 func (l *HEPListener) ServeTCP(ctx context.Context) error {
 	if l.tcp == nil {
 		return nil
@@ -174,11 +288,15 @@ func (l *HEPListener) ServeTCP(ctx context.Context) error {
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	slots := make(chan struct{}, l.cfg.MaxConns)
-	var mu sync.Mutex
-	open := map[net.Conn]struct{}{}
+	var (
+		mu      sync.Mutex
+		open    = map[net.Conn]struct{}{}
+		perAddr = map[netip.Addr]int{}
+		closing bool
+	)
 	defer func() {
 		mu.Lock()
+		closing = true
 		for c := range open {
 			c.Close()
 		}
@@ -196,45 +314,92 @@ func (l *HEPListener) ServeTCP(ctx context.Context) error {
 			}
 			return fmt.Errorf("hep listener %s: accept: %w", l.tcp.Addr(), err)
 		}
-		select {
-		case slots <- struct{}{}:
-		default:
-			l.tcpStats.HEPConnsRejected.Add(1)
+		var addr netip.Addr
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			addr = ta.AddrPort().Addr().Unmap()
+		}
+		if !l.allowed(addr) {
+			l.tcpStats.HEPConnsRejected[RejectNotAllowed].Add(1)
 			c.Close()
 			continue
 		}
 		mu.Lock()
-		open[c] = struct{}{}
+		reject := RejectReason(-1)
+		switch {
+		case perAddr[addr] >= l.cfg.MaxConnsPerAddr:
+			reject = RejectPerAddress
+		case len(open) >= l.cfg.MaxConns:
+			reject = RejectMaxConnections
+		default:
+			open[c] = struct{}{}
+			perAddr[addr]++
+		}
 		mu.Unlock()
+		if reject >= 0 {
+			l.tcpStats.HEPConnsRejected[reject].Add(1)
+			c.Close()
+			continue
+		}
 		l.tcpStats.HEPConns.Add(1)
 		l.tcpStats.HEPConnsTotal.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.serveConn(c)
+			why := l.serveConn(c)
 			mu.Lock()
+			if closing {
+				why = CloseShutdown
+			}
 			delete(open, c)
+			if perAddr[addr]--; perAddr[addr] == 0 {
+				delete(perAddr, addr)
+			}
 			mu.Unlock()
 			c.Close()
+			l.tcpStats.HEPConnsClosed[why].Add(1)
 			l.tcpStats.HEPConns.Add(-1)
-			<-slots
 		}()
 	}
 }
 
 // serveConn reads back-to-back HEPv3 packets, framed by their length field,
-// until the peer closes, the read times out, or a packet is bad (counted;
-// the connection is closed, others are not affected).
-func (l *HEPListener) serveConn(c net.Conn) {
+// until the peer closes, a deadline passes, or a packet is bad (counted;
+// the connection is closed, others are not affected), and returns why it
+// stopped.
+//
+// Two deadlines apply: between packets, ReadTimeout (an idle connection);
+// from the first byte of a packet (or of the TLS handshake) to its last,
+// PacketTimeout, set once and not renewed by further reads, so that a
+// sender trickling bytes loses its slot after PacketTimeout. The buffer
+// starts at hepFirstRead bytes and doubles when a packet fills it, up to
+// the packet's length field (never past MaxPacketBytes): a connection
+// holds about twice what it has sent of its current packet.
+func (l *HEPListener) serveConn(raw net.Conn) CloseReason {
+	// The packet deadline starts at the first byte on the wire, under
+	// TLS too (where a record is decrypted only once complete): a
+	// connection starts with the TLS handshake or idle.
+	pc := &pacedConn{Conn: raw, packet: l.cfg.PacketTimeout}
+	var c net.Conn = pc
+	if l.cfg.TLS != nil {
+		tc := tls.Server(pc, l.cfg.TLS)
+		_ = raw.SetDeadline(time.Now().Add(l.cfg.PacketTimeout))
+		if err := tc.Handshake(); err != nil {
+			return CloseHandshake
+		}
+		_ = raw.SetWriteDeadline(time.Time{})
+		c = tc
+	}
+	pc.idle = true
+	_ = raw.SetReadDeadline(time.Now().Add(l.cfg.ReadTimeout))
 	d, done := l.newDecoder()
 	if done != nil {
 		defer done()
 	}
-	buf := make([]byte, 2*l.cfg.MaxPacketBytes)
+	buf := make([]byte, min(hepFirstRead, l.cfg.MaxPacketBytes))
 	have := 0
 	for {
-		_ = c.SetReadDeadline(time.Now().Add(l.cfg.ReadTimeout))
 		n, err := c.Read(buf[have:])
+		completed := false
 		have += n
 		data := buf[:have]
 		for len(data) > 0 {
@@ -244,23 +409,75 @@ func (l *HEPListener) serveConn(c net.Conn) {
 			}
 			if perr != nil {
 				d.HEPError(perr)
-				return
+				return CloseBadPacket
 			}
 			if plen > l.cfg.MaxPacketBytes {
 				d.HEPError(hep.ErrTooLarge)
-				return
+				return CloseTooLarge
 			}
 			if plen > len(data) {
+				if len(data) == len(buf) {
+					// Full: double, up to the packet's length (within
+					// MaxPacketBytes), so that a connection holds about
+					// what it sent, not what its length field claims.
+					nb := make([]byte, min(2*len(buf), plen))
+					copy(nb, data)
+					buf, data = nb, nb[:len(data)]
+				}
 				break
 			}
 			if !d.HEP(data[:plen]) {
-				return
+				return CloseBadPacket
 			}
 			data = data[plen:]
+			completed = true
 		}
 		have = copy(buf, data)
+		switch {
+		case completed && have == 0:
+			// Between packets: idle until the next byte arrives.
+			pc.idle = true
+			_ = raw.SetReadDeadline(time.Now().Add(l.cfg.ReadTimeout))
+		case completed:
+			// The next packet came with this read: it must be
+			// complete within PacketTimeout of now.
+			_ = raw.SetReadDeadline(time.Now().Add(l.cfg.PacketTimeout))
+		}
 		if err != nil {
-			return // EOF, timeout or reset: nothing more to read
+			var ne net.Error
+			switch {
+			case errors.Is(err, io.EOF):
+				if have > 0 {
+					d.HEPError(hep.ErrTruncated) // the peer closed mid-packet
+				}
+				return CloseEOF
+			case errors.As(err, &ne) && ne.Timeout():
+				if have > 0 || !pc.idle {
+					return CloseSlow
+				}
+				return CloseIdle
+			}
+			return CloseReadError
 		}
 	}
+}
+
+// pacedConn is the TCP connection under a HEP connection (and under its
+// TLS): the first byte that arrives while idle starts the packet deadline,
+// which later reads do not renew.
+type pacedConn struct {
+	net.Conn
+	idle   bool          // between packets; set by serveConn
+	packet time.Duration // PacketTimeout
+}
+
+// Read reads from the connection and starts the packet deadline at the
+// first byte after an idle period.
+func (c *pacedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && c.idle {
+		c.idle = false
+		_ = c.Conn.SetReadDeadline(time.Now().Add(c.packet))
+	}
+	return n, err
 }

@@ -88,12 +88,7 @@ func startHEP(t *testing.T, cfg HEPConfig) (*HEPListener, *hepRecorder, *Stats, 
 // eventually polls cond for up to 5 s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	waitFor(t, 5*time.Second, what, cond)
 }
 
 func TestHEPListenerUDP(t *testing.T) {
@@ -197,7 +192,7 @@ func TestHEPListenerMaxConns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c2.Close()
-	eventually(t, "second connection refused", func() bool { return st.HEPConnsRejected.Load() == 1 })
+	eventually(t, "second connection refused", func() bool { return st.HEPConnsRejected[RejectMaxConnections].Load() == 1 })
 }
 
 func TestListenHEPConfigErrors(t *testing.T) {
@@ -208,6 +203,9 @@ func TestListenHEPConfigErrors(t *testing.T) {
 		{"no transport", func(c *HEPConfig) { c.UDP, c.TCP = false, false }},
 		{"no connections", func(c *HEPConfig) { c.MaxConns = 0 }},
 		{"tiny packets", func(c *HEPConfig) { c.MaxPacketBytes = 10 }},
+		{"no connections per address", func(c *HEPConfig) { c.MaxConnsPerAddr = 0 }},
+		{"packet timeout above read timeout", func(c *HEPConfig) { c.PacketTimeout = c.ReadTimeout + 1 }},
+		{"no packet timeout", func(c *HEPConfig) { c.PacketTimeout = 0 }},
 		{"bad address", func(c *HEPConfig) { c.Addr = "127.0.0.1:99999" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

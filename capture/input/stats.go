@@ -14,13 +14,58 @@ import (
 // with atomic operations and may be read at any time from another
 // goroutine (a scrape); the zero value is ready to use.
 type Stats struct {
-	KernelDrops      atomic.Uint64 // packets the kernel dropped before the ring (live capture) or the socket (HEP over UDP)
-	HEPConns         atomic.Int64  // HEP TCP connections open now (a gauge)
-	HEPConnsTotal    atomic.Uint64 // HEP TCP connections accepted
-	HEPConnsRejected atomic.Uint64 // HEP TCP connections closed at once: too many open
+	KernelDrops     atomic.Uint64 // packets the kernel dropped before the ring (live capture) or the socket (HEP over UDP)
+	NotAllowedDrops atomic.Uint64 // HEP datagrams dropped: sender outside HEPConfig.AllowedNetworks
+	HEPConns        atomic.Int64  // HEP TCP connections open now (a gauge)
+	HEPConnsTotal   atomic.Uint64 // HEP TCP connections accepted and served
+	// HEPConnsRejected are the HEP TCP connections closed at once, not
+	// served, by reason.
+	HEPConnsRejected [numRejectReasons]atomic.Uint64
+	// HEPConnsClosed are the served HEP TCP connections that have ended,
+	// by reason: HEPConnsTotal is their sum plus HEPConns.
+	HEPConnsClosed [numCloseReasons]atomic.Uint64
 
 	Decode decode.Stats // the counters of the source's decoders
 }
+
+// RejectReason is why the HEP listener closed a TCP connection at once
+// (label reason of sip_exporter_hep_tcp_connections_rejected_total).
+type RejectReason int
+
+// The reasons, in the order the listener checks them.
+const (
+	RejectNotAllowed     RejectReason = iota // the sender is outside HEPConfig.AllowedNetworks
+	RejectPerAddress                         // HEPConfig.MaxConnsPerAddr connections from its address are open
+	RejectMaxConnections                     // HEPConfig.MaxConns connections are open
+	numRejectReasons
+)
+
+var rejectNames = [numRejectReasons]string{"not_allowed", "per_address", "max_connections"}
+
+// String returns the label value, e.g. "per_address".
+func (r RejectReason) String() string { return rejectNames[r] }
+
+// CloseReason is why a served HEP TCP connection ended (label reason of
+// sip_exporter_hep_tcp_connections_closed_total).
+type CloseReason int
+
+// The reasons.
+const (
+	CloseEOF       CloseReason = iota // the sender closed it (mid-packet: also a truncated decode error)
+	CloseIdle                         // no byte for HEPConfig.ReadTimeout between packets
+	CloseSlow                         // a packet (or the TLS handshake) not complete within HEPConfig.PacketTimeout of its first byte
+	CloseBadPacket                    // a packet not HEP, not decoded or with a wrong auth key (counted by the decoder)
+	CloseTooLarge                     // a length field above HEPConfig.MaxPacketBytes
+	CloseHandshake                    // the TLS handshake failed
+	CloseReadError                    // a read failed otherwise (a reset)
+	CloseShutdown                     // the listener stopped
+	numCloseReasons
+)
+
+var closeNames = [numCloseReasons]string{"eof", "idle", "slow", "bad_packet", "too_large", "tls_handshake", "read_error", "shutdown"}
+
+// String returns the label value, e.g. "slow".
+func (r CloseReason) String() string { return closeNames[r] }
 
 // Source is one packet source as its metrics name it.
 type Source struct {
@@ -35,13 +80,15 @@ var (
 	upDesc = prometheus.NewDesc("sip_exporter_source_up",
 		"1 while the packet source is being read, 0 once it has ended or failed.", []string{"source", "type"}, nil)
 	droppedDesc = prometheus.NewDesc("sip_exporter_packets_dropped_total",
-		"Packets lost before decoding, by reason (kernel: the capture ring was full).", []string{"source", "reason"}, nil)
+		"Packets lost before decoding, by reason (kernel: the capture ring or socket buffer was full; not_allowed: a HEP datagram from outside --hep.allowed-networks).", []string{"source", "reason"}, nil)
 	hepConnsDesc = prometheus.NewDesc("sip_exporter_hep_tcp_connections",
 		"HEP TCP connections open.", []string{"source"}, nil)
 	hepConnsTotalDesc = prometheus.NewDesc("sip_exporter_hep_tcp_connections_total",
 		"HEP TCP connections accepted.", []string{"source"}, nil)
 	hepConnsRejectedDesc = prometheus.NewDesc("sip_exporter_hep_tcp_connections_rejected_total",
-		"HEP TCP connections closed at once because --hep.max-connections were open.", []string{"source"}, nil)
+		"HEP TCP connections closed at once, not served, by reason (not_allowed: outside --hep.allowed-networks; per_address: --hep.max-connections-per-address open from its address; max_connections: --hep.max-connections open).", []string{"source", "reason"}, nil)
+	hepConnsClosedDesc = prometheus.NewDesc("sip_exporter_hep_tcp_connections_closed_total",
+		"Served HEP TCP connections that ended, by reason (eof, idle: --hep.read-timeout, slow: a packet not complete within --hep.packet-timeout, bad_packet, too_large, tls_handshake, read_error, shutdown).", []string{"source", "reason"}, nil)
 )
 
 // Collector is the [prometheus.Collector] of the sip_exporter_ self-metrics
@@ -58,7 +105,7 @@ func NewCollector(sources ...*Source) *Collector {
 
 // Describe implements [prometheus.Collector].
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{upDesc, droppedDesc, hepConnsDesc, hepConnsTotalDesc, hepConnsRejectedDesc} {
+	for _, d := range []*prometheus.Desc{upDesc, droppedDesc, hepConnsDesc, hepConnsTotalDesc, hepConnsRejectedDesc, hepConnsClosedDesc} {
 		ch <- d
 	}
 	decode.Describe(ch)
@@ -84,9 +131,17 @@ func (s *Source) collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, s.Name, s.Type)
 	counter(droppedDesc, st.KernelDrops.Load(), s.Name, "kernel")
 	st.Decode.Collect(ch, s.Name)
-	if s.Type == "hep" && !strings.HasPrefix(s.Name, "udp://") {
+	switch {
+	case s.Type == "hep" && strings.HasPrefix(s.Name, "udp://"):
+		counter(droppedDesc, st.NotAllowedDrops.Load(), s.Name, "not_allowed")
+	case s.Type == "hep":
 		ch <- prometheus.MustNewConstMetric(hepConnsDesc, prometheus.GaugeValue, float64(st.HEPConns.Load()), s.Name)
 		counter(hepConnsTotalDesc, st.HEPConnsTotal.Load(), s.Name)
-		counter(hepConnsRejectedDesc, st.HEPConnsRejected.Load(), s.Name)
+		for r := range st.HEPConnsRejected {
+			counter(hepConnsRejectedDesc, st.HEPConnsRejected[r].Load(), s.Name, RejectReason(r).String())
+		}
+		for r := range st.HEPConnsClosed {
+			counter(hepConnsClosedDesc, st.HEPConnsClosed[r].Load(), s.Name, CloseReason(r).String())
+		}
 	}
 }

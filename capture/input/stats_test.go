@@ -22,6 +22,7 @@ func TestExporterCollect(t *testing.T) {
 	hep := &input.Source{Name: "tcp://:9060", Type: "hep"}
 	hep.Stats.HEPConns.Store(3)
 	udp := &input.Source{Name: "udp://:9060", Type: "hep"}
+	udp.Stats.NotAllowedDrops.Store(3)
 	c := input.NewCollector(eth, hep, udp)
 	want := `
 # HELP sip_exporter_bytes_received_total Bytes of the packets read from the source, as long as they were on the wire.
@@ -37,11 +38,12 @@ sip_exporter_hep_tcp_connections{source="tcp://:9060"} 3
 sip_exporter_ip_reassembly_datagrams{source="eth0"} 1
 sip_exporter_ip_reassembly_datagrams{source="tcp://:9060"} 0
 sip_exporter_ip_reassembly_datagrams{source="udp://:9060"} 0
-# HELP sip_exporter_packets_dropped_total Packets lost before decoding, by reason (kernel: the capture ring was full).
+# HELP sip_exporter_packets_dropped_total Packets lost before decoding, by reason (kernel: the capture ring or socket buffer was full; not_allowed: a HEP datagram from outside --hep.allowed-networks).
 # TYPE sip_exporter_packets_dropped_total counter
 sip_exporter_packets_dropped_total{reason="kernel",source="eth0"} 2
 sip_exporter_packets_dropped_total{reason="kernel",source="tcp://:9060"} 0
 sip_exporter_packets_dropped_total{reason="kernel",source="udp://:9060"} 0
+sip_exporter_packets_dropped_total{reason="not_allowed",source="udp://:9060"} 3
 # HELP sip_exporter_source_up 1 while the packet source is being read, 0 once it has ended or failed.
 # TYPE sip_exporter_source_up gauge
 sip_exporter_source_up{source="eth0",type="interface"} 1
@@ -64,9 +66,10 @@ sip_exporter_tcp_stream_gaps_total{source="udp://:9060"} 0
 		t.Error(err)
 	}
 	// Per source: every reason of the closed sets, zeros included; HEP
-	// connection metrics only for the HEP listener's TCP source.
-	if n, per := testutil.CollectAndCount(c), testutil.CollectAndCount(input.NewCollector(eth)); n != 3*per+3 {
-		t.Errorf("%d series, want 3 × %d + 3", n, per)
+	// connection metrics (1 open, 1 total, 3 rejected, 8 closed) only for
+	// the HEP listener's TCP source, drops not_allowed only for its UDP one.
+	if n, per := testutil.CollectAndCount(c), testutil.CollectAndCount(input.NewCollector(eth)); n != 3*per+13+1 {
+		t.Errorf("%d series, want 3 × %d + 13 + 1", n, per)
 	}
 	problems, err := testutil.CollectAndLint(c)
 	if err != nil {

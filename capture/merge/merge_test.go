@@ -141,7 +141,9 @@ func TestExactLate(t *testing.T) {
 // its time by the lateness, so that a message of another source captured
 // earlier but delivered later still goes first.
 func TestLiveLateness(t *testing.T) {
-	const lateness = 200 * time.Millisecond
+	// A long lateness, so that a loaded machine scheduling the second push
+	// late cannot make the test see the first message released alone.
+	const lateness = 2 * time.Second
 	m, r := newTest(t, Config{Lateness: lateness, QueueSize: 16, MaxPending: 16})
 	a, b := m.Input(m.Source("a"), Live, 0), m.Input(m.Source("b"), Live, 0)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -149,7 +151,7 @@ func TestLiveLateness(t *testing.T) {
 	go m.Run(ctx)
 	now := time.Now().UnixNano()
 	a.Push(ctx, now, "", &ev{0, 0})
-	time.Sleep(lateness / 4)
+	time.Sleep(50 * time.Millisecond)
 	b.Push(ctx, now-int64(time.Millisecond), "", &ev{1, 0}) // captured first, delivered later
 	deadline := time.Now().Add(5 * time.Second)
 	for {

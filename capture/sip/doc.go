@@ -7,8 +7,11 @@
 // is a response, the status code (§7.2, §21) and reason phrase or the request
 // method (§7.1), the CSeq number and method (§20.16), Call-ID (§20.8), the
 // branch of the topmost Via (§20.42, §8.1.1.7), the To and From tags
-// (§20.39, §20.20), the Q.850 and SIP causes of the Reason header (RFC 3326),
-// Content-Length (§20.14) and the length of the header. The byte slices in a
+// (§20.39, §20.20), the To URI (the address of record of a REGISTER,
+// §10.2), the Expires header (§20.19) and the largest expires parameter of
+// the Contact values and whether one is "*" (§10.2.1.1, §10.2.2, §20.10),
+// the Q.850 and SIP causes of the Reason header (RFC 3326), Content-Length
+// (§20.14) and the length of the header. The byte slices in a
 // Message alias the input. Compact header forms (§7.3.3), folded header lines
 // (§7.3.1), LF-only line ends and header sections cut short by a truncated
 // datagram are accepted.

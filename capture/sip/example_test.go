@@ -55,3 +55,27 @@ func ExampleIsStart() {
 	// true
 	// false
 }
+
+// A registrar's 2xx to REGISTER lists every binding of the address of
+// record with its expiry (RFC 3261 §10.3): the AOR is registered until the
+// largest of them.
+func ExampleParse_register() {
+	payload := []byte("SIP/2.0 200 OK\r\n" +
+		"Via: SIP/2.0/UDP bobspc.biloxi.example.com:5060;branch=z9hG4bKnashds7\r\n" +
+		"To: Bob <sip:bob@biloxi.example.com>;tag=2493k59kd\r\n" +
+		"From: Bob <sip:bob@biloxi.example.com>;tag=456248\r\n" +
+		"Call-ID: 843817637684230@998sdasdh09\r\n" +
+		"CSeq: 1826 REGISTER\r\n" +
+		"Contact: <sip:bob@192.0.2.4>;expires=7200, <sip:bob@192.0.2.5>;expires=3600\r\n" +
+		"Expires: 7200\r\n" +
+		"Content-Length: 0\r\n\r\n")
+
+	var m sip.Message
+	if err := sip.Parse(payload, &m); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(string(m.ToURI), string(m.ContactExpires), string(m.Expires), m.ContactStar)
+	// Output:
+	// sip:bob@biloxi.example.com 7200 7200 false
+}

@@ -54,7 +54,7 @@ func FuzzParse(f *testing.F) {
 		default:
 			t.Fatalf("Parse returned unexpected error %v", err)
 		}
-		for _, s := range [][]byte{m.Reason, m.Method, m.CSeqMethod, m.CallID, m.ViaBranch, m.ToTag, m.FromTag, m.Q850Cause, m.SIPCause} {
+		for _, s := range [][]byte{m.Reason, m.Method, m.CSeqMethod, m.CallID, m.ViaBranch, m.ToTag, m.FromTag, m.Q850Cause, m.SIPCause, m.ToURI, m.Expires, m.ContactExpires} {
 			if !within(b, s) {
 				t.Fatalf("slice %q does not alias the input", s)
 			}
@@ -72,6 +72,14 @@ func FuzzParse(f *testing.F) {
 			}
 			if !isStart {
 				t.Fatalf("Parse accepts the start line, IsStart does not")
+			}
+			for _, c := range m.ContactExpires {
+				if c < '0' || c > '9' {
+					t.Fatalf("ContactExpires %q is not 1*DIGIT", m.ContactExpires)
+				}
+			}
+			if (m.ContactExpires != nil && len(m.ContactExpires) == 0) || (m.Expires != nil && len(m.Expires) == 0) || (m.ToURI != nil && len(m.ToURI) == 0) {
+				t.Fatalf("empty field that is not nil: %s", render(&m))
 			}
 		}
 		if isStart && err == sip.ErrNotSIP {

@@ -27,20 +27,24 @@ const (
 // Message holds the fields scanned from one SIP message (RFC 3261 §7). All
 // byte slices alias the input buffer: copy them before the buffer is reused.
 type Message struct {
-	Response      bool   // true for a response (status line), false for a request
-	StatusCode    int    // 100..699 for responses, 0 for requests
-	Reason        []byte // reason phrase as sent (may be empty), responses only
-	Method        []byte // request method from the request line, as sent, requests only
-	CSeq          uint32 // CSeq sequence number (0 when absent/malformed)
-	CSeqMethod    []byte // CSeq method (nil when CSeq is absent or malformed)
-	CallID        []byte // Call-ID value (compact "i"), trimmed; nil when absent
-	ViaBranch     []byte // branch parameter of the topmost Via value (compact "v"); nil when absent
-	ToTag         []byte // tag parameter of the To header (compact "t"), not a tag inside the <URI>; nil when absent
-	FromTag       []byte // tag parameter of the From header (compact "f"), as ToTag; nil when absent
-	Q850Cause     []byte // cause parameter of the first Reason value with protocol Q.850 and a cause (RFC 3326), as sent, not empty; nil when absent
-	SIPCause      []byte // cause parameter of the first Reason value with protocol SIP and a cause (RFC 3326), as sent, not empty; nil when absent
-	ContentLength int    // value of Content-Length (compact "l") in bytes; -1 when absent or malformed
-	HeaderLength  int    // bytes from the start up to and including the empty line that ends the header; len(input) when the header is not terminated
+	Response       bool   // true for a response (status line), false for a request
+	StatusCode     int    // 100..699 for responses, 0 for requests
+	Reason         []byte // reason phrase as sent (may be empty), responses only
+	Method         []byte // request method from the request line, as sent, requests only
+	CSeq           uint32 // CSeq sequence number (0 when absent/malformed)
+	CSeqMethod     []byte // CSeq method (nil when CSeq is absent or malformed)
+	CallID         []byte // Call-ID value (compact "i"), trimmed; nil when absent
+	ViaBranch      []byte // branch parameter of the topmost Via value (compact "v"); nil when absent
+	ToTag          []byte // tag parameter of the To header (compact "t"), not a tag inside the <URI>; nil when absent
+	FromTag        []byte // tag parameter of the From header (compact "f"), as ToTag; nil when absent
+	Q850Cause      []byte // cause parameter of the first Reason value with protocol Q.850 and a cause (RFC 3326), as sent, not empty; nil when absent
+	SIPCause       []byte // cause parameter of the first Reason value with protocol SIP and a cause (RFC 3326), as sent, not empty; nil when absent
+	ToURI          []byte // URI of the To header (compact "t"): inside <...>, else the addr-spec up to its parameters (RFC 3261 §20.39), trimmed; nil when absent or empty. In a REGISTER it is the address of record (§10.2)
+	Expires        []byte // value of the Expires header (RFC 3261 §20.19), as sent, trimmed, not empty; nil when absent
+	ContactExpires []byte // largest expires parameter, in seconds, of all Contact values (compact "m"; RFC 3261 §10.2.1.1, §20.10) whose expires is 1*DIGIT, as sent; nil when none
+	ContactStar    bool   // a Contact value is "*": remove every binding (RFC 3261 §10.2.2)
+	ContentLength  int    // value of Content-Length (compact "l") in bytes; -1 when absent or malformed
+	HeaderLength   int    // bytes from the start up to and including the empty line that ends the header; len(input) when the header is not terminated
 }
 
 // Reset clears m to the state for "nothing scanned": zero values and
@@ -75,7 +79,10 @@ func (m *Message) Reset() {
 // (§7.3.1), and CallID then spans the fold as sent; whitespace may surround
 // the colon. Of repeated Call-ID, CSeq, To, From and Content-Length headers
 // the first one counts and later ones are ignored; of the Via headers only
-// the first value of the first one counts (§8.1.1.7). Every Reason header
+// the first value of the first one counts (§8.1.1.7); of repeated Expires
+// headers the first counts. Every Contact header and every value in it is
+// looked at for ContactExpires and ContactStar (§10.3: a 2xx to REGISTER
+// lists every binding with its expires). Every Reason header
 // (RFC 3326 §2; no compact form) and every comma-separated value in it is
 // looked at; the first value per protocol gives Q850Cause or SIPCause (RFC
 // 3326 allows one value per protocol) when it has a cause. A missing CSeq is not an
@@ -252,7 +259,7 @@ func IsStart(b []byte) bool {
 func (m *Message) headers(b []byte, p int, cut, clOnly bool) (int, bool, error) {
 	var (
 		err    error
-		seen   uint8
+		seen   uint16
 		hs, he = -1, 0 // pending logical header b[hs:he]; hs -2: discard continuations
 	)
 	note := func(e error) {
@@ -313,10 +320,12 @@ const (
 	seenCL
 	seenFrom
 	seenReason // never set: every Reason header is scanned
+	seenExpires
+	seenContact // never set: every Contact header is scanned
 )
 
 // header scans one logical header line h (folds included, no final CRLF).
-func (m *Message) header(h []byte, seen *uint8, clOnly bool) error {
+func (m *Message) header(h []byte, seen *uint16, clOnly bool) error {
 	i := tokenEnd(h, 0)
 	j := i
 	for j < len(h) && (h[j] == ' ' || h[j] == '\t') {
@@ -327,11 +336,13 @@ func (m *Message) header(h []byte, seen *uint8, clOnly bool) error {
 	}
 	name, v := h[:i], trimLWS(h[j+1:])
 	// Dispatch on the length first: most header names match none of the
-	// five, and this rejects them without case folding.
-	var bit uint8
+	// nine, and this rejects them without case folding.
+	var bit uint16
 	switch len(name) {
 	case 1:
 		switch name[0] | 0x20 {
+		case 'm':
+			bit = seenContact
 		case 'l':
 			bit = seenCL
 		case 'i':
@@ -363,8 +374,13 @@ func (m *Message) header(h []byte, seen *uint8, clOnly bool) error {
 			bit = seenReason
 		}
 	case 7:
-		if eqFold(name, "call-id") {
+		switch {
+		case eqFold(name, "call-id"):
 			bit = seenCallID
+		case eqFold(name, "contact"):
+			bit = seenContact
+		case eqFold(name, "expires"):
+			bit = seenExpires
 		}
 	case 14:
 		if eqFold(name, "content-length") {
@@ -374,8 +390,12 @@ func (m *Message) header(h []byte, seen *uint8, clOnly bool) error {
 	if bit == 0 || (clOnly && bit != seenCL) {
 		return nil
 	}
-	if bit == seenReason {
+	switch bit {
+	case seenReason:
 		m.reason(v)
+		return nil
+	case seenContact:
+		m.contact(v)
 		return nil
 	}
 	if *seen&bit != 0 {
@@ -397,6 +417,11 @@ func (m *Message) header(h []byte, seen *uint8, clOnly bool) error {
 		m.ViaBranch = param(v, "branch")
 	case seenTo:
 		m.ToTag = param(v, "tag")
+		m.ToURI = uri(v)
+	case seenExpires:
+		if len(v) > 0 {
+			m.Expires = v
+		}
 	case seenFrom:
 		m.FromTag = param(v, "tag")
 	}
@@ -443,6 +468,94 @@ func (m *Message) reason(v []byte) {
 		}
 		v = v[end+1:]
 	}
+}
+
+// contact scans the values of one Contact header (RFC 3261 §20.10):
+//
+//	Contact = ("Contact" / "m") HCOLON (STAR / (contact-param *(COMMA contact-param)))
+//	contact-param = (name-addr / addr-spec) *(SEMI contact-params)
+//	contact-params = c-p-q / c-p-expires / contact-extension
+//	c-p-expires = "expires" EQUAL delta-seconds ; delta-seconds = 1*DIGIT
+//
+// A value "*" sets ContactStar; an expires parameter of digits only that is
+// larger than ContactExpires (compared as numbers, leading zeros ignored)
+// replaces it.
+func (m *Message) contact(v []byte) {
+	for len(v) > 0 {
+		for len(v) > 0 && (isLWS(v[0]) || v[0] == ',') {
+			v = v[1:]
+		}
+		end := valueEnd(v, 0)
+		if string(trimLWS(v[:end])) == "*" {
+			m.ContactStar = true
+		} else if e := param(v[:end], "expires"); isDigits(e) && digitsLess(m.ContactExpires, e) {
+			m.ContactExpires = e
+		}
+		if end == len(v) {
+			return
+		}
+		v = v[end+1:]
+	}
+}
+
+// isDigits reports whether b is 1*DIGIT.
+func isDigits(b []byte) bool {
+	for _, c := range b {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// digitsLess reports whether the decimal number a is less than b (both
+// 1*DIGIT, or a nil: less than any number).
+func digitsLess(a, b []byte) bool {
+	if a == nil {
+		return true
+	}
+	for len(a) > 1 && a[0] == '0' {
+		a = a[1:]
+	}
+	for len(b) > 1 && b[0] == '0' {
+		b = b[1:]
+	}
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return string(a) < string(b)
+}
+
+// uri returns the URI of a From, To or Contact value v (RFC 3261 §20.10):
+// the text inside the first top-level <...> (name-addr), else the
+// addr-spec up to the first ";" or "," (its header parameters), trimmed;
+// nil when empty or when a "<" is not closed.
+func uri(v []byte) []byte {
+	var u []byte
+scan:
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '"':
+			i = quotedEnd(v, i) - 1
+		case '<':
+			k := bytes.IndexByte(v[i+1:], '>')
+			if k < 0 {
+				return nil
+			}
+			u = trimLWS(v[i+1 : i+1+k])
+			break scan
+		case ';', ',':
+			u = trimLWS(v[:i])
+			break scan
+		}
+		if i == len(v)-1 {
+			u = trimLWS(v)
+		}
+	}
+	if len(u) == 0 {
+		return nil
+	}
+	return u
 }
 
 // valueEnd returns the offset of the top-level comma that ends the header

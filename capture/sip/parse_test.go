@@ -20,9 +20,9 @@ func render(m *sip.Message) string {
 		}
 		return fmt.Sprintf("%q", b)
 	}
-	return fmt.Sprintf("{resp:%v code:%d reason:%s method:%s cseq:%d %s callid:%s branch:%s totag:%s fromtag:%s q850:%s sipcause:%s cl:%d hl:%d}",
+	return fmt.Sprintf("{resp:%v code:%d reason:%s method:%s cseq:%d %s callid:%s branch:%s totag:%s fromtag:%s q850:%s sipcause:%s touri:%s expires:%s contactexpires:%s star:%v cl:%d hl:%d}",
 		m.Response, m.StatusCode, q(m.Reason), q(m.Method), m.CSeq, q(m.CSeqMethod), q(m.CallID),
-		q(m.ViaBranch), q(m.ToTag), q(m.FromTag), q(m.Q850Cause), q(m.SIPCause), m.ContentLength, m.HeaderLength)
+		q(m.ViaBranch), q(m.ToTag), q(m.FromTag), q(m.Q850Cause), q(m.SIPCause), q(m.ToURI), q(m.Expires), q(m.ContactExpires), m.ContactStar, m.ContentLength, m.HeaderLength)
 }
 
 // headerEnd is the expected HeaderLength: just past the first empty line, or len(s).
@@ -44,7 +44,7 @@ func headerEnd(s string) int {
 // resp is the expected Message of a response with the usual test headers.
 func resp(code int, reason string) sip.Message {
 	return sip.Message{Response: true, StatusCode: code, Reason: bs(reason), CSeq: 1, CSeqMethod: bs("INVITE"),
-		CallID: bs("c1"), ViaBranch: bs("z9b1"), ToTag: bs("t1"), ContentLength: 0}
+		CallID: bs("c1"), ViaBranch: bs("z9b1"), ToTag: bs("t1"), ToURI: bs("sip:b@h"), ContentLength: 0}
 }
 
 const hdrs = "Via: SIP/2.0/UDP h;branch=z9b1\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
@@ -61,15 +61,15 @@ func with(m sip.Message, f func(*sip.Message)) sip.Message { f(&m); return m }
 var parseCases = []parseCase{
 	// Whole messages.
 	{"200 with sdp", ok200, nil, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 314159, CSeqMethod: bs("INVITE"),
-		CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"), ViaBranch: bs("z9hG4bK776asdhds"), ToTag: bs("a6c85cf"), FromTag: bs("1928301774"), ContentLength: len(crlf(sdpBody))}},
+		CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"), ViaBranch: bs("z9hG4bK776asdhds"), ToTag: bs("a6c85cf"), FromTag: bs("1928301774"), ToURI: bs("sip:bob@biloxi.example.com"), ContentLength: len(crlf(sdpBody))}},
 	{"invite", inviteSDP, nil, sip.Message{Method: bs("INVITE"), CSeq: 314159, CSeqMethod: bs("INVITE"),
-		CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"), ViaBranch: bs("z9hG4bK776asdhds"), FromTag: bs("1928301774"), ContentLength: len(crlf(sdpBody))}},
+		CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"), ViaBranch: bs("z9hG4bK776asdhds"), FromTag: bs("1928301774"), ToURI: bs("sip:bob@biloxi.example.com"), ContentLength: len(crlf(sdpBody))}},
 	{"401 folded www-authenticate", unauth401, nil, sip.Message{Response: true, StatusCode: 401, Reason: bs("Unauthorized"), CSeq: 1, CSeqMethod: bs("REGISTER"),
-		CallID: bs("1j9FpLxk3uxtm8tn@biloxi.example.com"), ViaBranch: bs("z9hG4bKnashds7"), ToTag: bs("1410948204"), FromTag: bs("a73kszlfl"), ContentLength: 0}},
+		CallID: bs("1j9FpLxk3uxtm8tn@biloxi.example.com"), ViaBranch: bs("z9hG4bKnashds7"), ToTag: bs("1410948204"), FromTag: bs("a73kszlfl"), ToURI: bs("sips:bob@biloxi.example.com"), ContentLength: 0}},
 	{"compact forms", compact200, nil, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 2, CSeqMethod: bs("INVITE"),
-		CallID: bs("3848276298220188511@atlanta.example.com"), ViaBranch: bs("z9hG4bKcompact1"), ToTag: bs("8321234356"), FromTag: bs("9fxced76sl"), ContentLength: len(crlf(sdpBody))}},
+		CallID: bs("3848276298220188511@atlanta.example.com"), ViaBranch: bs("z9hG4bKcompact1"), ToTag: bs("8321234356"), FromTag: bs("9fxced76sl"), ToURI: bs("sip:bob@biloxi.example.com"), ContentLength: len(crlf(sdpBody))}},
 	{"bye", bye, nil, sip.Message{Method: bs("BYE"), CSeq: 231, CSeqMethod: bs("BYE"), CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"),
-		ViaBranch: bs("z9hG4bKnashds10"), ToTag: bs("1928301774"), FromTag: bs("a6c85cf"), ContentLength: 0}},
+		ViaBranch: bs("z9hG4bKnashds10"), ToTag: bs("1928301774"), FromTag: bs("a6c85cf"), ToURI: bs("sip:alice@atlanta.example.com"), ContentLength: 0}},
 
 	// Status line.
 	{"code 100", "SIP/2.0 100 Trying\r\n" + hdrs, nil, resp(100, "Trying")},
@@ -138,16 +138,34 @@ var parseCases = []parseCase{
 	{"branch case and spacing", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP [2001:db8::1]:5060 ; rport ; Branch = z9b1 ;received=192.0.2.1\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
 	{"branch then comma", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;branch=z9b1,SIP/2.0/UDP b\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
 	{"quoted via param", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;x=\"a;branch=no, q\";branch=z9b1\r\nTo: <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
-	{"tag inside uri and name", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nTo: \"Bob <x>;tag=q\" <sip:bob@b;tag=fake>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
-	{"to addr-spec tag", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nt: sip:bob@b;TAG=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
+	{"tag inside uri and name", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nTo: \"Bob <x>;tag=q\" <sip:bob@b;tag=fake>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil,
+		with(resp(200, "OK"), func(m *sip.Message) { m.ToURI = bs("sip:bob@b;tag=fake") })},
+	{"to addr-spec tag", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nt: sip:bob@b;TAG=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil,
+		with(resp(200, "OK"), func(m *sip.Message) { m.ToURI = bs("sip:bob@b") })},
 	{"to without tag", "SIP/2.0 100 Trying\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nTo: <sip:bob@b;tag=fake>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil,
-		with(resp(100, "Trying"), func(m *sip.Message) { m.ToTag = nil })},
+		with(resp(100, "Trying"), func(m *sip.Message) { m.ToTag, m.ToURI = nil, bs("sip:bob@b;tag=fake") })},
 	{"escaped quote in name", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nTo: \"a\\\";tag=no\" <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
 
 	// From tag.
 	{"from tag", "SIP/2.0 200 OK\r\nFrom: \"A;tag=no\" <sip:a@b;tag=uri>;tag=ft1\r\n" + hdrs, nil, with(resp(200, "OK"), func(m *sip.Message) { m.FromTag = bs("ft1") })},
 	{"compact from tag", "SIP/2.0 200 OK\r\nf: sip:a@b ; TAG = ft1\r\nFrom: <sip:a@b>;tag=second\r\n" + hdrs, nil, with(resp(200, "OK"), func(m *sip.Message) { m.FromTag = bs("ft1") })},
 	{"from without tag", "SIP/2.0 200 OK\r\nFrom: <sip:a@b>\r\n" + hdrs, nil, resp(200, "OK")},
+
+	// To URI, Expires and Contact (REGISTER, RFC 3261 §10.2, §10.3).
+	{"register 2xx contact expires", "SIP/2.0 200 OK\r\nTo: \"Bob\" <sips:bob@biloxi.example.com;transport=tls>;tag=2493k59kd\r\nContact: <sips:bob@192.0.2.4;expires=9>;expires=7200\r\nExpires: 60\r\n\r\n", nil,
+		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ToTag: bs("2493k59kd"), ToURI: bs("sips:bob@biloxi.example.com;transport=tls"), Expires: bs("60"), ContactExpires: bs("7200"), ContentLength: -1}},
+	{"contact largest expires of all values", "SIP/2.0 200 OK\r\nContact: <sip:a@h1>;expires=3600, \"x,y;expires=99999\" <sip:a@h2>;q=0.5;EXPIRES = 0600\r\nm: sip:a@h3;expires=0999,<sip:a@h4>;expires=7x\r\nContact: <sip:a@h5>;expires=60000;q=1\r\n\r\n", nil,
+		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContactExpires: bs("60000"), ContentLength: -1}},
+	{"contact leading zeros compare as numbers", "SIP/2.0 200 OK\r\nContact: <sip:a@h1>;expires=00090, <sip:a@h2>;expires=100\r\n\r\n", nil,
+		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContactExpires: bs("100"), ContentLength: -1}},
+	{"contact without expires", "SIP/2.0 200 OK\r\nContact: <sip:a@h1;expires=60>\r\nContact: <sip:a@h2>;expires=\r\nExpires: 3600\r\n\r\n", nil,
+		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), Expires: bs("3600"), ContentLength: -1}},
+	{"register contact star", "REGISTER sip:registrar.biloxi.example.com SIP/2.0\r\nTo: sip:bob@biloxi.example.com\r\nContact: *\r\nExpires: 0\r\nexpires: 30\r\n\r\n", nil,
+		sip.Message{Method: bs("REGISTER"), ToURI: bs("sip:bob@biloxi.example.com"), Expires: bs("0"), ContactStar: true, ContentLength: -1}},
+	{"expires empty", "SIP/2.0 200 OK\r\nExpires:  \r\nTo: <>;tag=x\r\n\r\n", nil,
+		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ToTag: bs("x"), ContentLength: -1}},
+	{"to uri unclosed", "SIP/2.0 200 OK\r\nTo: \"B <x>\" <sip:b@h\r\n\r\n", nil,
+		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContentLength: -1}},
 
 	// Reason (RFC 3326).
 	{"reason q850", "BYE sip:a@b SIP/2.0\r\nReason: Q.850 ;cause=16 ;text=\"Normal call clearing\"\r\n\r\n", nil,
@@ -330,6 +348,8 @@ func TestAllocs(t *testing.T) {
 	}
 	reason := []byte("BYE sip:a@b SIP/2.0\r\nFrom: <sip:a@b>;tag=f\r\nReason: SIP;cause=200;text=\"x, y\", Q.850;cause=16\r\n\r\n")
 	tests["ParseReason"] = func() { _ = sip.Parse(reason, &m) }
+	register := []byte("SIP/2.0 200 OK\r\nTo: \"Bob\" <sip:bob@b>;tag=t\r\nContact: <sip:bob@h1>;expires=3600, <sip:bob@h2>;q=0.5;expires=60\r\nm: *\r\nExpires: 3600\r\n\r\n")
+	tests["ParseRegister"] = func() { _ = sip.Parse(register, &m) }
 	compact := []byte(compact200)
 	tests["ParseCompact"] = func() { _ = sip.Parse(compact, &m) }
 	for name, f := range tests {

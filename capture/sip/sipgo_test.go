@@ -41,12 +41,16 @@ import (
 //   - paramSemi: sipgo reads parameters after a <URI> that follow without
 //     ";" ("<sip:a@b>tag=1"), and a comma into a From parameter value;
 //     Parse requires the semicolon and ends a value at a comma.
+//   - emptyParam: of a Reason value with an empty parameter (";;"),
+//     sipgo's UnmarshalHeaderParams keeps none of the parameters; Parse
+//     skips the empty one and reads the others.
 //   - paramSpace: sipgo keeps white space around ";" and "=" of header
 //     parameters as part of the names and values, and matches parameter
 //     names with case; Parse skips LWS there and folds case (RFC 3261
 //     §7.3.1, §25.1).
 //
-// The From tag is compared with sipgo's From header parameters, and the
+// The Expires value is compared with sipgo's raw Expires header, the From
+// tag with sipgo's From header parameters, and the
 // causes of the Reason headers (RFC 3326) with sipgo's raw Reason values
 // split by an oracle here and their parameters parsed by sipgo's
 // UnmarshalHeaderParams.
@@ -166,23 +170,29 @@ func diffSipgo(b []byte) (skip, mismatch string) {
 		return "", fmt.Sprintf("cseq: got %d %q, sipgo none", m.CSeq, m.CSeqMethod)
 	}
 
-	if hs := sipgoHeaders(b, "call-id", "i"); len(hs) > 1 {
-		skip = "repeated"
-	} else if len(hs) == 1 {
-		h, g := hs[0], msg.CallID()
-		v := foldRE.ReplaceAll(h.value, []byte(" "))
-		switch {
-		case !tokenNameRE.Match(h.name):
-			skip = "headerName"
-		case string(bytes.TrimSpace(v)) != strings.Trim(string(v), " \t"):
-			skip = "valueSpace"
-		case g == nil:
-			return "", "sipgo accepted a Call-ID it does not return"
-		case string(foldRE.ReplaceAll(m.CallID, []byte(" "))) != g.Value():
-			return "", fmt.Sprintf("call-id: got %q, sipgo %q", m.CallID, g.Value())
+	var callID, expires sipgo.Header
+	if h := msg.CallID(); h != nil {
+		callID = h
+	}
+	if hs := msg.GetHeaders("Expires"); len(hs) > 0 {
+		expires = hs[0]
+	}
+	for _, c := range []struct {
+		name  string
+		names []string
+		ours  []byte
+		g     sipgo.Header
+	}{
+		{"call-id", []string{"call-id", "i"}, m.CallID, callID},
+		{"expires", []string{"expires"}, m.Expires, expires},
+	} {
+		k, mismatch := diffValue(b, c.name, c.names, c.ours, c.g)
+		if mismatch != "" {
+			return "", mismatch
 		}
-	} else if m.CallID != nil {
-		return "", fmt.Sprintf("call-id: got %q, sipgo none", m.CallID)
+		if k != "" {
+			skip = k
+		}
 	}
 
 	if hs := sipgoHeaders(b, "from", "f"); len(hs) > 1 {
@@ -215,7 +225,7 @@ func diffSipgo(b []byte) (skip, mismatch string) {
 
 	if hs := sipgoHeaders(b, "reason"); len(hs) > 0 {
 		var q850, sipc []byte
-		odd := false
+		odd, oddClass := false, "paramSpace"
 		for _, h := range msg.GetHeaders("Reason") {
 			v := h.Value()
 			if !tokenNameRE.MatchString(strings.TrimSpace(h.Name())) || paramSpaceRE.MatchString(v) || strings.ContainsAny(v, "\"\\\r\n<") {
@@ -229,6 +239,10 @@ func diffSipgo(b []byte) (skip, mismatch string) {
 					break
 				}
 				proto, params, _ := strings.Cut(rv, ";")
+				if strings.HasPrefix(params, ";") || strings.Contains(params, ";;") {
+					odd, oddClass = true, "emptyParam"
+					break
+				}
 				hp := sipgo.NewParams()
 				if _, err := sipgo.UnmarshalHeaderParams(params, ';', ',', &hp); err != nil {
 					odd = true
@@ -245,7 +259,7 @@ func diffSipgo(b []byte) (skip, mismatch string) {
 		}
 		switch {
 		case odd:
-			skip = "paramSpace"
+			skip = oddClass
 		case string(q850) != string(m.Q850Cause) || string(sipc) != string(m.SIPCause) || (q850 == nil) != (m.Q850Cause == nil) || (sipc == nil) != (m.SIPCause == nil):
 			return "", fmt.Sprintf("reason: got Q.850 %q SIP %q, sipgo Q.850 %q SIP %q", m.Q850Cause, m.SIPCause, q850, sipc)
 		}
@@ -253,6 +267,35 @@ func diffSipgo(b []byte) (skip, mismatch string) {
 		return "", fmt.Sprintf("reason: got Q.850 %q SIP %q, sipgo no Reason", m.Q850Cause, m.SIPCause)
 	}
 	return skip, ""
+}
+
+// diffValue compares a header value that Parse keeps as sent (trimmed,
+// folds as sent) with g, sipgo's header of that name (nil when it has
+// none); names are the header's names, long and compact.
+func diffValue(b []byte, name string, names []string, ours []byte, g sipgo.Header) (skip, mismatch string) {
+	hs := sipgoHeaders(b, names...)
+	switch {
+	case len(hs) > 1:
+		return "repeated", ""
+	case len(hs) == 0:
+		if ours != nil {
+			return "", fmt.Sprintf("%s: got %q, sipgo none", name, ours)
+		}
+		return "", ""
+	}
+	h := hs[0]
+	v := foldRE.ReplaceAll(h.value, []byte(" "))
+	switch {
+	case !tokenNameRE.Match(h.name):
+		return "headerName", ""
+	case string(bytes.TrimSpace(v)) != strings.Trim(string(v), " \t"):
+		return "valueSpace", ""
+	case g == nil:
+		return "", fmt.Sprintf("sipgo accepted a %s it does not return", name)
+	case string(foldRE.ReplaceAll(ours, []byte(" "))) != g.Value():
+		return "", fmt.Sprintf("%s: got %q, sipgo %q", name, ours, g.Value())
+	}
+	return "", ""
 }
 
 // paramSpaceRE finds white space next to ";" or "=", and parameter names

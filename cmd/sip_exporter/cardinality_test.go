@@ -38,15 +38,22 @@ func boundOf(nodes, peers, phrases int) seriesBound {
 
 // TestCardinalityBound feeds a million random messages (codes 100..699,
 // methods known and garbage, random phrases, addresses in and out of the
-// peers, more nodes than the limit) through the pipeline's observe, with a
+// peers, more nodes than the limit: HEP agents and three sources, two with
+// their own node) through the pipeline's observe, with a
 // reload in the middle that renames a peer, and checks that the series the
 // registry gathers stay within the documented bound and that no message is
 // lost.
 // observe classifies and counts one message at once, as its source's
 // decoder and then the merge's sink do.
 func (p *pipeline) observe(o *decode.Origin, m *sip.Message) {
+	p.observeAs(p.sourceNode(""), o, m)
+}
+
+// observeAs is observe for a source of node sn, bound once as a source's
+// handler binds it.
+func (p *pipeline) observeAs(sn *sourceNode, o *decode.Origin, m *sip.Message) {
 	var msg message
-	p.classify(o, m, &msg)
+	p.classify(o, m, &msg, sn)
 	p.Message(o.Time, &msg, false)
 }
 
@@ -80,6 +87,11 @@ func TestCardinalityBound(t *testing.T) {
 	}
 	// Peer names configured since start: carrier-a, pbx-b, carrier-c.
 	bound := boundOf(maxNodes, 3, maxPhrases)
+	// Messages without a HEP node come from three sources: one under
+	// --capture.node-name, two with their own node (--capture.interface=
+	// NAME=NODE). Their nodes are made at start, as newSources makes them,
+	// and count towards the node limit like any node.
+	sources := []*sourceNode{p.sourceNode(""), p.sourceNode("sbc-access"), p.sourceNode("sbc-core")}
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	methods := append([]string{"", "invite", "FOO", "X-GARBAGE\x00", "INVITE INVITE"}, collector.Methods[:]...)
@@ -122,7 +134,7 @@ func TestCardinalityBound(t *testing.T) {
 			m.Method = method
 			requests++
 		}
-		p.observe(&o, &m)
+		p.observeAs(sources[rng.IntN(len(sources))], &o, &m)
 	}
 
 	reg := prometheus.NewPedanticRegistry()
@@ -208,8 +220,9 @@ var (
 
 func TestObserveAllocs(t *testing.T) {
 	for _, c := range observeCases(t) {
-		c.p.observe(&benchOrigin, &benchMsg)
-		if n := testing.AllocsPerRun(1000, func() { c.p.observe(&benchOrigin, &benchMsg) }); n != 0 {
+		sn := c.p.sourceNode("")
+		c.p.observeAs(sn, &benchOrigin, &benchMsg)
+		if n := testing.AllocsPerRun(1000, func() { c.p.observeAs(sn, &benchOrigin, &benchMsg) }); n != 0 {
 			t.Errorf("%s: observe allocates %v times", c.name, n)
 		}
 	}
@@ -218,9 +231,10 @@ func TestObserveAllocs(t *testing.T) {
 func BenchmarkObserve(b *testing.B) {
 	for _, c := range observeCases(b) {
 		b.Run(c.name, func(b *testing.B) {
+			sn := c.p.sourceNode("")
 			b.ReportAllocs()
 			for b.Loop() {
-				c.p.observe(&benchOrigin, &benchMsg)
+				c.p.observeAs(sn, &benchOrigin, &benchMsg)
 			}
 		})
 	}

@@ -2,9 +2,9 @@ package main
 
 import (
 	"bufio"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,17 +67,7 @@ func TestCorpus(t *testing.T) {
 			want := readExpected(t, exp)
 			p, _ := reportOf(t, capFile)
 			got := countsOf(p)
-			var keys []string
-			for k := range want {
-				keys = append(keys, k)
-			}
-			for k := range got {
-				if _, ok := want[k]; !ok {
-					keys = append(keys, k)
-				}
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
+			for _, k := range sortedUnion(maps.Keys(want), maps.Keys(got)) {
 				if got[k] != want[k] {
 					t.Errorf("%s: got %d, want %d", k, got[k], want[k])
 				}
@@ -102,7 +92,7 @@ func reportOf(t *testing.T, files ...string) (*pipeline, *decode.Stats) {
 
 // countsOf returns the response counts of the capture node per "code
 // method".
-func countsOf(p *pipeline) map[string]uint64 { return countsOfNode(p.node) }
+func countsOf(p *pipeline) map[string]uint64 { return countsOfNode(p.sourceNode("").node) }
 
 // codeMethod is the key of count maps: "486 INVITE".
 func codeMethod(code int, m collector.Method) string { return strconv.Itoa(code) + " " + m.String() }
@@ -138,9 +128,9 @@ func TestCorpusTotals(t *testing.T) {
 		t.Run(row[fileCol], func(t *testing.T) {
 			p, _ := reportOf(t, filepath.Join(corpusDir, row[fileCol]))
 			var responses, requests uint64
-			p.node.EachResponse(func(_ int, _ collector.Method, n uint64) { responses += n })
+			p.sourceNode("").node.EachResponse(func(_ int, _ collector.Method, n uint64) { responses += n })
 			for m := range collector.Methods {
-				requests += p.node.Request(collector.Method(m))
+				requests += p.sourceNode("").node.Request(collector.Method(m))
 			}
 			if got, want := strconv.FormatUint(responses, 10), row[respCol]; got != want {
 				t.Errorf("responses %s, want %s", got, want)

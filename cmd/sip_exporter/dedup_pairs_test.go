@@ -92,13 +92,13 @@ func dedupRead(t *testing.T, w time.Duration, files ...string) dedupResult {
 		t.Fatal(err)
 	}
 	r := dedupResult{responses: map[string]uint64{}, requests: map[string]uint64{}}
-	p.node.EachResponse(func(code int, m collector.Method, v uint64) {
+	p.sourceNode("").node.EachResponse(func(code int, m collector.Method, v uint64) {
 		if v != 0 {
 			r.responses[codeMethod(code, m)] = v
 		}
 	})
 	for m := range collector.Methods {
-		if v := p.node.Request(collector.Method(m)); v != 0 {
+		if v := p.sourceNode("").node.Request(collector.Method(m)); v != 0 {
 			r.requests[collector.Method(m).String()] = v
 		}
 	}

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,6 +50,11 @@ type demoWriter struct {
 type demoTx struct {
 	attempts int         // initial INVITEs written
 	outcomes map[int]int // their final response codes
+	// byes counts the answered calls ended by a BYE: every one, so no
+	// session is active at the end. registers counts the REGISTER
+	// transactions; registered the addresses of record left registered:
+	// none, since the 200s grant no expiry (no Contact, no Expires).
+	byes, registers, registered int
 	// delays holds every delay sample by histogram and outcome, keyed like
 	// demoTxValues: "sip_session_request_delay_seconds{outcome=success}".
 	delays map[string][]time.Duration
@@ -135,6 +140,7 @@ func (d *demoWriter) dialog(a, b endpoint, kind int) {
 	since := func() time.Duration { return d.t.Sub(mark) }
 	switch kind {
 	case 0: // REGISTER challenged, then accepted
+		d.tx.registers += 2
 		br := branch()
 		req("REGISTER", 1, br, "")
 		mark = d.t
@@ -157,7 +163,7 @@ func (d *demoWriter) dialog(a, b endpoint, kind int) {
 		mark = d.t
 		d.tx.attempts++
 		resp(100, "INVITE", 1, br, "")
-		// SRD (RFC 6076 §4.1): to the first 18x or 2xx, else to the
+		// SRD (RFC 6076 §4.3): to the first 18x or 2xx, else to the
 		// final failure. Here the first such response is the 180.
 		ringing := code != 404 && code != 503
 		if ringing {
@@ -181,6 +187,7 @@ func (d *demoWriter) dialog(a, b endpoint, kind int) {
 			req("BYE", 2, br, tag)
 			mark = d.t
 			d.tx.observe("sip_session_duration_seconds", "", d.t.Sub(answered))
+			d.tx.byes++
 			resp(200, "BYE", 2, br, tag)
 			d.tx.observe("sip_session_disconnect_delay_seconds", "", since())
 		}
@@ -262,7 +269,12 @@ func TestDemoCapture(t *testing.T) {
 //   - sip_session_attempts_total: the initial INVITEs written;
 //   - sip_session_outcomes_total: their final codes as the scenario drew
 //     them (every series the exposition has, 0 for a code never written);
-//   - sip_session_timeouts_total and every sip_request_retransmissions_total
+//   - sip_sessions_ended_total{reason="bye"}: the BYEs written (every
+//     answered call has one, so sip_sessions_active is 0 and no session
+//     ends otherwise);
+//   - sip_registration_attempts_total: the REGISTERs written;
+//     sip_registrations_active 0, since the 200s written grant no expiry;
+//   - sip_session_timeouts_total, sip_registration_timeouts_total and every sip_request_retransmissions_total
 //     and sip_response_retransmissions_total series: 0, since every INVITE
 //     is given a final response and every message is written once;
 //   - the SRD, RRD, SDD and duration histograms: _count, _sum and every
@@ -324,16 +336,7 @@ func TestDemoTransactions(t *testing.T) {
 				t.Fatalf("%s: %v", src.name, err)
 			}
 			want := tx.expected(mfs)
-			keys := make([]string, 0, len(want))
-			for k := range want {
-				keys = append(keys, k)
-			}
-			for k := range got {
-				if _, ok := want[k]; !ok {
-					keys = append(keys, k)
-				}
-			}
-			sort.Strings(keys)
+			keys := sortedUnion(maps.Keys(want), maps.Keys(got))
 			var table strings.Builder
 			bad := 0
 			for _, k := range keys {
@@ -365,6 +368,8 @@ var demoTxFamilies = []string{
 	"sip_request_retransmissions_total", "sip_response_retransmissions_total",
 	"sip_session_request_delay_seconds", "sip_registration_request_delay_seconds",
 	"sip_session_disconnect_delay_seconds", "sip_session_duration_seconds",
+	"sip_sessions_active", "sip_sessions_ended_total", "sip_registrations_active",
+	"sip_registration_attempts_total", "sip_registration_timeouts_total",
 }
 
 // demoTxValues flattens the demoTxFamilies of an exposition: a counter as
@@ -386,6 +391,10 @@ func demoTxValues(mfs map[string]*dto.MetricFamily) (map[string]float64, error) 
 				for _, b := range h.GetBucket() {
 					out[name+"_bucket"+withLe(ls, b.GetUpperBound())] = float64(b.GetCumulativeCount())
 				}
+				continue
+			}
+			if g := m.GetGauge(); g != nil {
+				out[name+ls] = g.GetValue()
 				continue
 			}
 			out[name+ls] = m.GetCounter().GetValue()
@@ -412,6 +421,14 @@ func (x *demoTx) expected(mfs map[string]*dto.MetricFamily) map[string]float64 {
 	want := map[string]float64{
 		"sip_session_attempts_total": float64(x.attempts),
 		"sip_session_timeouts_total": 0,
+		// Every answered call ends with a BYE within seconds.
+		"sip_sessions_active":                      float64(x.outcomes[200] - x.byes),
+		"sip_sessions_ended_total{reason=bye}":     float64(x.byes),
+		"sip_sessions_ended_total{reason=max_age}": 0,
+		"sip_sessions_ended_total{reason=evicted}": 0,
+		"sip_registrations_active":                 float64(x.registered),
+		"sip_registration_attempts_total":          float64(x.registers),
+		"sip_registration_timeouts_total":          0,
 	}
 	for code, n := range x.outcomes {
 		want["sip_session_outcomes_total{code="+strconv.Itoa(code)+"}"] = float64(n)

@@ -92,7 +92,13 @@ func writeScript(t *testing.T, callID string, msgs []sipMsg) string {
 // and _sum, keyed by name and labels without node, class and reason.
 func txValues(t *testing.T, files ...string) map[string]float64 {
 	t.Helper()
-	p, err := newPipeline(defaultPipelineConfig())
+	return txValuesWith(t, defaultPipelineConfig(), files...)
+}
+
+// txValuesWith is txValues with the pipeline configured by cfg.
+func txValuesWith(t *testing.T, cfg pipelineConfig, files ...string) map[string]float64 {
+	t.Helper()
+	p, err := newPipeline(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,8 +117,14 @@ func txValues(t *testing.T, files ...string) map[string]float64 {
 		for _, m := range mf.GetMetric() {
 			var ls []string
 			for _, l := range m.GetLabel() {
+				// reason is the registry text of a code (dropped) beside
+				// class, else a value of its own (sip_sessions_ended_total).
 				switch l.GetName() {
-				case "node", "class", "reason":
+				case "node", "class":
+				case "reason":
+					if labelValue(m, "class") == "" {
+						ls = append(ls, l.GetName()+"="+l.GetValue())
+					}
 				default:
 					ls = append(ls, l.GetName()+"="+l.GetValue())
 				}
@@ -181,6 +193,7 @@ func TestScriptedDialogs(t *testing.T) {
 			"sip_session_disconnect_delay_seconds_count":               1,
 			"sip_session_disconnect_delay_seconds_sum":                 0.02,
 			"sip_session_duration_seconds_count":                       1,
+			"sip_sessions_ended_total{reason=bye}":                     1,
 			"sip_session_duration_seconds_sum":                         4,
 			"sip_reason_causes_total{cause=16,protocol=Q.850}":         1,
 		}},
@@ -221,6 +234,7 @@ func TestScriptedDialogs(t *testing.T) {
 			"sip_registration_request_delay_seconds_sum{outcome=challenge}":   0.02,
 			"sip_registration_request_delay_seconds_count{outcome=success}":   1,
 			"sip_registration_request_delay_seconds_sum{outcome=success}":     0.03,
+			"sip_registration_attempts_total":                                 2,
 		}},
 		{"re-invite", slices.Concat(answered(), []sipMsg{
 			{ms: 3000, method: "INVITE", cseq: 2, branch: "z9hG4bKre", fromTag: "a1", toTag: "b1"},
@@ -234,6 +248,7 @@ func TestScriptedDialogs(t *testing.T) {
 			"sip_session_disconnect_delay_seconds_count":               1,
 			"sip_session_disconnect_delay_seconds_sum":                 0.02,
 			"sip_session_duration_seconds_count":                       1,
+			"sip_sessions_ended_total{reason=bye}":                     1,
 			"sip_session_duration_seconds_sum":                         4,
 		}},
 		{"forked", []sipMsg{
@@ -257,6 +272,7 @@ func TestScriptedDialogs(t *testing.T) {
 			"sip_session_disconnect_delay_seconds_count":               2,
 			"sip_session_disconnect_delay_seconds_sum":                 0.02,
 			"sip_session_duration_seconds_count":                       2,
+			"sip_sessions_ended_total{reason=bye}":                     2,
 			"sip_session_duration_seconds_sum":                         8 + 0.02,
 		}},
 		{"lost ack", slices.Concat(answered()[:4], []sipMsg{
@@ -272,6 +288,7 @@ func TestScriptedDialogs(t *testing.T) {
 			"sip_session_disconnect_delay_seconds_count":                 1,
 			"sip_session_disconnect_delay_seconds_sum":                   0.02,
 			"sip_session_duration_seconds_count":                         1,
+			"sip_sessions_ended_total{reason=bye}":                       1,
 			"sip_session_duration_seconds_sum":                           4,
 		}},
 		{"retransmitted invite", slices.Concat([]sipMsg{
@@ -289,6 +306,7 @@ func TestScriptedDialogs(t *testing.T) {
 			"sip_session_disconnect_delay_seconds_count":                 1,
 			"sip_session_disconnect_delay_seconds_sum":                   0.02,
 			"sip_session_duration_seconds_count":                         1,
+			"sip_sessions_ended_total{reason=bye}":                       1,
 			"sip_session_duration_seconds_sum":                           4,
 		}},
 		{"no final response", []sipMsg{

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -93,8 +90,8 @@ func TestClockAgentAhead(t *testing.T) {
 	if err := e.waitSourceUp(source, "hep", 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	k := startKamailio(t, cfg, clockKamailioIP, "sip:"+hepAddr, clockNodeA)
-	if err := waitListening("udp", clockKamailioIP, sippPort, k.exited, 10*time.Second); err != nil {
+	k := startKamailio(t, "", cfg, clockKamailioIP, hepDefines("sip:"+hepAddr, clockNodeA)...)
+	if err := waitListening(k.cmd.Process.Pid, "udp", clockKamailioIP, sippPort, k.exited, 10*time.Second); err != nil {
 		t.Fatalf("kamailio: %v", err)
 	}
 
@@ -299,38 +296,29 @@ type clockWant struct {
 func runClockMixA(t *testing.T, target string) clockWant {
 	t.Helper()
 	dir := t.TempDir()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
+	each := make([]clockWant, len(clockMixA))
+	runEach(t, len(clockMixA), func(i int) error {
+		u := clockMixA[i]
+		udir := filepath.Join(dir, u.name)
+		wire, err := runHEPUAC(udir, u, fmt.Sprintf("127.0.11.%d", clockFirstUAC+i), target)
+		var attempts int64
+		var finals map[string]int64
+		if err == nil {
+			attempts, finals, err = sippInviteOutcomes(udir)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", u.name, err)
+		}
+		each[i] = clockWant{attempts: attempts, outcomes: finals, wire: wire}
+		return nil
+	})
 	want := clockWant{outcomes: map[string]int64{}, wire: newSIPCounts()}
-	for i, u := range clockMixA {
-		ip := fmt.Sprintf("127.0.11.%d", clockFirstUAC+i)
-		wg.Go(func() {
-			udir := filepath.Join(dir, u.name)
-			wire, err := runHEPUAC(udir, u, ip, target)
-			var attempts int64
-			var finals map[string]int64
-			if err == nil {
-				attempts, finals, err = sippInviteOutcomes(udir)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", u.name, err))
-				return
-			}
-			want.wire.add(wire)
-			want.attempts += attempts
-			for code, n := range finals {
-				want.outcomes[code] += n
-			}
-		})
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatal(errors.Join(errs...))
+	for _, w := range each {
+		want.wire.add(w.wire)
+		want.attempts += w.attempts
+		for code, n := range w.outcomes {
+			want.outcomes[code] += n
+		}
 	}
 	return want
 }
@@ -340,19 +328,10 @@ func runClockMixA(t *testing.T, target string) clockWant {
 // and the final responses received to them by code (the <recv> columns
 // before the first ACK is sent; the later 200 is the BYE's).
 func sippInviteOutcomes(dir string) (int64, map[string]int64, error) {
-	files, _ := filepath.Glob(filepath.Join(dir, "*_counts.csv"))
-	if len(files) != 1 {
-		return 0, nil, fmt.Errorf("%s: want one *_counts.csv, found %d", dir, len(files))
-	}
-	data, err := os.ReadFile(files[0])
+	file, header, last, err := sippCountsOf(dir)
 	if err != nil {
 		return 0, nil, err
 	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) < 2 {
-		return 0, nil, fmt.Errorf("%s: no counts", files[0])
-	}
-	header, last := strings.Split(lines[0], ";"), strings.Split(lines[len(lines)-1], ";")
 	var attempts int64 = -1
 	finals := map[string]int64{}
 	for i, h := range header {
@@ -365,7 +344,7 @@ func sippInviteOutcomes(dir string) (int64, map[string]int64, error) {
 		}
 		n, err := strconv.ParseInt(last[i], 10, 64)
 		if err != nil {
-			return 0, nil, fmt.Errorf("%s: column %s: %w", files[0], h, err)
+			return 0, nil, fmt.Errorf("%s: column %s: %w", file, h, err)
 		}
 		switch {
 		case f[1] == "INVITE" && f[2] == "Sent":
@@ -378,7 +357,7 @@ func sippInviteOutcomes(dir string) (int64, map[string]int64, error) {
 			}
 		}
 	}
-	return 0, nil, fmt.Errorf("%s: no INVITE_Sent or ACK column in %q", files[0], lines[0])
+	return 0, nil, fmt.Errorf("%s: no INVITE_Sent or ACK column in %q", file, strings.Join(header, ";"))
 }
 
 // aheadCall is one call of agent B, numbered i: an answered call (INVITE,

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -64,17 +63,7 @@ func TestLiveFragmentsSIPp(t *testing.T) {
 	bin := buildExporter(t)
 	ns := newNetnsPair(t, fragMTU)
 
-	// `ip netns exec` execs the binary in its own process, so the SIGTERM
-	// of startExporter's cleanup reaches the exporter. The port of its
-	// --web.listen-address was free in the test's namespace; in the fresh
-	// namespace a it is free as well, and the forwarder makes it reachable.
-	e := startExporter(t, "ip", "netns", "exec", ns.a, bin, "--capture.interface="+ns.vethA)
-	u, err := url.Parse(e.metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = forwardIntoNetns(t, ns.a, u.Host)
-	e.metrics = u.String()
+	e := startExporterInNetns(t, ns.a, bin, "--capture.interface="+ns.vethA)
 	if err := e.waitSourceUp(ns.vethA, "interface", 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -190,29 +179,9 @@ func newNetnsPair(t *testing.T, mtu int) netnsPair {
 		vethA: fmt.Sprintf("sxf%da", pid),
 		vethB: fmt.Sprintf("sxf%db", pid),
 	}
-	ipCmd := func(args ...string) error {
-		out, err := exec.Command("ip", args...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-		}
-		return nil
-	}
-	for _, ns := range []string{n.a, n.b} {
-		if err := ipCmd("netns", "add", ns); err != nil {
-			msg := "network namespaces unavailable: " + err.Error()
-			if os.Getenv("CI") == "true" {
-				t.Fatal(msg + " (CI=true: never skipped)")
-			}
-			t.Skip(msg)
-		}
-		t.Cleanup(func() {
-			if err := ipCmd("netns", "delete", ns); err != nil {
-				t.Errorf("remove network namespace: %v", err)
-			}
-		})
-	}
+	addNetns(t, "network namespaces unavailable", n.a, n.b)
 	m := strconv.Itoa(mtu)
-	steps := [][]string{
+	ipSteps(t, [][]string{
 		{"link", "add", n.vethA, "netns", n.a, "mtu", m, "type", "veth", "peer", "name", n.vethB, "netns", n.b, "mtu", m},
 		{"-n", n.a, "link", "set", "lo", "up"},
 		{"-n", n.b, "link", "set", "lo", "up"},
@@ -222,13 +191,64 @@ func newNetnsPair(t *testing.T, mtu int) netnsPair {
 		{"-n", n.b, "addr", "add", "fd00:201::2/64", "dev", n.vethB, "nodad"},
 		{"-n", n.a, "link", "set", n.vethA, "up"},
 		{"-n", n.b, "link", "set", n.vethB, "up"},
+	})
+	return n
+}
+
+// runCmd runs name with args and returns an error with its output if it
+// fails.
+func runCmd(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
+	return nil
+}
+
+// addNetns creates the network namespaces names; a cleanup deletes each
+// (and so every interface in it). When one cannot be created the test is
+// skipped, or failed under CI=true, with need and the error.
+func addNetns(t *testing.T, need string, names ...string) {
+	t.Helper()
+	for _, ns := range names {
+		if err := runCmd("ip", "netns", "add", ns); err != nil {
+			skipOrFail(t, need+": "+err.Error())
+		}
+		t.Cleanup(func() {
+			if err := runCmd("ip", "netns", "delete", ns); err != nil {
+				t.Errorf("remove network namespace: %v", err)
+			}
+		})
+	}
+}
+
+// ipSteps runs `ip` with each of steps as its arguments, in order, and
+// fails the test at the first that fails.
+func ipSteps(t *testing.T, steps [][]string) {
+	t.Helper()
 	for _, s := range steps {
-		if err := ipCmd(s...); err != nil {
+		if err := runCmd("ip", s...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return n
+}
+
+// startExporterInNetns starts bin with args in network namespace ns as
+// startExporter does, and points its metrics URL at a forwarder into ns.
+// `ip netns exec` execs the binary in its own process, so the SIGTERM of
+// startExporter's cleanup reaches the exporter. The port of its
+// --web.listen-address was free in the test's namespace; in a fresh
+// namespace it is free as well, and the forwarder makes it reachable.
+func startExporterInNetns(t *testing.T, ns, bin string, args ...string) *exporterProcess {
+	t.Helper()
+	e := startExporter(t, "ip", append([]string{"netns", "exec", ns, bin}, args...)...)
+	u, err := url.Parse(e.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = forwardIntoNetns(t, ns, u.Host)
+	e.metrics = u.String()
+	return e
 }
 
 // forwardIntoNetns listens on 127.0.0.1 of the test's network namespace
@@ -249,7 +269,7 @@ func forwardIntoNetns(t *testing.T, ns, target string) string {
 			}
 			go func() {
 				defer c.Close()
-				u, err := dialInNetns(ns, target)
+				u, err := inNetns(ns, func() (net.Conn, error) { return net.DialTimeout("tcp", target, 5*time.Second) })
 				if err != nil {
 					return
 				}
@@ -265,17 +285,17 @@ func forwardIntoNetns(t *testing.T, ns, target string) string {
 	return l.Addr().String()
 }
 
-// dialInNetns opens a TCP connection to addr from inside network namespace
-// ns (a name of `ip netns`). The socket is created on an OS thread moved
-// into ns with setns(2) (a socket keeps the namespace it was created in),
-// and the thread is moved back to the test's own namespace before it is
-// unlocked. If it cannot be moved back it stays locked, so that the Go
+// inNetns runs f, which creates a socket, inside network namespace ns (a
+// name of `ip netns`) and returns what it returns. It runs on an OS thread
+// moved into ns with setns(2) (a socket keeps the namespace it was created
+// in), and the thread is moved back to the test's own namespace before it
+// is unlocked. If it cannot be moved back it stays locked, so that the Go
 // runtime ends it (or, for the main thread, parks it) instead of running
 // other goroutines in the wrong namespace. (The main thread matters: it is
 // what /proc/self/net, and so /proc/net, shows.)
-func dialInNetns(ns, addr string) (net.Conn, error) {
+func inNetns[T any](ns string, f func() (T, error)) (T, error) {
 	type result struct {
-		c   net.Conn
+		v   T
 		err error
 	}
 	ch := make(chan result, 1)
@@ -288,26 +308,26 @@ func dialInNetns(ns, addr string) (net.Conn, error) {
 			return
 		}
 		defer home.Close()
-		f, err := os.Open(filepath.Join("/var/run/netns", ns))
+		target, err := os.Open(filepath.Join("/var/run/netns", ns))
 		if err != nil {
 			runtime.UnlockOSThread()
 			ch <- result{err: err}
 			return
 		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
 			ch <- result{err: fmt.Errorf("setns %s: %w", ns, err)}
 			return
 		}
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		v, err := f()
 		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
 			runtime.UnlockOSThread()
 		}
-		ch <- result{c, err}
+		ch <- result{v, err}
 	}()
 	r := <-ch
-	return r.c, r.err
+	return r.v, r.err
 }
 
 // runNetnsSIPpPair runs the UAS scenario in namespace ns.b on uasIP:5060
@@ -319,16 +339,16 @@ func runNetnsSIPpPair(t *testing.T, ns netnsPair, uasScenario, uacScenario, uasI
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	uas, err := startNetnsSIPp(ctx, ns.b, filepath.Join(dir, "uas"), uasScenario, uasIP, calls)
+	uas, err := startSIPp(ctx, ns.b, filepath.Join(dir, "uas"), uasScenario, "u1", uasIP, calls)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitNetnsUDPListening(uas.cmd.Process.Pid, uasIP, sippPort, uas.exited, 5*time.Second); err != nil {
+	if err := waitListening(uas.cmd.Process.Pid, "udp", uasIP, sippPort, uas.exited, 5*time.Second); err != nil {
 		cancel()
 		uas.wait()
 		t.Fatalf("UAS: %v%s", err, uas.details())
 	}
-	uac, err := startNetnsSIPp(ctx, ns.a, filepath.Join(dir, "uac"), uacScenario, uacIP, calls,
+	uac, err := startSIPp(ctx, ns.a, filepath.Join(dir, "uac"), uacScenario, "u1", uacIP, calls,
 		"-r", strconv.Itoa(sippRate), net.JoinHostPort(uasIP, strconv.Itoa(sippPort)))
 	if err != nil {
 		cancel()
@@ -356,86 +376,4 @@ func runNetnsSIPpPair(t *testing.T, ns netnsPair, uasScenario, uacScenario, uasI
 		total.add(c)
 	}
 	return total
-}
-
-// startNetnsSIPp starts SIPp in network namespace ns (`ip netns exec`,
-// which execs SIPp in the same process) on scenario (a file of sippDir) in
-// dir, bound to ip:sippPort, UDP, for calls calls; ctx kills it.
-func startNetnsSIPp(ctx context.Context, ns, dir, scenario, ip string, calls int, args ...string) (*sippProcess, error) {
-	abs, err := filepath.Abs(filepath.Join(sippDir, scenario))
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	s := &sippProcess{dir: dir, scenario: abs, exited: make(chan struct{})}
-	s.cmd = exec.CommandContext(ctx, "ip", append([]string{
-		"netns", "exec", ns, "sipp",
-		"-sf", abs,
-		"-t", "u1",
-		"-i", ip, "-p", strconv.Itoa(sippPort), "-bind_local",
-		"-m", strconv.Itoa(calls),
-		"-timeout", "20s", "-timeout_error",
-		"-nostdin",
-		"-trace_counts", "-trace_err",
-	}, args...)...)
-	s.cmd.Dir = dir
-	s.cmd.Stdout = &s.out
-	s.cmd.Stderr = &s.out
-	s.cmd.WaitDelay = time.Second
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start sipp %s in %s: %w", scenario, ns, err)
-	}
-	go func() {
-		s.err = s.cmd.Wait()
-		close(s.exited)
-	}()
-	return s, nil
-}
-
-// waitNetnsUDPListening polls /proc/PID/net/udp and udp6, the sockets of
-// the network namespace of process pid, until a UDP socket is bound to
-// ip:port. Matching the address, not only the port, keeps the moment
-// before `ip netns exec` has switched namespaces (when /proc/PID/net still
-// shows the test's namespace, where other SIPp may listen on port 5060)
-// from passing for the UAS listening.
-func waitNetnsUDPListening(pid int, ip string, port int, exited <-chan struct{}, timeout time.Duration) error {
-	a := net.ParseIP(ip)
-	if a == nil {
-		return fmt.Errorf("not an IP address: %s", ip)
-	}
-	// /proc/net shows an address as the hex of its 32-bit words, each in
-	// host byte order (little-endian on every platform this test runs on).
-	file, raw := "udp", a.To4()
-	if raw == nil {
-		file, raw = "udp6", a.To16()
-	}
-	var local strings.Builder
-	for i := 0; i < len(raw); i += 4 {
-		fmt.Fprintf(&local, "%02X%02X%02X%02X", raw[i+3], raw[i+2], raw[i+1], raw[i])
-	}
-	fmt.Fprintf(&local, ":%04X", port)
-	path := fmt.Sprintf("/proc/%d/net/%s", pid, file)
-	deadline := time.Now().Add(timeout)
-	for {
-		if data, err := os.ReadFile(path); err == nil {
-			sc := bufio.NewScanner(bytes.NewReader(data))
-			for sc.Scan() {
-				f := strings.Fields(sc.Text())
-				if len(f) > 3 && f[1] == local.String() && f[3] == "07" {
-					return nil
-				}
-			}
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("exited before listening on udp %s", net.JoinHostPort(ip, strconv.Itoa(port)))
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not listening on udp %s after %s", net.JoinHostPort(ip, strconv.Itoa(port)), timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -3,15 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -96,8 +93,8 @@ func TestHEPKamailio(t *testing.T) {
 			if err := e.waitSourceUp(source, "hep", 15*time.Second); err != nil {
 				t.Fatal(err)
 			}
-			k := startKamailio(t, cfg, kamailioIP, "sip:"+hepAddr+tc.uriParam, kamailioCaptureID)
-			if err := waitListening("udp", kamailioIP, sippPort, k.exited, 10*time.Second); err != nil {
+			k := startKamailio(t, "", cfg, kamailioIP, hepDefines("sip:"+hepAddr+tc.uriParam, kamailioCaptureID)...)
+			if err := waitListening(k.cmd.Process.Pid, "udp", kamailioIP, sippPort, k.exited, 10*time.Second); err != nil {
 				t.Fatalf("kamailio: %v", err)
 			}
 
@@ -206,24 +203,35 @@ type kamailioProcess struct {
 	err    error
 }
 
-// startKamailio starts Kamailio in the foreground (-DD -E) with cfg,
-// listening on ip:sippPort over UDP and TCP and mirroring to hepURI with
-// capture agent ID captureID, with its runtime directory and PID file in a
-// temporary directory. A cleanup stops it with SIGTERM (SIGKILL to its
-// process group after 10 s).
-func startKamailio(t *testing.T, cfg, ip, hepURI string, captureID int) *kamailioProcess {
+// hepDefines are the -A defines of kamailio.cfg: mirror to hepURI with
+// capture agent ID captureID.
+func hepDefines(hepURI string, captureID int) []string {
+	return []string{fmt.Sprintf("HEP_URI=%q", hepURI), fmt.Sprintf("HEP_CAPTURE_ID=%d", captureID)}
+}
+
+// startKamailio starts Kamailio in the foreground (-DD -E) with cfg and
+// each of defines (NAME=VALUE) as an -A, listening on ip:sippPort over UDP
+// and TCP, with its runtime directory and PID file in a temporary
+// directory, in network namespace ns ("" for the test's own). A cleanup
+// stops it with SIGTERM (SIGKILL to its process group after 10 s).
+func startKamailio(t *testing.T, ns, cfg, ip string, defines ...string) *kamailioProcess {
 	t.Helper()
 	dir := t.TempDir()
 	listen := net.JoinHostPort(ip, strconv.Itoa(sippPort))
-	k := &kamailioProcess{exited: make(chan struct{})}
-	k.cmd = exec.Command("kamailio",
+	var args []string
+	if ns != "" {
+		args = []string{"ip", "netns", "exec", ns}
+	}
+	args = append(args, "kamailio",
 		"-f", cfg,
 		"-DD", "-E",
 		"-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"), "-w", dir,
-		"-l", "udp:"+listen, "-l", "tcp:"+listen,
-		"-A", fmt.Sprintf("HEP_URI=%q", hepURI),
-		"-A", fmt.Sprintf("HEP_CAPTURE_ID=%d", captureID),
-	)
+		"-l", "udp:"+listen, "-l", "tcp:"+listen)
+	for _, d := range defines {
+		args = append(args, "-A", d)
+	}
+	k := &kamailioProcess{exited: make(chan struct{})}
+	k.cmd = exec.Command(args[0], args[1:]...)
 	k.cmd.Stdout = &k.out
 	k.cmd.Stderr = &k.out
 	k.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -264,29 +272,18 @@ func startKamailio(t *testing.T, cfg, ip, hepURI string, captureID int) *kamaili
 func runHEPMix(t *testing.T, target string) sipCounts {
 	t.Helper()
 	dir := t.TempDir()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
+	counts := make([]sipCounts, len(hepMix))
+	runEach(t, len(hepMix), func(i int) error {
+		u := hepMix[i]
+		c, err := runHEPUAC(filepath.Join(dir, u.name), u, fmt.Sprintf("127.0.0.%d", 62+i), target)
+		if err != nil {
+			return fmt.Errorf("%s: %w", u.name, err)
+		}
+		counts[i] = c
+		return nil
+	})
 	total := newSIPCounts()
-	for i, u := range hepMix {
-		ip := fmt.Sprintf("127.0.0.%d", 62+i)
-		wg.Go(func() {
-			c, err := runHEPUAC(filepath.Join(dir, u.name), u, ip, target)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", u.name, err))
-				return
-			}
-			total.add(c)
-		})
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatal(errors.Join(errs...))
-	}
+	total.add(counts...)
 	return total
 }
 
@@ -295,7 +292,7 @@ func runHEPMix(t *testing.T, target string) sipCounts {
 func runHEPUAC(dir string, u hepUAC, ip, target string) (sipCounts, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := startSIPp(ctx, dir, u.scenario, "u1", ip, u.calls,
+	s, err := startSIPp(ctx, "", dir, u.scenario, "u1", ip, u.calls,
 		"-s", u.service, "-r", strconv.Itoa(sippRate), "-trace_msg", target)
 	if err != nil {
 		return sipCounts{}, err
@@ -321,11 +318,7 @@ const sippTraceSeparator = "-----------------------------------------------"
 // the wire and mirrored. The log has one "message sent" or "message
 // received" entry for every datagram.
 func sippWire(dir string) (sipCounts, error) {
-	files, _ := filepath.Glob(filepath.Join(dir, "*_messages.log"))
-	if len(files) != 1 {
-		return sipCounts{}, fmt.Errorf("%s: want one *_messages.log, found %d", dir, len(files))
-	}
-	data, err := os.ReadFile(files[0])
+	file, data, err := sippFile(dir, "_messages.log")
 	if err != nil {
 		return sipCounts{}, err
 	}
@@ -364,7 +357,7 @@ func sippWire(dir string) (sipCounts, error) {
 		}
 		f := strings.Fields(start)
 		if len(f) < 3 || method == "" {
-			return sipCounts{}, fmt.Errorf("%s: entry %d (%s): no start line or no CSeq method", files[0], i, what)
+			return sipCounts{}, fmt.Errorf("%s: entry %d (%s): no start line or no CSeq method", file, i, what)
 		}
 		if f[0] == "SIP/2.0" {
 			c.responses[responseKey{code: f[1], method: method}]++

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -118,8 +120,14 @@ func requireLive(t *testing.T, tools ...string) {
 	if len(missing) == 0 {
 		return
 	}
-	msg := "live capture test needs " + strings.Join(missing, ", ")
-	if ci {
+	skipOrFail(t, "live capture test needs "+strings.Join(missing, ", "))
+}
+
+// skipOrFail skips the test with msg, or fails it when CI=true: what a
+// live test needs is always there in CI.
+func skipOrFail(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
 		t.Fatal(msg + " (CI=true: never skipped)")
 	}
 	t.Skip(msg)
@@ -143,23 +151,10 @@ func buildExporter(t *testing.T) string {
 // --capture.bpf-file reads, and returns the file's path.
 func writeNetFilter(t *testing.T, ipnet *net.IPNet) string {
 	t.Helper()
-	ip, mask := ipnet.IP.To4(), net.IP(ipnet.Mask).To4()
-	if ip == nil || mask == nil {
+	if ipnet.IP.To4() == nil || net.IP(ipnet.Mask).To4() == nil {
 		t.Fatalf("not an IPv4 network: %s", ipnet)
 	}
-	netVal, maskVal := binary.BigEndian.Uint32(ip), binary.BigEndian.Uint32(mask)
-	prog, err := bpf.Assemble([]bpf.Instruction{
-		bpf.LoadAbsolute{Off: 12, Size: 2}, // EtherType
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0x0800, SkipTrue: 7},
-		bpf.LoadAbsolute{Off: 14 + 12, Size: 4}, // IPv4 source
-		bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: maskVal},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: netVal, SkipTrue: 4},
-		bpf.LoadAbsolute{Off: 14 + 16, Size: 4}, // IPv4 destination
-		bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: maskVal},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: netVal, SkipTrue: 1},
-		bpf.RetConstant{Val: 1 << 18},
-		bpf.RetConstant{Val: 0},
-	})
+	prog, err := bpf.Assemble(netFilter(ipnet))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +168,28 @@ func writeNetFilter(t *testing.T, ipnet *net.IPNet) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// netFilter returns the classic BPF instructions that keep (snap length
+// 256 KiB) the IPv4 packets whose source and destination are both in the
+// IPv4 network ipnet, for Ethernet framing, and drop the others. Its last
+// instruction drops: a program that puts instructions before it jumps
+// there with len-1 to drop.
+func netFilter(ipnet *net.IPNet) []bpf.Instruction {
+	ip, mask := ipnet.IP.To4(), net.IP(ipnet.Mask).To4()
+	netVal, maskVal := binary.BigEndian.Uint32(ip), binary.BigEndian.Uint32(mask)
+	return []bpf.Instruction{
+		bpf.LoadAbsolute{Off: 12, Size: 2}, // EtherType
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0x0800, SkipTrue: 7},
+		bpf.LoadAbsolute{Off: 14 + 12, Size: 4}, // IPv4 source
+		bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: maskVal},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: netVal, SkipTrue: 4},
+		bpf.LoadAbsolute{Off: 14 + 16, Size: 4}, // IPv4 destination
+		bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: maskVal},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: netVal, SkipTrue: 1},
+		bpf.RetConstant{Val: 1 << 18},
+		bpf.RetConstant{Val: 0},
+	}
 }
 
 // freeLocalAddr returns 127.0.0.1:PORT with a TCP port that was free a
@@ -204,7 +221,12 @@ type exporterProcess struct {
 // 10 s, and logs its output if the test failed.
 func startExporter(t *testing.T, bin string, args ...string) *exporterProcess {
 	t.Helper()
-	addr := freeLocalAddr(t)
+	return startExporterAt(t, bin, freeLocalAddr(t), args...)
+}
+
+// startExporterAt is startExporter with --web.listen-address=addr.
+func startExporterAt(t *testing.T, bin, addr string, args ...string) *exporterProcess {
+	t.Helper()
 	e := &exporterProcess{metrics: "http://" + addr + "/metrics", exited: make(chan struct{})}
 	e.cmd = exec.Command(bin, append(args, "--web.listen-address="+addr)...)
 	e.cmd.Stderr = &e.output
@@ -272,20 +294,27 @@ func (e *exporterProcess) scrape() ([]byte, map[string]*dto.MetricFamily, error)
 
 // waitSourceUp polls until sip_exporter_source_up{source,type} is 1.
 func (e *exporterProcess) waitSourceUp(source, typ string, timeout time.Duration) error {
+	return e.waitSourceValue(map[string]string{"source": source, "type": typ}, 1, timeout)
+}
+
+// waitSourceValue polls until sip_exporter_source_up of source (its source
+// and type labels) is want.
+func (e *exporterProcess) waitSourceValue(source map[string]string, want float64, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for {
 		select {
 		case <-e.exited:
-			return fmt.Errorf("exporter exited while starting: %v", e.err)
+			return fmt.Errorf("exporter exited: %v", e.err)
 		default:
 		}
 		_, mfs, err := e.scrape()
 		if err == nil {
-			if v, ok := gaugeValue(mfs, "sip_exporter_source_up", map[string]string{"source": source, "type": typ}); ok && v == 1 {
+			v, ok := gaugeValue(mfs, "sip_exporter_source_up", source)
+			if ok && v == want {
 				return nil
 			}
-			err = fmt.Errorf("sip_exporter_source_up{source=%q,type=%q} is not 1", source, typ)
+			err = fmt.Errorf("sip_exporter_source_up%s = %v (present %v), want %v", fmtLabels(source), v, ok, want)
 		}
 		last = err
 		if time.Now().After(deadline) {
@@ -293,6 +322,11 @@ func (e *exporterProcess) waitSourceUp(source, typ string, timeout time.Duration
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// fmtLabels renders source and type labels for a message.
+func fmtLabels(l map[string]string) string {
+	return fmt.Sprintf("{source=%q,type=%q}", l["source"], l["type"])
 }
 
 // settle scrapes until the SIP counters have not changed for 500 ms and
@@ -397,12 +431,15 @@ func newSIPCounts() sipCounts {
 	return sipCounts{responses: map[responseKey]int64{}, requests: map[string]int64{}}
 }
 
-func (c sipCounts) add(o sipCounts) {
-	for k, v := range o.responses {
-		c.responses[k] += v
-	}
-	for k, v := range o.requests {
-		c.requests[k] += v
+// add adds each of others to c.
+func (c sipCounts) add(others ...sipCounts) {
+	for _, o := range others {
+		for k, v := range o.responses {
+			c.responses[k] += v
+		}
+		for k, v := range o.requests {
+			c.requests[k] += v
+		}
 	}
 }
 
@@ -450,6 +487,17 @@ func countsOfExposition(mfs map[string]*dto.MetricFamily) sipCounts {
 		c.requests[labelValue(m, "method")] += int64(m.GetCounter().GetValue())
 	}
 	return c
+}
+
+// sortedUnion returns the strings of every seq, sorted, each once: the
+// rows of a table that compares maps by key.
+func sortedUnion(seqs ...iter.Seq[string]) []string {
+	var all []string
+	for _, seq := range seqs {
+		all = slices.AppendSeq(all, seq)
+	}
+	slices.Sort(all)
+	return slices.Compact(all)
 }
 
 // compareCounts renders want and got side by side, marking the rows that
@@ -594,6 +642,7 @@ type sippPair struct {
 	name     string
 	uas, uac string
 	uasArgs  []string
+	uacArgs  []string // before the remote address; -r sippRate comes first
 }
 
 // sippMix is the traffic of one transport; see testdata/sipp/README.md.
@@ -614,33 +663,36 @@ var sippMix = []sippPair{
 func runSIPpSet(t *testing.T, transport, net string, firstIP, calls int) sipCounts {
 	t.Helper()
 	dir := t.TempDir()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	total := newSIPCounts()
-	for i, p := range sippMix {
+	counts := make([]sipCounts, len(sippMix))
+	runEach(t, len(sippMix), func(i int) error {
+		p := sippMix[i]
 		uasIP := fmt.Sprintf("%s.%d", net, firstIP+2*i)
 		uacIP := fmt.Sprintf("%s.%d", net, firstIP+2*i+1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := runSIPpPair(filepath.Join(dir, p.name), p, transport, uasIP, uacIP, calls)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s over %s: %w", p.name, transport, err))
-				return
-			}
-			total.add(c)
-		}()
+		c, err := runSIPpPair(filepath.Join(dir, p.name), p, transport, uasIP, uacIP, calls)
+		if err != nil {
+			return fmt.Errorf("%s over %s: %w", p.name, transport, err)
+		}
+		counts[i] = c
+		return nil
+	})
+	total := newSIPCounts()
+	total.add(counts...)
+	return total
+}
+
+// runEach runs f(0) to f(n-1) at once and, once all have returned, fails
+// the test with every error they returned.
+func runEach(t *testing.T, n int, f func(i int) error) {
+	t.Helper()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = f(i) })
 	}
 	wg.Wait()
-	if len(errs) > 0 {
-		t.Fatal(errors.Join(errs...))
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
 	}
-	return total
 }
 
 // runSIPpPair starts the UAS, waits until it listens, runs the UAC for
@@ -649,7 +701,7 @@ func runSIPpSet(t *testing.T, transport, net string, firstIP, calls int) sipCoun
 func runSIPpPair(dir string, p sippPair, transport, uasIP, uacIP string, calls int) (sipCounts, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	uas, err := startSIPp(ctx, filepath.Join(dir, "uas"), p.uas, transport, uasIP, calls, p.uasArgs...)
+	uas, err := startSIPp(ctx, "", filepath.Join(dir, "uas"), p.uas, transport, uasIP, calls, p.uasArgs...)
 	if err != nil {
 		return sipCounts{}, err
 	}
@@ -657,13 +709,13 @@ func runSIPpPair(dir string, p sippPair, transport, uasIP, uacIP string, calls i
 	if transport[0] == 't' {
 		proto = "tcp"
 	}
-	if err := waitListening(proto, uasIP, sippPort, uas.exited, 5*time.Second); err != nil {
+	if err := waitListening(uas.cmd.Process.Pid, proto, uasIP, sippPort, uas.exited, 5*time.Second); err != nil {
 		cancel()
 		uas.wait()
 		return sipCounts{}, fmt.Errorf("UAS: %w%s", err, uas.details())
 	}
-	uac, err := startSIPp(ctx, filepath.Join(dir, "uac"), p.uac, transport, uacIP, calls,
-		"-r", strconv.Itoa(sippRate), net.JoinHostPort(uasIP, strconv.Itoa(sippPort)))
+	uac, err := startSIPp(ctx, "", filepath.Join(dir, "uac"), p.uac, transport, uacIP, calls,
+		slices.Concat([]string{"-r", strconv.Itoa(sippRate)}, p.uacArgs, []string{net.JoinHostPort(uasIP, strconv.Itoa(sippPort))})...)
 	if err != nil {
 		cancel()
 		uas.wait()
@@ -701,8 +753,9 @@ type sippProcess struct {
 }
 
 // startSIPp starts SIPp on scenario (a file of sippDir) in dir, bound to
-// ip:sippPort, for calls calls; ctx kills it.
-func startSIPp(ctx context.Context, dir, scenario, transport, ip string, calls int, args ...string) (*sippProcess, error) {
+// ip:sippPort, for calls calls, in network namespace ns ("" for the test's
+// own; `ip netns exec` execs SIPp in the same process); ctx kills it.
+func startSIPp(ctx context.Context, ns, dir, scenario, transport, ip string, calls int, args ...string) (*sippProcess, error) {
 	abs, err := filepath.Abs(filepath.Join(sippDir, scenario))
 	if err != nil {
 		return nil, err
@@ -711,21 +764,34 @@ func startSIPp(ctx context.Context, dir, scenario, transport, ip string, calls i
 		return nil, err
 	}
 	s := &sippProcess{dir: dir, scenario: abs, exited: make(chan struct{})}
-	s.cmd = exec.CommandContext(ctx, "sipp", append([]string{
+	var argv []string
+	if ns != "" {
+		argv = []string{"ip", "netns", "exec", ns}
+	}
+	argv = append(argv, "sipp",
 		"-sf", abs,
 		"-t", transport,
-		"-i", ip, "-p", strconv.Itoa(sippPort), "-bind_local",
-		"-ci", ip, "-cp", "8888", // control socket: one per address, no collisions
+		"-i", ip, "-p", strconv.Itoa(sippPort), "-bind_local")
+	if net.ParseIP(ip).To4() != nil {
+		// Control socket: one per address, no collisions. SIPp binds it
+		// over IPv4 only (an IPv6 -ci fails with EAFNOSUPPORT), so an IPv6
+		// run keeps SIPp's default.
+		argv = append(argv, "-ci", ip, "-cp", "8888")
+	}
+	argv = append(argv,
 		"-m", strconv.Itoa(calls),
 		"-timeout", "20s", "-timeout_error",
 		"-nostdin",
-		"-trace_counts", "-trace_err",
-	}, args...)...)
+		"-trace_counts", "-trace_err")
+	s.cmd = exec.CommandContext(ctx, argv[0], append(argv[1:], args...)...)
 	s.cmd.Dir = dir
 	s.cmd.Stdout = &s.out
 	s.cmd.Stderr = &s.out
 	s.cmd.WaitDelay = time.Second
 	if err := s.cmd.Start(); err != nil {
+		if ns != "" {
+			return nil, fmt.Errorf("start sipp %s in %s: %w", scenario, ns, err)
+		}
 		return nil, fmt.Errorf("start sipp %s: %w", scenario, err)
 	}
 	go func() {
@@ -761,54 +827,91 @@ func (s *sippProcess) details() string {
 	return b.String()
 }
 
-// waitListening polls /proc/net/{udp,tcp} until a socket is bound to
-// ip:port (listening, for TCP), without sending anything that the capture
-// would see.
-func waitListening(proto, ip string, port int, exited <-chan struct{}, timeout time.Duration) error {
-	a := net.ParseIP(ip).To4()
+// waitListening polls /proc/PID/net/{udp,tcp} (udp6, tcp6 for an IPv6
+// address), the sockets of the network namespace of process pid, until one
+// is bound to ip:port (listening, for TCP), without sending anything that
+// the capture would see. Matching the address, not only the port, keeps
+// the moment before `ip netns exec` has switched namespaces (when
+// /proc/PID/net still shows the test's namespace, where other SIPp may
+// listen on port 5060) from passing.
+func waitListening(pid int, proto, ip string, port int, exited <-chan struct{}, timeout time.Duration) error {
+	a := net.ParseIP(ip)
 	if a == nil {
-		return fmt.Errorf("not an IPv4 address: %s", ip)
+		return fmt.Errorf("not an IP address: %s", ip)
 	}
-	// /proc/net shows the address as the hex of its 32-bit value in host
-	// byte order (little-endian on every platform this test runs on).
-	local := fmt.Sprintf("%02X%02X%02X%02X:%04X", a[3], a[2], a[1], a[0], port)
+	// /proc/net shows an address as the hex of its 32-bit words, each in
+	// host byte order (little-endian on every platform this test runs on).
+	file, raw := proto, a.To4()
+	if raw == nil {
+		file, raw = proto+"6", a.To16()
+	}
+	var local strings.Builder
+	for i := 0; i < len(raw); i += 4 {
+		fmt.Fprintf(&local, "%02X%02X%02X%02X", raw[i+3], raw[i+2], raw[i+1], raw[i])
+	}
+	fmt.Fprintf(&local, ":%04X", port)
 	state := "07" // UDP: unconnected
 	if proto == "tcp" {
 		state = "0A" // TCP_LISTEN
 	}
+	path := fmt.Sprintf("/proc/%d/net/%s", pid, file)
+	addr := net.JoinHostPort(ip, strconv.Itoa(port))
 	deadline := time.Now().Add(timeout)
 	for {
-		// thread-self: the namespace of this thread, whatever a test
-		// did to another one.
-		data, err := os.ReadFile("/proc/thread-self/net/" + proto)
-		if err != nil {
-			return err
-		}
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) > 3 && f[1] == local && f[3] == state {
-				return nil
+		// No file once the process has exited and been reaped: exited
+		// says so below.
+		if data, err := os.ReadFile(path); err == nil {
+			sc := bufio.NewScanner(bytes.NewReader(data))
+			for sc.Scan() {
+				f := strings.Fields(sc.Text())
+				if len(f) > 3 && f[1] == local.String() && f[3] == state {
+					return nil
+				}
 			}
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("exited before listening on %s %s:%d", proto, ip, port)
+			return fmt.Errorf("exited before listening on %s %s", proto, addr)
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not listening on %s %s:%d after %s", proto, ip, port, timeout)
+			return fmt.Errorf("not listening on %s %s after %s", proto, addr, timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// sippScenario is the part of a SIPp scenario the test reads: the messages
-// it sends, in order.
+// sippScenario is the part of a SIPp scenario the tests read: the messages
+// it sends and receives, in order.
 type sippScenario struct {
 	Sends []struct {
 		Text string `xml:",chardata"`
 	} `xml:"send"`
+	Recvs []sippRecv `xml:"recv"`
+}
+
+// sippRecv is a <recv> of a scenario: a request, or a response with the
+// transaction it belongs to.
+type sippRecv struct {
+	Request  string `xml:"request,attr"`
+	Response string `xml:"response,attr"`
+	Txn      string `xml:"response_txn,attr"`
+}
+
+// readScenario parses the SIPp scenario file path.
+func readScenario(path string) (sippScenario, error) {
+	var sc sippScenario
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return sc, err
+	}
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	// The scenarios are ASCII, declared ISO-8859-1 as SIPp's own are.
+	dec.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
+	if err := dec.Decode(&sc); err != nil {
+		return sc, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return sc, nil
 }
 
 // sippMessage is what a <send> of a scenario puts on the wire: a request
@@ -829,16 +932,9 @@ func (m sippMessage) name() string {
 // sippSends returns the messages of the <send> elements of a scenario. A
 // response must spell its CSeq method (CSeq: [last_cseq_number] INVITE).
 func sippSends(path string) ([]sippMessage, error) {
-	data, err := os.ReadFile(path)
+	sc, err := readScenario(path)
 	if err != nil {
 		return nil, err
-	}
-	dec := xml.NewDecoder(bytes.NewReader(data))
-	// The scenarios are ASCII, declared ISO-8859-1 as SIPp's own are.
-	dec.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
-	var sc sippScenario
-	if err := dec.Decode(&sc); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", path, err)
 	}
 	msgs := make([]sippMessage, 0, len(sc.Sends))
 	for i, s := range sc.Sends {
@@ -875,19 +971,10 @@ func sippSent(scenario, dir string) (sipCounts, error) {
 	if err != nil {
 		return sipCounts{}, err
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "*_counts.csv"))
-	if len(files) != 1 {
-		return sipCounts{}, fmt.Errorf("%s: want one *_counts.csv, found %d", dir, len(files))
-	}
-	data, err := os.ReadFile(files[0])
+	file, header, last, err := sippCountsOf(dir)
 	if err != nil {
 		return sipCounts{}, err
 	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) < 2 {
-		return sipCounts{}, fmt.Errorf("%s: no counts", files[0])
-	}
-	header, last := strings.Split(lines[0], ";"), strings.Split(lines[len(lines)-1], ";")
 	value := map[string]int64{}
 	for i, h := range header {
 		if i < len(last) && h != "" {
@@ -904,17 +991,17 @@ func sippSent(scenario, dir string) (sipCounts, error) {
 		}
 	}
 	if len(sent) != len(sends) {
-		return sipCounts{}, fmt.Errorf("%s: %d sent-message columns for the %d <send> of %s", files[0], len(sent), len(sends), scenario)
+		return sipCounts{}, fmt.Errorf("%s: %d sent-message columns for the %d <send> of %s", file, len(sent), len(sends), scenario)
 	}
 	c := newSIPCounts()
 	for i, p := range sent {
 		m := sends[i]
 		if _, name, _ := strings.Cut(p, "_"); name != m.name() {
-			return sipCounts{}, fmt.Errorf("%s: column %s_Sent is not <send> %d (%s)", files[0], p, i, m.name())
+			return sipCounts{}, fmt.Errorf("%s: column %s_Sent is not <send> %d (%s)", file, p, i, m.name())
 		}
 		retrans, ok := value[p+"_Retrans"]
 		if !ok {
-			return sipCounts{}, fmt.Errorf("%s: no column %s_Retrans", files[0], p)
+			return sipCounts{}, fmt.Errorf("%s: no column %s_Retrans", file, p)
 		}
 		n := value[p+"_Sent"] + retrans
 		if m.code != "" {
@@ -924,4 +1011,30 @@ func sippSent(scenario, dir string) (sipCounts, error) {
 		}
 	}
 	return c, nil
+}
+
+// sippFile finds the one file of dir whose name ends in suffix, a trace
+// file SIPp left there, and returns its name and contents.
+func sippFile(dir, suffix string) (string, []byte, error) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*"+suffix))
+	if len(files) != 1 {
+		return "", nil, fmt.Errorf("%s: want one *%s, found %d", dir, suffix, len(files))
+	}
+	data, err := os.ReadFile(files[0])
+	return files[0], data, err
+}
+
+// sippCountsOf reads the -trace_counts file SIPp left in dir and returns
+// its name, its header and its last line (the counts at the end), split
+// into columns.
+func sippCountsOf(dir string) (file string, header, last []string, err error) {
+	file, data, err := sippFile(dir, "_counts.csv")
+	if err != nil {
+		return "", nil, nil, err
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) < 2 {
+		return "", nil, nil, fmt.Errorf("%s: no counts", file)
+	}
+	return file, strings.Split(lines[0], ";"), strings.Split(lines[len(lines)-1], ";"), nil
 }

@@ -318,7 +318,7 @@ func (e *exporterProcess) settleSets(t *testing.T, timeout time.Duration) ([]byt
 func runSIPpSides(dir string, p sippPair, transport, uasIP, uacIP string, calls int) (uasSent, uacSent sipCounts, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	uas, err := startSIPp(ctx, filepath.Join(dir, "uas"), p.uas, transport, uasIP, calls, p.uasArgs...)
+	uas, err := startSIPp(ctx, "", filepath.Join(dir, "uas"), p.uas, transport, uasIP, calls, p.uasArgs...)
 	if err != nil {
 		return uasSent, uacSent, err
 	}
@@ -326,12 +326,12 @@ func runSIPpSides(dir string, p sippPair, transport, uasIP, uacIP string, calls 
 	if transport[0] == 't' {
 		proto = "tcp"
 	}
-	if err := waitListening(proto, uasIP, sippPort, uas.exited, 5*time.Second); err != nil {
+	if err := waitListening(uas.cmd.Process.Pid, proto, uasIP, sippPort, uas.exited, 5*time.Second); err != nil {
 		cancel()
 		uas.wait()
 		return uasSent, uacSent, fmt.Errorf("UAS: %w%s", err, uas.details())
 	}
-	uac, err := startSIPp(ctx, filepath.Join(dir, "uac"), p.uac, transport, uacIP, calls,
+	uac, err := startSIPp(ctx, "", filepath.Join(dir, "uac"), p.uac, transport, uacIP, calls,
 		"-r", strconv.Itoa(sippRate), net.JoinHostPort(uasIP, strconv.Itoa(sippPort)))
 	if err != nil {
 		cancel()

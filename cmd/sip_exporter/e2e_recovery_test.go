@@ -3,19 +3,11 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Addresses of the recovery test. The sending end of the veth pair holds
@@ -60,16 +52,7 @@ func TestLiveSourceRecovery(t *testing.T) {
 	ns := newRecoveryNetns(t)
 	ns.addVeth(t)
 
-	// `ip netns exec` execs the binary in its own process, so the SIGTERM
-	// of startExporter's cleanup reaches the exporter; its web listener is
-	// on 127.0.0.1 of the namespace, reached through a forwarder.
-	e := startExporter(t, "ip", "netns", "exec", ns.name, bin, "--capture.interface="+ns.capture)
-	u, err := url.Parse(e.metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = forwardIntoNetns(t, ns.name, u.Host)
-	e.metrics = u.String()
+	e := startExporterInNetns(t, ns.name, bin, "--capture.interface="+ns.capture)
 	if err := e.waitSourceUp(ns.capture, "interface", 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -156,38 +139,6 @@ func (e *exporterProcess) checkRestarts(t *testing.T, source map[string]string, 
 	}
 }
 
-// waitSourceValue polls until sip_exporter_source_up of source (its source
-// and type labels) is want.
-func (e *exporterProcess) waitSourceValue(source map[string]string, want float64, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var last error
-	for {
-		select {
-		case <-e.exited:
-			return fmt.Errorf("exporter exited: %v", e.err)
-		default:
-		}
-		_, mfs, err := e.scrape()
-		if err == nil {
-			v, ok := gaugeValue(mfs, "sip_exporter_source_up", source)
-			if ok && v == want {
-				return nil
-			}
-			err = fmt.Errorf("sip_exporter_source_up%s = %v (present %v), want %v", fmtLabels(source), v, ok, want)
-		}
-		last = err
-		if time.Now().After(deadline) {
-			return fmt.Errorf("after %s: %w", timeout, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// fmtLabels renders source and type labels for a message.
-func fmtLabels(l map[string]string) string {
-	return fmt.Sprintf("{source=%q,type=%q}", l["source"], l["type"])
-}
-
 // recoveryNetns is the namespace of the recovery test and the names of its
 // veth pair.
 type recoveryNetns struct {
@@ -207,18 +158,7 @@ func newRecoveryNetns(t *testing.T) recoveryNetns {
 		capture: fmt.Sprintf("sxr%dc", pid),
 		sender:  fmt.Sprintf("sxr%dp", pid),
 	}
-	if out, err := exec.Command("ip", "netns", "add", n.name).CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("network namespaces unavailable: ip netns add %s: %v: %s", n.name, err, bytes.TrimSpace(out))
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " (CI=true: never skipped)")
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "delete", n.name).CombinedOutput(); err != nil {
-			t.Errorf("remove network namespace: ip netns delete %s: %v: %s", n.name, err, bytes.TrimSpace(out))
-		}
-	})
+	addNetns(t, "network namespaces unavailable", n.name)
 	n.ip(t, "link", "set", "lo", "up")
 	return n
 }
@@ -226,10 +166,7 @@ func newRecoveryNetns(t *testing.T) recoveryNetns {
 // ip runs `ip -n NAMESPACE args...` and fails the test on an error.
 func (n recoveryNetns) ip(t *testing.T, args ...string) {
 	t.Helper()
-	args = append([]string{"-n", n.name}, args...)
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
+	ipSteps(t, [][]string{append([]string{"-n", n.name}, args...)})
 }
 
 // addVeth creates the veth pair in the namespace, both ends up, the
@@ -250,7 +187,9 @@ func (n recoveryNetns) addVeth(t *testing.T) {
 // and returns what it sent.
 func (n recoveryNetns) sendOptions(t *testing.T, first, count int) sipCounts {
 	t.Helper()
-	c, err := udpInNetns(n.name, net.JoinHostPort(recovSender, "5060"))
+	c, err := inNetns(n.name, func() (net.PacketConn, error) {
+		return net.ListenPacket("udp4", net.JoinHostPort(recovSender, "5060"))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,44 +218,4 @@ func (n recoveryNetns) sendOptions(t *testing.T, first, count int) sipCounts {
 		sent.responses[responseKey{code: "200", method: "OPTIONS"}]++
 	}
 	return sent
-}
-
-// udpInNetns opens a UDP socket bound to laddr inside network namespace ns
-// (a name of `ip netns`), on an OS thread moved into ns and back as
-// dialInNetns does; the socket keeps the namespace it was created in.
-func udpInNetns(ns, laddr string) (net.PacketConn, error) {
-	type result struct {
-		c   net.PacketConn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		home, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: err}
-			return
-		}
-		defer home.Close()
-		f, err := os.Open(filepath.Join("/var/run/netns", ns))
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: err}
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("setns %s: %w", ns, err)}
-			return
-		}
-		c, err := net.ListenPacket("udp4", laddr)
-		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	return r.c, r.err
 }

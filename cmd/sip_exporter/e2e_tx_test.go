@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,14 +41,14 @@ var txMix = []sippPair{
 }
 
 // txSRDOutcome is the SRD outcome of the calls of each INVITE UAS
-// scenario (RFC 6076 §4.1): uas_invite.xml always sends 180 Ringing before
+// scenario (RFC 6076 §4.3): uas_invite.xml always sends 180 Ringing before
 // its final response (success), uas_invite_reject.xml rejects with 503
 // without ringing (failure). SIPp's rtd "srd" ends at whichever comes
 // first, but its log does not say which, hence this table.
 var txSRDOutcome = map[string]string{"uas_invite.xml": "success", "uas_invite_reject.xml": "failure"}
 
 // txRTD maps the rtd names of the _rtd scenarios to the exporter's
-// histogram series, keyed like txDelays ("srd" is resolved with
+// histogram series, keyed like txScrape ("srd" is resolved with
 // txSRDOutcome).
 var txRTD = map[string]string{
 	"sdd":           "sip_session_disconnect_delay_seconds",
@@ -91,59 +92,59 @@ func TestLiveTransactionsSIPp(t *testing.T) {
 	// SIPp's lost= is random: a round in which it lost nothing (seen
 	// once in CI) tests no retransmission, so it is run once more.
 	var wantCounts, wantWire, got map[string]float64
-	var wantRTT map[string][]float64    // SIPp's rtd samples, seconds, keyed like txDelays
+	var wantRTT map[string][]float64    // SIPp's rtd samples, seconds, keyed like txScrape
 	var gotDelays map[string]delayStats // the exporter's, grown during the round
 	for attempt := 1; ; attempt++ {
-		before := txScrape(t, e)
-		beforeDelays := txDelays(t, e)
+		before, beforeDelays := txScrape(t, e)
 
 		dir := t.TempDir()
-		var (
-			wg   sync.WaitGroup
-			mu   sync.Mutex
-			errs []error
-		)
-		wantCounts, wantWire, wantRTT = map[string]float64{}, map[string]float64{}, map[string][]float64{}
-		for i, p := range txMix {
-			uasIP, uacIP := fmt.Sprintf("127.0.2.%d", 10+2*i), fmt.Sprintf("127.0.2.%d", 11+2*i)
-			wg.Go(func() {
-				counts, wire, rtt, err := runLossyPair(t, filepath.Join(dir, p.name), p, uasIP, uacIP)
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
-					return
-				}
-				for name, samples := range rtt {
-					key, ok := txRTD[name]
-					if name == "srd" {
-						key, ok = "sip_session_request_delay_seconds{outcome="+txSRDOutcome[p.uas]+"}", txSRDOutcome[p.uas] != ""
-					}
-					if !ok {
-						errs = append(errs, fmt.Errorf("%s: rtd %q of %s is not a delay the test knows", p.name, name, p.uac))
-						continue
-					}
-					wantRTT[key] = append(wantRTT[key], samples...)
-				}
-				for k, v := range counts {
-					wantCounts[k] += v
-				}
-				for k, v := range wire {
-					wantWire[k] += v
-				}
-				if code, ok := strings.CutPrefix(p.name, "invite-"); ok {
-					wantCounts["sip_session_attempts_total"] += txCalls
-					wantCounts["sip_session_outcomes_total{code="+code+"}"] += txCalls
-				}
-			})
+		type pairResult struct {
+			counts, wire map[string]float64
+			rtt          map[string][]float64
 		}
-		wg.Wait()
+		results := make([]pairResult, len(txMix))
+		runEach(t, len(txMix), func(i int) error {
+			p := txMix[i]
+			uasIP, uacIP := fmt.Sprintf("127.0.2.%d", 10+2*i), fmt.Sprintf("127.0.2.%d", 11+2*i)
+			counts, wire, rtt, err := runLossyPair(t, filepath.Join(dir, p.name), p, uasIP, uacIP)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+			results[i] = pairResult{counts, wire, rtt}
+			return nil
+		})
+		wantCounts, wantWire, wantRTT = map[string]float64{}, map[string]float64{}, map[string][]float64{}
+		var errs []error
+		for i, r := range results {
+			p := txMix[i]
+			for name, samples := range r.rtt {
+				key, ok := txRTD[name]
+				if name == "srd" {
+					key, ok = "sip_session_request_delay_seconds{outcome="+txSRDOutcome[p.uas]+"}", txSRDOutcome[p.uas] != ""
+				}
+				if !ok {
+					errs = append(errs, fmt.Errorf("%s: rtd %q of %s is not a delay the test knows", p.name, name, p.uac))
+					continue
+				}
+				wantRTT[key] = append(wantRTT[key], samples...)
+			}
+			for k, v := range r.counts {
+				wantCounts[k] += v
+			}
+			for k, v := range r.wire {
+				wantWire[k] += v
+			}
+			if code, ok := strings.CutPrefix(p.name, "invite-"); ok {
+				wantCounts["sip_session_attempts_total"] += txCalls
+				wantCounts["sip_session_outcomes_total{code="+code+"}"] += txCalls
+			}
+		}
 		if len(errs) > 0 {
 			t.Fatal(errors.Join(errs...))
 		}
 		e.settle(t, 5*time.Second)
 		time.Sleep(200 * time.Millisecond) // the tracker's queue drains within a few ms
-		after := txScrape(t, e)
+		after, afterDelays := txScrape(t, e)
 		got = map[string]float64{}
 		for k, v := range after {
 			if d := v - before[k]; d != 0 {
@@ -151,7 +152,7 @@ func TestLiveTransactionsSIPp(t *testing.T) {
 			}
 		}
 		gotDelays = map[string]delayStats{}
-		for k, v := range txDelays(t, e) {
+		for k, v := range afterDelays {
 			b := beforeDelays[k]
 			if d := (delayStats{v.count - b.count, v.sum - b.sum}); d.count != 0 {
 				gotDelays[k] = d
@@ -184,22 +185,14 @@ func TestLiveTransactionsSIPp(t *testing.T) {
 		sessions bool // compare the sip_session_ counters too
 	}{{"SIPp -trace_counts and call counts", wantCounts, true}, {"SIPp -trace_msg (the wire)", wantWire, false}} {
 		var diff []string
-		keys := map[string]bool{}
-		for k := range cmp.want {
-			keys[k] = true
-		}
+		var also []string // of got, those the comparison covers without want
 		for k := range got {
 			if strings.Contains(k, "retransmissions") || cmp.sessions && strings.HasPrefix(k, "sip_session_") {
-				keys[k] = true
+				also = append(also, k)
 			}
 		}
-		sorted := make([]string, 0, len(keys))
-		for k := range keys {
-			sorted = append(sorted, k)
-		}
-		sort.Strings(sorted)
 		var table strings.Builder
-		for _, k := range sorted {
+		for _, k := range sortedUnion(maps.Keys(cmp.want), slices.Values(also)) {
 			mark := ""
 			if got[k] != cmp.want[k] {
 				mark = "  <- differs"
@@ -222,8 +215,11 @@ func TestLiveTransactionsSIPp(t *testing.T) {
 	t.Logf("transaction test took %s", time.Since(start).Round(time.Millisecond))
 }
 
-// txScrape returns the tracker's counters, keyed like txValues.
-func txScrape(t *testing.T, e *exporterProcess) map[string]float64 {
+// txScrape scrapes the exporter once and returns the tracker's counters,
+// keyed by family and txLabels, and the count and sum of the
+// txDelayFamilies series, keyed the same way:
+// "sip_session_request_delay_seconds{outcome=success}".
+func txScrape(t *testing.T, e *exporterProcess) (map[string]float64, map[string]delayStats) {
 	t.Helper()
 	_, mfs, err := e.scrape()
 	if err != nil {
@@ -241,7 +237,15 @@ func txScrape(t *testing.T, e *exporterProcess) map[string]float64 {
 			out[name+txLabels(m)] = m.GetCounter().GetValue()
 		}
 	}
-	return out
+	delays := map[string]delayStats{}
+	for _, name := range txDelayFamilies {
+		for _, m := range mfs[name].GetMetric() {
+			if h := m.GetHistogram(); h != nil {
+				delays[name+txLabels(m)] = delayStats{h.GetSampleCount(), h.GetSampleSum()}
+			}
+		}
+	}
+	return out, delays
 }
 
 // txLabels renders the labels of m other than node, class and reason as
@@ -249,8 +253,14 @@ func txScrape(t *testing.T, e *exporterProcess) map[string]float64 {
 func txLabels(m *dto.Metric) string {
 	var ls []string
 	for _, l := range m.GetLabel() {
+		// reason is the registry text of a code (dropped) beside class,
+		// else a value of its own (sip_sessions_ended_total).
 		switch l.GetName() {
-		case "node", "class", "reason":
+		case "node", "class":
+		case "reason":
+			if labelValue(m, "class") == "" {
+				ls = append(ls, l.GetName()+"="+l.GetValue())
+			}
 		default:
 			ls = append(ls, l.GetName()+"="+l.GetValue())
 		}
@@ -316,18 +326,18 @@ func runLossyPair(t *testing.T, dir string, p sippPair, uasIP, uacIP string) (co
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	uas, err := startSIPp(ctx, filepath.Join(dir, "uas"), uasScenario, "u1", uasIP, txCalls, append([]string{"-trace_msg"}, p.uasArgs...)...)
+	uas, err := startSIPp(ctx, "", filepath.Join(dir, "uas"), uasScenario, "u1", uasIP, txCalls, append([]string{"-trace_msg"}, p.uasArgs...)...)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if err := waitListening("udp", uasIP, sippPort, uas.exited, 5*time.Second); err != nil {
+	if err := waitListening(uas.cmd.Process.Pid, "udp", uasIP, sippPort, uas.exited, 5*time.Second); err != nil {
 		cancel()
 		uas.wait()
 		return nil, nil, nil, fmt.Errorf("UAS: %w%s", err, uas.details())
 	}
 	// -rtt_freq 1 writes each rtd sample as it is taken (the default, 200,
 	// buffers them).
-	uac, err := startSIPp(ctx, filepath.Join(dir, "uac"), uacScenario, "u1", uacIP, txCalls,
+	uac, err := startSIPp(ctx, "", filepath.Join(dir, "uac"), uacScenario, "u1", uacIP, txCalls,
 		"-trace_msg", "-trace_rtt", "-rtt_freq", "1",
 		"-r", strconv.Itoa(sippRate), net.JoinHostPort(uasIP, strconv.Itoa(sippPort)))
 	if err != nil {
@@ -408,25 +418,6 @@ type delayStats struct {
 // txDelayFamilies are the delay histograms the SIPp UACs measure too.
 var txDelayFamilies = []string{"sip_session_request_delay_seconds", "sip_registration_request_delay_seconds", "sip_session_disconnect_delay_seconds"}
 
-// txDelays returns the count and sum of the txDelayFamilies series, keyed
-// like txScrape: "sip_session_request_delay_seconds{outcome=success}".
-func txDelays(t *testing.T, e *exporterProcess) map[string]delayStats {
-	t.Helper()
-	_, mfs, err := e.scrape()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]delayStats{}
-	for _, name := range txDelayFamilies {
-		for _, m := range mfs[name].GetMetric() {
-			if h := m.GetHistogram(); h != nil {
-				out[name+txLabels(m)] = delayStats{h.GetSampleCount(), h.GetSampleSum()}
-			}
-		}
-	}
-	return out
-}
-
 // txDelayTolerance bounds sipp - ours, the difference between SIPp's sum
 // of n response times and the exporter's, as lo < diff <= hi.
 //
@@ -479,22 +470,10 @@ func sippClockTick(t *testing.T) time.Duration {
 func compareDelays(t *testing.T, want map[string][]float64, got map[string]delayStats) {
 	t.Helper()
 	tick := sippClockTick(t)
-	keys := map[string]bool{}
-	for k := range want {
-		keys[k] = true
-	}
-	for k := range got {
-		keys[k] = true
-	}
-	sorted := make([]string, 0, len(keys))
-	for k := range keys {
-		sorted = append(sorted, k)
-	}
-	sort.Strings(sorted)
 	var table strings.Builder
 	fmt.Fprintf(&table, "SIPp clock tick %s, slack %s per sample\n", tick, txDelaySlackPerSample)
 	bad := false
-	for _, k := range sorted {
+	for _, k := range sortedUnion(maps.Keys(want), maps.Keys(got)) {
 		var sum float64
 		for _, s := range want[k] {
 			sum += s
@@ -527,16 +506,10 @@ func sippRetrans(s *sippProcess, into map[string]float64) error {
 	if err != nil {
 		return err
 	}
-	files, _ := filepath.Glob(filepath.Join(s.dir, "*_counts.csv"))
-	if len(files) != 1 {
-		return fmt.Errorf("%s: want one *_counts.csv, found %d", s.dir, len(files))
-	}
-	data, err := os.ReadFile(files[0])
+	file, header, last, err := sippCountsOf(s.dir)
 	if err != nil {
 		return err
 	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	header, last := strings.Split(lines[0], ";"), strings.Split(lines[len(lines)-1], ";")
 	i := 0
 	for k, h := range header {
 		p, ok := strings.CutSuffix(h, "_Sent")
@@ -544,7 +517,7 @@ func sippRetrans(s *sippProcess, into map[string]float64) error {
 			continue
 		}
 		if i >= len(sends) {
-			return fmt.Errorf("%s: more sent columns than <send>", files[0])
+			return fmt.Errorf("%s: more sent columns than <send>", file)
 		}
 		m := sends[i]
 		i++
@@ -568,11 +541,7 @@ func sippRetrans(s *sippProcess, into map[string]float64) error {
 // code and To tag (RFC 3261 §17). Entries of messages SIPp ignored on
 // receipt ("voluntary lost") are not sends and are skipped.
 func wireRetrans(dir string, into map[string]float64) error {
-	files, _ := filepath.Glob(filepath.Join(dir, "*_messages.log"))
-	if len(files) != 1 {
-		return fmt.Errorf("%s: want one *_messages.log, found %d", dir, len(files))
-	}
-	data, err := os.ReadFile(files[0])
+	file, data, err := sippFile(dir, "_messages.log")
 	if err != nil {
 		return err
 	}
@@ -609,7 +578,7 @@ func wireRetrans(dir string, into map[string]float64) error {
 		}
 		f := strings.Fields(cseq)
 		if len(start) < 2 || len(f) != 2 || callID == "" {
-			return fmt.Errorf("%s: entry %d: no start line, CSeq or Call-ID", files[0], i)
+			return fmt.Errorf("%s: entry %d: no start line, CSeq or Call-ID", file, i)
 		}
 		key := callID + "|" + cseq + "|" + branch
 		if start[0] == "SIP/2.0" {

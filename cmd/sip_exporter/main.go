@@ -3,7 +3,8 @@
 //
 //	sip_exporter --capture.interface=eth0
 //	sip_exporter --capture.pcap-file=calls.pcap --capture.pcap-speed=realtime --capture.pcap-loop
-//	sip_exporter report [--format=table|prometheus] FILE...
+//	sip_exporter --capture.interface=eth0=sbc1-access --capture.interface=eth1=sbc1-core
+//	sip_exporter report [--format=table|prometheus] FILE[=NODE]...
 package main
 
 import (
@@ -82,8 +83,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	def := decode.DefaultConfig()
 
 	serve := app.Command("serve", "Capture and serve /metrics (the default command).").Default()
-	app.Flag("capture.interface", "Network interface to capture live with AF_PACKET (repeatable).").PlaceHolder("NAME").StringsVar(&o.interfaces)
-	app.Flag("capture.pcap-file", "pcap or pcapng file to read (repeatable).").PlaceHolder("PATH").StringsVar(&o.pcapFiles)
+	app.Flag("capture.interface", "Network interface to capture live with AF_PACKET (repeatable); NAME=NODE gives its messages their own node label value instead of --capture.node-name.").PlaceHolder("NAME[=NODE]").StringsVar(&o.interfaces)
+	app.Flag("capture.pcap-file", "pcap or pcapng file to read (repeatable); PATH=NODE gives its messages their own node label value (split at the last \"=\").").PlaceHolder("PATH[=NODE]").StringsVar(&o.pcapFiles)
 	app.Flag("capture.pcap-speed", "Pace of capture files: fast (as fast as possible) or realtime (at the pace they were captured).").Default("fast").EnumVar(&o.pcapSpeed, "fast", "realtime")
 	app.Flag("capture.pcap-loop", "Read capture files again from the start when they end, until stopped.").BoolVar(&o.pcapLoop)
 	app.Flag("capture.ring-size", "Kernel ring buffer per interface (TPACKET_V3), whole MiB.").Default("64MiB").BytesVar(&o.ringSize)
@@ -100,11 +101,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("capture.ip-max-datagrams", "IP datagrams reassembled from fragments at once; past it the oldest is dropped. 0 disables reassembly.").Default(fmt.Sprint(def.Fragments.MaxDatagrams)).IntVar(&o.pipeline.frag.MaxDatagrams)
 	app.Flag("capture.ip-fragment-timeout", "An IP datagram not complete this long after its first fragment is dropped.").Default(def.Fragments.Timeout.String()).DurationVar(&o.pipeline.frag.Timeout)
 	o.pipeline.frag.MaxBytes = def.Fragments.MaxBytes
-	app.Flag("capture.node-name", "Value of the node label for interface and file sources.").Default("").StringVar(&o.pipeline.nodeName)
+	app.Flag("capture.node-name", "Value of the node label for interface and file sources without their own (NAME=NODE), and HEP packets without a node.").Default("").StringVar(&o.pipeline.nodeName)
 	o.pipeline.tx = collector.DefaultTrackerConfig()
 	app.Flag("sip.transactions", "Follow SIP transactions and dialogs for retransmission, session and RFC 6076 delay metrics (--no-sip.transactions turns it off).").Default("true").BoolVar(&txOn)
 	app.Flag("sip.max-transactions", "SIP transactions tracked at once (about 120 bytes of memory each), and separately answered dialogs awaiting their BYE; past it the oldest is forgotten and counted.").Default(fmt.Sprint(o.pipeline.tx.MaxTransactions)).IntVar(&o.pipeline.tx.MaxTransactions)
 	app.Flag("sip.invite-timeout", "How long an INVITE transaction is tracked for its final response (covers long ringing); non-INVITE transactions last 64*T1 = 32s.").Default(o.pipeline.tx.InviteTimeout.String()).DurationVar(&o.pipeline.tx.InviteTimeout)
+	app.Flag("sip.session-max-age", "An established session (2xx to an initial INVITE) whose BYE is never seen ends this long after its 2xx (sip_sessions_ended_total{reason=\"max_age\"}).").Default(o.pipeline.tx.SessionMaxAge.String()).DurationVar(&o.pipeline.tx.SessionMaxAge)
+	app.Flag("sip.max-registrations", "Addresses of record with an unexpired registration tracked at once (about 85 bytes each); past it the one expiring soonest is forgotten and counted.").Default(fmt.Sprint(o.pipeline.tx.MaxRegistrations)).IntVar(&o.pipeline.tx.MaxRegistrations)
 	app.Flag("hep.max-nodes", "Distinct node label values tracked; messages of further nodes are counted as node=\"other\".").Default("256").IntVar(&o.pipeline.maxNodes)
 	o.hep = input.DefaultHEPConfig()
 	app.Flag("hep.listen-address", "Receive HEP (v3, also v1/v2 over UDP) from SIP servers and capture agents on HOST:PORT (conventionally :9060).").PlaceHolder("HOST:PORT").Default("").StringVar(&o.hep.Addr)
@@ -117,6 +120,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("hep.max-connections", "HEP TCP connections served at once; more are closed and counted.").Default(fmt.Sprint(o.hep.MaxConns)).IntVar(&o.hep.MaxConns)
 	app.Flag("hep.read-timeout", "Close a HEP TCP connection idle for this long.").Default(o.hep.ReadTimeout.String()).DurationVar(&o.hep.ReadTimeout)
 	app.Flag("hep.max-packet-size", "Largest HEP packet accepted on TCP; a larger length closes the connection.").Default("64KiB").BytesVar(&hepMaxPacket)
+	app.Flag("hep.max-connections-per-address", "HEP TCP connections served at once from one sender address; more are closed and counted.").Default(fmt.Sprint(o.hep.MaxConnsPerAddr)).IntVar(&o.hep.MaxConnsPerAddr)
+	app.Flag("hep.packet-timeout", "Close a HEP TCP connection whose packet (or TLS handshake) is not complete this long after its first byte.").Default(o.hep.PacketTimeout.String()).DurationVar(&o.hep.PacketTimeout)
+	var hepAllowed []string
+	app.Flag("hep.allowed-networks", "Accept HEP (UDP and TCP) only from these sender networks, CIDR or address, comma-separated or repeated; others are dropped and counted. Default: any.").PlaceHolder("CIDR,...").StringsVar(&hepAllowed)
 	o.pipeline.hep = def.HEP
 	app.Flag("capture.decode-hep", "Decapsulate HEP found inside captured UDP/TCP payloads (a captured HEP feed) and count its SIP.").Default("true").BoolVar(&o.pipeline.hep.Decapsulate)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.metricsPath)
@@ -131,7 +138,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	report := app.Command("report", "Read capture files through the same pipeline, print the SIP response counts and exit.")
 	report.Flag("format", "Output format: table (for people) or prometheus (the exposition /metrics would serve for the sip_ families).").Default("table").EnumVar(&o.reportFormat, "table", "prometheus")
-	report.Arg("file", "pcap or pcapng files.").Required().StringsVar(&o.reportFiles)
+	report.Arg("file", "pcap or pcapng files; FILE=NODE counts a file's messages under its own node label value (split at the last \"=\").").Required().StringsVar(&o.reportFiles)
 
 	if version.Version == "" {
 		version.Version = releaseVersion
@@ -147,12 +154,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	o.hep.MaxPacketBytes = int(hepMaxPacket)
+	if o.hep.AllowedNetworks, err = input.ParseNetworks(hepAllowed); err != nil {
+		fmt.Fprintf(stderr, "%s: error: --hep.allowed-networks: %v\n", program, err)
+		return 2
+	}
 	if maxPhrases < 1 || maxPhrases > collector.MaxPhrasesPerCode {
 		fmt.Fprintf(stderr, "%s: error: --collector.max-phrases-per-code %d: must be 1 to %d\n", program, maxPhrases, collector.MaxPhrasesPerCode)
 		return 2
 	}
 	if phrases {
 		o.pipeline.maxPhrases = maxPhrases
+	}
+	switch {
+	case o.pipeline.tx.SessionMaxAge <= 0:
+		fmt.Fprintf(stderr, "%s: error: --sip.session-max-age %v: must be positive\n", program, o.pipeline.tx.SessionMaxAge)
+		return 2
+	case o.pipeline.tx.MaxRegistrations < 1:
+		fmt.Fprintf(stderr, "%s: error: --sip.max-registrations %d: must be at least 1\n", program, o.pipeline.tx.MaxRegistrations)
+		return 2
 	}
 	o.pipeline.noTx = !txOn
 	switch {

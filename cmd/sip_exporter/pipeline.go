@@ -26,7 +26,7 @@ type pipelineConfig struct {
 	tcp      stream.Config
 	hep      decode.HEPConfig
 	frag     defrag.Config
-	nodeName string // node label of interface and file sources
+	nodeName string // --capture.node-name: node of the sources without their own
 	maxNodes int
 	// dedupWindow is --capture.dedup-window: copies of a message within it
 	// are counted once (0 disables).
@@ -66,11 +66,13 @@ type message struct {
 //	source -> decoder -> Input.Push ─┼─> merge (capture time order) -> dedup -> counters, tracker
 //	HEP connection -> decoder -> ... ┘
 type pipeline struct {
-	cfg      pipelineConfig
-	sip      *collector.SIP
-	node     *collector.Node // of interface and file sources (for peer "other")
-	nodeName []byte          // of interface and file sources
-	dedup    *merge.Dedup    // nil when disabled
+	cfg   pipelineConfig
+	sip   *collector.SIP
+	dedup *merge.Dedup // nil when disabled
+	// nodes are the nodes of interface and file sources by value, made
+	// when the sources are set up (sourceNode).
+	nodesMu sync.Mutex
+	nodes   map[string]*sourceNode
 	// tx follows transactions; nil with --no-sip.transactions. It is fed
 	// by the merge's goroutine only.
 	tx    *collector.Tracker
@@ -92,7 +94,7 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pipeline{cfg: cfg, sip: c, node: c.Node([]byte(cfg.nodeName)), nodeName: []byte(cfg.nodeName)}
+	p := &pipeline{cfg: cfg, sip: c}
 	if cfg.dedupWindow < 0 {
 		return nil, fmt.Errorf("--capture.dedup-window %v: must not be negative", cfg.dedupWindow)
 	}
@@ -139,36 +141,37 @@ func (c pipelineConfig) decoderConfig() decode.Config {
 // defaultDedupWindow is the default of --capture.dedup-window.
 const defaultDedupWindow = 100 * time.Millisecond
 
-// handler returns the decoders' handler of one merge input: it classifies
-// each message (label set: under the HEP sender's node when it came over
-// HEP, else under the node of interface and file sources; with peers,
-// under the peer and direction its addresses match), hashes it for dedup
-// and the tracker, and pushes it into the merge. It takes no lock and does
-// not allocate once the label set and clock have been seen.
-func (p *pipeline) handler(ctx context.Context, in *merge.Input[message]) decode.Handler {
+// handler returns the decoders' handler of one merge input, whose source
+// has node sn: it classifies each message (label set: under the HEP
+// sender's node when it came over HEP, else under sn; with peers, under
+// the peer and direction its addresses match), hashes it for dedup and the
+// tracker, and pushes it into the merge. It takes no lock and does not
+// allocate once the label set and clock have been seen.
+func (p *pipeline) handler(ctx context.Context, in *merge.Input[message], sn *sourceNode) decode.Handler {
 	return func(o *decode.Origin, m *sip.Message) {
 		var msg message
-		clock := p.classify(o, m, &msg)
+		clock := p.classify(o, m, &msg, sn)
 		in.Push(ctx, o.Time, clock, &msg)
 	}
 }
 
-// classify fills msg for m seen at o, and returns the key of the clock
-// that stamped it: the node of a HEP agent (bounded by --hep.max-nodes),
-// "" for a source with one clock.
-func (p *pipeline) classify(o *decode.Origin, m *sip.Message, msg *message) (clock string) {
+// classify fills msg for m seen at o by a source of node sn, and returns
+// the key of the clock that stamped it: the node of a HEP agent (bounded
+// by --hep.max-nodes), "" for a source with one clock. The node is o.Node
+// when the message brought one (HEP), else the source's.
+func (p *pipeline) classify(o *decode.Origin, m *sip.Message, msg *message, sn *sourceNode) (clock string) {
 	var n *collector.Node
 	switch {
 	case p.cfg.peers != nil:
 		name := o.Node
 		if name == nil {
-			name = p.nodeName
+			name = sn.name
 		}
 		n = p.sip.Lookup(name, o.Src, o.Dst)
 	case o.Node != nil:
 		n = p.sip.Node(o.Node)
 	default:
-		n = p.node
+		n = sn.node
 	}
 	*msg = message{response: m.Response, phrase: -1}
 	if m.Response {
@@ -218,16 +221,18 @@ func (p *pipeline) Advance(w int64) {
 	}
 }
 
-// decoder returns a new decoder for one merge input, counting into stats.
-func (p *pipeline) decoder(ctx context.Context, in *merge.Input[message], stats *decode.Stats) *decode.Decoder {
-	return p.decoderOf(ctx, p.cfg.decoderConfig(), in, stats)
+// decoder returns a new decoder for one merge input of a source of node
+// sn, counting into stats.
+func (p *pipeline) decoder(ctx context.Context, in *merge.Input[message], stats *decode.Stats, sn *sourceNode) *decode.Decoder {
+	return p.decoderOf(ctx, p.cfg.decoderConfig(), in, stats, sn)
 }
 
 // decoderOf returns a new decoder of configuration dc (checked in
 // newPipeline but for the HEP auth key) that counts into stats and pushes
-// messages into the merge input in.
-func (p *pipeline) decoderOf(ctx context.Context, dc decode.Config, in *merge.Input[message], stats *decode.Stats) *decode.Decoder {
-	d, err := decode.New(dc, stats, p.handler(ctx, in))
+// messages, under node sn unless they bring their own, into the merge
+// input in.
+func (p *pipeline) decoderOf(ctx context.Context, dc decode.Config, in *merge.Input[message], stats *decode.Stats, sn *sourceNode) *decode.Decoder {
+	d, err := decode.New(dc, stats, p.handler(ctx, in, sn))
 	if err != nil {
 		panic(err) // checked in newPipeline
 	}
@@ -248,6 +253,8 @@ type source struct {
 	// newSources before the merge runs, so that no file is merged before
 	// the others are in.
 	in *merge.Input[message]
+	// node is the node of its messages that bring none of their own.
+	node *sourceNode
 	// run reads the source until it ends or ctx is done, counting into st;
 	// started is called once reading has begun.
 	run func(ctx context.Context, d *decode.Decoder, st *input.Stats, started func()) error
@@ -271,6 +278,9 @@ func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 	if (o.hepCertFile == "") != (o.hepKeyFile == "") {
 		return nil, fmt.Errorf("--hep.tls-cert-file and --hep.tls-key-file go together")
 	}
+	if err := cfg.Validate(); err != nil { // at start: the sockets are retried
+		return nil, err
+	}
 	if o.hepCertFile != "" {
 		if !cfg.TCP {
 			return nil, fmt.Errorf("--hep.tls-cert-file needs --hep.transport=tcp or both")
@@ -290,6 +300,9 @@ func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 	// The listener's decoders always decode HEP and check the auth key.
 	dc := p.cfg.decoderConfig()
 	dc.HEP.Decapsulate, dc.HEP.AuthKey = true, o.hepAuthKey
+	// A HEP packet names its node; one without is counted under
+	// --capture.node-name.
+	sn := p.sourceNode("")
 	// Datagrams go into one merge input; each TCP connection gets its own
 	// (an input has one producer), closed when the connection ends. Each
 	// transport opens its socket when it starts, so that a socket that
@@ -298,7 +311,7 @@ func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 	if cfg.UDP {
 		udpCfg := cfg
 		udpCfg.TCP = false
-		d := p.decoderOf(ctx, dc, p.merge.Input(p.merge.Source(udp.Name), merge.Live, 0), &udp.Stats.Decode)
+		d := p.decoderOf(ctx, dc, p.merge.Input(p.merge.Source(udp.Name), merge.Live, 0), &udp.Stats.Decode, sn)
 		udp.ownDecoders, udp.retry = true, true
 		udp.run = func(ctx context.Context, _ *decode.Decoder, _ *input.Stats, started func()) error {
 			l, err := input.ListenHEP(udpCfg, d, &udp.Stats, nil, &tcp.Stats)
@@ -318,7 +331,7 @@ func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 		tcpSource := p.merge.Source(tcp.Name)
 		newDecoder := func() (*decode.Decoder, func()) {
 			in := p.merge.Input(tcpSource, merge.Live, hepConnQueueSize)
-			return p.decoderOf(ctx, dc, in, &tcp.Stats.Decode), in.Close
+			return p.decoderOf(ctx, dc, in, &tcp.Stats.Decode, sn), in.Close
 		}
 		tcp.ownDecoders, tcp.retry = true, true
 		tcp.run = func(ctx context.Context, _ *decode.Decoder, _ *input.Stats, started func()) error {
@@ -357,6 +370,17 @@ func newSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 	if o.pipeline.merge.Lateness <= o.blockTimeout {
 		return nil, fmt.Errorf("--capture.max-lateness %v: must be above --capture.block-timeout %v, or packets waiting in the kernel ring would count as late", o.pipeline.merge.Lateness, o.blockTimeout)
 	}
+	ifaces, err := parseSources("--capture.interface", o.interfaces)
+	if err != nil {
+		return nil, err
+	}
+	files, err := parseSources("--capture.pcap-file", o.pcapFiles)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSourceNodes(o.pipeline.nodeName, o.pipeline.maxNodes, ifaces, files); err != nil {
+		return nil, err
+	}
 	seen := map[string]bool{}
 	var sources []*source
 	var filter []bpf.RawInstruction
@@ -371,25 +395,28 @@ func newSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 			return nil, fmt.Errorf("--capture.bpf-file %q: %w", o.bpfFile, err)
 		}
 	}
-	for _, name := range o.interfaces {
+	for _, iface := range ifaces {
+		name := iface.name
 		if seen["interface:"+name] {
 			return nil, fmt.Errorf("--capture.interface %q given twice", name)
 		}
 		seen["interface:"+name] = true
 		cfg := input.LiveConfig{Interface: name, RingBytes: int(o.ringSize), Promiscuous: o.promisc, Filter: filter, BlockTimeout: o.blockTimeout}
 		sources = append(sources, &source{Source: input.Source{Name: name, Type: "interface"}, kind: merge.Live, retry: true,
+			node: p.sourceNode(iface.node),
 			run: func(ctx context.Context, d *decode.Decoder, st *input.Stats, started func()) error {
 				return input.Live(ctx, cfg, d, st, started)
 			}})
 	}
-	for _, path := range o.pcapFiles {
+	for _, file := range files {
+		path := file.name
 		if seen["pcap:"+path] {
 			return nil, fmt.Errorf("--capture.pcap-file %q given twice", path)
 		}
 		seen["pcap:"+path] = true
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, fmt.Errorf("--capture.pcap-file: %w", err)
+			return nil, fmt.Errorf("--capture.pcap-file: %w", file.openError(err))
 		}
 		f.Close()
 		cfg := input.FileConfig{Path: path, Realtime: o.pcapSpeed == "realtime", Loop: o.pcapLoop}
@@ -398,6 +425,7 @@ func newSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 			kind = merge.Live // its times are mapped onto the wall clock
 		}
 		sources = append(sources, &source{Source: input.Source{Name: path, Type: "pcap"}, kind: kind,
+			node: p.sourceNode(file.node),
 			run: func(ctx context.Context, d *decode.Decoder, _ *input.Stats, started func()) error {
 				started()
 				return input.ReadFile(ctx, cfg, d)
@@ -441,7 +469,7 @@ func startSources(ctx context.Context, sources []*source, p *pipeline, restarts 
 		in := s.in
 		var d *decode.Decoder
 		if in != nil {
-			d = p.decoder(ctx, in, &s.Stats.Decode)
+			d = p.decoder(ctx, in, &s.Stats.Decode, s.node)
 		}
 		restart := restarts.WithLabelValues(s.Name, s.Type)
 		var once sync.Once

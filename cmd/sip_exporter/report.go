@@ -23,10 +23,18 @@ import (
 // runReport reads o.reportFiles through the pipeline and prints the counts.
 // Exit code 1 when a file cannot be read; a truncated file is a warning.
 func runReport(o *options, stdout, stderr io.Writer) int {
-	for _, path := range o.reportFiles {
-		f, err := os.Open(path)
+	files, err := parseSources("file", o.reportFiles)
+	if err == nil {
+		err = checkSourceNodes(o.pipeline.nodeName, o.pipeline.maxNodes, files)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
+		return 1
+	}
+	for _, file := range files {
+		f, err := os.Open(file.name)
 		if err != nil {
-			fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
+			fmt.Fprintf(stderr, "%s: error: %v\n", program, file.openError(err))
 			return 1
 		}
 		f.Close()
@@ -41,7 +49,7 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 		return 1
 	}
 	var stats decode.Stats
-	if err := readFiles(p, o.reportFiles, &stats, func(err error) {
+	if err := readSources(p, files, &stats, func(err error) {
 		fmt.Fprintf(stderr, "%s: warning: %v; counted what came before\n", program, err)
 	}); err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
@@ -71,10 +79,22 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 // passed to warn and what it held is counted; any other error is returned
 // once every file has been read.
 func readFiles(p *pipeline, paths []string, stats *decode.Stats, warn func(error)) error {
-	ctx := context.Background()
-	inputs := make([]*merge.Input[message], len(paths))
+	files := make([]namedSource, len(paths))
 	for i, path := range paths {
-		inputs[i] = p.merge.Input(p.merge.Source(path), merge.Exact, 0)
+		files[i] = namedSource{name: path, arg: path}
+	}
+	return readSources(p, files, stats, warn)
+}
+
+// readSources is readFiles of files each with its own node, or none
+// (--capture.node-name).
+func readSources(p *pipeline, files []namedSource, stats *decode.Stats, warn func(error)) error {
+	ctx := context.Background()
+	inputs := make([]*merge.Input[message], len(files))
+	decoders := make([]*decode.Decoder, len(files))
+	for i, file := range files {
+		inputs[i] = p.merge.Input(p.merge.Source(file.name), merge.Exact, 0)
+		decoders[i] = p.decoder(ctx, inputs[i], stats, p.sourceNode(file.node))
 	}
 	p.merge.Seal()
 	merged := make(chan struct{})
@@ -82,14 +102,14 @@ func readFiles(p *pipeline, paths []string, stats *decode.Stats, warn func(error
 		p.merge.Run(ctx)
 		close(merged)
 	}()
-	errs := make([]error, len(paths))
+	errs := make([]error, len(files))
 	var wg sync.WaitGroup
-	for i, path := range paths {
+	for i, file := range files {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer inputs[i].Close()
-			errs[i] = input.ReadFile(ctx, input.FileConfig{Path: path}, p.decoder(ctx, inputs[i], stats))
+			errs[i] = input.ReadFile(ctx, input.FileConfig{Path: file.name}, decoders[i])
 		}()
 	}
 	wg.Wait()

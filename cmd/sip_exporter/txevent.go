@@ -1,6 +1,8 @@
 package main
 
 import (
+	"math"
+
 	"github.com/sip-exporter/sip_exporter/capture/decode"
 	"github.com/sip-exporter/sip_exporter/capture/sip"
 	"github.com/sip-exporter/sip_exporter/collector"
@@ -31,7 +33,43 @@ func txEvent(o *decode.Origin, m *sip.Message, n *collector.Node, ev *collector.
 	if toTag != 0 {
 		ev.Flags |= collector.TxToTag
 	}
+	ev.Expires = collector.NoExpiry
+	if ev.Method == collector.MethodREGISTER {
+		if m.ToURI != nil {
+			ev.AOR = collector.AORKey(m.ToURI)
+		}
+		// The expiry of a binding: the Contact's expires parameter, else
+		// the Expires header (RFC 3261 §10.2.1.1, §10.3 step 8).
+		exp := expiry(m.ContactExpires)
+		if exp < 0 {
+			exp = expiry(m.Expires)
+		}
+		switch {
+		case m.Response:
+			ev.Expires = exp
+		case m.ContactStar || exp == 0:
+			ev.Flags |= collector.TxUnregister
+		}
+	}
 	return true
+}
+
+// expiry parses delta-seconds (RFC 3261 §20.19, 1*DIGIT), capped at
+// 2^31-1; collector.NoExpiry when b is absent or not such a number.
+func expiry(b []byte) int32 {
+	if len(b) == 0 {
+		return collector.NoExpiry
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return collector.NoExpiry
+		}
+		if n = n*10 + int64(c-'0'); n > math.MaxInt32 {
+			n = math.MaxInt32
+		}
+	}
+	return int32(n)
 }
 
 // cause parses a Reason cause of at most three digits no larger than max;
