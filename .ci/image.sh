@@ -24,7 +24,7 @@ for tool in podman runc go; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  msg="image test needs ${missing[*]}"
+  msg="image test needs $(printf '%s, ' "${missing[@]}" | sed 's/, $//')"
   if [ "${CI:-}" = true ]; then
     echo "$msg (CI=true: never skipped)" >&2
     exit 1

@@ -26,7 +26,7 @@ for tool in dpkg dpkg-deb setpriv go git; do
 done
 git rev-parse --git-dir >/dev/null 2>&1 || missing+=("a git checkout")
 if [ ${#missing[@]} -gt 0 ]; then
-  msg="package test needs ${missing[*]}"
+  msg="package test needs $(printf '%s, ' "${missing[@]}" | sed 's/, $//')"
   if [ "${CI:-}" = true ]; then
     echo "$msg (CI=true: never skipped)" >&2
     exit 1
