@@ -56,6 +56,8 @@ type Decoder struct {
 	hepPacket   hep.Packet
 	agentID     [10]byte // capture agent ID in decimal
 	depth       int      // encapsulations entered in the current packet
+	zone        uint64   // address space of the current packet: see inZone
+	cut         int      // bytes of the IP payload the capture cut off (snap length)
 }
 
 // New returns a decoder that counts into stats and calls h for each SIP
@@ -107,7 +109,7 @@ func (d *Decoder) Reset() {
 func (d *Decoder) Packet(lt layers.LinkType, data []byte, ts int64, wireLen int) {
 	d.stats.Packets.Add(1)
 	d.stats.Bytes.Add(uint64(wireLen))
-	d.depth = 0
+	d.depth, d.zone = 0, 0
 	d.origin.Time = ts
 	d.frag.Expire(ts)
 	var etype uint16
@@ -172,8 +174,10 @@ func (d *Decoder) ethertype(etype uint16, data []byte, ts int64) {
 				return
 			}
 			d.enter(EncapVLAN)
+			d.inZone(zoneVLAN, uint32(binary.BigEndian.Uint16(data)&0x0fff))
 			etype, data = binary.BigEndian.Uint16(data[2:]), data[4:]
 		case 0x8847, 0x8848: // MPLS unicast, multicast
+			d.mplsZone(data)
 			d.mpls(data, ts)
 			return
 		case 0x6558: // transparent Ethernet bridging
@@ -224,7 +228,7 @@ func (d *Decoder) ip(data []byte, ts int64) {
 		d.stats.parseError(ErrIPHeader)
 		return
 	}
-	var key stream.Key
+	key := stream.Key{Zone: d.zone}
 	switch data[0] >> 4 {
 	case 4:
 		if len(data) < 20 {
@@ -255,7 +259,7 @@ func (d *Decoder) ip(data []byte, ts int64) {
 				d.stats.skip(SkipIPFragment)
 				return
 			}
-			fk := defrag.Key{Src: key.Src, Dst: key.Dst, ID: uint32(binary.BigEndian.Uint16(data[4:])), Proto: proto, Family: defrag.IPv4}
+			fk := defrag.Key{Src: key.Src, Dst: key.Dst, ID: uint32(binary.BigEndian.Uint16(data[4:])), Proto: proto, Family: defrag.IPv4, Zone: key.Zone}
 			truncated := len(data) < total
 			data = data[ihl:min(total, len(data))]
 			d.fragment(&fk, int(frag&0x1fff)*8, frag&0x2000 != 0, truncated, proto, data, ts)
@@ -264,6 +268,7 @@ func (d *Decoder) ip(data []byte, ts int64) {
 		if total < len(data) {
 			data = data[:total]
 		}
+		d.cut = total - len(data)
 		d.transport(proto, &key, data[ihl:], ts)
 	case 6:
 		if len(data) < 40 {
@@ -279,6 +284,10 @@ func (d *Decoder) ip(data []byte, ts int64) {
 		truncated := plen > len(data)
 		if plen != 0 && plen < len(data) { // 0: jumbogram (RFC 2675), keep all
 			data = data[:plen]
+		}
+		d.cut = 0
+		if truncated {
+			d.cut = plen - len(data)
 		}
 		d.ipv6(&key, proto, data, truncated, false, ts)
 	default:
@@ -338,7 +347,7 @@ func (d *Decoder) ipv6(key *stream.Key, proto uint8, data []byte, truncated, rea
 				d.stats.skip(SkipIPFragment)
 				return
 			}
-			fk := defrag.Key{Src: key.Src, Dst: key.Dst, ID: binary.BigEndian.Uint32(data[4:]), Family: defrag.IPv6}
+			fk := defrag.Key{Src: key.Src, Dst: key.Dst, ID: binary.BigEndian.Uint32(data[4:]), Family: defrag.IPv6, Zone: key.Zone}
 			d.fragment(&fk, int(off&^7), off&1 != 0, truncated, data[0], data[8:], ts)
 			return
 		}
@@ -365,7 +374,8 @@ func (d *Decoder) fragment(k *defrag.Key, off int, more, truncated bool, proto u
 // follows its IP header (IPv4) or fragment header (IPv6).
 func (d *Decoder) reassembled(g *defrag.Datagram) {
 	gk := g.Key()
-	key := stream.Key{Src: gk.Src, Dst: gk.Dst}
+	key := stream.Key{Src: gk.Src, Dst: gk.Dst, Zone: gk.Zone}
+	d.zone, d.cut = gk.Zone, 0
 	if gk.Family == defrag.IPv6 {
 		d.ipv6(&key, g.Proto(), g.Payload(), false, true, d.origin.Time)
 		return
@@ -386,9 +396,12 @@ func (d *Decoder) transport(proto uint8, key *stream.Key, data []byte, ts int64)
 			data = data[:n]
 		}
 		sport, dport := binary.BigEndian.Uint16(data[0:]), binary.BigEndian.Uint16(data[2:])
+		zone := d.zone
+		d.udpTunnelZone(sport, dport, data[8:])
 		if d.udpTunnel(sport, dport, data[8:], ts) {
 			return
 		}
+		d.zone = zone
 		d.setAddrs(key, sport, dport)
 		d.Datagram(data[8:])
 	case protoTCP:
@@ -405,12 +418,13 @@ func (d *Decoder) transport(proto uint8, key *stream.Key, data []byte, ts int64)
 		key.DstPort = binary.BigEndian.Uint16(data[2:])
 		seq := binary.BigEndian.Uint32(data[4:])
 		d.setAddrs(key, key.SrcPort, key.DstPort)
-		d.tcp.Segment(key, seq, data[13], data[off:], ts)
+		d.tcp.Segment(key, seq, data[13], data[off:], d.cut, ts)
 	case protoIPIP, protoIPv6:
 		if d.enter(EncapIPinIP) {
 			d.ip(data, ts)
 		}
 	case protoGRE:
+		d.greZone(data)
 		d.gre(data, ts)
 	case protoSCTP:
 		d.sctp(key, data)

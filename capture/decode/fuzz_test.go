@@ -25,8 +25,9 @@ var fuzzLinkTypes = []layers.LinkType{
 const fuzzTCPMode = 0x80
 
 // Each segment of the TCP mode is coded as a 3-byte header, then payload:
-// flags (bit 0 SYN, 1 FIN, 2 RST, 3 direction), a sequence offset from the
-// next expected byte in units of 64 bytes (signed), and the payload length.
+// flags (bit 0 SYN, 1 FIN, 2 RST, 3 direction, 4 far), a sequence offset
+// from the next expected byte in units of 64 bytes, or 2^24 bytes when far
+// (signed: -128 far is half the sequence space), and the payload length.
 func encodeSegment(dst []byte, flags uint8, off int8, payload []byte) []byte {
 	for len(payload) > 255 {
 		dst = append(dst, flags&^(fzSYN|fzFIN|fzRST), byte(off), 255)
@@ -42,6 +43,7 @@ const (
 	fzFIN
 	fzRST
 	fzReverse
+	fzFar
 )
 
 // rawTCP returns an IPv4/TCP packet, built by hand for speed.
@@ -89,6 +91,9 @@ func fuzzSegments(d *decode.Decoder, data []byte) {
 			dir = 1
 		}
 		seq := next[dir] + uint32(int32(off)*64)
+		if flags&fzFar != 0 {
+			seq = next[dir] + uint32(int32(off))<<24
+		}
 		d.Packet(layers.LinkTypeRaw, rawTCP(dir == 1, seq, flags, payload), ts, 40+n)
 		ts += int64(time.Second) // sweeps run; the flows do not time out
 		if end := seq + uint32(n); int32(end-next[dir]) > 0 {
@@ -176,6 +181,23 @@ func FuzzDecoder(f *testing.F) {
 	s = encodeSegment(s, 0, 0, []byte("\r\n\r\n"+ok.text+"\r\n"))
 	s = encodeSegment(s, fzRST, 0, nil)
 	f.Add(byte(fuzzTCPMode), s)
+	// Recovery: a new connection far behind and half the sequence space
+	// away, a body over the 1 KiB buffer skipped by Content-Length, a
+	// gap inside it, a status line quoted in a sipfrag body while hunting.
+	s = encodeSegment(nil, fzSYN, 0, nil)
+	s = encodeSegment(s, 0, 0, []byte(invite.text))
+	s = encodeSegment(s, fzFar, -3, []byte(ok.text[50:]+ok.text))
+	s = encodeSegment(s, fzFar, -128, []byte(ack.text))
+	s = encodeSegment(s, 0, 0, []byte(bye.text))
+	f.Add(byte(fuzzTCPMode), s)
+	s = encodeSegment(nil, fzSYN, 0, nil)
+	s = encodeSegment(s, 0, 0, []byte(inviteText[:1500]))
+	s = encodeSegment(s, 0, 2, []byte(inviteText[1628:]+ack.text))
+	s = encodeSegment(s, 0, 0, []byte(inviteText+bye.text))
+	s = encodeSegment(s, fzRST, 0, nil)
+	f.Add(byte(fuzzTCPMode), s)
+	s = encodeSegment(nil, 0, 0, []byte("a=x\r\nSIP/2.0 200 OK\r\n"+invite.text+"v=0\r\nSIP/2.0 180 Ringing\r\nCSeq: 1 INVITE\r\n\r\n"))
+	f.Add(byte(fuzzTCPMode), s)
 
 	// HEP seeds: HEPv3 carrying SIP, in a datagram and on a TCP stream
 	// (one packet split across segments), plain and gzip-compressed.
@@ -197,7 +219,7 @@ func FuzzDecoder(f *testing.F) {
 		st := new(decode.Stats)
 		calls := uint64(0)
 		cfg := decode.DefaultConfig()
-		cfg.TCP.MaxFlows, cfg.TCP.MaxBufferBytes, cfg.TCP.MaxOutOfOrder = 2, 1024, 3
+		cfg.TCP.MaxFlows, cfg.TCP.MaxBufferBytes, cfg.TCP.MaxOutOfOrder, cfg.TCP.MaxMemoryBytes = 2, 1024, 3, 4096
 		cfg.Fragments.MaxDatagrams, cfg.Fragments.Timeout = 3, 25*time.Second
 		d, err := decode.New(cfg, st, func(_ *decode.Origin, m *sip.Message) {
 			calls++
@@ -224,6 +246,12 @@ func FuzzDecoder(f *testing.F) {
 		if n := st.Stream.Flows.Load(); n < 0 || n > int64(cfg.TCP.MaxFlows) {
 			t.Fatalf("tcp flows = %d", n)
 		}
+		// One flow may hold its buffer (up to twice its bound in
+		// capacity) and its held segments past the budget until the
+		// end of its segment; then the others give theirs up.
+		if n := st.Stream.Memory.Load(); n < 0 || n > cfg.TCP.MaxMemoryBytes+5*int64(cfg.TCP.MaxBufferBytes) {
+			t.Fatalf("tcp reassembly memory = %d bytes", n)
+		}
 		if n := st.Fragments.Reassembling.Load(); n < 0 || n > int64(cfg.Fragments.MaxDatagrams) {
 			t.Fatalf("ip datagrams in reassembly = %d", n)
 		}
@@ -233,6 +261,9 @@ func FuzzDecoder(f *testing.F) {
 		d.Reset()
 		if n := st.Stream.Flows.Load(); n != 0 {
 			t.Fatalf("tcp flows after Reset = %d", n)
+		}
+		if n := st.Stream.Memory.Load(); n != 0 {
+			t.Fatalf("tcp reassembly memory after Reset = %d", n)
 		}
 		if n := st.Fragments.Reassembling.Load(); n != 0 {
 			t.Fatalf("ip datagrams in reassembly after Reset = %d", n)

@@ -190,6 +190,7 @@ func counts(st *decode.Stats) map[string]uint64 {
 	put("tcp_retrans", st.Stream.Retransmitted.Load())
 	put("tcp_out_of_order", st.Stream.OutOfOrder.Load())
 	put("tcp_gaps", st.Stream.Gaps.Load())
+	put("tcp_resyncs", st.Stream.Resyncs.Load())
 	st.ParseErrors(func(r string, n uint64) { put("error/"+r, n) })
 	st.Skips(func(r string, n uint64) { put("skip/"+r, n) })
 	st.Stream.Evictions(func(r string, n uint64) { put("evict/"+r, n) })

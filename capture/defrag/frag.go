@@ -84,12 +84,15 @@ func (r Drop) String() string { return dropNames[r] }
 // Key identifies the datagram a fragment belongs to: source,
 // destination, identification and, for IPv4, protocol (RFC 791 §3.2; RFC
 // 8200 §4.5 leaves the protocol out). IPv4 addresses are stored
-// IPv4-mapped.
+// IPv4-mapped. Zone tells apart address spaces that overlap: the decoder
+// sets it from the VLAN IDs, MPLS labels and tunnel identifiers the
+// fragment came through, 0 for none.
 type Key struct {
 	Src, Dst [16]byte
 	ID       uint32
 	Proto    uint8 // IPv4 protocol; 0 for IPv6
 	Family   Family
+	Zone     uint64
 }
 
 // Datagram is one datagram being reassembled; [Table.Add] returns it once

@@ -14,10 +14,13 @@ type Eviction uint8
 const (
 	EvictLimit   Eviction = iota // table full (Config.MaxFlows): least recently seen flow dropped
 	EvictTimeout                 // no segment for Config.FlowTimeout
+	// the table's buffers over Config.MaxMemoryBytes: a least recently
+	// active flow holding a partial message or held-back segments dropped
+	EvictMemory
 	numEvictions
 )
 
-var evictionNames = [numEvictions]string{"limit", "timeout"}
+var evictionNames = [numEvictions]string{"limit", "timeout", "memory"}
 
 // String returns the label value, e.g. "limit".
 func (e Eviction) String() string { return evictionNames[e] }
@@ -30,6 +33,8 @@ type Stats struct {
 	Retransmitted atomic.Uint64 // segments whose data had been seen already
 	OutOfOrder    atomic.Uint64 // segments held back and put in order
 	Gaps          atomic.Uint64 // times a missing segment never came and the stream skipped ahead
+	Resyncs       atomic.Uint64 // segments implausibly far from the next byte expected, where the flow started again
+	Memory        atomic.Int64  // bytes of partial messages and held-back segments now (a gauge)
 
 	evictions [numEvictions]atomic.Uint64
 }
@@ -52,18 +57,22 @@ var (
 	flowsDesc = prometheus.NewDesc("sip_exporter_tcp_flows",
 		"TCP flow directions whose stream is being reassembled.", []string{"source"}, nil)
 	evictedDesc = prometheus.NewDesc("sip_exporter_tcp_flows_evicted_total",
-		"TCP flows forgotten before they ended, by reason (limit: table full, timeout: idle).", []string{"source", "reason"}, nil)
+		"TCP flows forgotten before they ended, by reason (limit: table full, timeout: idle, memory: over --capture.tcp-max-memory).", []string{"source", "reason"}, nil)
 	retransDesc = prometheus.NewDesc("sip_exporter_tcp_segments_retransmitted_total",
 		"TCP segments carrying data seen already; the data is counted once.", []string{"source"}, nil)
 	outOfOrderDesc = prometheus.NewDesc("sip_exporter_tcp_segments_out_of_order_total",
 		"TCP segments that arrived ahead of missing data.", []string{"source"}, nil)
 	gapsDesc = prometheus.NewDesc("sip_exporter_tcp_stream_gaps_total",
 		"Times missing TCP data never arrived and reassembly skipped ahead to the next SIP message.", []string{"source"}, nil)
+	resyncsDesc = prometheus.NewDesc("sip_exporter_tcp_stream_resyncs_total",
+		"TCP segments too far behind or ahead of their flow's next byte to be a retransmission or out of order (a new connection on the same ports, a lost SYN): the flow started again there.", []string{"source"}, nil)
+	memoryDesc = prometheus.NewDesc("sip_exporter_tcp_reassembly_bytes",
+		"Bytes held by TCP reassembly: partial messages and held-back segments, bounded by --capture.tcp-max-memory.", []string{"source"}, nil)
 )
 
 // Describe sends the descriptors of the metrics that [Stats.Collect] sends.
 func Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{flowsDesc, evictedDesc, retransDesc, outOfOrderDesc, gapsDesc} {
+	for _, d := range []*prometheus.Desc{flowsDesc, evictedDesc, retransDesc, outOfOrderDesc, gapsDesc, resyncsDesc, memoryDesc} {
 		ch <- d
 	}
 }
@@ -81,4 +90,6 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric, source string) {
 	counter(retransDesc, s.Retransmitted.Load(), source)
 	counter(outOfOrderDesc, s.OutOfOrder.Load(), source)
 	counter(gapsDesc, s.Gaps.Load(), source)
+	counter(resyncsDesc, s.Resyncs.Load(), source)
+	ch <- prometheus.MustNewConstMetric(memoryDesc, prometheus.GaugeValue, float64(s.Memory.Load()), source)
 }

@@ -11,14 +11,22 @@ import (
 	"github.com/sip-exporter/sip_exporter/capture/sip"
 )
 
-// Config bounds TCP stream reassembly. Worst-case memory is about
-// MaxFlows × (MaxBufferBytes + 2 × MaxBufferBytes of held-back segments);
-// flows that carry whole messages per segment hold no buffer at all.
+// Config bounds TCP stream reassembly. One flow direction holds at most
+// MaxBufferBytes of a partial message (its buffer may have up to twice
+// that capacity) plus 2 × MaxBufferBytes of held-back segments; all flows
+// of the table together hold at most MaxMemoryBytes of both (see
+// [Table]), beside about 300 bytes of state per flow. Flows that carry
+// whole messages per segment hold no buffer at all.
 type Config struct {
 	MaxFlows       int           // flows tracked at once; past it the least recently seen is evicted
 	FlowTimeout    time.Duration // a flow with no segment for this long (capture time) is forgotten
 	MaxBufferBytes int           // bytes of one partial SIP message held per flow direction
 	MaxOutOfOrder  int           // out-of-order segments held per flow before skipping the gap
+	// MaxMemoryBytes bounds the buffers and held-back segments of all
+	// flows together, at least 4 × MaxBufferBytes. Past it the flows
+	// that hold memory and were least recently active give it up: idle
+	// buffers are released, then such flows are evicted (reason memory).
+	MaxMemoryBytes int64
 	// HEP frames HEPv3 packets on a stream that starts with the HEP magic
 	// and hands them to [Sink.HEP]; without it such a stream is not SIP.
 	// The decoder sets it from its own HEP configuration.
@@ -26,10 +34,16 @@ type Config struct {
 }
 
 // DefaultConfig returns 65,536 flows, a 5 minute timeout, 128 KiB per
-// flow and 16 held-back segments.
+// flow, 16 held-back segments and a 64 MiB memory budget.
 func DefaultConfig() Config {
-	return Config{MaxFlows: 65536, FlowTimeout: 5 * time.Minute, MaxBufferBytes: 128 << 10, MaxOutOfOrder: 16}
+	return Config{MaxFlows: 65536, FlowTimeout: 5 * time.Minute, MaxBufferBytes: 128 << 10, MaxOutOfOrder: 16,
+		MaxMemoryBytes: DefaultMaxMemoryBytes}
 }
+
+// DefaultMaxMemoryBytes is the default memory budget of a [Table]: 64 MiB,
+// room for 500 flows with a full 128 KiB buffer or 16,000 with a 4 KiB
+// partial message at the same instant.
+const DefaultMaxMemoryBytes = 64 << 20
 
 func (c Config) validate() error {
 	switch {
@@ -41,6 +55,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("tcp max buffer %d bytes: must be at least 1024", c.MaxBufferBytes)
 	case c.MaxOutOfOrder < 0:
 		return fmt.Errorf("tcp max out-of-order segments %d: must not be negative", c.MaxOutOfOrder)
+	case c.MaxMemoryBytes < 4*int64(c.MaxBufferBytes):
+		return fmt.Errorf("tcp max memory %d bytes: must be at least 4 × the %d byte flow buffer", c.MaxMemoryBytes, c.MaxBufferBytes)
 	}
 	return nil
 }
@@ -53,28 +69,49 @@ const (
 )
 
 // Key identifies one direction of a TCP connection; IPv4 addresses are
-// stored IPv4-mapped.
+// stored IPv4-mapped. Zone tells apart address spaces that overlap: the
+// decoder sets it from the VLAN IDs, MPLS labels and tunnel identifiers
+// (VXLAN and Geneve VNI, GRE key) the packet came through, 0 for none.
 type Key struct {
 	Src, Dst         [16]byte
 	SrcPort, DstPort uint16
+	Zone             uint64
 }
 
 // tcpFlow is the reassembly state of one direction of a connection.
 type tcpFlow struct {
-	key      Key
-	next     uint32 // sequence number of the next byte expected
-	hunting  bool   // not at a message boundary: wait for a segment that starts one
-	hep      bool   // the stream carries HEPv3 packets, not SIP
-	fresh    bool   // after the SYN, before the first data: SIP or HEP is not known yet
-	buf      []byte // start of a SIP message not yet complete
-	held     []heldSegment
-	heldSize int
-	lastSeen int64 // capture time of the last segment, Unix nanoseconds
+	key       Key
+	next      uint32 // sequence number of the next byte expected
+	hunting   bool   // not at a message boundary: look for a line that starts one
+	probation bool   // the message being framed was found inside a segment: it must have a CSeq and no malformed header line
+	hep       bool   // the stream carries HEPv3 packets, not SIP
+	fresh     bool   // after the SYN, before the first data: SIP or HEP is not known yet
+	shown     bool   // the stream has shown SIP, HEP or WebSocket: out-of-order segments may be held
+	skipping  bool   // inside the body of a message handed on already, until bodyEnd
+	bodyEnd   uint32 // sequence number after that body
+	buf       []byte // start of a SIP message not yet complete
+	held      []heldSegment
+	heldSize  int
+	mem       int   // bytes counted against the table's budget: cap(buf) + heldSize
+	lastSeen  int64 // capture time of the last segment, Unix nanoseconds
 
 	ws wsState // SIP over WebSocket (RFC 7118): handshake and framing state
 
-	newer, older *tcpFlow // recency list
+	links [numLists]listLinks // places in the table's recency lists
 }
+
+// The recency lists of a [Table], most recently active flow first.
+const (
+	seenList = iota // every flow
+	memList         // the flows holding memory (mem > 0)
+	numLists
+)
+
+// listLinks are a flow's neighbours in one recency list.
+type listLinks struct{ newer, older *tcpFlow }
+
+// listEnds are the two ends of one recency list.
+type listEnds struct{ newest, oldest *tcpFlow }
 
 type heldSegment struct {
 	seq  uint32
@@ -91,17 +128,53 @@ const keepBufferCap = 8 << 10
 // their length and WebSocket messages by their frames, and hands each to
 // its [Sink]. It is not safe for concurrent use; its [Stats] may be read
 // concurrently.
+//
+// Recovery. A segment more than [ResyncWindow] behind or ahead of the next
+// expected byte is a new connection on the same addresses and ports whose
+// SYN was not captured, or a stream that lost more than can ever be
+// filled: the flow starts again there (counted in Stats.Resyncs) and hunts
+// for a message start. Hunting looks at the start of each segment and at
+// every line inside it that starts a SIP message ([sip.IsStart]); a message
+// found inside a segment counts only if its header has a CSeq and no
+// malformed line, so that a status line quoted in a body
+// (message/sipfrag) is not taken for one.
+//
+// Large bodies. A SIP message whose header and body do not fit in
+// MaxBufferBytes is handed on as soon as its header is complete, and its
+// body is then skipped by Content-Length without being buffered: a body
+// of any size up to [sip.MaxBodyBytes] is counted, and what follows it is
+// framed. Such a message is handed on with its header only as its bytes
+// (the empty line included): the same whatever the segmentation, which
+// keeps the dedup key of two copies of it equal. So is a message whose
+// header was complete when a gap, a resynchronisation or the end of the
+// flow (FIN, RST) cut its body; a gap inside a body skipped by
+// Content-Length does not lose the messages after it.
+//
+// Memory. Out-of-order segments are held only for a flow that has shown
+// SIP, HEP or a WebSocket upgrade, or when the segment itself starts a SIP
+// message; other flows (HTTPS, a backup on the mirror) skip ahead at once
+// instead. Config.MaxMemoryBytes bounds what all flows hold; the budget may
+// be exceeded by the growth of one flow during one segment, after which
+// the least recently active flows holding memory give it up.
 type Table struct {
 	cfg       Config
 	stats     *Stats
 	sink      Sink
 	msg       sip.Message // scratch of the message being framed
 	flows     map[Key]*tcpFlow
-	newest    *tcpFlow
-	oldest    *tcpFlow
+	lists     [numLists]listEnds
+	mem       int64 // bytes held by all flows: the sum of their mem
 	free      []*tcpFlow
 	lastSweep int64
 }
+
+// ResyncWindow is how far, in sequence space, a segment may be behind the
+// next expected byte and still be a retransmission, or ahead of it and
+// still be out of order: 1 MiB, far more than a SIP connection has in
+// flight, and far more than a flow holds back (2 × Config.MaxBufferBytes).
+// A new connection's random initial sequence number falls inside it with
+// a chance of 1 in 2,048.
+const ResyncWindow = 1 << 20
 
 // New returns a table that counts into stats and hands what it frames to
 // sink, or an error when cfg is out of range.
@@ -115,16 +188,19 @@ func New(cfg Config, stats *Stats, sink Sink) (*Table, error) {
 // Reset forgets every flow, as when a capture file is read again from its
 // start.
 func (t *Table) Reset() {
-	for t.oldest != nil {
-		t.remove(t.oldest)
+	for t.lists[seenList].oldest != nil {
+		t.remove(t.lists[seenList].oldest)
 	}
 	t.lastSweep = 0
 }
 
 // Segment takes one TCP segment of the direction k, captured at now (Unix
 // nanoseconds; for the flow timeout): its sequence number, header flags
-// and payload. It does not allocate for in-order segments of a known flow.
-func (t *Table) Segment(k *Key, seq uint32, flags uint8, payload []byte, now int64) {
+// and payload, and cut, the bytes of payload the capture left out (the
+// snap length cut the packet short of its IP length): a gap right after
+// payload, skipped at once. It does not allocate for in-order segments of
+// a known flow.
+func (t *Table) Segment(k *Key, seq uint32, flags uint8, payload []byte, cut int, now int64) {
 	t.sweep(now)
 	f := t.flows[*k]
 	if f == nil {
@@ -139,9 +215,12 @@ func (t *Table) Segment(k *Key, seq uint32, flags uint8, payload []byte, now int
 		t.touch(f, now)
 	}
 	if flags&tcpSYN != 0 {
+		if f.next != seq+1 {
+			t.flush(f) // a new connection: what the old one left in order
+		}
 		seq++
 		f.next = seq
-		f.hunting, f.hep, f.fresh = false, false, true
+		f.hunting, f.probation, f.hep, f.fresh, f.skipping = false, false, false, true, false
 		f.ws = wsState{}
 		f.buf = f.buf[:0]
 		f.dropHeld()
@@ -149,22 +228,116 @@ func (t *Table) Segment(k *Key, seq uint32, flags uint8, payload []byte, now int
 	if len(payload) > 0 {
 		t.data(f, seq, payload)
 	}
-	if flags&(tcpFIN|tcpRST) != 0 {
-		t.remove(f)
+	if cut > 0 {
+		t.cutTail(f, seq+uint32(len(payload)), cut)
 	}
+	if flags&(tcpFIN|tcpRST) != 0 {
+		t.flush(f)
+		t.remove(f)
+		return
+	}
+	t.account(f)
+}
+
+// cutTail skips n bytes at at that the capture did not keep, when the
+// stream has reached at (the segment was in order).
+func (t *Table) cutTail(f *tcpFlow, at uint32, n int) {
+	if f.next != at {
+		return // the segment was held or seen already: found as a gap later
+	}
+	t.gapTo(f, at+uint32(n))
+	if len(f.held) > 0 {
+		t.drainHeld(f)
+	}
+}
+
+// gapTo counts a gap and goes on from next, ahead of the stream: a
+// message whose header is complete is handed on; a body being skipped by
+// Content-Length goes on being skipped when next is inside it (the next
+// message starts where it ends), otherwise the flow hunts for a message
+// start.
+func (t *Table) gapTo(f *tcpFlow, next uint32) {
+	t.stats.Gaps.Add(1)
+	t.cutMessage(f)
+	if f.skipping && int32(f.bodyEnd-next) > 0 {
+		f.hunting = false
+	} else {
+		f.hunting, f.skipping = true, false
+	}
+	f.next, f.probation = next, false
+	f.ws = wsState{}
+}
+
+// flush hands on what a flow holds before its state is dropped: held
+// segments are placed from the lowest (skipping the gap before them,
+// counted), and a message whose header is complete is handed on with its
+// header as its bytes. The flow is left hunting.
+func (t *Table) flush(f *tcpFlow) {
+	if len(f.held) > 0 {
+		t.skipGap(f)
+	}
+	t.cutMessage(f)
+	f.buf = f.buf[:0]
+	f.hunting, f.probation, f.skipping = true, false, false
+	f.ws = wsState{}
+}
+
+// cutMessage hands on the SIP message at the start of the flow buffer when
+// its header is complete but its body is not (a gap or the end of the
+// flow cuts it), and sets the flow to skip the rest of the body. It
+// empties the buffer.
+func (t *Table) cutMessage(f *tcpFlow) {
+	data := f.buf
+	f.buf = f.buf[:0]
+	if f.ws.mode != wsOff || f.hep || len(data) == 0 {
+		return
+	}
+	msg := &t.msg
+	err := sip.Parse(data, msg)
+	switch err {
+	case sip.ErrNotSIP, sip.ErrStatusLine, sip.ErrStatusCode, sip.ErrRequestLine, sip.ErrContentLength:
+		return
+	}
+	hl := msg.HeaderLength
+	if !headerEnded(data, hl) || msg.ContentLength <= 0 || (f.probation && (msg.CSeqMethod == nil || err != nil)) {
+		return
+	}
+	start := f.next - uint32(len(data))
+	t.handOn(f, data[:hl], msg, err)
+	f.skipping, f.bodyEnd = true, start+uint32(hl+msg.ContentLength)
+}
+
+// handOn hands on one SIP message framed in the flow.
+func (t *Table) handOn(f *tcpFlow, p []byte, msg *sip.Message, err error) {
+	f.shown, f.probation = true, false
+	t.sink.Message(p, msg, err)
 }
 
 // data places payload at seq in the flow's stream.
 func (t *Table) data(f *tcpFlow, seq uint32, p []byte) {
-	d := int32(seq - f.next)
+	// In int64: the distance may be -2^31, whose negation does not fit
+	// an int32 (a segment exactly half the sequence space away once
+	// sliced p at a negative offset and panicked).
+	d := int64(int32(seq - f.next))
+	if d < -ResyncWindow || d > ResyncWindow {
+		t.resync(f, seq)
+		d = 0
+	}
 	if d < 0 {
 		t.stats.Retransmitted.Add(1)
-		if int(-d) >= len(p) {
+		if -d >= int64(len(p)) {
 			return
 		}
 		p = p[-d:]
 	} else if d > 0 {
 		t.stats.OutOfOrder.Add(1)
+		if !f.shown && !sip.IsStart(p) {
+			// Nothing says this stream is SIP: hold nothing for it,
+			// go on from here.
+			t.restart(f, seq)
+			t.streamAt(f, p)
+			return
+		}
 		if len(f.held) < t.cfg.MaxOutOfOrder && f.heldSize+len(p) <= 2*t.cfg.MaxBufferBytes {
 			f.held = append(f.held, heldSegment{seq: seq, data: bytes.Clone(p)})
 			f.heldSize += len(p)
@@ -180,11 +353,35 @@ func (t *Table) data(f *tcpFlow, seq uint32, p []byte) {
 		t.skipGap(f)
 		return
 	}
-	t.stream(f, p)
-	f.next += uint32(len(p))
+	t.streamAt(f, p)
 	if len(f.held) > 0 {
 		t.drainHeld(f)
 	}
+}
+
+// streamAt consumes p, which starts at f.next, and advances f.next.
+func (t *Table) streamAt(f *tcpFlow, p []byte) {
+	t.stream(f, p)
+	f.next += uint32(len(p))
+}
+
+// resync starts the flow again at seq, which is implausibly far from the
+// next byte expected: what the old stream left is handed on first.
+func (t *Table) resync(f *tcpFlow, seq uint32) {
+	t.stats.Resyncs.Add(1)
+	t.flush(f)
+	t.restart(f, seq)
+}
+
+// restart makes seq the next byte expected, hunting for a message start
+// there; held segments and a partial message are dropped.
+func (t *Table) restart(f *tcpFlow, seq uint32) {
+	f.dropHeld()
+	f.buf = f.buf[:0]
+	f.fresh, f.probation, f.hep, f.skipping = false, false, false, false
+	f.ws = wsState{}
+	f.hunting = true
+	f.next = seq
 }
 
 // drainHeld feeds held segments that have become in order.
@@ -200,10 +397,8 @@ func (t *Table) drainHeld(f *tcpFlow) {
 			f.held = slices.Delete(f.held, i, i+1)
 			f.heldSize -= len(s.data)
 			i--
-			if int(-d) < len(s.data) {
-				p := s.data[-d:]
-				t.stream(f, p)
-				f.next += uint32(len(p))
+			if back := -int64(d); back < int64(len(s.data)) {
+				t.streamAt(f, s.data[back:])
 				progress = true
 			}
 		}
@@ -214,17 +409,13 @@ func (t *Table) drainHeld(f *tcpFlow) {
 // sequence number, counts the gap and resynchronises on the next message
 // start.
 func (t *Table) skipGap(f *tcpFlow) {
-	t.stats.Gaps.Add(1)
 	lowest := 0
 	for i := range f.held {
 		if int32(f.held[i].seq-f.held[lowest].seq) < 0 {
 			lowest = i
 		}
 	}
-	f.next = f.held[lowest].seq
-	f.buf = f.buf[:0]
-	f.hunting = true
-	f.ws = wsState{}
+	t.gapTo(f, f.held[lowest].seq)
 	t.drainHeld(f)
 	if len(f.held) > 0 {
 		// Still a gap: what is left cannot be placed any more.
@@ -238,16 +429,34 @@ func (f *tcpFlow) dropHeld() {
 	f.heldSize = 0
 }
 
-// stream consumes in-order stream bytes: frames and emits every complete
-// SIP message and keeps the start of an incomplete one.
+// stream consumes in-order stream bytes, p starting at f.next: frames and
+// emits every complete SIP message, skips the body of one handed on at
+// the end of its header, and keeps the start of an incomplete one.
 func (t *Table) stream(f *tcpFlow, p []byte) {
+	t.streamTo(f, p, f.next+uint32(len(p)))
+}
+
+// streamTo is stream with end, the sequence number after p.
+func (t *Table) streamTo(f *tcpFlow, p []byte, end uint32) {
 	if f.ws.mode != wsOff {
 		t.wsStream(f, p)
 		return
 	}
+	if f.skipping {
+		n := int64(int32(f.bodyEnd - (end - uint32(len(p)))))
+		if n >= int64(len(p)) {
+			f.skipping = n > int64(len(p))
+			return
+		}
+		f.skipping = false
+		if n > 0 {
+			p = p[n:]
+		}
+	}
 	if f.fresh {
 		f.fresh = false
 		f.hep = t.cfg.HEP && hasHEP3Magic(p)
+		f.shown = f.shown || f.hep
 		if !f.hep && t.wsDetect(f, p) {
 			t.wsStream(f, p)
 			return
@@ -258,27 +467,32 @@ func (t *Table) stream(f *tcpFlow, p []byte) {
 		if len(p) == 0 {
 			return
 		}
+		f.hep = t.cfg.HEP && hasHEP3Magic(p)
 		switch {
-		case t.cfg.HEP && hasHEP3Magic(p):
-			f.hep = true
+		case f.hep:
+			f.shown = true
 		case t.wsDetect(f, p):
 			f.hunting = false
 			t.wsStream(f, p)
 			return
 		case !sip.IsStart(p):
 			t.sink.Drop(sip.ErrNotSIP)
-			return
+			i := nextStart(p)
+			if i < 0 {
+				return
+			}
+			p, f.probation = p[i:], true
 		}
 		f.hunting = false
 	}
-	data := p
+	data := p // ends at end
 	buffered := len(f.buf) > 0
 	if buffered {
 		if len(f.buf)+len(p) > t.cfg.MaxBufferBytes {
 			t.sink.Drop(sip.ErrTooLong)
 			f.buf = f.buf[:0]
-			f.hunting = true
-			t.stream(f, p)
+			f.hunting, f.probation = true, false
+			t.streamTo(f, p, end)
 			return
 		}
 		f.buf = append(f.buf, p...)
@@ -312,8 +526,8 @@ func (t *Table) stream(f *tcpFlow, p []byte) {
 				break
 			}
 			t.sink.Drop(sip.ErrNotSIP)
-			data, f.hunting = nil, true
-			break
+			data, f.hunting = t.hunt(f, data)
+			continue
 		}
 		// One scan gives both the fields and the frame: the header up to
 		// the empty line plus Content-Length body bytes (RFC 3261 §18.3).
@@ -322,39 +536,58 @@ func (t *Table) stream(f *tcpFlow, p []byte) {
 		switch err {
 		case sip.ErrNotSIP:
 			t.sink.Drop(sip.ErrNotSIP)
-			data, f.hunting = nil, true
+			data, f.hunting = t.hunt(f, data)
 			continue
 		case sip.ErrStatusLine, sip.ErrStatusCode, sip.ErrRequestLine:
 			t.sink.Message(data, msg, err) // counts the parse error; nothing to frame by
-			data, f.hunting = nil, true
+			data, f.hunting = t.hunt(f, data)
 			continue
 		}
+		f.shown = true // a start line of SIP: out-of-order segments may be held
 		hl := msg.HeaderLength
 		if !headerEnded(data, hl) {
 			if len(data) >= sip.MaxHeaderBytes {
 				t.sink.Drop(sip.ErrTooLong)
-				data, f.hunting = nil, true
+				data, f.hunting = t.hunt(f, data)
+				continue
 			}
 			break
+		}
+		if f.probation && (msg.CSeqMethod == nil || err != nil) {
+			// Found inside a segment, and no CSeq or a malformed
+			// header (such as the start line of the message after
+			// it): a status or request line quoted in a body
+			// (message/sipfrag), not a message.
+			t.sink.Drop(sip.ErrNotSIP)
+			data, f.hunting = t.hunt(f, data)
+			continue
 		}
 		cl := msg.ContentLength
 		if cl < 0 {
 			if err == sip.ErrContentLength {
 				t.sink.Drop(sip.ErrContentLength)
-				data, f.hunting = nil, true
-				break
+				data, f.hunting = t.hunt(f, data)
+				continue
 			}
 			cl = 0 // no Content-Length on a stream: no body
 		}
-		if cl > sip.MaxBodyBytes || hl+cl > t.cfg.MaxBufferBytes {
+		if cl > sip.MaxBodyBytes {
 			t.sink.Drop(sip.ErrTooLong)
-			data, f.hunting = nil, true
-			break
+			data, f.hunting = t.hunt(f, data)
+			continue
 		}
 		if hl+cl > len(data) {
-			break // body still arriving
+			if hl+cl <= t.cfg.MaxBufferBytes {
+				break // body still arriving
+			}
+			// Too large to buffer: hand on the header now and skip
+			// the body as it arrives.
+			f.skipping, f.bodyEnd = true, end+uint32(hl+cl-len(data))
+			t.handOn(f, data[:hl], msg, err)
+			data = nil
+			break
 		}
-		t.sink.Message(data[:hl+cl], msg, err)
+		t.handOn(f, data[:hl+cl], msg, err)
 		data = data[hl+cl:]
 	}
 	switch {
@@ -365,11 +598,43 @@ func (t *Table) stream(f *tcpFlow, p []byte) {
 		}
 	case len(data) > t.cfg.MaxBufferBytes:
 		t.sink.Drop(sip.ErrTooLong)
-		f.buf, f.hunting = f.buf[:0], true
+		f.buf, f.hunting, f.probation = f.buf[:0], true, false
 	case buffered:
 		f.buf = f.buf[:copy(f.buf, data)]
 	default:
 		f.buf = append(f.buf[:0], data...)
+	}
+}
+
+// hunt returns where, in data that does not start a message, the next
+// line starting a SIP message is, and whether none was found (the flow
+// then hunts at the next segment). A message found so is on probation.
+func (t *Table) hunt(f *tcpFlow, data []byte) ([]byte, bool) {
+	f.probation = false
+	if f.hep {
+		return nil, true
+	}
+	i := nextStart(data)
+	if i < 0 {
+		return nil, true
+	}
+	f.probation = true
+	return data[i:], false
+}
+
+// nextStart returns the offset of the first line after the start of p
+// that starts a SIP message ([sip.IsStart]), or -1. It does not look at
+// p's first line.
+func nextStart(p []byte) int {
+	for i := 0; ; {
+		j := bytes.IndexByte(p[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+		if i < len(p) && isTokenChar(p[i]) && sip.IsStart(p[i:]) {
+			return i
+		}
 	}
 }
 
@@ -399,7 +664,7 @@ func trimCRLF(p []byte) []byte {
 func (t *Table) add(k *Key, now int64) *tcpFlow {
 	if len(t.flows) >= t.cfg.MaxFlows {
 		t.stats.evict(EvictLimit)
-		t.remove(t.oldest)
+		t.remove(t.lists[seenList].oldest)
 	}
 	var f *tcpFlow
 	if n := len(t.free); n > 0 {
@@ -409,7 +674,7 @@ func (t *Table) add(k *Key, now int64) *tcpFlow {
 	}
 	f.key, f.lastSeen = *k, now
 	t.flows[*k] = f
-	t.pushNewest(f)
+	t.pushNewest(seenList, f)
 	t.stats.Flows.Add(1)
 	return f
 }
@@ -419,8 +684,13 @@ const maxFreeFlows = 1024
 
 func (t *Table) remove(f *tcpFlow) {
 	delete(t.flows, f.key)
-	t.unlink(f)
+	t.unlink(seenList, f)
 	t.stats.Flows.Add(-1)
+	if f.mem > 0 {
+		t.unlink(memList, f)
+		t.mem -= int64(f.mem)
+		t.stats.Memory.Store(t.mem)
+	}
 	buf := f.buf[:0]
 	if cap(buf) > keepBufferCap {
 		buf = nil
@@ -434,35 +704,85 @@ func (t *Table) remove(f *tcpFlow) {
 
 func (t *Table) touch(f *tcpFlow, now int64) {
 	f.lastSeen = now
-	if t.newest != f {
-		t.unlink(f)
-		t.pushNewest(f)
+	if t.lists[seenList].newest != f {
+		t.unlink(seenList, f)
+		t.pushNewest(seenList, f)
+	}
+	if f.mem > 0 && t.lists[memList].newest != f {
+		t.unlink(memList, f)
+		t.pushNewest(memList, f)
 	}
 }
 
-func (t *Table) pushNewest(f *tcpFlow) {
-	f.older, f.newer = t.newest, nil
-	if t.newest != nil {
-		t.newest.newer = f
+// account brings the table's memory count up to date after f's buffer or
+// held segments changed, and enforces Config.MaxMemoryBytes.
+func (t *Table) account(f *tcpFlow) {
+	m := cap(f.buf) + f.heldSize
+	if m == f.mem {
+		return
 	}
-	t.newest = f
-	if t.oldest == nil {
-		t.oldest = f
+	switch {
+	case f.mem == 0:
+		t.pushNewest(memList, f)
+	case m == 0:
+		t.unlink(memList, f)
+	}
+	t.mem += int64(m - f.mem)
+	f.mem = m
+	if t.mem > t.cfg.MaxMemoryBytes {
+		t.reclaim(f)
+	}
+	t.stats.Memory.Store(t.mem)
+}
+
+// reclaim brings memory under the budget, taking it from the least
+// recently active flows other than keep that hold some: a buffer holding
+// nothing is released, a flow holding data is evicted (reason memory).
+func (t *Table) reclaim(keep *tcpFlow) {
+	for v := t.lists[memList].oldest; v != nil && t.mem > t.cfg.MaxMemoryBytes; {
+		next := v.links[memList].newer
+		switch {
+		case v == keep:
+		case len(v.buf) == 0 && v.heldSize == 0:
+			v.buf = nil
+			t.unlink(memList, v)
+			t.mem -= int64(v.mem)
+			v.mem = 0
+		default:
+			t.stats.evict(EvictMemory)
+			t.remove(v)
+		}
+		v = next
 	}
 }
 
-func (t *Table) unlink(f *tcpFlow) {
-	if f.newer != nil {
-		f.newer.older = f.older
-	} else {
-		t.newest = f.older
+// pushNewest puts f at the newest end of list l.
+func (t *Table) pushNewest(l int, f *tcpFlow) {
+	e, fl := &t.lists[l], &f.links[l]
+	fl.older, fl.newer = e.newest, nil
+	if e.newest != nil {
+		e.newest.links[l].newer = f
 	}
-	if f.older != nil {
-		f.older.newer = f.newer
-	} else {
-		t.oldest = f.newer
+	e.newest = f
+	if e.oldest == nil {
+		e.oldest = f
 	}
-	f.newer, f.older = nil, nil
+}
+
+// unlink takes f off list l.
+func (t *Table) unlink(l int, f *tcpFlow) {
+	e, fl := &t.lists[l], &f.links[l]
+	if fl.newer != nil {
+		fl.newer.links[l].older = fl.older
+	} else {
+		e.newest = fl.older
+	}
+	if fl.older != nil {
+		fl.older.links[l].newer = fl.newer
+	} else {
+		e.oldest = fl.newer
+	}
+	*fl = listLinks{}
 }
 
 // sweepInterval is how often, in capture time, idle flows are looked for.
@@ -476,9 +796,9 @@ func (t *Table) sweep(now int64) {
 	}
 	t.lastSweep = now
 	limit := now - int64(t.cfg.FlowTimeout)
-	for t.oldest != nil && t.oldest.lastSeen < limit {
+	for o := t.lists[seenList].oldest; o != nil && o.lastSeen < limit; o = t.lists[seenList].oldest {
 		t.stats.evict(EvictTimeout)
-		t.remove(t.oldest)
+		t.remove(o)
 	}
 }
 

@@ -114,6 +114,7 @@ func (t *Table) wsDetect(f *tcpFlow, p []byte) bool {
 		f.ws = wsState{mode: wsHandshake, response: true}
 	case wsLooksLikeSIP(p):
 		f.ws = wsState{mode: wsFrames}
+		f.shown = true
 	default:
 		return false
 	}
@@ -189,6 +190,7 @@ func (t *Table) wsHandshake(f *tcpFlow, p []byte) []byte {
 		return nil
 	}
 	f.ws.mode = wsFrames
+	f.shown = true
 	rest := data[end:]
 	if buffered {
 		// rest lives in f.buf, which the frames are unmasked into: the

@@ -780,7 +780,7 @@ func startSIPp(ctx context.Context, ns, dir, scenario, transport, ip string, cal
 	}
 	argv = append(argv,
 		"-m", strconv.Itoa(calls),
-		"-timeout", "20s", "-timeout_error",
+		"-timeout", "40s", "-timeout_error", // generous: SIPp on a loaded 2-core machine with 20 % loss
 		"-nostdin",
 		"-trace_counts", "-trace_err")
 	s.cmd = exec.CommandContext(ctx, argv[0], append(argv[1:], args...)...)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,7 +31,32 @@ const (
 	promFirstIP  = 10             // pair i: UAS 127.0.4.(10+2i), UAC the next address
 	promRulesDir = "../../deploy/prometheus/rules"
 	promNode     = "e2e" // --capture.node-name
+
+	// The held calls: their UAS (peer pbx-held) and UAC, over TCP.
+	promHeldUAS, promHeldUAC = "127.0.4.40", "127.0.4.41"
+	promHeldCalls            = 4
+	// The trunk refusing OPTIONS with 503: its UAS (peer trunk-down) and UAC.
+	promDownUAS, promDownUAC = "127.0.4.42", "127.0.4.43"
 )
+
+// promPeers is the peers file of the test, so that the OPTIONS keepalive
+// timestamps exist (only configured peers have them). The UAS of the
+// sippMix pairs (127.0.4.10, .12, ... .22) are one peer, sbc, which
+// answers INVITE, REGISTER and OPTIONS (the options pair, with 200); their
+// UACs are no peer, so requests are outbound to sbc and responses inbound
+// from it. Both ends of the held calls are pbx-held, both ends of the
+// OPTIONS refused with 503 trunk-down: every message of theirs is inbound
+// from their peer (its sender), one label set each, so that sbc, with two,
+// has the most series and is the value the "first" pass of every variable
+// picks (the one with INVITE errors and answered OPTIONS).
+const promPeers = `peers:
+  - name: sbc
+    cidrs: [127.0.4.10/32, 127.0.4.12/32, 127.0.4.14/32, 127.0.4.16/32, 127.0.4.18/32, 127.0.4.20/32, 127.0.4.22/32]
+  - name: pbx-held
+    cidrs: [127.0.4.40/31]
+  - name: trunk-down
+    cidrs: [127.0.4.42/31]
+`
 
 // issue5Metrics are the transaction and session families of issue 5 that
 // dashboards and rules read. Until they are exported, expressions that
@@ -44,6 +71,15 @@ var issue5Metrics = []string{
 	"sip_exporter_transactions_timed_out_total",
 }
 
+// peerMetrics are the families that exist only for the configured peers
+// of a peers file (--config.file). Expressions that read them return data
+// only where an exporter has one: where none has (no series with a peer
+// label, as in TestFleet), their empty results are reported, not failed.
+var peerMetrics = []string{
+	"sip_peer_options_last_success_timestamp_seconds",
+	"sip_peer_options_last_failure_timestamp_seconds",
+}
+
 // TestPrometheusDashboardsAndRules runs the real exporter on lo, a real
 // Prometheus (the Debian package's binary, with its own configuration and
 // data directory, never the system service) scraping it every second with
@@ -55,8 +91,15 @@ var issue5Metrics = []string{
 //     each variable), and every rule expression must parse and return data;
 //     alert expressions must parse and every series they read must exist;
 //   - the 5xx share of the overview dashboard and of the recording rules,
-//     and ASR, NER, SER, SEER, ISA and SCR of the SLA dashboard, must equal
-//     what the mix implies.
+//     and ASR, NER, SER, SEER, ISA, SCR and IRA of the SLA dashboard, must
+//     equal what the mix implies; the concurrent calls, registrations and
+//     trunk keepalive panels of the overview what the held calls, the
+//     REGISTERs and the OPTIONS imply.
+//
+// The exporter has a peers file (promPeers), so that the per-peer
+// families (OPTIONS keepalives) exist. Before the rounds, SIPp sets up
+// promHeldCalls calls over TCP and holds them past the end of the test;
+// with the first round, a trunk answers OPTIONS with 503.
 //
 // The traffic runs twice: a short round creates every series, and the
 // values are checked over a window that holds exactly the second round, so
@@ -70,10 +113,15 @@ func TestPrometheusDashboardsAndRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	hepAddr := freeAddrOn(t, "127.0.4.1")
+	peersFile := filepath.Join(t.TempDir(), "peers.yml")
+	if err := os.WriteFile(peersFile, []byte(promPeers), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	e := startExporter(t, bin,
 		"--capture.interface="+liveInterface,
 		"--capture.bpf-file="+writeNetFilter(t, subnet),
 		"--capture.node-name="+promNode,
+		"--config.file="+peersFile,
 		"--hep.listen-address="+hepAddr)
 	if err := e.waitSourceUp(liveInterface, "interface", 15*time.Second); err != nil {
 		t.Fatal(err)
@@ -83,14 +131,31 @@ func TestPrometheusDashboardsAndRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startPrometheus(t, exporterURL.Host)
-	// Traffic starts once Prometheus holds a sample of the zero series.
-	if err := p.waitFor(`sip_responses_total{method="INVITE",code="503"} == 0`, 20*time.Second); err != nil {
+	// Traffic starts once Prometheus scrapes the exporter (with a peers
+	// file, a (node, peer, direction) label set and its zero series are
+	// made by its first message: round 1 makes them).
+	if err := p.waitFor(`sip_exporter_source_up{type="interface"} == 1`, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
 
-	// Round 1 creates the series; round 2 is measured.
+	// Calls held through both rounds (established before the measured
+	// window, so that they do not change its ratios).
+	holdCalls(t, e)
+
+	// Round 1 creates the series, with the trunk refusing OPTIONS; round 2
+	// is measured.
 	const warmCalls, calls = 2, sippCalls
+	downErr := make(chan error, 1)
+	go func() {
+		_, err := runSIPpPair(filepath.Join(t.TempDir(), "options-503"),
+			sippPair{name: "options-503", uas: "uas_options_503.xml", uac: "uac_options_503.xml"},
+			"u1", promDownUAS, promDownUAC, warmCalls)
+		downErr <- err
+	}()
 	warm := runSIPpSet(t, "u1", "127.0.4", promFirstIP, warmCalls)
+	if err := <-downErr; err != nil {
+		t.Fatalf("options-503: %v", err)
+	}
 	e.settle(t, 5*time.Second)
 	time.Sleep(2500 * time.Millisecond) // two scrapes of the settled counters
 	// The measured window starts 1.5 s back, while the counters are flat,
@@ -144,7 +209,21 @@ func TestPrometheusDashboardsAndRules(t *testing.T) {
 		}
 	}
 	checker.exact("recording rule node_peer_method_class:sip_final_responses:ratio5m (both rounds)",
-		`node_peer_method_class:sip_final_responses:ratio5m{method="INVITE", class="5xx"}`, nil, invite503/inviteFinal)
+		`node_peer_method_class:sip_final_responses:ratio5m{method="INVITE", class="5xx"}`, map[string]string{"peer": "sbc", "direction": "inbound"}, invite503/inviteFinal)
+
+	// The NOC panels of the overview: the held calls are up (every call of
+	// the rounds ended with its BYE or was refused), one address of record
+	// is registered (every REGISTER of the register pair is for
+	// sip:service@UAS, granted 60 s), sbc answers OPTIONS and trunk-down
+	// refuses them.
+	overview := ds["sip-overview.json"]
+	checker.exact("overview concurrent calls", substitute(findTarget(t, overview, "Concurrent calls"), allVars), nil, promHeldCalls)
+	checker.exact("overview peak concurrent calls over the range", substitute(findTarget(t, overview, "Peak concurrent calls over the range"), allVars), nil, promHeldCalls)
+	checker.exact("overview registered addresses of record", substitute(findTarget(t, overview, "Registered addresses of record"), allVars), nil, 1)
+	checker.exact("recording rule node_peer:sip_sessions_active:sum", `node_peer:sip_sessions_active:sum`, map[string]string{"peer": "pbx-held", "direction": "inbound"}, promHeldCalls)
+	keepalive := panelTargets(t, overview, "Trunk keepalives")
+	checker.exact("overview trunk keepalive state of sbc", substitute(keepalive["A"], allVars), map[string]string{"peer": "sbc", "direction": "outbound"}, 1)
+	checker.exact("overview trunk keepalive state of trunk-down", substitute(keepalive["A"], allVars), map[string]string{"peer": "trunk-down", "direction": "inbound"}, 0)
 
 	// SLA ratios: one of the five INVITE pairs answers (200), one refuses
 	// with 503 (a network failure), 404, 486 and 603 come from the user.
@@ -159,6 +238,7 @@ func TestPrometheusDashboardsAndRules(t *testing.T) {
 		{"SEER", 3.0 / 5}, // 200 486 603
 		{"ISA", 1.0 / 5},  // 503
 		{"SCR", 1.0 / 5},  // answered and ended by BYE
+		{"IRA", 0},        // every REGISTER challenged (401), then 200
 	} {
 		expr := substitute(findTarget(t, ds["sip-sla.json"], c.stat), slaVars)
 		if pendingOK {
@@ -169,6 +249,61 @@ func TestPrometheusDashboardsAndRules(t *testing.T) {
 	}
 	checker.report()
 	t.Logf("Prometheus end-to-end test took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// holdCalls sets up promHeldCalls calls over TCP from promHeldUAC to
+// promHeldUAS (noc_uac_call.xml, noc_uas_call.xml) and waits until the
+// exporter has them up. SIPp holds them for ten minutes; a cleanup stops
+// it (the exporter, stopped too, never sees their BYE).
+func holdCalls(t *testing.T, e *exporterProcess) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	dir := t.TempDir()
+	uas, err := startSIPp(ctx, "", filepath.Join(dir, "uas"), "noc_uas_call.xml", "t1", promHeldUAS, promHeldCalls, "-timeout", "600s")
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); uas.wait() })
+	if err := waitListening(uas.cmd.Process.Pid, "tcp", promHeldUAS, sippPort, uas.exited, 5*time.Second); err != nil {
+		t.Fatalf("held calls UAS: %v%s", err, uas.details())
+	}
+	uac, err := startSIPp(ctx, "", filepath.Join(dir, "uac"), "noc_uac_call.xml", "t1", promHeldUAC, promHeldCalls,
+		"-timeout", "600s", "-d", "600000", "-l", strconv.Itoa(promHeldCalls), "-r", strconv.Itoa(sippRate),
+		net.JoinHostPort(promHeldUAS, strconv.Itoa(sippPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); uac.wait() })
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, mfs, err := e.scrape()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := familySum(mfs, "sip_sessions_active"); n == promHeldCalls {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("held calls: sip_sessions_active %v after 15s, want %d%s%s", n, promHeldCalls, uac.details(), uas.details())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// panelTargets returns the queries of the panel of d titled title by refId.
+func panelTargets(t *testing.T, d dashboards.Dashboard, title string) map[string]string {
+	t.Helper()
+	for _, p := range dashboards.AllPanels(d) {
+		if p.Title == title {
+			out := map[string]string{}
+			for _, q := range p.Targets {
+				out[q.RefID] = q.Expr
+			}
+			return out
+		}
+	}
+	t.Fatalf("dashboard %s has no panel %q", d.Title, title)
+	return nil
 }
 
 // newExprChecker returns a checker of expressions against p at time at.
@@ -196,7 +331,16 @@ func newExprChecker(t *testing.T, p *promProcess, at time.Time) *exprChecker {
 		}
 		t.Errorf("some issue 5 metrics exist (%s) but not: %s", strings.Join(have5, ", "), strings.Join(missing, ", "))
 	}
-	return &exprChecker{t: t, p: p, at: at, present: present, pendingOK: pendingOK}
+	c := &exprChecker{t: t, p: p, at: at, present: present, pendingOK: pendingOK}
+	peers, err := p.query(`count(sip_requests_total{peer!=""})`, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.peers = len(peers) > 0
+	if !c.peers {
+		t.Logf("no series has a peer label (no peers file): expressions that read %s may return no data", strings.Join(peerMetrics, ", "))
+	}
+	return c
 }
 
 // dashboards checks every query of every panel of every dashboard, with
@@ -466,8 +610,20 @@ type exprChecker struct {
 	at        time.Time
 	present   map[string]bool
 	pendingOK bool
+	peers     bool // some series has a peer label: the peer families must have data
 	checked   int
 	pending   []string
+	noPeers   []string // expressions of the peer families, empty without a peers file
+}
+
+// readsPeerMetric reports whether expr reads a family of peerMetrics.
+func readsPeerMetric(expr string) bool {
+	for _, m := range dashboards.MetricNames(expr) {
+		if slices.Contains(peerMetrics, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // needsPending reports whether expr reads a metric of issue 5 that
@@ -501,6 +657,10 @@ func (c *exprChecker) check(where, expr string, nonEmpty bool) []promSample {
 	if nonEmpty && len(s) == 0 {
 		if c.pendingOK && c.needsPending(expr) {
 			c.pending = append(c.pending, where)
+			return nil
+		}
+		if !c.peers && readsPeerMetric(expr) {
+			c.noPeers = append(c.noPeers, where)
 			return nil
 		}
 		c.t.Errorf("%s: no data\n  %s", where, expr)
@@ -685,6 +845,10 @@ func (c *exprChecker) exact(what, expr string, labels map[string]string, want fl
 func (c *exprChecker) report() {
 	c.t.Helper()
 	c.t.Logf("%d expressions queried", c.checked)
+	if len(c.noPeers) > 0 {
+		c.t.Logf("NO PEERS FILE: %d expressions of the per-peer families returned no data:\n  %s",
+			len(c.noPeers), strings.Join(c.noPeers, "\n  "))
+	}
 	if len(c.pending) > 0 {
 		c.t.Logf("PENDING (issue 5 metrics not exported yet): %d expressions returned no data:\n  %s",
 			len(c.pending), strings.Join(c.pending, "\n  "))

@@ -95,6 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("capture.bpf-file", "File with a classic BPF filter run in the kernel, in the format of `tcpdump -ddd EXPRESSION`.").PlaceHolder("PATH").StringVar(&o.bpfFile)
 	app.Flag("capture.tcp-max-flows", "TCP flow directions reassembled at once; past it the least recently seen is evicted.").Default(fmt.Sprint(def.TCP.MaxFlows)).IntVar(&o.pipeline.tcp.MaxFlows)
 	app.Flag("capture.tcp-flow-timeout", "A TCP flow with no segment for this long is forgotten.").Default(def.TCP.FlowTimeout.String()).DurationVar(&o.pipeline.tcp.FlowTimeout)
+	app.Flag("capture.tcp-max-memory", "Bytes of partial SIP messages and out-of-order segments held by TCP reassembly, over all flows of one source (an interface, a file); past it the least recently active flows holding memory are evicted and counted.").Default(units.Base2Bytes(def.TCP.MaxMemoryBytes).String()).BytesVar((*units.Base2Bytes)(&o.pipeline.tcp.MaxMemoryBytes))
 	o.pipeline.tcp.MaxBufferBytes = def.TCP.MaxBufferBytes
 	o.pipeline.tcp.MaxOutOfOrder = def.TCP.MaxOutOfOrder
 	app.Flag("capture.dedup-window", "Count a SIP message once when the same bytes between the same addresses and ports (and IPv4 ID) are seen again within this time (copies from several interfaces, mirrored directions or HEP agents). Below 500ms (T1): a SIP retransmission comes T1 or more later and always counts. 0 disables.").Default(defaultDedupWindow.String()).DurationVar(&o.pipeline.dedupWindow)
