@@ -41,10 +41,6 @@ import (
 
 const program = "sip_exporter"
 
-// releaseVersion is reported when the build sets no version with
-// -ldflags "-X github.com/prometheus/common/version.Version=...".
-const releaseVersion = "0.1.0"
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
