@@ -10,7 +10,9 @@
 //   - [ListenHEP] receives HEP over UDP and TCP (optionally TLS) from SIP
 //     servers and capture agents (Kamailio siptrace, OpenSIPS proto_hep,
 //     FreeSWITCH, Asterisk res_hep, heplify, captagent), with bounded
-//     connections; datagrams the kernel drops are counted.
+//     connections; UDP is read in batches (recvmmsg), on one socket or
+//     on several sharing the port with SO_REUSEPORT, each with its own
+//     decoder; datagrams the kernel drops are counted.
 //
 // Each source hands its packets to a [decode.Decoder] of its own and counts
 // what happens before decoding in its [Stats]; Stats.Decode holds the

@@ -72,7 +72,11 @@ func startHEP(t *testing.T, cfg HEPConfig) (*HEPListener, *hepRecorder, *Stats, 
 		}
 		return d
 	}
-	l, err := ListenHEP(cfg, newDec(udpStats), udpStats, func() (*decode.Decoder, func()) { return newDec(tcpStats), nil }, tcpStats)
+	var udpDecs []*decode.Decoder
+	for range cfg.UDPWorkers {
+		udpDecs = append(udpDecs, newDec(udpStats))
+	}
+	l, err := ListenHEP(cfg, udpDecs, udpStats, func() (*decode.Decoder, func()) { return newDec(tcpStats), nil }, tcpStats)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +236,11 @@ func BenchmarkHEPListenerUDP(b *testing.B) {
 	}
 	cfg := DefaultHEPConfig()
 	cfg.Addr, cfg.TCP = "127.0.0.1:0", false
-	l, err := ListenHEP(cfg, d, st, nil, new(Stats))
+	l, err := ListenHEP(cfg, []*decode.Decoder{d}, st, nil, new(Stats))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rb, err := newUDPBatch(l.udp[0], hepBatch)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -253,7 +261,6 @@ func BenchmarkHEPListenerUDP(b *testing.B) {
 	for i := range batch {
 		batch[i].Buffers = [][]byte{pkt}
 	}
-	buf := make([]byte, 65536)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(pkt)))
 	b.ResetTimer()
@@ -268,10 +275,12 @@ func BenchmarkHEPListenerUDP(b *testing.B) {
 			sent += w
 		}
 		b.StartTimer()
-		for range n {
-			if err := l.receiveUDP(buf); err != nil {
+		for got := 0; got < n; {
+			k, err := l.receiveUDP(rb, d)
+			if err != nil {
 				b.Fatal(err)
 			}
+			got += k
 		}
 		done += n
 	}
@@ -354,11 +363,11 @@ func TestHEPListenerKernelDrops(t *testing.T) {
 	}
 	cfg := DefaultHEPConfig()
 	cfg.Addr, cfg.TCP = "127.0.0.1:0", false
-	l, err := ListenHEP(cfg, d, st, nil, new(Stats))
+	l, err := ListenHEP(cfg, []*decode.Decoder{d}, st, nil, new(Stats))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.udp.SetReadBuffer(4096); err != nil {
+	if err := l.udp[0].SetReadBuffer(4096); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -16,6 +16,7 @@ import (
 type Stats struct {
 	KernelDrops     atomic.Uint64 // packets the kernel dropped before the ring (live capture) or the socket (HEP over UDP)
 	NotAllowedDrops atomic.Uint64 // HEP datagrams dropped: sender outside HEPConfig.AllowedNetworks
+	HEPUDPReads     atomic.Uint64 // reads of the HEP UDP sockets, each a batch of one or more datagrams
 	HEPConns        atomic.Int64  // HEP TCP connections open now (a gauge)
 	HEPConnsTotal   atomic.Uint64 // HEP TCP connections accepted and served
 	// HEPConnsRejected are the HEP TCP connections closed at once, not
@@ -81,6 +82,8 @@ var (
 		"1 while the packet source is being read, 0 once it has ended or failed.", []string{"source", "type"}, nil)
 	droppedDesc = prometheus.NewDesc("sip_exporter_packets_dropped_total",
 		"Packets lost before decoding, by reason (kernel: the capture ring or socket buffer was full; not_allowed: a HEP datagram from outside --hep.allowed-networks).", []string{"source", "reason"}, nil)
+	hepUDPReadsDesc = prometheus.NewDesc("sip_exporter_hep_udp_reads_total",
+		"Reads of the HEP UDP sockets (recvmmsg), each a batch of one or more datagrams: hep_packets_received_total / this is the mean batch.", []string{"source"}, nil)
 	hepConnsDesc = prometheus.NewDesc("sip_exporter_hep_tcp_connections",
 		"HEP TCP connections open.", []string{"source"}, nil)
 	hepConnsTotalDesc = prometheus.NewDesc("sip_exporter_hep_tcp_connections_total",
@@ -105,7 +108,7 @@ func NewCollector(sources ...*Source) *Collector {
 
 // Describe implements [prometheus.Collector].
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{upDesc, droppedDesc, hepConnsDesc, hepConnsTotalDesc, hepConnsRejectedDesc, hepConnsClosedDesc} {
+	for _, d := range []*prometheus.Desc{upDesc, droppedDesc, hepUDPReadsDesc, hepConnsDesc, hepConnsTotalDesc, hepConnsRejectedDesc, hepConnsClosedDesc} {
 		ch <- d
 	}
 	decode.Describe(ch)
@@ -134,6 +137,7 @@ func (s *Source) collect(ch chan<- prometheus.Metric) {
 	switch {
 	case s.Type == "hep" && strings.HasPrefix(s.Name, "udp://"):
 		counter(droppedDesc, st.NotAllowedDrops.Load(), s.Name, "not_allowed")
+		counter(hepUDPReadsDesc, st.HEPUDPReads.Load(), s.Name)
 	case s.Type == "hep":
 		ch <- prometheus.MustNewConstMetric(hepConnsDesc, prometheus.GaugeValue, float64(st.HEPConns.Load()), s.Name)
 		counter(hepConnsTotalDesc, st.HEPConnsTotal.Load(), s.Name)

@@ -5,4 +5,4 @@ package input
 import "net"
 
 // udpSocketDrops is only implemented on Linux (/proc/net/udp).
-func udpSocketDrops(*net.UDPConn) (uint64, bool) { return 0, false }
+func udpSocketDrops(...*net.UDPConn) (uint64, bool) { return 0, false }

@@ -9,7 +9,8 @@ import (
 // TestHEPProtectionFlags: a bad --hep.allowed-networks value is refused
 // while the flags are parsed (exit 2), naming the flag and the value; a
 // per-address cap or packet timeout out of range is refused at start
-// (exit 1), before any socket is opened and retried.
+// (exit 1), before any socket is opened and retried, and so is a number
+// of UDP workers out of range.
 func TestHEPProtectionFlags(t *testing.T) {
 	for _, tc := range []struct {
 		flag string
@@ -20,6 +21,8 @@ func TestHEPProtectionFlags(t *testing.T) {
 		{"--hep.allowed-networks=10.0.0.0/8,sbc.example.net", 2, `--hep.allowed-networks: network "sbc.example.net": not a CIDR prefix or address`},
 		{"--hep.max-connections-per-address=0", 1, ""}, // logged: "... max connections per address 0: must be at least 1"
 		{"--hep.packet-timeout=10m", 1, ""},            // logged: "... packet timeout 10m0s: must be positive and at most the read timeout 5m0s"
+		{"--hep.udp-workers=0", 1, ""},                 // logged: "... UDP workers 0: must be 1..64"
+		{"--hep.udp-workers=65", 1, ""},
 	} {
 		t.Run(tc.flag, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -31,5 +34,15 @@ func TestHEPProtectionFlags(t *testing.T) {
 				t.Errorf("stderr %q does not contain %q", stderr.String(), tc.want)
 			}
 		})
+	}
+}
+
+// TestHEPUDPWorkersDefault: --hep.udp-workers defaults to half the CPUs,
+// 1 to 4.
+func TestHEPUDPWorkersDefault(t *testing.T) {
+	for cpus, want := range map[int]int{1: 1, 2: 1, 3: 1, 4: 2, 8: 4, 64: 4} {
+		if got := defaultUDPWorkers(cpus); got != want {
+			t.Errorf("%d CPUs: %d workers, want %d", cpus, got, want)
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -39,10 +40,6 @@ import (
 )
 
 const program = "sip_exporter"
-
-// releaseVersion is reported when the build sets no version with
-// -ldflags "-X github.com/prometheus/common/version.Version=...".
-const releaseVersion = "0.1.0"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -129,6 +126,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("hep.max-packet-size", "Largest HEP packet accepted on TCP; a larger length closes the connection.").Default("64KiB").BytesVar(&hepMaxPacket)
 	app.Flag("hep.max-connections-per-address", "HEP TCP connections served at once from one sender address; more are closed and counted.").Default(fmt.Sprint(o.hep.MaxConnsPerAddr)).IntVar(&o.hep.MaxConnsPerAddr)
 	app.Flag("hep.packet-timeout", "Close a HEP TCP connection whose packet (or TLS handshake) is not complete this long after its first byte.").Default(o.hep.PacketTimeout.String()).DurationVar(&o.hep.PacketTimeout)
+	app.Flag("hep.udp-workers", "UDP sockets on --hep.listen-address, each read in batches (recvmmsg) by its own goroutine; above 1 they share the port with SO_REUSEPORT (Linux) and the kernel keeps each sender on one socket. Default: half the CPUs, 1 to 4.").Default(fmt.Sprint(defaultUDPWorkers(runtime.NumCPU()))).IntVar(&o.hep.UDPWorkers)
 	var hepAllowed []string
 	app.Flag("hep.allowed-networks", "Accept HEP (UDP and TCP) only from these sender networks, CIDR or address, comma-separated or repeated; others are dropped and counted. Default: any.").PlaceHolder("CIDR,...").StringsVar(&hepAllowed)
 	o.pipeline.hep = def.HEP

@@ -265,6 +265,11 @@ type source struct {
 // hold at most 80 MiB; a half-full queue wakes the merge.
 const hepConnQueueSize = 1 << 10
 
+// defaultUDPWorkers is the default of --hep.udp-workers on a machine of
+// cpus CPUs: half of them, 1 to 4. The workers decode; the merge, dedup
+// and counting run on one goroutine beside them.
+func defaultUDPWorkers(cpus int) int { return min(max(cpus/2, 1), 4) }
+
 // hepSources opens the HEP listener of o and returns a source per
 // transport, so that their counters stay apart.
 func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error) {
@@ -303,7 +308,7 @@ func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 	// A HEP packet names its node; one without is counted under
 	// --capture.node-name.
 	sn := p.sourceNode("")
-	// Datagrams go into one merge input; each TCP connection gets its own
+	// Datagrams go into one merge input per UDP worker; each TCP connection gets its own
 	// (an input has one producer), closed when the connection ends. Each
 	// transport opens its socket when it starts, so that a socket that
 	// fails is reopened with backoff like an interface.
@@ -311,15 +316,23 @@ func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 	if cfg.UDP {
 		udpCfg := cfg
 		udpCfg.TCP = false
-		d := p.decoderOf(ctx, dc, p.merge.Input(p.merge.Source(udp.Name), merge.Live, 0), &udp.Stats.Decode, sn)
+		// A decoder and a merge input per UDP worker (socket), made once
+		// and kept across reopenings.
+		udpSource := p.merge.Source(udp.Name)
+		ds := make([]*decode.Decoder, cfg.UDPWorkers)
+		for i := range ds {
+			ds[i] = p.decoderOf(ctx, dc, p.merge.Input(udpSource, merge.Live, 0), &udp.Stats.Decode, sn)
+		}
 		udp.ownDecoders, udp.retry = true, true
 		udp.run = func(ctx context.Context, _ *decode.Decoder, _ *input.Stats, started func()) error {
-			l, err := input.ListenHEP(udpCfg, d, &udp.Stats, nil, &tcp.Stats)
+			l, err := input.ListenHEP(udpCfg, ds, &udp.Stats, nil, &tcp.Stats)
 			if err != nil {
 				return err
 			}
 			defer l.Close()
-			d.Reset()
+			for _, d := range ds {
+				d.Reset()
+			}
 			started()
 			return l.ServeUDP(ctx)
 		}
