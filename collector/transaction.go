@@ -21,6 +21,21 @@ import (
 // (RFC 3261 §17.1.2.2, Timer F).
 const NonInviteTimeout = 64 * 500 * time.Millisecond
 
+// EarlyResponseWindow is how long, in capture time, a response whose
+// request has not been seen is held for it. A response cannot precede its
+// request on the wire, but it can in the capture when the two come from
+// sources whose clocks disagree: two NICs or two tap ports time-stamping
+// one direction each, two HEP agents a few milliseconds apart (the merge
+// corrects an agent's clock only past half of --capture.max-lateness). A
+// response matched this way counts in
+// sip_exporter_transaction_responses_early_total and its delay as 0; one
+// whose request does not come within the window counts as unmatched.
+const EarlyResponseWindow = 100 * time.Millisecond
+
+// earlySlots bounds the responses held for their request; when more are
+// waiting the oldest counts as unmatched at once.
+const earlySlots = 64
+
 // TxEventFlags qualify a [TxEvent].
 type TxEventFlags uint8
 
@@ -346,6 +361,7 @@ type Tracker struct {
 	lastNode  *Node
 	lastIndex uint32
 	clock     int64 // the tracker's time: the latest watermark or event time, ns
+	held      earlyResponses
 
 	mu        sync.Mutex // guards published
 	published []*txNode
@@ -355,12 +371,12 @@ type Tracker struct {
 	openRegs                            atomic.Int64
 	regsEvicted                         atomic.Uint64
 	timedOutInvite, timedOutNonInvite   atomic.Uint64
-	unmatched                           atomic.Uint64
+	unmatched, early                    atomic.Uint64
 	srdVec, rrdVec, sddVec, durationVec *prometheus.HistogramVec
 
 	attemptsDesc, outcomesDesc, timeoutsDesc, respRetransDesc, reqRetransDesc, causesDesc *prometheus.Desc
 	openDesc, evictedDesc, timedOutDesc, dialogsDesc, dialogsEvictedDesc                  *prometheus.Desc
-	unmatchedDesc                                                                         *prometheus.Desc
+	unmatchedDesc, earlyDesc                                                              *prometheus.Desc
 	sessionsDesc, endedDesc, regsDesc, regAttemptsDesc, regTimeoutsDesc                   *prometheus.Desc
 	optionsOKDesc, optionsFailedDesc, regsTrackedDesc, regsEvictedDesc                    *prometheus.Desc
 	// peerLabels: the label sets have a peer (--config.file): the
@@ -465,7 +481,9 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 		dialogsEvictedDesc: prometheus.NewDesc("sip_exporter_dialogs_evicted_total",
 			"Answered dialogs forgotten before their BYE because the dialog table was full (the oldest goes).", nil, nil),
 		unmatchedDesc: prometheus.NewDesc("sip_exporter_transaction_responses_unmatched_total",
-			"SIP responses whose request was not seen or no longer tracked.", nil, nil),
+			"SIP responses whose request was not seen within 100 ms of capture time after them, or is no longer tracked.", nil, nil),
+		earlyDesc: prometheus.NewDesc("sip_exporter_transaction_responses_early_total",
+			"SIP responses captured before their request (by at most 100 ms) and matched when it came: the capture clocks of two sources disagree; their delays count as 0.", nil, nil),
 	}
 	t.peerLabels = len(series) > 1
 	return t, nil
@@ -599,6 +617,9 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 	} else {
 		t.others.push(txItem{ev.Key, ev.Time})
 	}
+	if t.held.waiting(ev.Key) {
+		t.matchHeld(ev.Key)
+	}
 	if ev.Method == MethodBYE || ev.Method == MethodCANCEL {
 		t.causes(ev, mine)
 	}
@@ -629,8 +650,7 @@ func (t *Tracker) response(ev *TxEvent, mine *txNode) {
 	}
 	e := t.table.get(ev.Key) // updated in place: nothing below puts into t.table
 	if e == nil {
-		t.unmatched.Add(1)
-		t.causes(ev, mine)
+		t.hold(ev)
 		return
 	}
 	fp := uint32(mix64(uint64(ev.ToTag)<<16|uint64(code))) | 1
@@ -688,6 +708,76 @@ func (t *Tracker) response(ev *TxEvent, mine *txNode) {
 			}
 		}
 		e.flags |= txFinal
+	}
+}
+
+// earlyResponses holds, in capture-time order, the responses whose
+// request has not been seen yet (see [EarlyResponseWindow]): a ring of
+// earlySlots events, a mark on those matched already, and, per key&255,
+// how many unmatched ones have that key, so that a request finds in one
+// load whether any wait for it.
+type earlyResponses struct {
+	evs     [earlySlots]TxEvent
+	matched [earlySlots]bool
+	head, n int
+	keys    [256]uint8
+}
+
+func (h *earlyResponses) waiting(key uint64) bool { return h.keys[key&255] != 0 }
+
+func (h *earlyResponses) front() *TxEvent { return &h.evs[h.head] }
+
+// push adds ev; the ring must not be full.
+func (h *earlyResponses) push(ev *TxEvent) {
+	i := (h.head + h.n) % earlySlots
+	h.evs[i], h.matched[i] = *ev, false
+	h.n++
+	h.keys[ev.Key&255]++
+}
+
+// pop removes the oldest and reports whether it is still unmatched.
+func (h *earlyResponses) pop() (TxEvent, bool) {
+	ev, unmatched := h.evs[h.head], !h.matched[h.head]
+	h.head = (h.head + 1) % earlySlots
+	h.n--
+	if unmatched {
+		h.keys[ev.Key&255]--
+	}
+	return ev, unmatched
+}
+
+// hold keeps a response without a transaction for its request; when
+// earlySlots wait already, the oldest is given up.
+func (t *Tracker) hold(ev *TxEvent) {
+	if t.held.n == earlySlots {
+		t.unheld(t.held.pop())
+	}
+	t.held.push(ev)
+}
+
+// unheld counts a held response whose request did not come.
+func (t *Tracker) unheld(ev TxEvent, unmatched bool) {
+	if !unmatched {
+		return
+	}
+	t.unmatched.Add(1)
+	t.causes(&ev, t.nodes[t.nodeOf(ev.Node)])
+}
+
+// matchHeld handles, in their order, the held responses to the transaction
+// key, which has just been opened.
+func (t *Tracker) matchHeld(key uint64) {
+	h := &t.held
+	for i := 0; i < h.n; i++ {
+		j := (h.head + i) % earlySlots
+		if h.matched[j] || h.evs[j].Key != key {
+			continue
+		}
+		h.matched[j] = true
+		h.keys[key&255]--
+		t.early.Add(1)
+		ev := h.evs[j]
+		t.response(&ev, t.nodes[t.nodeOf(ev.Node)])
 	}
 }
 
@@ -850,8 +940,12 @@ func (t *Tracker) expire(now int64) {
 	t.publish()
 }
 
-// expireTx ends the transactions whose timeout has passed at now.
+// expireTx ends the transactions whose timeout has passed at now and the
+// wait of the responses held since EarlyResponseWindow or longer.
 func (t *Tracker) expireTx(now int64) {
+	for t.held.n > 0 && t.held.front().Time <= now-int64(EarlyResponseWindow) {
+		t.unheld(t.held.pop())
+	}
 	t.expireRing(&t.invites, now-int64(t.cfg.InviteTimeout), true)
 	t.expireRing(&t.others, now-int64(NonInviteTimeout), false)
 }
@@ -904,7 +998,7 @@ func (t *Tracker) evictOldest() {
 // Describe implements [prometheus.Collector].
 func (t *Tracker) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{t.attemptsDesc, t.outcomesDesc, t.timeoutsDesc, t.respRetransDesc, t.reqRetransDesc,
-		t.causesDesc, t.openDesc, t.evictedDesc, t.timedOutDesc, t.dialogsDesc, t.dialogsEvictedDesc, t.unmatchedDesc,
+		t.causesDesc, t.openDesc, t.evictedDesc, t.timedOutDesc, t.dialogsDesc, t.dialogsEvictedDesc, t.unmatchedDesc, t.earlyDesc,
 		t.sessionsDesc, t.endedDesc, t.regsDesc, t.regAttemptsDesc, t.regTimeoutsDesc, t.optionsOKDesc, t.optionsFailedDesc,
 		t.regsTrackedDesc, t.regsEvictedDesc} {
 		ch <- d
@@ -1016,4 +1110,5 @@ func (t *Tracker) Collect(ch chan<- prometheus.Metric) {
 	counter(t.timedOutDesc, t.timedOutInvite.Load(), "invite")
 	counter(t.timedOutDesc, t.timedOutNonInvite.Load(), "non_invite")
 	counter(t.unmatchedDesc, t.unmatched.Load())
+	counter(t.earlyDesc, t.early.Load())
 }

@@ -164,8 +164,84 @@ func TestTrackerEviction(t *testing.T) {
 	tr.Observe(&e)
 	e = ev(n, 0, 2000, 200, MethodINVITE, 0)
 	tr.Observe(&e)
+	tr.Advance(e.Time + int64(EarlyResponseWindow)) // no request came for it
 	if tr.unmatched.Load() != 1 || tr.nodes[0].outcomes[200-100].Load() != 1 {
 		t.Errorf("unmatched %d, outcomes 200 %d; want 1, 1", tr.unmatched.Load(), tr.nodes[0].outcomes[100].Load())
+	}
+}
+
+// TestTrackerEarlyResponses: responses captured before their request (two
+// sources whose clocks disagree) are held for EarlyResponseWindow and
+// matched in their order when the request comes, with delays of 0; those
+// whose request comes later, or never, or that overflow the hold, count as
+// unmatched, with their Reason causes.
+func TestTrackerEarlyResponses(t *testing.T) {
+	n := NewSIP(1).Node(nil)
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 1 << 10, InviteTimeout: time.Minute})
+	observe := func(es ...TxEvent) {
+		for _, e := range es {
+			tr.Observe(&e)
+		}
+	}
+	const window = int64(EarlyResponseWindow / time.Millisecond)
+	// Transaction 1: 100, 180 and 200 up to 3 ms before the INVITE, and
+	// the 200 again after it (a retransmission).
+	observe(ev(n, 1, 10, 100, MethodINVITE, 0), ev(n, 1, 11, 180, MethodINVITE, 0), ev(n, 1, 12, 200, MethodINVITE, 0),
+		ev(n, 1, 13, 0, MethodINVITE, 0), ev(n, 1, 14, 200, MethodINVITE, 0))
+	// Transaction 2: its 486 comes a whole window before the INVITE.
+	late := ev(n, 2, 20, 486, MethodINVITE, 0)
+	late.Q850Cause = 17
+	observe(late, ev(n, 2, 20+window, 0, MethodINVITE, 0))
+	if got := tr.early.Load(); got != 3 {
+		t.Errorf("early %d, want 3", got)
+	}
+	if got := tr.unmatched.Load(); got != 1 {
+		t.Errorf("unmatched %d, want 1 (the 486 a whole window early)", got)
+	}
+	tn := tr.nodes[0]
+	if tn.outcomes[200-100].Load() != 1 || tn.outcomes[486-100].Load() != 0 || tn.respRetrans.load(200, MethodINVITE) != 1 {
+		t.Errorf("outcomes 200 %d, 486 %d, retransmitted 200 %d; want 1, 0, 1",
+			tn.outcomes[200-100].Load(), tn.outcomes[486-100].Load(), tn.respRetrans.load(200, MethodINVITE))
+	}
+	if tn.q850[17].Load() != 1 {
+		t.Errorf("Q.850 cause 17 of the unmatched 486: %d, want 1", tn.q850[17].Load())
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(tr)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srd uint64
+	for _, mf := range mfs {
+		if mf.GetName() != "sip_session_request_delay_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			h := m.GetHistogram()
+			srd += h.GetSampleCount()
+			if h.GetSampleSum() != 0 {
+				t.Errorf("SRD %v: observations sum to %v s, want 0 (the 180 came first)", m.GetLabel(), h.GetSampleSum())
+			}
+		}
+	}
+	if srd != 1 {
+		t.Errorf("SRD observations %d, want 1", srd)
+	}
+	// More than earlySlots waiting: the oldest are given up at once; End
+	// gives up the rest.
+	for i := range uint64(earlySlots + 10) {
+		observe(ev(n, 100+i, 200*window, 200, MethodOPTIONS, 0))
+	}
+	if got := tr.unmatched.Load(); got != 1+10 {
+		t.Errorf("after overflowing the hold: unmatched %d, want 11", got)
+	}
+	tr.End()
+	if got := tr.unmatched.Load(); got != 1+earlySlots+10 {
+		t.Errorf("after End: unmatched %d, want %d", got, 1+earlySlots+10)
+	}
+	if tr.held.n != 0 || tr.held.keys != [256]uint8{} {
+		t.Errorf("after End: %d held, key counts not all 0", tr.held.n)
 	}
 }
 
@@ -233,6 +309,18 @@ func TestTrackerAllocs(t *testing.T) {
 	steps = make([]TxEvent, 0, 3)
 	if a := testing.AllocsPerRun(1000, observe); a != 0 {
 		t.Errorf("Observe: %v allocs per run", a)
+	}
+	// A response before its request: held, then matched.
+	early := func() {
+		i++
+		steps = steps[:0]
+		steps = append(steps, ev(n, i, int64(i), 200, MethodOPTIONS, 0), ev(n, i, int64(i), 0, MethodOPTIONS, 0))
+		for k := range steps {
+			tr.Observe(&steps[k])
+		}
+	}
+	if a := testing.AllocsPerRun(1000, early); a != 0 {
+		t.Errorf("Observe, response first: %v allocs per run", a)
 	}
 	key := func() {
 		_ = TxKey([]byte("a84b4c76e66710@pc33.atlanta.example.com"), 1, []byte("INVITE"), []byte("z9hG4bK776asdhds"))
