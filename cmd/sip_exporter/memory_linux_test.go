@@ -256,14 +256,19 @@ func (m loadMsg) render(dst []byte, v int) []byte {
 // until the end of the files), and `serve --capture.pcap-file=FILE
 // --capture.pcap-speed=realtime`, scraped once the file has ended (in
 // realtime the transactions stay open until their timeout, 180 s after
-// they started) and again 60 s later, once Go's background scavenger has
-// had time to return memory freed after the table's last doubling.
+// they started) and again SIP_EXPORTER_MEMORY_LATER (default 60s) later,
+// once Go's background scavenger has had time to return memory freed
+// after the table's last doubling.
 //
 //	SIP_EXPORTER_MEMORY=1 go test ./cmd/sip_exporter/ -run TestMemoryOpenTransactions -v -timeout 30m
 func TestMemoryOpenTransactions(t *testing.T) {
 	bin := requireMemoryRun(t)
 	n := envInt(t, "SIP_EXPORTER_MEMORY_TX", 1_000_000)
 	rate := envInt(t, "SIP_EXPORTER_MEMORY_RATE", 50_000)
+	later, err := time.ParseDuration(envString("SIP_EXPORTER_MEMORY_LATER", "60s"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	closing := []string{"--sip.invite-timeout=1ms", "--sip.session-max-age=1ms"}
 	for _, answered := range []bool{false, true} {
@@ -286,9 +291,9 @@ func TestMemoryOpenTransactions(t *testing.T) {
 		})
 		t.Run(name+"/serve", func(t *testing.T) {
 			wait := time.Duration(msgs)*time.Second/time.Duration(rate) + 60*time.Second
-			open := serveOpen(t, bin, path, wait)
-			base := serveOpen(t, bin, path, wait, closing...)
-			for i, when := range []string{"when the file has ended", "60 s later"} {
+			open := serveOpen(t, bin, path, wait, later)
+			base := serveOpen(t, bin, path, wait, later, closing...)
+			for i, when := range []string{"when the file has ended", later.String() + " later"} {
 				t.Logf("serve, RSS %s: open %.1f MiB, closing at once %.1f MiB: %.1f bytes per open transaction; Go heap in use %.1f bytes per open transaction",
 					when, float64(open[i].rss)/1024, float64(base[i].rss)/1024, float64(open[i].rss-base[i].rss)*1024/float64(n),
 					(open[i].heapInuse-base[i].heapInuse)/float64(n))
@@ -303,18 +308,9 @@ func TestMemoryOpenTransactions(t *testing.T) {
 // messages written.
 func writeOpenTransactions(t *testing.T, path string, n, rate int, answered bool) int {
 	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	w := pcapgo.NewWriterNanos(bw)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
+	w := createPcap(t, path)
 	start := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	a, b := net.IPv4(192, 0, 2, 1), net.IPv4(192, 0, 2, 2)
-	sb := gopacket.NewSerializeBuffer()
 	msgs := 0
 	for i := range n {
 		script := []sipMsg{{method: "INVITE", cseq: 1, branch: fmt.Sprintf("z9hG4bK%d", i), fromTag: fmt.Sprintf("a%d", i)}}
@@ -327,28 +323,71 @@ func writeOpenTransactions(t *testing.T, path string, n, rate int, answered bool
 			if m.fromB {
 				src, dst = b, a
 			}
-			eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
-			ip := &layers.IPv4{Version: 4, TTL: 64, Id: uint16(msgs), SrcIP: src, DstIP: dst, Protocol: layers.IPProtocolUDP}
-			udp := &layers.UDP{SrcPort: 5060, DstPort: 5060}
-			_ = udp.SetNetworkLayerForChecksum(ip)
-			if err := gopacket.SerializeLayers(sb, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
-				eth, ip, udp, gopacket.Payload(m.bytes(fmt.Sprintf("open-%d@192.0.2.1", i)))); err != nil {
-				t.Fatal(err)
-			}
 			ts := start.Add(time.Duration(msgs) * time.Second / time.Duration(rate))
-			if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(sb.Bytes()), Length: len(sb.Bytes())}, sb.Bytes()); err != nil {
-				t.Fatal(err)
-			}
+			w.udp(t, ts, uint16(msgs), src, dst, m.bytes(fmt.Sprintf("open-%d@192.0.2.1", i)))
 			msgs++
 		}
 	}
-	if err := bw.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	w.close(t)
 	return msgs
+}
+
+// pcapFile writes Ethernet frames to a pcap file with nanosecond
+// timestamps, through a buffer.
+type pcapFile struct {
+	f        *os.File
+	bw       *bufio.Writer
+	w        *pcapgo.Writer
+	sb       gopacket.SerializeBuffer
+	src, dst net.HardwareAddr
+}
+
+// createPcap creates path for frames from 02:00:00:00:00:01 to
+// 02:00:00:00:00:02.
+func createPcap(t *testing.T, path string) *pcapFile {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pcapFile{f: f, bw: bufio.NewWriterSize(f, 1<<20), sb: gopacket.NewSerializeBuffer(),
+		src: net.HardwareAddr{2, 0, 0, 0, 0, 1}, dst: net.HardwareAddr{2, 0, 0, 0, 0, 2}}
+	p.w = pcapgo.NewWriterNanos(p.bw)
+	if err := p.w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// udp writes an IPv4/UDP frame from src:5060 to dst:5060.
+func (p *pcapFile) udp(t *testing.T, ts time.Time, id uint16, src, dst net.IP, payload []byte) {
+	t.Helper()
+	ip := &layers.IPv4{Version: 4, TTL: 64, Id: id, SrcIP: src, DstIP: dst, Protocol: layers.IPProtocolUDP}
+	udp := &layers.UDP{SrcPort: 5060, DstPort: 5060}
+	_ = udp.SetNetworkLayerForChecksum(ip)
+	p.frame(t, ts, ip, udp, gopacket.Payload(payload))
+}
+
+// frame writes an Ethernet frame (IPv4) of the layers ls.
+func (p *pcapFile) frame(t *testing.T, ts time.Time, ls ...gopacket.SerializableLayer) {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: p.src, DstMAC: p.dst, EthernetType: layers.EthernetTypeIPv4}
+	if err := gopacket.SerializeLayers(p.sb, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, append([]gopacket.SerializableLayer{eth}, ls...)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(p.sb.Bytes()), Length: len(p.sb.Bytes())}, p.sb.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *pcapFile) close(t *testing.T) {
+	t.Helper()
+	if err := p.bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.f.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // reportMaxRSS runs `bin report args...` and returns its peak RSS, kB.
@@ -376,8 +415,8 @@ type openReading struct {
 
 // serveOpen serves path in realtime with args and, once the file has
 // ended (within wait) and the merge's lateness has passed, logs and
-// returns a reading, then another 60 s later.
-func serveOpen(t *testing.T, bin, path string, wait time.Duration, args ...string) [2]openReading {
+// returns a reading, then another one later.
+func serveOpen(t *testing.T, bin, path string, wait, later time.Duration, args ...string) [2]openReading {
 	t.Helper()
 	e := startExporter(t, bin, append([]string{"--capture.pcap-file=" + path, "--capture.pcap-speed=realtime", "--log.level=warn"}, args...)...)
 	src := map[string]string{"source": path, "type": "pcap"}
@@ -393,7 +432,7 @@ func serveOpen(t *testing.T, bin, path string, wait time.Duration, args ...strin
 	var r [2]openReading
 	for i := range r {
 		if i > 0 {
-			time.Sleep(60 * time.Second)
+			time.Sleep(later)
 		}
 		_, mfs, err := e.scrape()
 		if err != nil {
