@@ -294,9 +294,9 @@ func TestMemoryOpenTransactions(t *testing.T) {
 			open := serveOpen(t, bin, path, wait, later)
 			base := serveOpen(t, bin, path, wait, later, closing...)
 			for i, when := range []string{"when the file has ended", later.String() + " later"} {
-				t.Logf("serve, RSS %s: open %.1f MiB, closing at once %.1f MiB: %.1f bytes per open transaction; Go heap in use %.1f bytes per open transaction",
-					when, float64(open[i].rss)/1024, float64(base[i].rss)/1024, float64(open[i].rss-base[i].rss)*1024/float64(n),
-					(open[i].heapInuse-base[i].heapInuse)/float64(n))
+				t.Logf("serve, RSS %s: %.0f open, %.1f MiB; closing at once %.1f MiB: %.1f bytes per open transaction; Go heap in use %.1f bytes per open transaction",
+					when, open[i].open, float64(open[i].rss)/1024, float64(base[i].rss)/1024, float64(open[i].rss-base[i].rss)*1024/open[i].open,
+					(open[i].heapInuse-base[i].heapInuse)/open[i].open)
 			}
 		})
 	}
@@ -411,6 +411,7 @@ func reportMaxRSS(t *testing.T, bin string, args ...string) int64 {
 type openReading struct {
 	rss       int64   // VmRSS, kB
 	heapInuse float64 // go_memstats_heap_inuse_bytes
+	open      float64 // sip_exporter_transactions
 }
 
 // serveOpen serves path in realtime with args and, once the file has
@@ -441,11 +442,12 @@ func serveOpen(t *testing.T, bin, path string, wait, later time.Duration, args .
 		pid := e.cmd.Process.Pid
 		r[i].rss = procStatus(t, pid)["VmRSS"]
 		r[i].heapInuse, _ = gaugeValue(mfs, "go_memstats_heap_inuse_bytes", nil)
-		txs, _ := gaugeValue(mfs, "sip_exporter_transactions", nil)
+		r[i].open, _ = gaugeValue(mfs, "sip_exporter_transactions", nil)
 		dialogs, _ := gaugeValue(mfs, "sip_exporter_dialogs", nil)
 		late, _ := gaugeValue(mfs, "sip_exporter_messages_late_total", map[string]string{"source": path})
-		t.Logf("serve %s (read in %v): %.0f open transactions, %.0f open dialogs, %.0f late: %s",
-			strings.Join(args, " "), read.Round(time.Second), txs, dialogs, late, memLine(t, pid, mfs))
+		dropped, _ := gaugeValue(mfs, "sip_exporter_messages_dropped_total", map[string]string{"source": path})
+		t.Logf("serve %s (read in %v): %.0f open transactions, %.0f open dialogs, %.0f late, %.0f dropped: %s",
+			strings.Join(args, " "), read.Round(time.Second), r[i].open, dialogs, late, dropped, memLine(t, pid, mfs))
 	}
 	return r
 }
