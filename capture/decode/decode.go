@@ -152,6 +152,15 @@ func (d *Decoder) Packet(lt layers.LinkType, data []byte, ts int64, wireLen int)
 	d.ethertype(etype, data, ts)
 }
 
+// FilePacket is [Decoder.Packet] for the packet numbered n (from 1) in a
+// capture file that several decoders read between them (see [FlowHash]):
+// the messages it carries or completes get [Origin.Seq] n, by which the
+// merge keeps the file's order among messages of equal capture time.
+func (d *Decoder) FilePacket(n uint64, lt layers.LinkType, data []byte, ts int64, wireLen int) {
+	d.origin.Seq = n
+	d.Packet(lt, data, ts, wireLen)
+}
+
 // Link types that gopacket does not name: DLT_RAW as some BSDs number it.
 const (
 	linkTypeRawBSD     layers.LinkType = 12

@@ -120,9 +120,10 @@ type slot[E any] struct {
 }
 
 type heapItem struct {
-	t    int64
-	seq  uint64
-	slot uint32
+	t     int64
+	order uint64 // the producer's order among equal times (Input.PushOrdered)
+	seq   uint64
+	slot  uint32
 }
 
 // New returns a merger that hands the merged stream to sink. It fails when
@@ -412,10 +413,12 @@ func (m *Merger[E]) watermark(inputs []*Input[E], now int64) (w int64, open, sta
 }
 
 // release hands on, in time order, the pending messages the watermark w
-// has passed, and the earliest ones past MaxPending.
+// has passed, and the earliest ones past MaxPending. An ordered message
+// (PushOrdered) at w itself waits: an input whose latest time is w may
+// still push one at w of a lower order.
 func (m *Merger[E]) release(w int64) int {
 	n := 0
-	for len(m.heap) > 0 && (m.heap[0].t <= w || len(m.heap) > m.cfg.MaxPending) {
+	for len(m.heap) > 0 && (m.heap[0].t < w || m.heap[0].t == w && (m.heap[0].order == 0 || w == math.MaxInt64) || len(m.heap) > m.cfg.MaxPending) {
 		top := m.heap[0]
 		m.pop()
 		s := &m.slab[top.slot]
@@ -443,7 +446,7 @@ func (m *Merger[E]) push(it *item[E], in *Input[E]) {
 	}
 	m.slab[idx].e, m.slab[idx].in = it.e, in
 	m.seq++
-	m.heap = append(m.heap, heapItem{t: it.t, seq: m.seq, slot: idx})
+	m.heap = append(m.heap, heapItem{t: it.t, order: it.order, seq: m.seq, slot: idx})
 	// sift up
 	i := len(m.heap) - 1
 	for i > 0 {
@@ -479,12 +482,15 @@ func (m *Merger[E]) pop() {
 	}
 }
 
-func less(a, b heapItem) bool { return a.t < b.t || a.t == b.t && a.seq < b.seq }
+func less(a, b heapItem) bool {
+	return a.t < b.t || a.t == b.t && (a.order < b.order || a.order == b.order && a.seq < b.seq)
+}
 
 // item is one queued message.
 type item[E any] struct {
-	t int64
-	e E
+	t     int64
+	order uint64
+	e     E
 }
 
 // Input is one producer's queue into the merge: a packet source, or one
@@ -530,6 +536,15 @@ func (in *Input[E]) done() bool {
 // input drops the message, counts it and returns false. Push does not
 // allocate once a clock key has been seen.
 func (in *Input[E]) Push(ctx context.Context, t int64, clockKey string, e *E) bool {
+	return in.PushOrdered(ctx, t, 0, clockKey, e)
+}
+
+// PushOrdered is Push with an order among messages of equal capture time:
+// of two such messages, of any inputs, the one of the lower order is
+// handed on first (then the one drained first). Workers that decode one
+// capture file between them give the packet's number in the file, so that
+// the merged stream keeps the file's order.
+func (in *Input[E]) PushOrdered(ctx context.Context, t int64, order uint64, clockKey string, e *E) bool {
 	if in.kind == Live {
 		t = in.correct(t, clockKey)
 	}
@@ -537,7 +552,7 @@ func (in *Input[E]) Push(ctx context.Context, t int64, clockKey string, e *E) bo
 		tail := in.tail.Load()
 		if tail-in.head.Load() < uint64(len(in.buf)) {
 			it := &in.buf[tail&in.mask]
-			it.t, it.e = t, *e
+			it.t, it.order, it.e = t, order, *e
 			in.tail.Store(tail + 1)
 			in.m.signal()
 			if tail+1-in.head.Load() >= uint64(len(in.buf)/2) && in.m.sleeping.Load() {

@@ -353,3 +353,43 @@ func TestHalfFullWakes(t *testing.T) {
 		t.Errorf("pending %d, dropped %d; want 21 and 0", got, src.Dropped())
 	}
 }
+
+// TestExactOrderedTies: workers that split one file between them push
+// messages of equal capture time with the packet's number in the file
+// (PushOrdered); the merge hands them on by that number, whichever worker
+// pushed first and however the pushes interleave, and holds a message at
+// the watermark until every worker is past it.
+func TestExactOrderedTies(t *testing.T) {
+	for _, cfg := range []Config{DefaultConfig(), {Lateness: time.Second, QueueSize: 2, MaxPending: 8}} {
+		m, r := newTest(t, cfg)
+		src := m.Source("file")
+		a, b := m.Input(src, Exact, 0), m.Input(src, Exact, 0)
+		m.Seal()
+		done := make(chan struct{})
+		go func() { m.Run(context.Background()); close(done) }()
+		// Packet k (1..12) at time 10*(1+(k-1)/4): four per time. Odd
+		// packets to a, even to b; a pushes all of its before b starts.
+		var wg sync.WaitGroup
+		for in, first := range map[*Input[ev]]int{a: 1, b: 2} {
+			wg.Go(func() {
+				if in == b {
+					time.Sleep(20 * time.Millisecond)
+				}
+				for k := first; k <= 12; k += 2 {
+					in.PushOrdered(context.Background(), int64(10*(1+(k-1)/4)), uint64(k), "", &ev{n: k})
+				}
+				in.Close()
+			})
+		}
+		wg.Wait()
+		<-done
+		_, evs, _ := r.snapshot()
+		var got []int
+		for _, e := range evs {
+			got = append(got, e.n)
+		}
+		if want := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}; !slices.Equal(got, want) {
+			t.Errorf("queue %d, pending %d: order %v, want %v", cfg.QueueSize, cfg.MaxPending, got, want)
+		}
+	}
+}

@@ -151,7 +151,7 @@ func (p *pipeline) handler(ctx context.Context, in *merge.Input[message], sn *so
 	return func(o *decode.Origin, m *sip.Message) {
 		var msg message
 		clock := p.classify(o, m, &msg, sn)
-		in.Push(ctx, o.Time, clock, &msg)
+		in.PushOrdered(ctx, o.Time, o.Seq, clock, &msg)
 	}
 }
 
