@@ -26,7 +26,7 @@ const maxMappedCaptureLength = 256 << 10
 // releaseEvery is how far, in bytes, a worker reads before it tells the
 // others how far it got, and the pages that every worker has passed are
 // released, so that the mapping does not pile up in the process's memory.
-const releaseEvery = 32 << 20
+const releaseEvery = 8 << 20
 
 // MappedFile is a classic pcap file (microsecond or nanosecond timestamps,
 // either byte order) mapped into memory, which several workers decode at

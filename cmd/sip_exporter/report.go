@@ -44,6 +44,10 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
 		return 1
 	}
+	// The workers of one file run apart by at most what the merge drains
+	// ahead of the slowest (half of MaxPending): that is also how much of
+	// the mapped file is resident at once. 2^16 keeps it near 25 MB.
+	o.pipeline.merge.MaxPending = reportMaxPending
 	p, err := newPipeline(o.pipeline)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
@@ -71,6 +75,9 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// reportMaxPending is the merge's MaxPending in the report command.
+const reportMaxPending = 1 << 16
 
 // readFiles reads the capture files at once, each through decoders of p
 // of its own (counting into stats), and merges their messages by capture
