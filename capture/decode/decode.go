@@ -34,6 +34,28 @@ func DefaultConfig() Config {
 		Fragments: defrag.DefaultConfig()}
 }
 
+// Split returns the configuration of each of n decoders (n ≥ 1) that
+// share the limits of c, as the capture workers of one interface do: the
+// TCP flows tracked (TCP.MaxFlows), the TCP memory budget
+// (TCP.MaxMemoryBytes) and the IP datagrams reassembled at once
+// (Fragments.MaxDatagrams) are divided by n, rounded down, so that the n
+// decoders together hold what one decoder of c would. Each share is kept
+// at the least valid value (1 flow, 1 datagram, 4 × TCP.MaxBufferBytes of
+// memory), so n small shares may add up to more; MaxDatagrams 0
+// (reassembly disabled) stays 0. Per-flow and per-datagram bounds and the
+// timeouts are those of c.
+func (c Config) Split(n int) Config {
+	if n <= 1 {
+		return c
+	}
+	c.TCP.MaxFlows = max(c.TCP.MaxFlows/n, 1)
+	c.TCP.MaxMemoryBytes = max(c.TCP.MaxMemoryBytes/int64(n), 4*int64(c.TCP.MaxBufferBytes))
+	if c.Fragments.MaxDatagrams > 0 {
+		c.Fragments.MaxDatagrams = max(c.Fragments.MaxDatagrams/n, 1)
+	}
+	return c
+}
+
 // Decoder turns captured link-layer frames into SIP messages: it decodes the
 // link layer, IPv4/IPv6, UDP and TCP (with per-flow stream reassembly), finds
 // SIP by content on any port, scans each message with [sip.Parse] and hands
