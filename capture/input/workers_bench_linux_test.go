@@ -18,7 +18,8 @@ import (
 // between 1,000 UAs, a flow each, and one server, sent by tcpreplay into
 // a veth pair as there (see [liveBench]). It reports the CPU the process
 // used per packet (utime + stime from /proc/PID/stat while the traffic is
-// sent and 2.5 s after) and logs the packets each worker read. It needs
+// sent and 2.5 s after) and logs the packets each worker read, the kernel
+// drops and the messages the merge's queues had no room for. It needs
 // root and tcpreplay; SXWORK_PACKETS and SXWORK_PPS set the packets sent
 // (default 3,000,000) and their rate (default 300,000/s), SXWORK_WORKERS
 // the worker counts (default "1,2"). Run it with -benchtime 1x.
@@ -45,14 +46,15 @@ func BenchmarkLiveWorkers(b *testing.B) {
 			r := lb.run(b, []string{"--capture.workers=" + strconv.Itoa(n)}, file, perFile, packets, pps)
 			seen := metricSum(r.metrics, "sip_exporter_packets_received_total")
 			dropped := metricSum(r.metrics, "sip_exporter_packets_dropped_total", `reason="kernel"`)
+			queueFull := metricSum(r.metrics, "sip_exporter_messages_dropped_total", `reason="queue_full"`)
 			split := make([]string, n)
 			for w := range n {
 				split[w] = fmt.Sprintf("%.0f", metricSum(r.metrics, "sip_exporter_capture_worker_packets_total", `worker="`+strconv.Itoa(w)+`"`))
 			}
 			us := float64(r.ticks) * 1e6 / 100 / float64(packets) // USER_HZ is 100
 			b.ReportMetric(us, fmt.Sprintf("w%d-cpu-µs/pkt", n))
-			b.Logf("%d workers: %d packets sent in %v, %d ticks of CPU: %.3f CPU-µs per packet; %.0f read (per worker %s), %.0f kernel drops, %s",
-				n, packets, r.elapsed.Round(1e6), r.ticks, us, seen, strings.Join(split, " / "), dropped, responses(r.metrics))
+			b.Logf("%d workers: %d packets sent in %v, %d ticks of CPU: %.3f CPU-µs per packet; %.0f read (per worker %s), %.0f kernel drops, %.0f messages dropped with a full merge queue; %s",
+				n, packets, r.elapsed.Round(1e6), r.ticks, us, seen, strings.Join(split, " / "), dropped, queueFull, responses(r.metrics))
 		}
 	}
 }
