@@ -100,6 +100,7 @@ func Live(ctx context.Context, cfg LiveConfig, ds []*decode.Decoder, st *Stats, 
 		}
 	}()
 	for i, d := range ds {
+		opened := time.Now().UnixNano()
 		tp, err := afpacket.NewTPacket(
 			afpacket.OptInterface(cfg.Interface),
 			afpacket.OptTPacketVersion(afpacket.TPacketVersion3),
@@ -113,7 +114,7 @@ func Live(ctx context.Context, cfg LiveConfig, ds []*decode.Decoder, st *Stats, 
 		if err != nil {
 			return fmt.Errorf("capture interface %q: worker %d: open AF_PACKET socket: %w", cfg.Interface, i, err)
 		}
-		ws = append(ws, &worker{tp: tp, d: d, lt: lt})
+		ws = append(ws, &worker{tp: tp, d: d, lt: lt, opened: opened})
 		if filter != nil {
 			if err := tp.SetBPF(filter); err != nil {
 				return fmt.Errorf("capture interface %q: worker %d: attach bpf filter: %w", cfg.Interface, i, err)
@@ -182,10 +183,12 @@ type worker struct {
 	tp *afpacket.TPacket
 	d  *decode.Decoder
 	lt layers.LinkType
-	// from is the capture time (ns) from which the ring's packets are
-	// the worker's: those before were taken in before the socket was
-	// filtered and had joined its fanout group. 0 once passed.
-	from int64
+	// The ring's packets captured from opened to from (ns) were taken
+	// in before the socket was filtered and had joined its fanout group:
+	// they are skipped. from is 0 once a packet at or after it has come.
+	// (A packet before opened was captured after a step back of the
+	// clock, and is kept.)
+	opened, from int64
 	// drops are the socket's kernel drops so far (PACKET_STATISTICS),
 	// kept by Live's goroutine.
 	drops uint64
@@ -217,10 +220,11 @@ func (w *worker) next() error {
 	}
 	ts := ci.Timestamp.UnixNano()
 	if w.from != 0 {
-		if ts < w.from {
+		if ts >= w.from {
+			w.from = 0
+		} else if ts >= w.opened {
 			return nil
 		}
-		w.from = 0
 	}
 	w.d.Packet(w.lt, data, ts, ci.Length)
 	return nil

@@ -42,6 +42,17 @@ func udpPortFilter(tb testing.TB, port int) []bpf.RawInstruction {
 	return prog
 }
 
+// listenLoopback returns a UDP socket on 127.0.0.1, closed by a cleanup.
+func listenLoopback(t *testing.T) *net.UDPConn {
+	t.Helper()
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rx.Close() })
+	return rx
+}
+
 // workerLog is what one worker's decoder saw: the Call-IDs and the
 // source ports of the messages it was handed. Only its worker writes it.
 type workerLog struct {
@@ -58,11 +69,7 @@ type workerLog struct {
 // source's packets.
 func TestLiveWorkers(t *testing.T) {
 	requireRoot(t)
-	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
+	rx := listenLoopback(t)
 	port := rx.LocalAddr().(*net.UDPAddr).Port
 	go func() { // drain, so that the receive queue never fills
 		buf := make([]byte, 2048)
@@ -74,7 +81,10 @@ func TestLiveWorkers(t *testing.T) {
 	}()
 
 	const workers, senders, messages = 2, 64, 4000
-	var st Stats
+	var (
+		st  Stats
+		err error
+	)
 	logs := make([]*workerLog, workers)
 	ds := make([]*decode.Decoder, workers)
 	for i, ws := range st.NewWorkers(workers) {
@@ -202,11 +212,7 @@ func TestFanoutGroup(t *testing.T) {
 // lo and checks that the per-packet step allocates nothing.
 func TestWorkerNextAllocs(t *testing.T) {
 	requireRoot(t)
-	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
+	rx := listenLoopback(t)
 	tp, err := afpacket.NewTPacket(afpacket.OptInterface("lo"), afpacket.OptTPacketVersion(afpacket.TPacketVersion3),
 		afpacket.OptBlockSize(ringBlockBytes), afpacket.OptNumBlocks(4), afpacket.OptFrameSize(afpacket.DefaultFrameSize),
 		afpacket.OptBlockTimeout(10*time.Millisecond), afpacket.OptPollTimeout(pollTimeout), afpacket.OptAddVLANHeader(true))
@@ -226,7 +232,8 @@ func TestWorkerNextAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &worker{tp: tp, d: d, lt: layers.LinkTypeEthernet, from: time.Now().UnixNano()}
+	now := time.Now().UnixNano()
+	w := &worker{tp: tp, d: d, lt: layers.LinkTypeEthernet, opened: now, from: now}
 	tx, err := net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
 	if err != nil {
 		t.Fatal(err)
