@@ -194,71 +194,33 @@ func Describe(ch chan<- *prometheus.Desc) {
 // Collect sends the counters as the metrics of the packet source named
 // source (label source), those of Stream and Fragments included. Every
 // reason of a closed set is sent, zeros included; HEP protocol types only
-// once seen. The counters of more, the other shards of the same source
-// (the decoders of its capture workers, each counting into its own Stats
-// so that no two CPUs write one cache line), are added in: every counter
-// and gauge is their sum.
-func (s *Stats) Collect(ch chan<- prometheus.Metric, source string, more ...*Stats) {
-	var (
-		packets, bytes, hepPackets, hepBytes, hepAuth uint64
-		skips                                         [numSkips]uint64
-		parseErrors                                   [numParseErrors]uint64
-		encaps                                        [numEncaps]uint64
-		hepErrors                                     [maxHEPErrorReasons]uint64
-		hepTypes                                      [256]uint64
-	)
-	streams := make([]*stream.Stats, len(more))
-	frags := make([]*defrag.Stats, len(more))
-	for i, m := range more {
-		streams[i], frags[i] = &m.Stream, &m.Fragments
-	}
-	for _, sh := range append([]*Stats{s}, more...) {
-		packets += sh.Packets.Load()
-		bytes += sh.Bytes.Load()
-		hepPackets += sh.HEPPackets.Load()
-		hepBytes += sh.HEPBytes.Load()
-		hepAuth += sh.HEPAuthFailures.Load()
-		for i := range sh.skips {
-			skips[i] += sh.skips[i].Load()
-		}
-		for i := range sh.parseErrors {
-			parseErrors[i] += sh.parseErrors[i].Load()
-		}
-		for i := range sh.encaps {
-			encaps[i] += sh.encaps[i].Load()
-		}
-		for i := range sh.hepErrors {
-			hepErrors[i] += sh.hepErrors[i].Load()
-		}
-		for i := range sh.hepTypes {
-			hepTypes[i] += sh.hepTypes[i].Load()
-		}
-	}
+// once seen.
+func (s *Stats) Collect(ch chan<- prometheus.Metric, source string) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	counter(packetsDesc, packets, source)
-	counter(bytesDesc, bytes, source)
-	for i := range skips {
-		counter(skippedDesc, skips[i], source, skipNames[i])
+	counter(packetsDesc, s.Packets.Load(), source)
+	counter(bytesDesc, s.Bytes.Load(), source)
+	for i := range s.skips {
+		counter(skippedDesc, s.skips[i].Load(), source, skipNames[i])
 	}
-	for i := range parseErrors {
-		counter(parseErrorsDesc, parseErrors[i], source, parseErrorNames[i])
+	for i := range s.parseErrors {
+		counter(parseErrorsDesc, s.parseErrors[i].Load(), source, parseErrorNames[i])
 	}
-	for i := range encaps {
-		counter(encapsDesc, encaps[i], source, encapNames[i])
+	for i := range s.encaps {
+		counter(encapsDesc, s.encaps[i].Load(), source, encapNames[i])
 	}
-	s.Stream.Collect(ch, source, streams...)
-	s.Fragments.Collect(ch, source, frags...)
-	counter(hepPacketsDesc, hepPackets, source)
-	counter(hepBytesDesc, hepBytes, source)
+	s.Stream.Collect(ch, source)
+	s.Fragments.Collect(ch, source)
+	counter(hepPacketsDesc, s.HEPPackets.Load(), source)
+	counter(hepBytesDesc, s.HEPBytes.Load(), source)
 	for i, r := range hepErrorReasons {
-		counter(hepErrorsDesc, hepErrors[i], source, r)
+		counter(hepErrorsDesc, s.hepErrors[i].Load(), source, r)
 	}
-	counter(hepAuthDesc, hepAuth, source)
-	for i := range hepTypes {
-		if hepTypes[i] > 0 {
-			counter(hepNonSIPDesc, hepTypes[i], source, strconv.Itoa(i))
+	counter(hepAuthDesc, s.HEPAuthFailures.Load(), source)
+	for i := range s.hepTypes {
+		if n := s.hepTypes[i].Load(); n > 0 {
+			counter(hepNonSIPDesc, n, source, strconv.Itoa(i))
 		}
 	}
 }

@@ -63,30 +63,15 @@ func Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect sends the counters as the metrics of the packet source named
-// source (label source), zeros included. The counters of more, the other
-// shards of the same source (the tables of its capture workers), are
-// added in: every counter and gauge is their sum.
-func (s *Stats) Collect(ch chan<- prometheus.Metric, source string, more ...*Stats) {
-	shards := append([]*Stats{s}, more...)
-	var reassembling int64
-	var reassembled [numFamilies]uint64
-	var dropped [numFamilies][numDrops]uint64
-	for _, sh := range shards {
-		reassembling += sh.Reassembling.Load()
-		for f := range sh.reassembled {
-			reassembled[f] += sh.reassembled[f].Load()
-			for r := range sh.dropped[f] {
-				dropped[f][r] += sh.dropped[f][r].Load()
-			}
-		}
+// source (label source), zeros included.
+func (s *Stats) Collect(ch chan<- prometheus.Metric, source string) {
+	ch <- prometheus.MustNewConstMetric(reassemblingDesc, prometheus.GaugeValue, float64(s.Reassembling.Load()), source)
+	for f := range s.reassembled {
+		ch <- prometheus.MustNewConstMetric(reassembledDesc, prometheus.CounterValue, float64(s.reassembled[f].Load()), source, familyNames[f])
 	}
-	ch <- prometheus.MustNewConstMetric(reassemblingDesc, prometheus.GaugeValue, float64(reassembling), source)
-	for f := range reassembled {
-		ch <- prometheus.MustNewConstMetric(reassembledDesc, prometheus.CounterValue, float64(reassembled[f]), source, familyNames[f])
-	}
-	for f := range dropped {
-		for r := range dropped[f] {
-			ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(dropped[f][r]), source, familyNames[f], dropNames[r])
+	for f := range s.dropped {
+		for r := range s.dropped[f] {
+			ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(s.dropped[f][r].Load()), source, familyNames[f], dropNames[r])
 		}
 	}
 }

@@ -33,7 +33,8 @@ type Stats struct {
 	// capture workers ([Live]), one each, made by [Stats.NewWorkers]
 	// before the source runs: each worker counts alone, on cache lines of
 	// its own, and the source's decoding metrics are the sums of Decode
-	// and of these. Their Packets are also exported one by one
+	// and of these ([decode.Stats.AddTo] at each scrape). Their Packets
+	// are also exported one by one
 	// (sip_exporter_capture_worker_packets_total).
 	Workers []*decode.Stats
 }
@@ -173,7 +174,15 @@ func (s *Source) collect(ch chan<- prometheus.Metric) {
 	st := &s.Stats
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, s.Name, s.Type)
 	counter(droppedDesc, st.KernelDrops.Load(), s.Name, "kernel")
-	st.Decode.Collect(ch, s.Name, st.Workers...)
+	dec := &st.Decode
+	if len(st.Workers) > 0 {
+		dec = new(decode.Stats) // the workers count apart: the source's figures are the sums
+		st.Decode.AddTo(dec)
+		for _, w := range st.Workers {
+			w.AddTo(dec)
+		}
+	}
+	dec.Collect(ch, s.Name)
 	for i, w := range st.Workers {
 		counter(workerPacketsDesc, w.Packets.Load(), s.Name, strconv.Itoa(i))
 	}

@@ -78,36 +78,20 @@ func Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect sends the counters as the metrics of the packet source named
-// source (label source), zeros included. The counters of more, the other
-// shards of the same source (the tables of its capture workers), are
-// added in: every counter and gauge is their sum.
-func (s *Stats) Collect(ch chan<- prometheus.Metric, source string, more ...*Stats) {
-	var flows, memory int64
-	var retrans, outOfOrder, gaps, resyncs uint64
-	var evictions [numEvictions]uint64
-	for _, sh := range append([]*Stats{s}, more...) {
-		flows += sh.Flows.Load()
-		memory += sh.Memory.Load()
-		retrans += sh.Retransmitted.Load()
-		outOfOrder += sh.OutOfOrder.Load()
-		gaps += sh.Gaps.Load()
-		resyncs += sh.Resyncs.Load()
-		for i := range sh.evictions {
-			evictions[i] += sh.evictions[i].Load()
-		}
-	}
+// source (label source), zeros included.
+func (s *Stats) Collect(ch chan<- prometheus.Metric, source string) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	ch <- prometheus.MustNewConstMetric(flowsDesc, prometheus.GaugeValue, float64(flows), source)
-	for i := range evictions {
-		counter(evictedDesc, evictions[i], source, evictionNames[i])
+	ch <- prometheus.MustNewConstMetric(flowsDesc, prometheus.GaugeValue, float64(s.Flows.Load()), source)
+	for i := range s.evictions {
+		counter(evictedDesc, s.evictions[i].Load(), source, evictionNames[i])
 	}
-	counter(retransDesc, retrans, source)
-	counter(outOfOrderDesc, outOfOrder, source)
-	counter(gapsDesc, gaps, source)
-	counter(resyncsDesc, resyncs, source)
-	ch <- prometheus.MustNewConstMetric(memoryDesc, prometheus.GaugeValue, float64(memory), source)
+	counter(retransDesc, s.Retransmitted.Load(), source)
+	counter(outOfOrderDesc, s.OutOfOrder.Load(), source)
+	counter(gapsDesc, s.Gaps.Load(), source)
+	counter(resyncsDesc, s.Resyncs.Load(), source)
+	ch <- prometheus.MustNewConstMetric(memoryDesc, prometheus.GaugeValue, float64(s.Memory.Load()), source)
 }
 
 // AddTo adds every counter and gauge of s to dst: the sum of several
