@@ -13,8 +13,8 @@ import (
 // frame has the same outer address pair as that frame (the segments of a
 // TCP stream, the fragments of an IP datagram, whatever travels in one
 // tunnel between two endpoints), so hashing the pair keeps them on one
-// decoder, as PACKET_FANOUT_HASH with defragmentation does for a live
-// interface. Ethernet (with 802.1Q/802.1ad tags), Linux SLL and SLL2,
+// decoder. (A live interface's workers are chosen by the kernel's
+// PACKET_FANOUT_HASH, of addresses and ports.) Ethernet (with 802.1Q/802.1ad tags), Linux SLL and SLL2,
 // BSD null/loopback and raw IP are looked into; for any other frame
 // (MPLS, PPPoE, not IP, too short) FlowHash returns 0, as it may for an
 // address pair. It reads at most

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -54,7 +53,7 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 		return 1
 	}
 	var stats decode.Stats
-	if err := readSources(p, files, runtime.GOMAXPROCS(0), &stats, func(err error) {
+	if err := readSources(p, files, o.workers, &stats, func(err error) {
 		fmt.Fprintf(stderr, "%s: warning: %v; counted what came before\n", program, err)
 	}); err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
