@@ -37,9 +37,16 @@ type Config struct {
 	Live bool
 	// QueueSize is how many messages one input holds for the merge (a
 	// power of two is used, at least 2), unless it is given its own size.
-	// A full exact input makes its producer wait; a full live input drops
-	// the message and counts it. A live input half full wakes the merge.
+	// A full exact input makes its producer wait; a full live input makes
+	// it wait up to FullWait, then drops the message and counts it. A live
+	// input half full wakes the merge.
 	QueueSize int
+	// FullWait is how long the producer of a full live input waits for
+	// room before it drops the message: time in which the merge, starved
+	// of CPU for a moment, catches up while the source's own buffer (the
+	// kernel ring, the socket buffer) holds what comes meanwhile. 0 drops
+	// at once.
+	FullWait time.Duration
 	// MaxPending bounds the messages held in the merge for ordering; past
 	// it the earliest is handed on before its time.
 	MaxPending int
@@ -47,8 +54,12 @@ type Config struct {
 
 // DefaultConfig returns the defaults of the exporter's flags.
 func DefaultConfig() Config {
-	return Config{Lateness: DefaultLateness, QueueSize: 1 << 14, MaxPending: 1 << 18}
+	return Config{Lateness: DefaultLateness, QueueSize: 1 << 14, MaxPending: 1 << 18, FullWait: DefaultFullWait}
 }
+
+// DefaultFullWait is the default of [Config.FullWait]: a tenth of the
+// lateness, so that a message that waited is still in time.
+const DefaultFullWait = 100 * time.Millisecond
 
 // DefaultLateness is the default of [Config.Lateness]: well above the
 // 64 ms TPACKET_V3 block timeout and the batching of HEP agents.
@@ -136,6 +147,8 @@ func New[E any](cfg Config, sink Sink[E]) (*Merger[E], error) {
 		return nil, fmt.Errorf("merge queue size %d: must be at least 1", cfg.QueueSize)
 	case cfg.MaxPending < 1:
 		return nil, fmt.Errorf("merge max pending %d: must be at least 1", cfg.MaxPending)
+	case cfg.FullWait < 0 || cfg.FullWait >= cfg.Lateness:
+		return nil, fmt.Errorf("merge full wait %v: must be at least 0 and below the lateness %v", cfg.FullWait, cfg.Lateness)
 	}
 	m := &Merger[E]{cfg: cfg, sink: sink, byName: map[string]*Source{}, wake: make(chan struct{}, 1), wm: math.MinInt64}
 	m.live.Store(cfg.Live)
@@ -515,7 +528,9 @@ type Input[E any] struct {
 	last    int64 // latest capture time drained
 	drained bool
 
-	// Owned by the producer: clocks of live inputs by key.
+	// Owned by the producer: clocks of live inputs by key, and the timer
+	// of its waits on a full live queue.
+	timer     *time.Timer
 	threshold int64
 	clocks    map[string]*clock
 	lastKey   string
@@ -533,8 +548,9 @@ func (in *Input[E]) done() bool {
 // by the clock's offset from the exporter's wall clock when that offset
 // exceeds half the lateness (see [Source]). A full exact input makes Push
 // wait for room (it returns false only when ctx is done); a full live
-// input drops the message, counts it and returns false. Push does not
-// allocate once a clock key has been seen.
+// input makes it wait up to [Config.FullWait], then drop the message,
+// count it and return false. Push does not allocate once a clock key has
+// been seen (a live input's timer is made at its first wait).
 func (in *Input[E]) Push(ctx context.Context, t int64, clockKey string, e *E) bool {
 	return in.PushOrdered(ctx, t, 0, clockKey, e)
 }
@@ -565,23 +581,51 @@ func (in *Input[E]) PushOrdered(ctx context.Context, t int64, order uint64, cloc
 			}
 			return true
 		}
+		var timeout <-chan time.Time
 		if in.kind == Live {
-			in.src.dropped.Add(1)
-			return false
+			if in.m.cfg.FullWait <= 0 {
+				in.src.dropped.Add(1)
+				return false
+			}
+			if in.timer == nil {
+				in.timer = time.NewTimer(in.m.cfg.FullWait)
+			} else {
+				in.timer.Reset(in.m.cfg.FullWait)
+			}
+			timeout = in.timer.C
 		}
 		in.waiting.Store(true)
 		if tail-in.head.Load() < uint64(len(in.buf)) {
 			in.waiting.Store(false)
+			in.stopTimer()
 			continue
 		}
-		in.m.signal()
+		// The merge may sleep on its timer (live messages pending): wake
+		// it whatever it waits for.
+		select {
+		case in.m.wake <- struct{}{}:
+		default:
+		}
 		select {
 		case <-in.room:
+			in.stopTimer()
 		case <-ctx.Done():
 			in.waiting.Store(false)
+			in.stopTimer()
+			return false
+		case <-timeout:
+			in.waiting.Store(false)
+			in.src.dropped.Add(1)
 			return false
 		}
 		in.waiting.Store(false)
+	}
+}
+
+// stopTimer stops the full-wait timer of a live input, if it has one.
+func (in *Input[E]) stopTimer() {
+	if in.timer != nil {
+		in.timer.Stop() // since Go 1.23 no stale tick is left in timer.C
 	}
 }
 

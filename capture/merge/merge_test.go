@@ -240,8 +240,8 @@ func TestClockAhead(t *testing.T) {
 	}
 }
 
-// TestLiveDrop: a full live input drops and counts instead of blocking
-// its producer.
+// TestLiveDrop: a full live input whose merge does not run drops and
+// counts, after FullWait (none here), instead of blocking its producer.
 func TestLiveDrop(t *testing.T) {
 	m, _ := newTest(t, Config{Lateness: time.Second, QueueSize: 2, MaxPending: 16})
 	src := m.Source("eth0")
@@ -391,5 +391,52 @@ func TestExactOrderedTies(t *testing.T) {
 		if want := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}; !slices.Equal(got, want) {
 			t.Errorf("queue %d, pending %d: order %v, want %v", cfg.QueueSize, cfg.MaxPending, got, want)
 		}
+	}
+}
+
+// TestLiveFullWait: the producer of a full live input waits up to FullWait
+// for room. With the merge running, a burst far above the queue's size is
+// taken whole (the producer waits while the merge drains); with no merge,
+// each message past the queue is dropped after FullWait.
+func TestLiveFullWait(t *testing.T) {
+	cfg := Config{Lateness: time.Second, QueueSize: 4, MaxPending: 1 << 10, FullWait: 20 * time.Millisecond}
+	m, r := newTest(t, cfg)
+	src := m.Source("eth0")
+	in := m.Input(src, Live, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.Run(ctx)
+	now := time.Now().UnixNano()
+	for n := range 1000 {
+		if !in.Push(ctx, now+int64(n), "", &ev{0, n}) {
+			t.Fatalf("message %d dropped with the merge running", n)
+		}
+	}
+	if src.Dropped() != 0 {
+		t.Errorf("dropped %d with the merge running, want 0", src.Dropped())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, evs, _ := r.snapshot(); len(evs) == 1000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the burst was not handed on")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	stalled, _ := newTest(t, cfg)
+	src = stalled.Source("eth1")
+	in = stalled.Input(src, Live, 0) // nothing runs this merge
+	start := time.Now()
+	for n := range 6 {
+		in.Push(context.Background(), now, "", &ev{0, n})
+	}
+	if src.Dropped() != 2 {
+		t.Errorf("stalled merge: dropped %d, want 2", src.Dropped())
+	}
+	if d := time.Since(start); d < 2*cfg.FullWait {
+		t.Errorf("stalled merge: the two drops took %v, want at least 2 x %v", d, cfg.FullWait)
 	}
 }
