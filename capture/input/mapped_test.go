@@ -146,3 +146,29 @@ func TestMappedFileErrors(t *testing.T) {
 		t.Errorf("missing file: %v, want the open error", err)
 	}
 }
+
+// TestMappedFileAllocs: once its decoder is warm, reading a mapped file
+// allocates nothing (record walk, FlowHash, decode, the handler).
+func TestMappedFileAllocs(t *testing.T) {
+	path := writeOptions(t, 200, nil)
+	mf, err := MapFile(path, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mf.Close()
+	var n int
+	d, err := decode.New(decode.DefaultConfig(), new(decode.Stats), func(*decode.Origin, *sip.Message) { n++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := mf.Read(ctx, 1, d); err != nil {
+		t.Fatal(err)
+	}
+	if a := testing.AllocsPerRun(20, func() { _ = mf.Read(ctx, 1, d) }); a != 0 {
+		t.Errorf("%v allocs per read of the file", a)
+	}
+	if n == 0 {
+		t.Error("worker 1 decoded nothing")
+	}
+}
