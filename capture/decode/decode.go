@@ -34,6 +34,28 @@ func DefaultConfig() Config {
 		Fragments: defrag.DefaultConfig()}
 }
 
+// Split returns the configuration of each of n decoders (n ≥ 1) that
+// share the limits of c, as the capture workers of one interface do: the
+// TCP flows tracked (TCP.MaxFlows), the TCP memory budget
+// (TCP.MaxMemoryBytes) and the IP datagrams reassembled at once
+// (Fragments.MaxDatagrams) are divided by n, rounded down, so that the n
+// decoders together hold what one decoder of c would. Each share is kept
+// at the least valid value (1 flow, 1 datagram, 4 × TCP.MaxBufferBytes of
+// memory), so n small shares may add up to more; MaxDatagrams 0
+// (reassembly disabled) stays 0. Per-flow and per-datagram bounds and the
+// timeouts are those of c.
+func (c Config) Split(n int) Config {
+	if n <= 1 {
+		return c
+	}
+	c.TCP.MaxFlows = max(c.TCP.MaxFlows/n, 1)
+	c.TCP.MaxMemoryBytes = max(c.TCP.MaxMemoryBytes/int64(n), 4*int64(c.TCP.MaxBufferBytes))
+	if c.Fragments.MaxDatagrams > 0 {
+		c.Fragments.MaxDatagrams = max(c.Fragments.MaxDatagrams/n, 1)
+	}
+	return c
+}
+
 // Decoder turns captured link-layer frames into SIP messages: it decodes the
 // link layer, IPv4/IPv6, UDP and TCP (with per-flow stream reassembly), finds
 // SIP by content on any port, scans each message with [sip.Parse] and hands
@@ -150,6 +172,15 @@ func (d *Decoder) Packet(lt layers.LinkType, data []byte, ts int64, wireLen int)
 		return
 	}
 	d.ethertype(etype, data, ts)
+}
+
+// FilePacket is [Decoder.Packet] for the packet numbered n (from 1) in a
+// capture file that several decoders read between them (see [FlowHash]):
+// the messages it carries or completes get [Origin.Seq] n, by which the
+// merge keeps the file's order among messages of equal capture time.
+func (d *Decoder) FilePacket(n uint64, lt layers.LinkType, data []byte, ts int64, wireLen int) {
+	d.origin.Seq = n
+	d.Packet(lt, data, ts, wireLen)
 }
 
 // Link types that gopacket does not name: DLT_RAW as some BSDs number it.

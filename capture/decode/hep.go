@@ -41,6 +41,11 @@ type Origin struct {
 	// message, the framed message (header and Content-Length body) of a
 	// stream, or the unmasked WebSocket message.
 	Payload []byte
+	// Seq is the number, from 1, of the packet that carried (or completed)
+	// the message in its capture file when the file is read by several
+	// decoders ([Decoder.FilePacket]); 0 otherwise. Of messages with equal
+	// Time, the one of the lower Seq came first in the file.
+	Seq uint64
 }
 
 // HEP decodes one HEP packet (HEPv3, or HEPv1/v2) and hands its SIP

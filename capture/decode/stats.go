@@ -105,6 +105,30 @@ type Stats struct {
 	encaps      [numEncaps]atomic.Uint64
 }
 
+// AddTo adds every counter and gauge of s, those of Stream and Fragments
+// included, to dst: the sum of several decoders' statistics counted apart
+// (workers of one source, so that they do not share a cache line).
+func (s *Stats) AddTo(dst *Stats) {
+	for _, c := range [...][2]*atomic.Uint64{{&s.Packets, &dst.Packets}, {&s.Bytes, &dst.Bytes},
+		{&s.Requests, &dst.Requests}, {&s.Responses, &dst.Responses}, {&s.HEPPackets, &dst.HEPPackets},
+		{&s.HEPBytes, &dst.HEPBytes}, {&s.HEPAuthFailures, &dst.HEPAuthFailures}} {
+		c[1].Add(c[0].Load())
+	}
+	addAll(dst.parseErrors[:], s.parseErrors[:])
+	addAll(dst.skips[:], s.skips[:])
+	addAll(dst.hepErrors[:], s.hepErrors[:])
+	addAll(dst.hepTypes[:], s.hepTypes[:])
+	addAll(dst.encaps[:], s.encaps[:])
+	s.Stream.AddTo(&dst.Stream)
+	s.Fragments.AddTo(&dst.Fragments)
+}
+
+func addAll(dst, src []atomic.Uint64) {
+	for i := range src {
+		dst[i].Add(src[i].Load())
+	}
+}
+
 // ParseErrors calls fn for every parse error reason, with its count (zeros
 // included, so that every series exists from the start).
 func (s *Stats) ParseErrors(fn func(reason string, n uint64)) {

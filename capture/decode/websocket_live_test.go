@@ -299,7 +299,7 @@ func TestWebSocketSipgoLive(t *testing.T) {
 	started := make(chan struct{})
 	liveDone := make(chan error, 1)
 	go func() {
-		liveDone <- input.Live(ctx, input.LiveConfig{Interface: "lo", RingBytes: 8 << 20, Filter: filter}, d, new(input.Stats), func() { close(started) })
+		liveDone <- input.Live(ctx, input.LiveConfig{Interface: "lo", RingBytes: 8 << 20, Filter: filter}, []*decode.Decoder{d}, new(input.Stats), func() { close(started) })
 	}()
 	ready := make(chan struct{})
 	var frames []packet

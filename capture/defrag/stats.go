@@ -75,3 +75,15 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric, source string) {
 		}
 	}
 }
+
+// AddTo adds every counter and gauge of s to dst: the sum of several
+// tables' statistics (the workers of one source).
+func (s *Stats) AddTo(dst *Stats) {
+	dst.Reassembling.Add(s.Reassembling.Load())
+	for f := range s.reassembled {
+		dst.reassembled[f].Add(s.reassembled[f].Load())
+		for r := range s.dropped[f] {
+			dst.dropped[f][r].Add(s.dropped[f][r].Load())
+		}
+	}
+}

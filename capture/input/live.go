@@ -13,8 +13,15 @@ import (
 
 // LiveConfig says how a network interface is captured.
 type LiveConfig struct {
-	Interface   string
-	RingBytes   int                  // size of the kernel ring (TPACKET_V3), rounded down to whole 1 MiB blocks
+	Interface string
+	// RingBytes is the kernel ring memory (TPACKET_V3) of the interface,
+	// in whole 1 MiB blocks (rounded down), shared out between the
+	// workers of [Live]: each worker's ring gets RingBytes / workers,
+	// the remainder's blocks going one each to the first workers, and
+	// at least one block, so that with more workers than blocks the
+	// interface holds one block per worker.
+	RingBytes int
+
 	Promiscuous bool                 // put the interface in promiscuous mode (SPAN ports need it)
 	Filter      []bpf.RawInstruction // optional classic BPF program run in the kernel, instead of MediaFilter
 	// MediaFilter attaches [MediaFilter] for the interface's link type
@@ -30,6 +37,9 @@ type LiveConfig struct {
 // DefaultBlockTimeout is the default of [LiveConfig.BlockTimeout], the
 // kernel's and gopacket's: 64 ms.
 const DefaultBlockTimeout = 64 * time.Millisecond
+
+// MaxWorkers is the most capture workers [Live] runs on one interface.
+const MaxWorkers = 64
 
 // DefaultRingBytes is the default kernel ring size: 64 MiB.
 const DefaultRingBytes = 64 << 20
@@ -123,3 +133,14 @@ func buildFilter(user []bpf.RawInstruction, loopback bool) ([]bpf.RawInstruction
 
 // statsInterval is how often kernel drop counters are read.
 const statsInterval = time.Second
+
+// workerBlocks returns the ring blocks of worker i of n when the
+// interface's ring has blocks blocks in all: an even share, the remainder
+// going one each to the first workers, and at least one block.
+func workerBlocks(blocks, n, i int) int {
+	b := blocks / n
+	if i < blocks%n {
+		b++
+	}
+	return max(b, 1)
+}

@@ -10,6 +10,6 @@ import (
 )
 
 // Live is only available on Linux (AF_PACKET).
-func Live(ctx context.Context, cfg LiveConfig, d *decode.Decoder, st *Stats, started func()) error {
+func Live(ctx context.Context, cfg LiveConfig, ds []*decode.Decoder, st *Stats, started func()) error {
 	return fmt.Errorf("capture interface %q: live capture needs Linux AF_PACKET", cfg.Interface)
 }

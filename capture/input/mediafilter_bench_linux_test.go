@@ -30,88 +30,125 @@ import (
 // SXBPF_PACKETS and SXBPF_PPS set the packets of the mix sent (default
 // 4,000,000) and their rate (default 200,000/s). Run it with -benchtime 1x.
 func BenchmarkLiveMediaMix(b *testing.B) {
-	requireRoot(b)
-	if _, err := exec.LookPath("tcpreplay"); err != nil {
-		b.Skip("needs tcpreplay")
-	}
 	packets, pps := envInt(b, "SXBPF_PACKETS", 4_000_000), envInt(b, "SXBPF_PPS", 200_000)
-	dir := b.TempDir()
-	bin := filepath.Join(dir, "sip_exporter")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/sip-exporter/sip_exporter/cmd/sip_exporter").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	lb := newLiveBench(b, "sxbpf")
 	const perFile = 100_000
-	mix, sipOnly := filepath.Join(dir, "mix.pcap"), filepath.Join(dir, "sip.pcap")
-	writeMediaMix(b, mix, perFile, false)
-	writeMediaMix(b, sipOnly, perFile, true)
-	a, c := fmt.Sprintf("sxbpf-%d-a", os.Getpid()), fmt.Sprintf("sxbpf-%d-b", os.Getpid())
-	run := func(args ...string) {
-		b.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			b.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("ip", "netns", "add", a)
-	b.Cleanup(func() { exec.Command("ip", "netns", "del", a).Run() }) //nolint:errcheck // best effort
-	run("ip", "netns", "add", c)
-	b.Cleanup(func() { exec.Command("ip", "netns", "del", c).Run() }) //nolint:errcheck // best effort
-	run("ip", "link", "add", "sxbpf0", "netns", a, "type", "veth", "peer", "name", "sxbpf1", "netns", c)
-	for _, ns := range [][2]string{{a, "sxbpf0"}, {c, "sxbpf1"}} {
-		run("ip", "-n", ns[0], "link", "set", "lo", "up")
-		run("ip", "-n", ns[0], "link", "set", ns[1], "up")
-	}
+	mix, sipOnly := filepath.Join(lb.dir, "mix.pcap"), filepath.Join(lb.dir, "sip.pcap")
+	writeMediaMix(b, mix, perFile, false, 1)
+	writeMediaMix(b, sipOnly, perFile, true, 1)
 	b.ResetTimer()
 	for b.Loop() {
 		// The SIP of the mix alone, at its rate in the mix: what the
 		// process would use if RTP cost nothing.
 		for _, name := range []string{"filter", "no-filter", "sip-only"} {
-			args := []string{"netns", "exec", a, bin, "--capture.interface=sxbpf0", "--capture.promiscuous",
-				"--web.listen-address=127.0.0.1:9436", "--log.level=error"}
-			file, sent, rate := mix, packets, pps
+			var args []string
+			file, sent, rate, frames := mix, packets, pps, perFile
 			switch name {
 			case "no-filter":
 				args = append(args, "--no-capture.filter-rtp")
 			case "sip-only":
-				file, sent, rate = sipOnly, packets/20, pps/20
+				file, sent, rate, frames = sipOnly, packets/20, pps/20, perFile/20
 			}
-			frames := perFile
-			if file == sipOnly {
-				frames = perFile / 20
-			}
-			cmd := exec.Command("ip", args...) // ip netns exec execs the binary: cmd's PID is the exporter's
-			cmd.Stderr = os.Stderr
-			if err := cmd.Start(); err != nil {
-				b.Fatal(err)
-			}
-			time.Sleep(2 * time.Second) // started, capturing
-			before := cpuTicks(b, cmd.Process.Pid)
-			start := time.Now()
-			run("ip", "netns", "exec", c, "tcpreplay", "-q", "--unique-ip", "-i", "sxbpf1", "--pps="+strconv.Itoa(rate),
-				"--limit="+strconv.Itoa(sent), "--loop="+strconv.Itoa(sent/frames+1), file)
-			time.Sleep(2500 * time.Millisecond) // past the ring's block timeout and the merge's lateness (1s)
-			ticks := cpuTicks(b, cmd.Process.Pid) - before
-			elapsed := time.Since(start)
-			metrics, err := exec.Command("ip", "netns", "exec", a, "curl", "-s", "http://127.0.0.1:9436/metrics").Output()
-			if err != nil {
-				b.Fatalf("metrics: %v", err)
-			}
-			cmd.Process.Signal(os.Interrupt) //nolint:errcheck // it is stopped either way
-			cmd.Wait()                       //nolint:errcheck // interrupted
-			seen := metricSum(metrics, "sip_exporter_packets_received_total")
-			notSIP := metricSum(metrics, "sip_exporter_packets_skipped_total", `reason="not_sip"`)
-			dropped := metricSum(metrics, "sip_exporter_packets_dropped_total", `reason="kernel"`)
-			us := float64(ticks) * 1e6 / 100 / float64(packets) // USER_HZ is 100; per packet of the mix
+			r := lb.run(b, args, file, frames, sent, rate)
+			seen := metricSum(r.metrics, "sip_exporter_packets_received_total")
+			notSIP := metricSum(r.metrics, "sip_exporter_packets_skipped_total", `reason="not_sip"`)
+			dropped := metricSum(r.metrics, "sip_exporter_packets_dropped_total", `reason="kernel"`)
+			us := float64(r.ticks) * 1e6 / 100 / float64(packets) // USER_HZ is 100; per packet of the mix
 			b.ReportMetric(us, name+"-cpu-µs/pkt")
 			b.Logf("%s: %d packets sent in %v, %d ticks of CPU: %.3f CPU-µs per packet of the mix; %.0f packets reached user space (%.0f not SIP), %.0f kernel drops, %s",
-				name, sent, elapsed.Round(time.Millisecond), ticks, us, seen, notSIP, dropped, responses(metrics))
+				name, sent, r.elapsed.Round(time.Millisecond), r.ticks, us, seen, notSIP, dropped, responses(r.metrics))
 		}
 	}
 }
 
+// liveBench is the set-up of the whole-process live benchmarks: the
+// sip_exporter binary, built into dir, and a veth pair between two
+// network namespaces of their own, PREFIX-PID-a (end PREFIX0, where the
+// exporter captures) and PREFIX-PID-b (end PREFIX1, where tcpreplay
+// sends). A cleanup deletes the namespaces. It needs root and tcpreplay.
+type liveBench struct {
+	dir, bin string
+	a, c     string // namespaces
+	dev      string // the captured end, in a
+	peer     string // the sending end, in c
+}
+
+func newLiveBench(b *testing.B, prefix string) *liveBench {
+	b.Helper()
+	requireRoot(b)
+	if _, err := exec.LookPath("tcpreplay"); err != nil {
+		b.Skip("needs tcpreplay")
+	}
+	lb := &liveBench{dir: b.TempDir(), a: fmt.Sprintf("%s-%d-a", prefix, os.Getpid()), c: fmt.Sprintf("%s-%d-b", prefix, os.Getpid()),
+		dev: prefix + "0", peer: prefix + "1"}
+	lb.bin = filepath.Join(lb.dir, "sip_exporter")
+	if out, err := exec.Command("go", "build", "-o", lb.bin, "github.com/sip-exporter/sip_exporter/cmd/sip_exporter").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	lb.cmd(b, "ip", "netns", "add", lb.a)
+	b.Cleanup(func() { exec.Command("ip", "netns", "del", lb.a).Run() }) //nolint:errcheck // best effort
+	lb.cmd(b, "ip", "netns", "add", lb.c)
+	b.Cleanup(func() { exec.Command("ip", "netns", "del", lb.c).Run() }) //nolint:errcheck // best effort
+	lb.cmd(b, "ip", "link", "add", lb.dev, "netns", lb.a, "type", "veth", "peer", "name", lb.peer, "netns", lb.c)
+	for _, ns := range [][2]string{{lb.a, lb.dev}, {lb.c, lb.peer}} {
+		lb.cmd(b, "ip", "-n", ns[0], "link", "set", "lo", "up")
+		lb.cmd(b, "ip", "-n", ns[0], "link", "set", ns[1], "up")
+	}
+	return lb
+}
+
+// cmd runs args and fails the benchmark with its output if it fails.
+func (lb *liveBench) cmd(b *testing.B, args ...string) {
+	b.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		b.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// liveRun is what one run of the exporter used and showed.
+type liveRun struct {
+	ticks   int           // utime + stime while the traffic was sent and 2.5 s after (USER_HZ ticks)
+	elapsed time.Duration // that time
+	metrics []byte        // the exposition scraped then
+}
+
+// run starts the exporter in namespace a on the captured end with
+// --capture.promiscuous and args, lets it settle 2 s, sends sent packets
+// of file (frames packets long, looped with --unique-ip so that a loop is
+// not a copy of the one before) at rate packets/s, waits 2.5 s (past the
+// ring's block timeout and the merge's lateness), scrapes it and stops it.
+func (lb *liveBench) run(b *testing.B, args []string, file string, frames, sent, rate int) liveRun {
+	b.Helper()
+	args = append([]string{"netns", "exec", lb.a, lb.bin, "--capture.interface=" + lb.dev, "--capture.promiscuous",
+		"--web.listen-address=127.0.0.1:9436", "--log.level=error"}, args...)
+	cmd := exec.Command("ip", args...) // ip netns exec execs the binary: cmd's PID is the exporter's
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // started, capturing
+	before := cpuTicks(b, cmd.Process.Pid)
+	start := time.Now()
+	lb.cmd(b, "ip", "netns", "exec", lb.c, "tcpreplay", "-q", "--unique-ip", "-i", lb.peer, "--pps="+strconv.Itoa(rate),
+		"--limit="+strconv.Itoa(sent), "--loop="+strconv.Itoa(sent/frames+1), file)
+	time.Sleep(2500 * time.Millisecond)
+	r := liveRun{ticks: cpuTicks(b, cmd.Process.Pid) - before, elapsed: time.Since(start)}
+	var err error
+	if r.metrics, err = exec.Command("ip", "netns", "exec", lb.a, "curl", "-s", "http://127.0.0.1:9436/metrics").Output(); err != nil {
+		b.Fatalf("metrics: %v", err)
+	}
+	cmd.Process.Signal(os.Interrupt) //nolint:errcheck // it is stopped either way
+	cmd.Wait()                       //nolint:errcheck // interrupted
+	return r
+}
+
 // writeMediaMix writes n Ethernet frames: in every 20, 19 RTP packets of
 // 172 bytes (G.711, 20 ms) on 50 streams and one SIP message (an INVITE
-// or its 200 OK, distinct Call-IDs). sipOnly leaves the RTP out.
-func writeMediaMix(b *testing.B, path string, n int, sipOnly bool) {
+// or its 200 OK, distinct Call-IDs). sipOnly leaves the RTP out. The
+// calls' UAs take turns on flows addresses: 1 puts every call between
+// 192.0.2.10 and 192.0.2.20; more gives each UA 10.80.X.Y of its own (a
+// flow of its own).
+func writeMediaMix(b *testing.B, path string, n int, sipOnly bool, flows int) {
 	f, err := os.Create(path)
 	if err != nil {
 		b.Fatal(err)
@@ -132,10 +169,14 @@ func writeMediaMix(b *testing.B, path string, n int, sipOnly bool) {
 		var payload []byte
 		if i%20 == 19 {
 			call := i / 40
+			if flows > 1 {
+				c := call % flows
+				ip.SrcIP = net.IPv4(10, 80, byte(c/250), byte(1+c%250))
+			}
 			if i%40 == 19 {
 				payload = fmt.Appendf(nil, "INVITE sip:bob@192.0.2.20 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK%d\r\nFrom: <sip:alice@192.0.2.10>;tag=1\r\nTo: <sip:bob@192.0.2.20>\r\nCall-ID: mix-%d\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", call, call)
 			} else {
-				ip.SrcIP, ip.DstIP = ub, ua
+				ip.SrcIP, ip.DstIP = ub, ip.SrcIP
 				payload = fmt.Appendf(nil, "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK%d\r\nFrom: <sip:alice@192.0.2.10>;tag=1\r\nTo: <sip:bob@192.0.2.20>;tag=2\r\nCall-ID: mix-%d\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", call, call)
 			}
 		} else if sipOnly {

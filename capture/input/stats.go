@@ -1,10 +1,12 @@
 package input
 
 import (
+	"strconv"
 	"strings"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/cpu"
 
 	"github.com/sip-exporter/sip_exporter/capture/decode"
 )
@@ -27,6 +29,43 @@ type Stats struct {
 	HEPConnsClosed [numCloseReasons]atomic.Uint64
 
 	Decode decode.Stats // the counters of the source's decoders
+	// Workers are the counters of the decoders of a live interface's
+	// capture workers ([Live]), one each, made by [Stats.NewWorkers]
+	// before the source runs: each worker counts alone, on cache lines of
+	// its own, and the source's decoding metrics are the sums of Decode
+	// and of these ([decode.Stats.AddTo] at each scrape). Their Packets
+	// are also exported one by one
+	// (sip_exporter_capture_worker_packets_total).
+	Workers []*decode.Stats
+}
+
+// NewWorkers makes st.Workers: n zeroed decoder counters, padded so that
+// no two share a cache line, and returns them. Call it before the source
+// runs and is collected.
+func (st *Stats) NewWorkers(n int) []*decode.Stats {
+	st.Workers = make([]*decode.Stats, n)
+	for i := range st.Workers {
+		st.Workers[i] = &new(paddedDecodeStats).s
+	}
+	return st.Workers
+}
+
+// paddedDecodeStats keeps a worker's counters off its neighbours' cache
+// lines, wherever the allocator puts it.
+type paddedDecodeStats struct {
+	_ cpu.CacheLinePad
+	s decode.Stats
+	_ cpu.CacheLinePad
+}
+
+// Packets returns the packets the source's decoders have decoded, its
+// workers' included.
+func (st *Stats) Packets() uint64 {
+	n := st.Decode.Packets.Load()
+	for _, w := range st.Workers {
+		n += w.Packets.Load()
+	}
+	return n
 }
 
 // RejectReason is why the HEP listener closed a TCP connection at once
@@ -90,6 +129,8 @@ var (
 		"HEP TCP connections accepted.", []string{"source"}, nil)
 	hepConnsRejectedDesc = prometheus.NewDesc("sip_exporter_hep_tcp_connections_rejected_total",
 		"HEP TCP connections closed at once, not served, by reason (not_allowed: outside --hep.allowed-networks; per_address: --hep.max-connections-per-address open from its address; max_connections: --hep.max-connections open).", []string{"source", "reason"}, nil)
+	workerPacketsDesc = prometheus.NewDesc("sip_exporter_capture_worker_packets_total",
+		"Packets read by each capture worker of an interface (--capture.workers: AF_PACKET sockets of one fanout group, each with its own ring, goroutine and decoder; worker 0 to N-1): they add up to sip_exporter_packets_received_total and show how evenly the kernel's flow hash spreads the traffic.", []string{"source", "worker"}, nil)
 	hepConnsClosedDesc = prometheus.NewDesc("sip_exporter_hep_tcp_connections_closed_total",
 		"Served HEP TCP connections that ended, by reason (eof, idle: --hep.read-timeout, slow: a packet not complete within --hep.packet-timeout, bad_packet, too_large, tls_handshake, read_error, shutdown).", []string{"source", "reason"}, nil)
 )
@@ -108,7 +149,7 @@ func NewCollector(sources ...*Source) *Collector {
 
 // Describe implements [prometheus.Collector].
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{upDesc, droppedDesc, hepUDPReadsDesc, hepConnsDesc, hepConnsTotalDesc, hepConnsRejectedDesc, hepConnsClosedDesc} {
+	for _, d := range []*prometheus.Desc{upDesc, droppedDesc, hepUDPReadsDesc, hepConnsDesc, hepConnsTotalDesc, hepConnsRejectedDesc, hepConnsClosedDesc, workerPacketsDesc} {
 		ch <- d
 	}
 	decode.Describe(ch)
@@ -133,7 +174,18 @@ func (s *Source) collect(ch chan<- prometheus.Metric) {
 	st := &s.Stats
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, s.Name, s.Type)
 	counter(droppedDesc, st.KernelDrops.Load(), s.Name, "kernel")
-	st.Decode.Collect(ch, s.Name)
+	dec := &st.Decode
+	if len(st.Workers) > 0 {
+		dec = new(decode.Stats) // the workers count apart: the source's figures are the sums
+		st.Decode.AddTo(dec)
+		for _, w := range st.Workers {
+			w.AddTo(dec)
+		}
+	}
+	dec.Collect(ch, s.Name)
+	for i, w := range st.Workers {
+		counter(workerPacketsDesc, w.Packets.Load(), s.Name, strconv.Itoa(i))
+	}
 	switch {
 	case s.Type == "hep" && strings.HasPrefix(s.Name, "udp://"):
 		counter(droppedDesc, st.NotAllowedDrops.Load(), s.Name, "not_allowed")

@@ -80,3 +80,46 @@ sip_exporter_tcp_stream_gaps_total{source="udp://:9060"} 0
 		t.Errorf("lint %s: %s", p.Metric, p.Text)
 	}
 }
+
+// TestCollectWorkers checks that an interface captured by workers exports
+// the sums of their counters under its own series, and each worker's
+// packets under sip_exporter_capture_worker_packets_total.
+func TestCollectWorkers(t *testing.T) {
+	eth := &input.Source{Name: "eth0", Type: "interface"}
+	ws := eth.Stats.NewWorkers(3)
+	if len(ws) != 3 || len(eth.Stats.Workers) != 3 {
+		t.Fatalf("NewWorkers(3): %d shards, %d in Stats.Workers", len(ws), len(eth.Stats.Workers))
+	}
+	for i, w := range ws {
+		w.Packets.Store(uint64(10 * (i + 1)))
+		w.Stream.Flows.Store(int64(i))
+	}
+	if n := eth.Stats.Packets(); n != 60 {
+		t.Errorf("Packets() = %d, want 60", n)
+	}
+	want := `
+# HELP sip_exporter_capture_worker_packets_total Packets read by each capture worker of an interface (--capture.workers: AF_PACKET sockets of one fanout group, each with its own ring, goroutine and decoder; worker 0 to N-1): they add up to sip_exporter_packets_received_total and show how evenly the kernel's flow hash spreads the traffic.
+# TYPE sip_exporter_capture_worker_packets_total counter
+sip_exporter_capture_worker_packets_total{source="eth0",worker="0"} 10
+sip_exporter_capture_worker_packets_total{source="eth0",worker="1"} 20
+sip_exporter_capture_worker_packets_total{source="eth0",worker="2"} 30
+# HELP sip_exporter_packets_received_total Packets read from the source.
+# TYPE sip_exporter_packets_received_total counter
+sip_exporter_packets_received_total{source="eth0"} 60
+# HELP sip_exporter_tcp_flows TCP flow directions whose stream is being reassembled.
+# TYPE sip_exporter_tcp_flows gauge
+sip_exporter_tcp_flows{source="eth0"} 3
+`
+	c := input.NewCollector(eth)
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
+		"sip_exporter_capture_worker_packets_total", "sip_exporter_packets_received_total", "sip_exporter_tcp_flows"); err != nil {
+		t.Error(err)
+	}
+	problems, err := testutil.CollectAndLint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint %s: %s", p.Metric, p.Text)
+	}
+}

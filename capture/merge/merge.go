@@ -37,9 +37,16 @@ type Config struct {
 	Live bool
 	// QueueSize is how many messages one input holds for the merge (a
 	// power of two is used, at least 2), unless it is given its own size.
-	// A full exact input makes its producer wait; a full live input drops
-	// the message and counts it. A live input half full wakes the merge.
+	// A full exact input makes its producer wait; a full live input makes
+	// it wait up to FullWait, then drops the message and counts it. A live
+	// input half full wakes the merge.
 	QueueSize int
+	// FullWait is how long the producer of a full live input waits for
+	// room before it drops the message: time in which the merge, starved
+	// of CPU for a moment, catches up while the source's own buffer (the
+	// kernel ring, the socket buffer) holds what comes meanwhile. 0 drops
+	// at once.
+	FullWait time.Duration
 	// MaxPending bounds the messages held in the merge for ordering; past
 	// it the earliest is handed on before its time.
 	MaxPending int
@@ -47,8 +54,12 @@ type Config struct {
 
 // DefaultConfig returns the defaults of the exporter's flags.
 func DefaultConfig() Config {
-	return Config{Lateness: DefaultLateness, QueueSize: 1 << 14, MaxPending: 1 << 18}
+	return Config{Lateness: DefaultLateness, QueueSize: 1 << 14, MaxPending: 1 << 18, FullWait: DefaultFullWait}
 }
+
+// DefaultFullWait is the default of [Config.FullWait]: a tenth of the
+// lateness, so that a message that waited is still in time.
+const DefaultFullWait = 100 * time.Millisecond
 
 // DefaultLateness is the default of [Config.Lateness]: well above the
 // 64 ms TPACKET_V3 block timeout and the batching of HEP agents.
@@ -120,9 +131,10 @@ type slot[E any] struct {
 }
 
 type heapItem struct {
-	t    int64
-	seq  uint64
-	slot uint32
+	t     int64
+	order uint64 // the producer's order among equal times (Input.PushOrdered)
+	seq   uint64
+	slot  uint32
 }
 
 // New returns a merger that hands the merged stream to sink. It fails when
@@ -135,6 +147,8 @@ func New[E any](cfg Config, sink Sink[E]) (*Merger[E], error) {
 		return nil, fmt.Errorf("merge queue size %d: must be at least 1", cfg.QueueSize)
 	case cfg.MaxPending < 1:
 		return nil, fmt.Errorf("merge max pending %d: must be at least 1", cfg.MaxPending)
+	case cfg.FullWait < 0 || cfg.FullWait >= cfg.Lateness:
+		return nil, fmt.Errorf("merge full wait %v: must be at least 0 and below the lateness %v", cfg.FullWait, cfg.Lateness)
 	}
 	m := &Merger[E]{cfg: cfg, sink: sink, byName: map[string]*Source{}, wake: make(chan struct{}, 1), wm: math.MinInt64}
 	m.live.Store(cfg.Live)
@@ -412,10 +426,12 @@ func (m *Merger[E]) watermark(inputs []*Input[E], now int64) (w int64, open, sta
 }
 
 // release hands on, in time order, the pending messages the watermark w
-// has passed, and the earliest ones past MaxPending.
+// has passed, and the earliest ones past MaxPending. An ordered message
+// (PushOrdered) at w itself waits: an input whose latest time is w may
+// still push one at w of a lower order.
 func (m *Merger[E]) release(w int64) int {
 	n := 0
-	for len(m.heap) > 0 && (m.heap[0].t <= w || len(m.heap) > m.cfg.MaxPending) {
+	for len(m.heap) > 0 && (m.heap[0].t < w || m.heap[0].t == w && (m.heap[0].order == 0 || w == math.MaxInt64) || len(m.heap) > m.cfg.MaxPending) {
 		top := m.heap[0]
 		m.pop()
 		s := &m.slab[top.slot]
@@ -443,7 +459,7 @@ func (m *Merger[E]) push(it *item[E], in *Input[E]) {
 	}
 	m.slab[idx].e, m.slab[idx].in = it.e, in
 	m.seq++
-	m.heap = append(m.heap, heapItem{t: it.t, seq: m.seq, slot: idx})
+	m.heap = append(m.heap, heapItem{t: it.t, order: it.order, seq: m.seq, slot: idx})
 	// sift up
 	i := len(m.heap) - 1
 	for i > 0 {
@@ -479,12 +495,15 @@ func (m *Merger[E]) pop() {
 	}
 }
 
-func less(a, b heapItem) bool { return a.t < b.t || a.t == b.t && a.seq < b.seq }
+func less(a, b heapItem) bool {
+	return a.t < b.t || a.t == b.t && (a.order < b.order || a.order == b.order && a.seq < b.seq)
+}
 
 // item is one queued message.
 type item[E any] struct {
-	t int64
-	e E
+	t     int64
+	order uint64
+	e     E
 }
 
 // Input is one producer's queue into the merge: a packet source, or one
@@ -509,7 +528,9 @@ type Input[E any] struct {
 	last    int64 // latest capture time drained
 	drained bool
 
-	// Owned by the producer: clocks of live inputs by key.
+	// Owned by the producer: clocks of live inputs by key, and the timer
+	// of its waits on a full live queue.
+	timer     *time.Timer
 	threshold int64
 	clocks    map[string]*clock
 	lastKey   string
@@ -527,9 +548,19 @@ func (in *Input[E]) done() bool {
 // by the clock's offset from the exporter's wall clock when that offset
 // exceeds half the lateness (see [Source]). A full exact input makes Push
 // wait for room (it returns false only when ctx is done); a full live
-// input drops the message, counts it and returns false. Push does not
-// allocate once a clock key has been seen.
+// input makes it wait up to [Config.FullWait], then drop the message,
+// count it and return false. Push does not allocate once a clock key has
+// been seen (a live input's timer is made at its first wait).
 func (in *Input[E]) Push(ctx context.Context, t int64, clockKey string, e *E) bool {
+	return in.PushOrdered(ctx, t, 0, clockKey, e)
+}
+
+// PushOrdered is Push with an order among messages of equal capture time:
+// of two such messages, of any inputs, the one of the lower order is
+// handed on first (then the one drained first). Workers that decode one
+// capture file between them give the packet's number in the file, so that
+// the merged stream keeps the file's order.
+func (in *Input[E]) PushOrdered(ctx context.Context, t int64, order uint64, clockKey string, e *E) bool {
 	if in.kind == Live {
 		t = in.correct(t, clockKey)
 	}
@@ -537,7 +568,7 @@ func (in *Input[E]) Push(ctx context.Context, t int64, clockKey string, e *E) bo
 		tail := in.tail.Load()
 		if tail-in.head.Load() < uint64(len(in.buf)) {
 			it := &in.buf[tail&in.mask]
-			it.t, it.e = t, *e
+			it.t, it.order, it.e = t, order, *e
 			in.tail.Store(tail + 1)
 			in.m.signal()
 			if tail+1-in.head.Load() >= uint64(len(in.buf)/2) && in.m.sleeping.Load() {
@@ -550,23 +581,51 @@ func (in *Input[E]) Push(ctx context.Context, t int64, clockKey string, e *E) bo
 			}
 			return true
 		}
+		var timeout <-chan time.Time
 		if in.kind == Live {
-			in.src.dropped.Add(1)
-			return false
+			if in.m.cfg.FullWait <= 0 {
+				in.src.dropped.Add(1)
+				return false
+			}
+			if in.timer == nil {
+				in.timer = time.NewTimer(in.m.cfg.FullWait)
+			} else {
+				in.timer.Reset(in.m.cfg.FullWait)
+			}
+			timeout = in.timer.C
 		}
 		in.waiting.Store(true)
 		if tail-in.head.Load() < uint64(len(in.buf)) {
 			in.waiting.Store(false)
+			in.stopTimer()
 			continue
 		}
-		in.m.signal()
+		// The merge may sleep on its timer (live messages pending): wake
+		// it whatever it waits for.
+		select {
+		case in.m.wake <- struct{}{}:
+		default:
+		}
 		select {
 		case <-in.room:
+			in.stopTimer()
 		case <-ctx.Done():
 			in.waiting.Store(false)
+			in.stopTimer()
+			return false
+		case <-timeout:
+			in.waiting.Store(false)
+			in.src.dropped.Add(1)
 			return false
 		}
 		in.waiting.Store(false)
+	}
+}
+
+// stopTimer stops the full-wait timer of a live input, if it has one.
+func (in *Input[E]) stopTimer() {
+	if in.timer != nil {
+		in.timer.Stop() // since Go 1.23 no stale tick is left in timer.C
 	}
 }
 

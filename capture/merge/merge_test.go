@@ -240,8 +240,8 @@ func TestClockAhead(t *testing.T) {
 	}
 }
 
-// TestLiveDrop: a full live input drops and counts instead of blocking
-// its producer.
+// TestLiveDrop: a full live input whose merge does not run drops and
+// counts, after FullWait (none here), instead of blocking its producer.
 func TestLiveDrop(t *testing.T) {
 	m, _ := newTest(t, Config{Lateness: time.Second, QueueSize: 2, MaxPending: 16})
 	src := m.Source("eth0")
@@ -351,5 +351,92 @@ func TestHalfFullWakes(t *testing.T) {
 	}
 	if got := m.pending.Load(); got != 21 || src.Dropped() != 0 {
 		t.Errorf("pending %d, dropped %d; want 21 and 0", got, src.Dropped())
+	}
+}
+
+// TestExactOrderedTies: workers that split one file between them push
+// messages of equal capture time with the packet's number in the file
+// (PushOrdered); the merge hands them on by that number, whichever worker
+// pushed first and however the pushes interleave, and holds a message at
+// the watermark until every worker is past it.
+func TestExactOrderedTies(t *testing.T) {
+	for _, cfg := range []Config{DefaultConfig(), {Lateness: time.Second, QueueSize: 2, MaxPending: 8}} {
+		m, r := newTest(t, cfg)
+		src := m.Source("file")
+		a, b := m.Input(src, Exact, 0), m.Input(src, Exact, 0)
+		m.Seal()
+		done := make(chan struct{})
+		go func() { m.Run(context.Background()); close(done) }()
+		// Packet k (1..12) at time 10*(1+(k-1)/4): four per time. Odd
+		// packets to a, even to b; a pushes all of its before b starts.
+		var wg sync.WaitGroup
+		for in, first := range map[*Input[ev]]int{a: 1, b: 2} {
+			wg.Go(func() {
+				if in == b {
+					time.Sleep(20 * time.Millisecond)
+				}
+				for k := first; k <= 12; k += 2 {
+					in.PushOrdered(context.Background(), int64(10*(1+(k-1)/4)), uint64(k), "", &ev{n: k})
+				}
+				in.Close()
+			})
+		}
+		wg.Wait()
+		<-done
+		_, evs, _ := r.snapshot()
+		var got []int
+		for _, e := range evs {
+			got = append(got, e.n)
+		}
+		if want := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}; !slices.Equal(got, want) {
+			t.Errorf("queue %d, pending %d: order %v, want %v", cfg.QueueSize, cfg.MaxPending, got, want)
+		}
+	}
+}
+
+// TestLiveFullWait: the producer of a full live input waits up to FullWait
+// for room. With the merge running, a burst far above the queue's size is
+// taken whole (the producer waits while the merge drains); with no merge,
+// each message past the queue is dropped after FullWait.
+func TestLiveFullWait(t *testing.T) {
+	cfg := Config{Lateness: time.Second, QueueSize: 4, MaxPending: 1 << 10, FullWait: 20 * time.Millisecond}
+	m, r := newTest(t, cfg)
+	src := m.Source("eth0")
+	in := m.Input(src, Live, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.Run(ctx)
+	now := time.Now().UnixNano()
+	for n := range 1000 {
+		if !in.Push(ctx, now+int64(n), "", &ev{0, n}) {
+			t.Fatalf("message %d dropped with the merge running", n)
+		}
+	}
+	if src.Dropped() != 0 {
+		t.Errorf("dropped %d with the merge running, want 0", src.Dropped())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, evs, _ := r.snapshot(); len(evs) == 1000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the burst was not handed on")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	stalled, _ := newTest(t, cfg)
+	src = stalled.Source("eth1")
+	in = stalled.Input(src, Live, 0) // nothing runs this merge
+	start := time.Now()
+	for n := range 6 {
+		in.Push(context.Background(), now, "", &ev{0, n})
+	}
+	if src.Dropped() != 2 {
+		t.Errorf("stalled merge: dropped %d, want 2", src.Dropped())
+	}
+	if d := time.Since(start); d < 2*cfg.FullWait {
+		t.Errorf("stalled merge: the two drops took %v, want at least 2 x %v", d, cfg.FullWait)
 	}
 }

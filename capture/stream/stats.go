@@ -93,3 +93,17 @@ func (s *Stats) Collect(ch chan<- prometheus.Metric, source string) {
 	counter(resyncsDesc, s.Resyncs.Load(), source)
 	ch <- prometheus.MustNewConstMetric(memoryDesc, prometheus.GaugeValue, float64(s.Memory.Load()), source)
 }
+
+// AddTo adds every counter and gauge of s to dst: the sum of several
+// tables' statistics (the workers of one source).
+func (s *Stats) AddTo(dst *Stats) {
+	dst.Flows.Add(s.Flows.Load())
+	dst.Retransmitted.Add(s.Retransmitted.Load())
+	dst.OutOfOrder.Add(s.OutOfOrder.Load())
+	dst.Gaps.Add(s.Gaps.Load())
+	dst.Resyncs.Add(s.Resyncs.Load())
+	dst.Memory.Add(s.Memory.Load())
+	for i := range s.evictions {
+		dst.evictions[i].Add(s.evictions[i].Load())
+	}
+}

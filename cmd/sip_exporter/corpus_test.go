@@ -76,6 +76,12 @@ func TestCorpus(t *testing.T) {
 	}
 }
 
+// testWorkers is how many workers the tests' report pipelines read a
+// plain pcap file with: more than CI's two cores, so that the sharding of
+// packets between workers and the merge back into file order are what the
+// corpus checks against Wireshark (TestCorpusWorkers compares with one).
+const testWorkers = 3
+
 // reportOf reads capture files through the report pipeline.
 func reportOf(t *testing.T, files ...string) (*pipeline, *decode.Stats) {
 	t.Helper()
@@ -84,7 +90,7 @@ func reportOf(t *testing.T, files ...string) (*pipeline, *decode.Stats) {
 		t.Fatal(err)
 	}
 	stats := new(decode.Stats)
-	if err := readFiles(p, files, stats, func(err error) { t.Log(err) }); err != nil {
+	if err := readFiles(p, files, testWorkers, stats, func(err error) { t.Log(err) }); err != nil {
 		t.Fatal(err)
 	}
 	return p, stats

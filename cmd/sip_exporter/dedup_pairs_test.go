@@ -88,7 +88,7 @@ func dedupRead(t *testing.T, w time.Duration, files ...string) dedupResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := readFiles(p, files, new(decode.Stats), func(err error) { t.Error(err) }); err != nil {
+	if err := readFiles(p, files, testWorkers, new(decode.Stats), func(err error) { t.Error(err) }); err != nil {
 		t.Fatal(err)
 	}
 	r := dedupResult{responses: map[string]uint64{}, requests: map[string]uint64{}}

@@ -26,7 +26,7 @@ func TestDedupCorpus(t *testing.T) {
 				t.Fatal(err)
 			}
 			var st decode.Stats
-			if err := readFiles(p, []string{capFile, capFile}, &st, func(error) {}); err != nil {
+			if err := readFiles(p, []string{capFile, capFile}, testWorkers, &st, func(error) {}); err != nil {
 				t.Fatal(err)
 			}
 			if got, want := countsOf(p), countsOf(once); !maps.Equal(got, want) {
@@ -54,7 +54,7 @@ func TestDedupDisabled(t *testing.T) {
 	if p.dedup != nil {
 		t.Fatal("dedup table made for window 0")
 	}
-	if err := readFiles(p, []string{capFile, capFile}, new(decode.Stats), func(error) {}); err != nil {
+	if err := readFiles(p, []string{capFile, capFile}, testWorkers, new(decode.Stats), func(error) {}); err != nil {
 		t.Fatal(err)
 	}
 	want := countsOf(once)

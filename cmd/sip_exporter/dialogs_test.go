@@ -102,7 +102,7 @@ func txValuesWith(t *testing.T, cfg pipelineConfig, files ...string) map[string]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := readFiles(p, files, new(decode.Stats), func(err error) { t.Error(err) }); err != nil {
+	if err := readFiles(p, files, testWorkers, new(decode.Stats), func(err error) { t.Error(err) }); err != nil {
 		t.Fatal(err)
 	}
 	p.tx.End()

@@ -143,7 +143,7 @@ func TestReportHEPCapture(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stats captureStats
-	if err := readFiles(p, []string{hepCapture(t, demoCapture, false)}, &stats, func(error) {}); err != nil {
+	if err := readFiles(p, []string{hepCapture(t, demoCapture, false)}, testWorkers, &stats, func(error) {}); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range p.sip.Nodes() {

@@ -53,6 +53,7 @@ type options struct {
 	pcapLoop     bool
 	ringSize     units.Base2Bytes
 	blockTimeout time.Duration
+	workers      int // --capture.workers
 	promisc      bool
 	bpfFile      string
 	filterRTP    bool
@@ -89,7 +90,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("capture.pcap-file", "pcap or pcapng file to read (repeatable); PATH=NODE gives its messages their own node label value (split at the last \"=\").").PlaceHolder("PATH[=NODE]").StringsVar(&o.pcapFiles)
 	app.Flag("capture.pcap-speed", "Pace of capture files: fast (as fast as possible) or realtime (at the pace they were captured).").Default("fast").EnumVar(&o.pcapSpeed, "fast", "realtime")
 	app.Flag("capture.pcap-loop", "Read capture files again from the start when they end, until stopped.").BoolVar(&o.pcapLoop)
-	app.Flag("capture.ring-size", "Kernel ring buffer per interface (TPACKET_V3), whole MiB.").Default("64MiB").BytesVar(&o.ringSize)
+	app.Flag("capture.ring-size", "Kernel ring buffer per interface (TPACKET_V3), whole MiB, shared between its --capture.workers (at least 1 MiB each).").Default("64MiB").BytesVar(&o.ringSize)
+	app.Flag("capture.workers", "Capture workers per interface, 1 to 64: AF_PACKET sockets in one fanout group, each with its own share of --capture.ring-size, goroutine and decoder; the kernel hashes each flow (both directions, every IP fragment) to one worker. Also the decoders of each plain pcap file in report. Default: the CPUs, at most 8.").Default(fmt.Sprint(defaultCaptureWorkers(runtime.NumCPU()))).IntVar(&o.workers)
 	app.Flag("capture.block-timeout", "How long the kernel fills a capture ring block before handing it over part full (TPACKET_V3 tp_retire_blk_tov, whole ms): the most a packet waits in the ring on a quiet link.").Default(input.DefaultBlockTimeout.String()).DurationVar(&o.blockTimeout)
 	o.pipeline.merge = merge.DefaultConfig()
 	app.Flag("capture.max-lateness", "How long after its capture time a message of a live source (interface, HEP, realtime file) may arrive and still be merged in time order with the other sources; must cover --capture.block-timeout and HEP agents' batching. Later messages are counted, as late. Counting and transaction timeouts run this far behind the wall clock.").Default(o.pipeline.merge.Lateness.String()).DurationVar(&o.pipeline.merge.Lateness)
@@ -163,6 +165,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: error: --hep.allowed-networks: %v\n", program, err)
 		return 2
 	}
+	if o.workers < 1 || o.workers > input.MaxWorkers {
+		fmt.Fprintf(stderr, "%s: error: --capture.workers %d: must be 1 to %d\n", program, o.workers, input.MaxWorkers)
+		return 2
+	}
 	if maxPhrases < 1 || maxPhrases > collector.MaxPhrasesPerCode {
 		fmt.Fprintf(stderr, "%s: error: --collector.max-phrases-per-code %d: must be 1 to %d\n", program, maxPhrases, collector.MaxPhrasesPerCode)
 		return 2
@@ -211,6 +217,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// defaultCaptureWorkers is the default of --capture.workers on a machine
+// of cpus CPUs: one per CPU, 1 to 8 (each worker keeps a merge queue and
+// reassembly tables of its own, and the merge that orders them all is one
+// goroutine).
+func defaultCaptureWorkers(cpus int) int { return min(max(cpus, 1), 8) }
 
 // runServe starts every source and the web server, and returns when a
 // signal arrives or the server fails.

@@ -151,7 +151,7 @@ func (p *pipeline) handler(ctx context.Context, in *merge.Input[message], sn *so
 	return func(o *decode.Origin, m *sip.Message) {
 		var msg message
 		clock := p.classify(o, m, &msg, sn)
-		in.Push(ctx, o.Time, clock, &msg)
+		in.PushOrdered(ctx, o.Time, o.Seq, clock, &msg)
 	}
 }
 
@@ -415,11 +415,23 @@ func newSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 		}
 		seen["interface:"+name] = true
 		cfg := input.LiveConfig{Interface: name, RingBytes: int(o.ringSize), Promiscuous: o.promisc, Filter: filter, MediaFilter: o.filterRTP, BlockTimeout: o.blockTimeout}
-		sources = append(sources, &source{Source: input.Source{Name: name, Type: "interface"}, kind: merge.Live, retry: true,
-			node: p.sourceNode(iface.node),
-			run: func(ctx context.Context, d *decode.Decoder, st *input.Stats, started func()) error {
-				return input.Live(ctx, cfg, d, st, started)
-			}})
+		s := &source{Source: input.Source{Name: name, Type: "interface"}, kind: merge.Live, retry: true,
+			node: p.sourceNode(iface.node), ownDecoders: true}
+		// A decoder, counters and merge input per capture worker
+		// (--capture.workers), made once and kept across reopenings; the
+		// workers share the source's reassembly limits.
+		dc, in := p.cfg.decoderConfig().Split(o.workers), p.merge.Source(name)
+		ds := make([]*decode.Decoder, o.workers)
+		for i, st := range s.Stats.NewWorkers(o.workers) {
+			ds[i] = p.decoderOf(ctx, dc, p.merge.Input(in, merge.Live, 0), st, s.node)
+		}
+		s.run = func(ctx context.Context, _ *decode.Decoder, st *input.Stats, started func()) error {
+			for _, d := range ds {
+				d.Reset()
+			}
+			return input.Live(ctx, cfg, ds, st, started)
+		}
+		sources = append(sources, s)
 	}
 	for _, file := range files {
 		path := file.name
@@ -524,10 +536,10 @@ func (s *source) supervise(ctx context.Context, err error, d *decode.Decoder, re
 		case ctx.Err() != nil:
 			return
 		case err == nil:
-			logger.Info("source ended", "type", s.Type, "name", s.Name, "packets", s.Stats.Decode.Packets.Load())
+			logger.Info("source ended", "type", s.Type, "name", s.Name, "packets", s.Stats.Packets())
 			return
 		case !s.retry:
-			logger.Error("source failed", "type", s.Type, "name", s.Name, "err", err, "packets", s.Stats.Decode.Packets.Load())
+			logger.Error("source failed", "type", s.Type, "name", s.Name, "err", err, "packets", s.Stats.Packets())
 			return
 		}
 		logger.Error("source failed; reopening", "type", s.Type, "name", s.Name, "err", err, "backoff", backoff)

@@ -43,13 +43,17 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
 		return 1
 	}
+	// The workers of one file run apart by at most what the merge drains
+	// ahead of the slowest (half of MaxPending): that is also how much of
+	// the mapped file is resident at once. 2^16 keeps it near 25 MB.
+	o.pipeline.merge.MaxPending = reportMaxPending
 	p, err := newPipeline(o.pipeline)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
 		return 1
 	}
 	var stats decode.Stats
-	if err := readSources(p, files, &stats, func(err error) {
+	if err := readSources(p, files, o.workers, &stats, func(err error) {
 		fmt.Fprintf(stderr, "%s: warning: %v; counted what came before\n", program, err)
 	}); err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
@@ -71,30 +75,74 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// readFiles reads the capture files at once, each on its own goroutine
-// through its own decoder of p (counting into stats), and merges their
-// messages by capture time, as mergecap does, before they are counted and
-// tracked: rotated captures and captures of one traffic on several
-// interfaces give the transactions of the whole. A truncated file is
-// passed to warn and what it held is counted; any other error is returned
-// once every file has been read.
-func readFiles(p *pipeline, paths []string, stats *decode.Stats, warn func(error)) error {
+// reportMaxPending is the merge's MaxPending in the report command.
+const reportMaxPending = 1 << 16
+
+// readFiles reads the capture files at once, each through decoders of p
+// of its own (counting into stats), and merges their messages by capture
+// time, as mergecap does, before they are counted and tracked: rotated
+// captures and captures of one traffic on several interfaces give the
+// transactions of the whole. A plain pcap file is read in place by workers
+// decoders at once, each taking the packets of its share of the IP address
+// pairs (input.MappedFile), and their messages are merged back into the
+// file's order; other files (pcapng, compressed, NetMon) by one. A
+// truncated file is passed to warn and what it held is counted; any other
+// error is returned once every file has been read.
+func readFiles(p *pipeline, paths []string, workers int, stats *decode.Stats, warn func(error)) error {
 	files := make([]namedSource, len(paths))
 	for i, path := range paths {
 		files[i] = namedSource{name: path, arg: path}
 	}
-	return readSources(p, files, stats, warn)
+	return readSources(p, files, workers, stats, warn)
+}
+
+// fileReader is one goroutine's part of reading a file: read with its own
+// decoder into its own merge input.
+type fileReader struct {
+	file   int // index into the files
+	in     *merge.Input[message]
+	dec    *decode.Decoder
+	stats  decode.Stats
+	mapped *input.MappedFile // nil: the whole file through input.ReadFile
+	worker int
 }
 
 // readSources is readFiles of files each with its own node, or none
 // (--capture.node-name).
-func readSources(p *pipeline, files []namedSource, stats *decode.Stats, warn func(error)) error {
+func readSources(p *pipeline, files []namedSource, workers int, stats *decode.Stats, warn func(error)) error {
 	ctx := context.Background()
-	inputs := make([]*merge.Input[message], len(files))
-	decoders := make([]*decode.Decoder, len(files))
+	var readers []*fileReader
+	var mapped []*input.MappedFile
+	defer func() {
+		for _, m := range mapped {
+			m.Close()
+		}
+	}()
 	for i, file := range files {
-		inputs[i] = p.merge.Input(p.merge.Source(file.name), merge.Exact, 0)
-		decoders[i] = p.decoder(ctx, inputs[i], stats, p.sourceNode(file.node))
+		src := p.merge.Source(file.name)
+		sn := p.sourceNode(file.node)
+		var mf *input.MappedFile
+		if workers > 1 {
+			var err error
+			switch mf, err = input.MapFile(file.name, workers); {
+			case errors.Is(err, input.ErrNotMappable):
+				mf = nil
+			case err != nil:
+				return err
+			default:
+				mapped = append(mapped, mf)
+			}
+		}
+		n := 1
+		if mf != nil {
+			n = workers
+		}
+		for w := range n {
+			r := &fileReader{file: i, mapped: mf, worker: w}
+			r.in = p.merge.Input(src, merge.Exact, 0)
+			r.dec = p.decoder(ctx, r.in, &r.stats, sn)
+			readers = append(readers, r)
+		}
 	}
 	p.merge.Seal()
 	merged := make(chan struct{})
@@ -103,17 +151,31 @@ func readSources(p *pipeline, files []namedSource, stats *decode.Stats, warn fun
 		close(merged)
 	}()
 	errs := make([]error, len(files))
+	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for i, file := range files {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer inputs[i].Close()
-			errs[i] = input.ReadFile(ctx, input.FileConfig{Path: file.name}, decoders[i])
-		}()
+	for _, r := range readers {
+		wg.Go(func() {
+			defer r.in.Close()
+			var err error
+			if r.mapped != nil {
+				err = r.mapped.Read(ctx, r.worker, r.dec)
+			} else {
+				err = input.ReadFile(ctx, input.FileConfig{Path: files[r.file].name}, r.dec)
+			}
+			if err != nil {
+				mu.Lock()
+				if errs[r.file] == nil {
+					errs[r.file] = err // every worker of a file meets the same error
+				}
+				mu.Unlock()
+			}
+		})
 	}
 	wg.Wait()
 	<-merged
+	for _, r := range readers {
+		r.stats.AddTo(stats)
+	}
 	for _, err := range errs {
 		switch {
 		case errors.Is(err, input.ErrTruncated):

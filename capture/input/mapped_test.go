@@ -1,0 +1,174 @@
+package input
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/sip"
+)
+
+// writeOptions writes a pcap (µs timestamps) of n OPTIONS requests over
+// UDP between 40 address pairs, packet k at k ms, with Call-ID "k"; extra
+// is appended raw after the last record.
+func writeOptions(t *testing.T, n int, extra []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "options.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	for k := 1; k <= n; k++ {
+		eth := &layers.Ethernet{SrcMAC: make([]byte, 6), DstMAC: make([]byte, 6), EthernetType: layers.EthernetTypeIPv4}
+		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP,
+			SrcIP: netip.AddrFrom4([4]byte{10, 0, 0, byte(k % 40)}).AsSlice(), DstIP: []byte{10, 0, 1, 1}}
+		udp := &layers.UDP{SrcPort: 5060, DstPort: 5060}
+		_ = udp.SetNetworkLayerForChecksum(ip)
+		msg := fmt.Sprintf("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK%d\r\nCall-ID: %d\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n", k, k)
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, udp, gopacket.Payload(msg)); err != nil {
+			t.Fatal(err)
+		}
+		ci := gopacket.CaptureInfo{Timestamp: time.Unix(1_800_000_000, int64(k)*1e6), CaptureLength: len(buf.Bytes()), Length: len(buf.Bytes())}
+		if err := w.WritePacket(ci, buf.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.Write(extra); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// readMapped reads path with workers workers and returns, sorted, the
+// (Seq, Call-ID) of every message, and each worker's error.
+func readMapped(t *testing.T, path string, workers int) ([]string, []error) {
+	t.Helper()
+	mf, err := MapFile(path, workers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mf.Close()
+	got := make([][]string, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		d, err := decode.New(decode.DefaultConfig(), new(decode.Stats), func(o *decode.Origin, m *sip.Message) {
+			got[w] = append(got[w], fmt.Sprintf("%d %s %d", o.Seq, m.CallID, o.Time))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { errs[w] = mf.Read(context.Background(), w, d) })
+	}
+	wg.Wait()
+	var all []string
+	for w := range workers {
+		if workers > 1 && len(got[w]) == 0 {
+			t.Errorf("%d workers: worker %d decoded nothing", workers, w)
+		}
+		all = append(all, got[w]...)
+	}
+	slices.Sort(all)
+	return all, errs
+}
+
+// TestMappedFile: the workers of a mapped pcap decode every packet once
+// between them, numbered by its place in the file, with its timestamp.
+func TestMappedFile(t *testing.T) {
+	path := writeOptions(t, 200, nil)
+	var want []string
+	for k := 1; k <= 200; k++ {
+		want = append(want, fmt.Sprintf("%d %d %d", k, k, 1_800_000_000*int64(1e9)+int64(k)*1e6))
+	}
+	slices.Sort(want)
+	for _, workers := range []int{1, 2, 3} {
+		got, errs := readMapped(t, path, workers)
+		if !slices.Equal(got, want) {
+			t.Errorf("%d workers: %d messages, want %d; first %v", workers, len(got), len(want), got[:min(3, len(got))])
+		}
+		for w, err := range errs {
+			if err != nil {
+				t.Errorf("%d workers: worker %d: %v", workers, w, err)
+			}
+		}
+	}
+}
+
+// TestMappedFileErrors: a file cut inside a record is ErrTruncated for
+// every worker, after the packets before the cut; a record longer than
+// its original length is an error naming the file; other captures are
+// ErrNotMappable, so that the caller reads them with ReadFile.
+func TestMappedFileErrors(t *testing.T) {
+	cut := writeOptions(t, 10, []byte{1, 2, 3, 4, 5, 6, 7, 8, 9})
+	got, errs := readMapped(t, cut, 2)
+	if len(got) != 10 {
+		t.Errorf("truncated: %d messages before the cut, want 10", len(got))
+	}
+	for w, err := range errs {
+		if !errors.Is(err, ErrTruncated) {
+			t.Errorf("truncated: worker %d: %v, want ErrTruncated", w, err)
+		}
+	}
+	// A record whose captured length (100) exceeds its original (50).
+	bad := writeOptions(t, 3, []byte{0, 0, 0, 0, 0, 0, 0, 0, 100, 0, 0, 0, 50, 0, 0, 0})
+	_, errs = readMapped(t, bad, 1)
+	if errs[0] == nil || errors.Is(errs[0], ErrTruncated) {
+		t.Errorf("corrupt record: %v, want an error that is not ErrTruncated", errs[0])
+	}
+	ng := filepath.Join(t.TempDir(), "x.pcapng")
+	if err := os.WriteFile(ng, []byte{0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 28, 0, 0, 0}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := MapFile(ng, 2); !errors.Is(err, ErrNotMappable) {
+		t.Errorf("pcapng: %v, want ErrNotMappable", err)
+	}
+	if _, err := MapFile(filepath.Join(t.TempDir(), "missing.pcap"), 2); err == nil || errors.Is(err, ErrNotMappable) {
+		t.Errorf("missing file: %v, want the open error", err)
+	}
+}
+
+// TestMappedFileAllocs: once its decoder is warm, reading a mapped file
+// allocates nothing (record walk, FlowHash, decode, the handler).
+func TestMappedFileAllocs(t *testing.T) {
+	path := writeOptions(t, 200, nil)
+	mf, err := MapFile(path, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mf.Close()
+	var n int
+	d, err := decode.New(decode.DefaultConfig(), new(decode.Stats), func(*decode.Origin, *sip.Message) { n++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := mf.Read(ctx, 1, d); err != nil {
+		t.Fatal(err)
+	}
+	if a := testing.AllocsPerRun(20, func() { _ = mf.Read(ctx, 1, d) }); a != 0 {
+		t.Errorf("%v allocs per read of the file", a)
+	}
+	if n == 0 {
+		t.Error("worker 1 decoded nothing")
+	}
+}
