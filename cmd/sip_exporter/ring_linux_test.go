@@ -34,8 +34,10 @@ import (
 //     (sip_exporter_packets_dropped_total{reason="kernel"}). Two kinds of
 //     frames: SIP, calls as a SIP server sends them (INVITE with SDP, 100,
 //     180, 200 with SDP, ACK, BYE, 200; every fifth call INVITE, 100, 486,
-//     ACK), and full-size frames of a bulk TCP transfer (1,514 bytes),
-//     which pass the default kernel filter as any TCP does;
+//     ACK) between 1,000 UAs and a server, and full-size frames of bulk
+//     TCP transfers (1,514 bytes; 64 flows, then one), which pass the
+//     default kernel filter as any TCP does. The capture workers' fanout
+//     puts a flow on one worker, whose share of the ring alone holds it;
 //   - stall: SIP at each rate of SIP_EXPORTER_RING_RATES packets a second
 //     (default 10000,50000), the process stopped in the middle of it for
 //     125 % of the time the ring's bytes would hold at that rate (from the
@@ -46,7 +48,9 @@ import (
 //     stall is bounded by the blocks (ring size / 1 MiB) × 64 ms, not by
 //     the bytes.
 //
-// It runs only with SIP_EXPORTER_RING=1, as root, with tcpreplay.
+// It runs only with SIP_EXPORTER_RING=1, as root, with tcpreplay;
+// SIP_EXPORTER_RING_ARGS adds flags (space separated), such as
+// --capture.workers=1.
 //
 //	SIP_EXPORTER_RING=1 go test ./cmd/sip_exporter/ -run TestRingStall -v -timeout 30m
 func TestRingStall(t *testing.T) {
@@ -82,7 +86,8 @@ func TestRingStall(t *testing.T) {
 	// the frame, and SIP frames are over 400 bytes.
 	dir := t.TempDir()
 	sipFile, sipFrames, sipBytes := writeRingSIP(t, filepath.Join(dir, "sip.pcap"), int(largest)/400+1)
-	tcpFile, tcpFrames, tcpBytes := writeRingTCP(t, filepath.Join(dir, "tcp.pcap"), 2*int(largest)/1514)
+	tcpFile, tcpFrames, tcpBytes := writeRingTCP(t, filepath.Join(dir, "tcp.pcap"), 2*int(largest)/1514, 64)
+	tcp1File, _, _ := writeRingTCP(t, filepath.Join(dir, "tcp1.pcap"), tcpFrames, 1)
 	sipMean := float64(sipBytes) / float64(sipFrames)
 	t.Logf("SIP: %d frames, %.0f bytes on average; TCP: %d frames of %.0f bytes", sipFrames, sipMean, tcpFrames, float64(tcpBytes)/float64(tcpFrames))
 
@@ -101,7 +106,7 @@ func TestRingStall(t *testing.T) {
 
 	for _, size := range sizes {
 		t.Run(size.String(), func(t *testing.T) {
-			args := []string{"--capture.interface=" + vethA, "--log.level=warn"}
+			args := append([]string{"--capture.interface=" + vethA, "--log.level=warn"}, strings.Fields(os.Getenv("SIP_EXPORTER_RING_ARGS"))...)
 			if size != 64<<20 {
 				args = append(args, "--capture.ring-size="+size.String())
 			}
@@ -116,12 +121,12 @@ func TestRingStall(t *testing.T) {
 				file   string
 				frames int
 				bytes  int64
-			}{{"SIP", sipFile, sipFrames, sipBytes}, {"TCP", tcpFile, tcpFrames, tcpBytes}} {
+			}{{"SIP", sipFile, sipFrames, sipBytes}, {"TCP (64 flows)", tcpFile, tcpFrames, tcpBytes}, {"TCP (one flow)", tcp1File, tcpFrames, tcpBytes}} {
 				n := min(f.frames, 2*int(size)/int(f.bytes/int64(f.frames))+1000)
-				read, drops, speed := r.burst(f.file, n)
+				read, drops, speed, workers := r.burst(f.file, n)
 				mean := float64(f.bytes) / float64(f.frames)
-				t.Logf("ring %s, stopped, burst of %d %s frames (%s): %d read, %d kernel drops: the ring held %d frames, %.0f bytes of ring per frame of %.0f bytes, %.0f ms of 1 Gbit/s",
-					size, n, f.name, speed, read, drops, read, float64(size)/float64(read), mean, float64(read)*mean*8/1e9*1e3)
+				t.Logf("ring %s, stopped, burst of %d %s frames (%s): %d read (by worker: %v), %d kernel drops: the ring held %d frames, %.0f bytes of ring per frame of %.0f bytes, %.0f ms of 1 Gbit/s",
+					size, n, f.name, speed, read, workers, drops, read, float64(size)/float64(read), mean, float64(read)*mean*8/1e9*1e3)
 				if f.name == "SIP" {
 					held = read
 				}
@@ -158,9 +163,9 @@ type ringRun struct {
 	iface string // the interface the exporter captures
 }
 
-// counters returns the packets read from the interface and its kernel
-// drops so far.
-func (r ringRun) counters() (read, drops int) {
+// counters returns the packets read from the interface, its kernel drops
+// so far, and the packets of each capture worker.
+func (r ringRun) counters() (read, drops int, workers []int) {
 	r.t.Helper()
 	_, mfs, err := r.e.scrape()
 	if err != nil {
@@ -168,7 +173,14 @@ func (r ringRun) counters() (read, drops int) {
 	}
 	rd, _ := gaugeValue(mfs, "sip_exporter_packets_received_total", map[string]string{"source": r.iface})
 	dr, _ := gaugeValue(mfs, "sip_exporter_packets_dropped_total", map[string]string{"source": r.iface, "reason": "kernel"})
-	return int(rd), int(dr)
+	for i := 0; ; i++ {
+		v, ok := gaugeValue(mfs, "sip_exporter_capture_worker_packets_total", map[string]string{"source": r.iface, "worker": strconv.Itoa(i)})
+		if !ok {
+			break
+		}
+		workers = append(workers, int(v))
+	}
+	return int(rd), int(dr), workers
 }
 
 // signal sends sig to the exporter.
@@ -182,7 +194,7 @@ func (r ringRun) signal(sig syscall.Signal) {
 // settled waits until the exporter has read what the ring holds and
 // published its kernel drops (read every second), and returns the
 // counters.
-func (r ringRun) settled() (read, drops int) {
+func (r ringRun) settled() (read, drops int, workers []int) {
 	r.t.Helper()
 	time.Sleep(3 * time.Second)
 	return r.counters()
@@ -190,10 +202,10 @@ func (r ringRun) settled() (read, drops int) {
 
 // burst stops the exporter, sends the first n frames of file at top speed,
 // lets the exporter go on and returns the packets it read, the kernel
-// drops and the speed tcpreplay reports.
-func (r ringRun) burst(file string, n int) (read, drops int, speed string) {
+// drops, the speed tcpreplay reports and the packets each worker read.
+func (r ringRun) burst(file string, n int) (read, drops int, speed string, workers []int) {
 	r.t.Helper()
-	read0, drops0 := r.settled()
+	read0, drops0, workers0 := r.settled()
 	r.signal(syscall.SIGSTOP)
 	time.Sleep(200 * time.Millisecond) // every thread stopped
 	out, err := exec.Command("ip", "netns", "exec", r.ns, "tcpreplay", "--topspeed", "--limit="+strconv.Itoa(n), "-i", r.veth, file).CombinedOutput()
@@ -201,13 +213,16 @@ func (r ringRun) burst(file string, n int) (read, drops int, speed string) {
 	if err != nil {
 		r.t.Fatalf("tcpreplay: %v\n%s", err, out)
 	}
-	read1, drops1 := r.settled()
+	read1, drops1, workers := r.settled()
 	for l := range strings.SplitSeq(string(out), "\n") {
 		if rated, ok := strings.CutPrefix(strings.TrimSpace(l), "Rated:"); ok {
 			speed = strings.TrimSpace(rated)
 		}
 	}
-	return read1 - read0, drops1 - drops0, speed
+	for i := range min(len(workers), len(workers0)) {
+		workers[i] -= workers0[i]
+	}
+	return read1 - read0, drops1 - drops0, speed, workers
 }
 
 // stall sends file at rate packets a second for stall and 4 s more,
@@ -215,7 +230,7 @@ func (r ringRun) burst(file string, n int) (read, drops int, speed string) {
 // packets it read, the kernel drops and the packets sent.
 func (r ringRun) stall(file string, rate int, stall time.Duration) (read, drops, sent int) {
 	r.t.Helper()
-	read0, drops0 := r.settled()
+	read0, drops0, _ := r.settled()
 	sent = int(float64(rate) * (stall + 4*time.Second).Seconds())
 	cmd := exec.Command("ip", "netns", "exec", r.ns, "tcpreplay", "-q", "--pps="+strconv.Itoa(rate), "--limit="+strconv.Itoa(sent),
 		"--loop=0", "-i", r.veth, file)
@@ -231,22 +246,26 @@ func (r ringRun) stall(file string, rate int, stall time.Duration) (read, drops,
 	if err := cmd.Wait(); err != nil {
 		r.t.Fatalf("tcpreplay: %v\n%s", err, out.String())
 	}
-	read1, drops1 := r.settled()
+	read1, drops1, _ := r.settled()
 	return read1 - read0, drops1 - drops0, sent
 }
 
 // writeRingSIP writes at least n frames of SIP calls (loadCall's messages,
-// every fifth call rejected) from 192.0.2.1 to 192.0.2.2 and back, 10 µs
-// apart, and returns the file, the frames and their bytes.
+// every fifth call rejected) between 1,000 UAs (10.1.0.0/22, port 5060, a
+// flow each, so that the capture workers' fanout spreads them) and a
+// server, 192.0.2.2:5060, 10 µs apart, and returns the file, the frames
+// and their bytes.
 func writeRingSIP(t *testing.T, path string, n int) (string, int, int64) {
 	t.Helper()
 	w := createPcap(t, path)
 	calls := [2][]loadMsg{loadCall(false), loadCall(true)}
-	a, b := net.IPv4(192, 0, 2, 1), net.IPv4(192, 0, 2, 2)
+	b := net.IPv4(192, 0, 2, 2)
 	start := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	var payload []byte
 	frames, total := 0, int64(0)
 	for call := 0; frames < n; call++ {
+		ua := call % 1000
+		a := net.IPv4(10, 1, byte(ua/250), byte(1+ua%250))
 		for _, m := range calls[b2i(call%5 != 4)] {
 			src, dst := a, b
 			if m.fromUAS {
@@ -262,10 +281,10 @@ func writeRingSIP(t *testing.T, path string, n int) (string, int, int64) {
 	return path, frames, total
 }
 
-// writeRingTCP writes n full-size frames (1,514 bytes) of one bulk TCP
-// transfer from 192.0.2.3:443 to 192.0.2.4:50000, 10 µs apart, and returns
-// the file, the frames and their bytes.
-func writeRingTCP(t *testing.T, path string, n int) (string, int, int64) {
+// writeRingTCP writes n full-size frames (1,514 bytes) of flows bulk TCP
+// transfers, taking turns, from 192.0.2.3:443 to 192.0.2.4, ports 50000
+// on, 10 µs apart, and returns the file, the frames and their bytes.
+func writeRingTCP(t *testing.T, path string, n, flows int) (string, int, int64) {
 	t.Helper()
 	w := createPcap(t, path)
 	start := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -275,7 +294,7 @@ func writeRingTCP(t *testing.T, path string, n int) (string, int, int64) {
 	}
 	for i := range n {
 		ip := &layers.IPv4{Version: 4, TTL: 64, Id: uint16(i), SrcIP: net.IPv4(192, 0, 2, 3), DstIP: net.IPv4(192, 0, 2, 4), Protocol: layers.IPProtocolTCP}
-		tcp := &layers.TCP{SrcPort: 443, DstPort: 50000, Seq: uint32(1 + i*len(payload)), Ack: 1, ACK: true, PSH: true, Window: 65535}
+		tcp := &layers.TCP{SrcPort: 443, DstPort: layers.TCPPort(50000 + i%flows), Seq: uint32(1 + i/flows*len(payload)), Ack: 1, ACK: true, PSH: true, Window: 65535}
 		_ = tcp.SetNetworkLayerForChecksum(ip)
 		w.frame(t, start.Add(time.Duration(i)*10*time.Microsecond), ip, tcp, gopacket.Payload(payload))
 	}
