@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"net"
@@ -251,9 +252,10 @@ func (m loadMsg) render(dst []byte, v int) []byte {
 // Each is run with the defaults and, as the baseline, with the same
 // messages but transactions and dialogs that end at once
 // (--sip.invite-timeout=1ms --sip.session-max-age=1ms): the difference is
-// what the open ones hold. Each is measured twice: `report FILE` (its peak
-// RSS, getrusage's ru_maxrss = VmHWM; report keeps every transaction open
-// until the end of the files), and `serve --capture.pcap-file=FILE
+// what the open ones hold. Each is measured twice: `report FILE`, with the
+// default --capture.workers and with 1 (its peak RSS, getrusage's
+// ru_maxrss = VmHWM, and the peak of its anonymous memory; report keeps
+// every transaction open until the end of the files), and `serve --capture.pcap-file=FILE
 // --capture.pcap-speed=realtime`, scraped once the file has ended (in
 // realtime the transactions stay open until their timeout, 180 s after
 // they started) and again SIP_EXPORTER_MEMORY_LATER (default 60s) later,
@@ -284,10 +286,14 @@ func TestMemoryOpenTransactions(t *testing.T) {
 		}
 		t.Logf("%s: %d messages, %d transactions, %.0f MiB", name, msgs, n, float64(fi.Size())/(1<<20))
 		t.Run(name+"/report", func(t *testing.T) {
-			open := reportMaxRSS(t, bin, path)
-			base := reportMaxRSS(t, bin, append(closing, path)...)
-			t.Logf("report, peak RSS: open %.1f MiB, closing at once %.1f MiB: %.1f bytes per open transaction%s",
-				float64(open)/1024, float64(base)/1024, float64(open-base)*1024/float64(n), map[bool]string{true: " (and its dialog)"}[answered])
+			per := map[bool]string{true: " (and its dialog)"}[answered]
+			for _, workers := range [][]string{nil, {"--capture.workers=1"}} {
+				open := reportMaxRSS(t, bin, append(workers, path)...)
+				base := reportMaxRSS(t, bin, append(append(workers, closing...), path)...)
+				t.Logf("report, %s: peak RSS open %.1f MiB, closing at once %.1f MiB: %.1f bytes per open transaction%s; peak RssAnon %.1f and %.1f MiB: %.1f bytes",
+					cmp.Or(strings.Join(workers, " "), "default workers"), float64(open.rss)/1024, float64(base.rss)/1024, float64(open.rss-base.rss)*1024/float64(n), per,
+					float64(open.anon)/1024, float64(base.anon)/1024, float64(open.anon-base.anon)*1024/float64(n))
+			}
 		})
 		t.Run(name+"/serve", func(t *testing.T) {
 			wait := time.Duration(msgs)*time.Second/time.Duration(rate) + 60*time.Second
@@ -390,21 +396,54 @@ func (p *pcapFile) close(t *testing.T) {
 	}
 }
 
-// reportMaxRSS runs `bin report args...` and returns its peak RSS, kB.
-func reportMaxRSS(t *testing.T, bin string, args ...string) int64 {
+// reportPeak is the memory of one report run, kB.
+type reportPeak struct {
+	rss  int64 // getrusage's ru_maxrss: VmHWM, the mapped capture included
+	anon int64 // the largest RssAnon sampled every 10 ms: heap and stacks
+}
+
+// reportMaxRSS runs `bin report args...` and returns its peak RSS and the
+// peak of its anonymous memory. A plain pcap is mapped by report, and its
+// resident pages count in RSS (RssFile), so the heap's growth shows in
+// RssAnon.
+func reportMaxRSS(t *testing.T, bin string, args ...string) reportPeak {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"report"}, args...)...)
 	cmd.Stdout = io.Discard
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("report %v: %v\n%s", args, err, stderr.String())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	t.Logf("report %s: %.2f s wall, %.2f s user CPU, peak RSS %.1f MiB", strings.Join(args, " "),
-		time.Since(start).Seconds(), time.Duration(ru.Utime.Nano()).Seconds(), float64(ru.Maxrss)/1024)
-	return ru.Maxrss
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var p reportPeak
+	for tick := time.NewTicker(10 * time.Millisecond); ; {
+		select {
+		case err := <-done:
+			tick.Stop()
+			if err != nil {
+				t.Fatalf("report %v: %v\n%s", args, err, stderr.String())
+			}
+			ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+			p.rss = ru.Maxrss
+			t.Logf("report %s: %.2f s wall, %.2f s user CPU, peak RSS %.1f MiB, peak RssAnon %.1f MiB", strings.Join(args, " "),
+				time.Since(start).Seconds(), time.Duration(ru.Utime.Nano()).Seconds(), float64(p.rss)/1024, float64(p.anon)/1024)
+			return p
+		case <-tick.C:
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+			if err != nil {
+				continue // exiting
+			}
+			for l := range strings.SplitSeq(string(b), "\n") {
+				if v, ok := strings.CutPrefix(l, "RssAnon:"); ok {
+					n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+					p.anon = max(p.anon, n)
+				}
+			}
+		}
+	}
 }
 
 // openReading is one reading of a serving exporter.
