@@ -45,7 +45,7 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 	}
 	// The workers of one file run apart by at most what the merge drains
 	// ahead of the slowest (half of MaxPending): that is also how much of
-	// the mapped file is resident at once. 2^16 keeps it near 25 MB.
+	// the mapped file is resident at once: 2^16 messages, some tens of MB.
 	o.pipeline.merge.MaxPending = reportMaxPending
 	p, err := newPipeline(o.pipeline)
 	if err != nil {
