@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync/atomic"
 
 	"github.com/gopacket/gopacket/layers"
@@ -17,6 +18,10 @@ import (
 // gzip-compressed), not a regular file, or one that cannot be mapped.
 // Read it with [ReadFile] instead.
 var ErrNotMappable = errors.New("not a plain pcap file that can be mapped")
+
+// ErrShrunk is returned, wrapped with the file name, when a mapped file
+// was made shorter while it was read: what came before is decoded.
+var ErrShrunk = errors.New("capture file made shorter while it was read")
 
 // maxMappedCaptureLength bounds a record's captured length when the file's
 // snap length is lower, as pcapgo does (its eager-read limit): larger is
@@ -102,8 +107,20 @@ func (f *MappedFile) header() error {
 // once, on its own goroutine, with its own decoder. It returns an error
 // naming the file when a record is corrupt (captured length above the snap
 // length or the original length), or one wrapping [ErrTruncated] when the
-// file ends in the middle of a record; what came before is decoded.
-func (f *MappedFile) Read(ctx context.Context, worker int, d *decode.Decoder) error {
+// file ends in the middle of a record, or [ErrShrunk] when the file was
+// cut shorter while mapped; what came before is decoded.
+func (f *MappedFile) Read(ctx context.Context, worker int, d *decode.Decoder) (err error) {
+	// A file cut shorter while mapped (rotated in place, truncated by its
+	// writer) faults where its pages were: that is an error, not a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if _, fault := r.(interface{ Addr() uintptr }); !fault {
+				panic(r)
+			}
+			err = fmt.Errorf("read %q: %w", f.path, ErrShrunk)
+		}
+	}()
 	workers := uint64(len(f.progress))
 	me := uint64(worker)
 	defer f.progress[worker].Store(int64(len(f.data)))
