@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"runtime/debug"
 
 	"github.com/gopacket/gopacket/layers"
 
@@ -18,14 +18,18 @@ import (
 // Read it with [ReadFile] instead.
 var ErrNotMappable = errors.New("not a plain pcap file that can be mapped")
 
+// ErrShrunk is returned, wrapped with the file name, when a mapped file
+// was made shorter while it was read: what came before is decoded.
+var ErrShrunk = errors.New("capture file made shorter while it was read")
+
 // maxMappedCaptureLength bounds a record's captured length when the file's
 // snap length is lower, as pcapgo does (its eager-read limit): larger is
 // a corrupt file.
 const maxMappedCaptureLength = 256 << 10
 
-// releaseEvery is how far, in bytes, a worker reads before it tells the
-// others how far it got, and the pages that every worker has passed are
-// released, so that the mapping does not pile up in the process's memory.
+// releaseEvery is how far, in bytes, a worker reads before it hands back
+// the pages it has passed, so that the mapping does not pile up in the
+// process's memory.
 const releaseEvery = 8 << 20
 
 // MappedFile is a classic pcap file (microsecond or nanosecond timestamps,
@@ -34,8 +38,8 @@ const releaseEvery = 8 << 20
 // [decode.FlowHash] falls to it (packet n to worker FlowHash mod workers),
 // numbered by their place in the file ([decode.Decoder.FilePacket]), so
 // that the time-ordered merge of their messages keeps the file's order.
-// The frames are decoded in place, not copied. Pages that every worker
-// has passed are handed back to the kernel as reading goes on.
+// The frames are decoded in place, not copied. Each worker hands the pages
+// it has passed back to the kernel as it goes.
 type MappedFile struct {
 	path     string
 	data     []byte
@@ -43,13 +47,7 @@ type MappedFile struct {
 	nanos    int64 // ns per unit of the timestamp fraction: 1000 or 1
 	snaplen  int
 	linkType layers.LinkType
-	progress []paddedOffset // by worker
-	released atomic.Int64   // bytes from the start handed back
-}
-
-type paddedOffset struct {
-	atomic.Int64
-	_ [56]byte
+	workers  int
 }
 
 // MapFile maps the capture file at path for workers workers (1 to 64). It
@@ -63,7 +61,7 @@ func MapFile(path string, workers int) (*MappedFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &MappedFile{path: path, data: data, progress: make([]paddedOffset, workers)}
+	f := &MappedFile{path: path, data: data, workers: workers}
 	if err := f.header(); err != nil {
 		unmap(data)
 		return nil, fmt.Errorf("map %q: %w", path, err)
@@ -102,11 +100,23 @@ func (f *MappedFile) header() error {
 // once, on its own goroutine, with its own decoder. It returns an error
 // naming the file when a record is corrupt (captured length above the snap
 // length or the original length), or one wrapping [ErrTruncated] when the
-// file ends in the middle of a record; what came before is decoded.
-func (f *MappedFile) Read(ctx context.Context, worker int, d *decode.Decoder) error {
-	workers := uint64(len(f.progress))
+// file ends in the middle of a record, or [ErrShrunk] when the file was
+// cut shorter while mapped; what came before is decoded.
+func (f *MappedFile) Read(ctx context.Context, worker int, d *decode.Decoder) (err error) {
+	// A file cut shorter while mapped (rotated in place, truncated by its
+	// writer) faults where its pages were: that is an error, not a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if _, fault := r.(interface{ Addr() uintptr }); !fault {
+				panic(r)
+			}
+			err = fmt.Errorf("read %q: %w", f.path, ErrShrunk)
+		}
+	}()
+	workers := uint64(f.workers)
 	me := uint64(worker)
-	defer f.progress[worker].Store(int64(len(f.data)))
+	released := 0
 	limit := max(f.snaplen, maxMappedCaptureLength)
 	next := releaseEvery
 	off := 24
@@ -135,8 +145,7 @@ func (f *MappedFile) Read(ctx context.Context, worker int, d *decode.Decoder) er
 		}
 		if off >= next {
 			next = off + releaseEvery
-			f.progress[worker].Store(int64(off))
-			f.release()
+			released = f.release(released, off)
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -144,25 +153,20 @@ func (f *MappedFile) Read(ctx context.Context, worker int, d *decode.Decoder) er
 	}
 }
 
-// release hands back to the kernel the whole pages that every worker has
-// passed. Decoders keep no reference to a frame once it is decoded, and
-// a page handed back reads the file again if touched.
-func (f *MappedFile) release() {
-	low := int64(len(f.data))
-	for i := range f.progress {
-		low = min(low, f.progress[i].Load())
+// release hands back to the kernel the whole pages from from up to to,
+// which this worker has passed, and returns where it stopped. Another
+// worker may still be behind: a page handed back is the file's clean page,
+// mapped again from the page cache when touched, so each worker keeps
+// resident only what it read since its last release, however far apart
+// the workers are (one that finds few packets of its own walks ahead).
+// Decoders keep no reference to a frame once it is decoded.
+func (f *MappedFile) release(from, to int) int {
+	to &^= pageSize - 1
+	if to > from {
+		dontNeed(f.data[from:to])
+		return to
 	}
-	low &^= pageSize - 1
-	for {
-		from := f.released.Load()
-		if low <= from {
-			return
-		}
-		if f.released.CompareAndSwap(from, low) {
-			dontNeed(f.data[from:low])
-			return
-		}
-	}
+	return from
 }
 
 // Close unmaps the file. Call it once every worker's Read has returned

@@ -172,3 +172,29 @@ func TestMappedFileAllocs(t *testing.T) {
 		t.Error("worker 1 decoded nothing")
 	}
 }
+
+// TestMappedFileShrunk: a file cut shorter while mapped (its writer
+// truncated it) makes Read return ErrShrunk instead of crashing on the
+// fault.
+func TestMappedFileShrunk(t *testing.T) {
+	path := writeOptions(t, 2000, nil)
+	mf, err := MapFile(path, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mf.Close()
+	if err := os.Truncate(path, 4096); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	d, err := decode.New(decode.DefaultConfig(), new(decode.Stats), func(*decode.Origin, *sip.Message) { n++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mf.Read(context.Background(), 0, d); !errors.Is(err, ErrShrunk) {
+		t.Errorf("Read: %v, want ErrShrunk", err)
+	}
+	if n == 0 || n >= 2000 {
+		t.Errorf("%d messages before the cut, want some and not all", n)
+	}
+}

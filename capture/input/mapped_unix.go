@@ -8,7 +8,7 @@ import (
 	"syscall"
 )
 
-var pageSize = int64(os.Getpagesize())
+var pageSize = os.Getpagesize()
 
 // mapFile maps the regular file at path read-only.
 func mapFile(path string) ([]byte, error) {

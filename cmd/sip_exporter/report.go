@@ -45,7 +45,7 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 	}
 	// The workers of one file run apart by at most what the merge drains
 	// ahead of the slowest (half of MaxPending): that is also how much of
-	// the mapped file is resident at once. 2^16 keeps it near 25 MB.
+	// the mapped file is resident at once: 2^16 messages, some tens of MB.
 	o.pipeline.merge.MaxPending = reportMaxPending
 	p, err := newPipeline(o.pipeline)
 	if err != nil {
@@ -86,8 +86,9 @@ const reportMaxPending = 1 << 16
 // decoders at once, each taking the packets of its share of the IP address
 // pairs (input.MappedFile), and their messages are merged back into the
 // file's order; other files (pcapng, compressed, NetMon) by one. A
-// truncated file is passed to warn and what it held is counted; any other
-// error is returned once every file has been read.
+// truncated file, or one cut shorter while it was read, is passed to warn
+// and what it held is counted; any other error is returned once every
+// file has been read.
 func readFiles(p *pipeline, paths []string, workers int, stats *decode.Stats, warn func(error)) error {
 	files := make([]namedSource, len(paths))
 	for i, path := range paths {
@@ -178,7 +179,7 @@ func readSources(p *pipeline, files []namedSource, workers int, stats *decode.St
 	}
 	for _, err := range errs {
 		switch {
-		case errors.Is(err, input.ErrTruncated):
+		case errors.Is(err, input.ErrTruncated), errors.Is(err, input.ErrShrunk):
 			warn(err)
 		case err != nil:
 			return err
