@@ -43,6 +43,21 @@ func (r *recorder) snapshot() ([]int64, []ev, []bool) {
 	return slices.Clone(r.times), slices.Clone(r.evs), slices.Clone(r.late)
 }
 
+// waitFor waits up to 5 s until n messages have been handed on.
+func (r *recorder) waitFor(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if times, _, _ := r.snapshot(); len(times) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages not handed on within 5 s", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func newTest(t *testing.T, cfg Config) (*Merger[ev], *recorder) {
 	t.Helper()
 	r := &recorder{}
@@ -153,22 +168,14 @@ func TestLiveLateness(t *testing.T) {
 	a.Push(ctx, now, "", &ev{0, 0})
 	time.Sleep(50 * time.Millisecond)
 	b.Push(ctx, now-int64(time.Millisecond), "", &ev{1, 0}) // captured first, delivered later
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if times, _, _ := r.snapshot(); len(times) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("messages not handed on within 5 s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	r.waitFor(t, 2)
 	_, evs, late := r.snapshot()
 	if !slices.Equal(evs, []ev{{1, 0}, {0, 0}}) || slices.Contains(late, true) {
 		t.Errorf("order %v late %v, want b's message first, none late", evs, late)
 	}
 	// A message older than the watermark is late.
 	a.Push(ctx, now-int64(time.Minute), "", &ev{0, 1})
+	deadline := time.Now().Add(5 * time.Second)
 	for m.Source("a").Late() != 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("late message not counted within 5 s")
@@ -200,16 +207,7 @@ func TestClockAhead(t *testing.T) {
 		in.Push(ctx, now, "right", &ev{1, n})
 		time.Sleep(10 * time.Millisecond)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if times, _, _ := r.snapshot(); len(times) == 10 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("messages not handed on within 5 s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	r.waitFor(t, 10)
 	times, evs, late := r.snapshot()
 	if slices.Contains(late, true) {
 		t.Errorf("late %v, want none", late)
@@ -415,16 +413,7 @@ func TestLiveFullWait(t *testing.T) {
 	if src.Dropped() != 0 {
 		t.Errorf("dropped %d with the merge running, want 0", src.Dropped())
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, evs, _ := r.snapshot(); len(evs) == 1000 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the burst was not handed on")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	r.waitFor(t, 1000)
 
 	stalled, _ := newTest(t, cfg)
 	src = stalled.Source("eth1")
