@@ -512,29 +512,12 @@ func (d *Decoder) message(p []byte) {
 // counted and the message still counted.
 func (d *Decoder) deliver(m *sip.Message, err error) {
 	if err != nil {
-		fatal := false
-		switch err {
-		case sip.ErrNotSIP:
+		if err == sip.ErrNotSIP {
 			d.stats.skip(SkipNotSIP)
 			return
-		case sip.ErrStatusLine:
-			d.stats.parseError(ErrStatusLine)
-			fatal = true
-		case sip.ErrStatusCode:
-			d.stats.parseError(ErrStatusCode)
-			fatal = true
-		case sip.ErrRequestLine:
-			d.stats.parseError(ErrRequestLine)
-			fatal = true
-		case sip.ErrCSeq:
-			d.stats.parseError(ErrCSeq)
-		case sip.ErrContentLength:
-			d.stats.parseError(ErrContentLength)
-		case sip.ErrTooLong:
-			d.stats.parseError(ErrTooLong)
-		default:
-			d.stats.parseError(ErrHeader)
 		}
+		d.stats.parseError(sipParseError(err))
+		fatal := err == sip.ErrStatusLine || err == sip.ErrStatusCode || err == sip.ErrRequestLine
 		if fatal || (!m.Response && len(m.Method) == 0) {
 			return
 		}

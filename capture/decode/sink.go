@@ -33,10 +33,8 @@ func (s *streamSink) Drop(reason error) {
 	switch reason {
 	case sip.ErrNotSIP:
 		s.stats.skip(SkipNotSIP)
-	case sip.ErrTooLong:
-		s.stats.parseError(ErrTooLong)
-	case sip.ErrContentLength:
-		s.stats.parseError(ErrContentLength)
+	case sip.ErrTooLong, sip.ErrContentLength:
+		s.stats.parseError(sipParseError(reason))
 	case stream.ErrWebSocketFrame:
 		s.stats.parseError(ErrWebSocketFrame)
 	case stream.ErrWebSocketCompressed:

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sip-exporter/sip_exporter/capture/defrag"
+	"github.com/sip-exporter/sip_exporter/capture/sip"
 	"github.com/sip-exporter/sip_exporter/capture/stream"
 )
 
@@ -151,7 +152,27 @@ func (s *Stats) ParseError(e ParseError) uint64 { return s.parseErrors[e].Load()
 func (s *Stats) Skipped(r Skip) uint64 { return s.skips[r].Load() }
 
 func (s *Stats) parseError(e ParseError) { s.parseErrors[e].Add(1) }
-func (s *Stats) skip(r Skip)             { s.skips[r].Add(1) }
+
+// sipParseError is the reason of an error of sip.Parse or sip.FrameLength
+// other than sip.ErrNotSIP; an unknown one is a header error.
+func sipParseError(err error) ParseError {
+	switch err {
+	case sip.ErrStatusLine:
+		return ErrStatusLine
+	case sip.ErrStatusCode:
+		return ErrStatusCode
+	case sip.ErrRequestLine:
+		return ErrRequestLine
+	case sip.ErrCSeq:
+		return ErrCSeq
+	case sip.ErrContentLength:
+		return ErrContentLength
+	case sip.ErrTooLong:
+		return ErrTooLong
+	}
+	return ErrHeader
+}
+func (s *Stats) skip(r Skip) { s.skips[r].Add(1) }
 
 // The metrics of [Stats], labelled by packet source.
 var (
