@@ -152,6 +152,7 @@ func (s *Stats) ParseError(e ParseError) uint64 { return s.parseErrors[e].Load()
 func (s *Stats) Skipped(r Skip) uint64 { return s.skips[r].Load() }
 
 func (s *Stats) parseError(e ParseError) { s.parseErrors[e].Add(1) }
+func (s *Stats) skip(r Skip)             { s.skips[r].Add(1) }
 
 // sipParseError is the reason of an error of sip.Parse or sip.FrameLength
 // other than sip.ErrNotSIP; an unknown one is a header error.
@@ -172,7 +173,6 @@ func sipParseError(err error) ParseError {
 	}
 	return ErrHeader
 }
-func (s *Stats) skip(r Skip) { s.skips[r].Add(1) }
 
 // The metrics of [Stats], labelled by packet source.
 var (
