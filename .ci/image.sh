@@ -18,20 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 
-missing=()
-[ "$(id -u)" = 0 ] || missing+=(root)
-for tool in podman runc go; do
-  command -v "$tool" >/dev/null || missing+=("$tool")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  msg="image test needs $(printf '%s, ' "${missing[@]}" | sed 's/, $//')"
-  if [ "${CI:-}" = true ]; then
-    echo "$msg (CI=true: never skipped)" >&2
-    exit 1
-  fi
-  echo "SKIP: $msg"
-  exit 0
-fi
+. .ci/require.sh
+require "image test" root podman runc go
 
 tmp=$(mktemp -d)
 containers=()

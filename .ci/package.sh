@@ -19,21 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 
-missing=()
-[ "$(id -u)" = 0 ] || missing+=(root)
-for tool in dpkg dpkg-deb setpriv go git; do
-  command -v "$tool" >/dev/null || missing+=("$tool")
-done
-git rev-parse --git-dir >/dev/null 2>&1 || missing+=("a git checkout")
-if [ ${#missing[@]} -gt 0 ]; then
-  msg="package test needs $(printf '%s, ' "${missing[@]}" | sed 's/, $//')"
-  if [ "${CI:-}" = true ]; then
-    echo "$msg (CI=true: never skipped)" >&2
-    exit 1
-  fi
-  echo "SKIP: $msg"
-  exit 0
-fi
+. .ci/require.sh
+require "package test" root dpkg dpkg-deb setpriv go git
 if dpkg-query -W -f '${Status}' sip_exporter 2>/dev/null | grep -q installed || [ -e /usr/bin/sip_exporter ]; then
   echo "sip_exporter is already installed on this machine: not touching it" >&2
   exit 1
