@@ -14,19 +14,19 @@ var pageSize = os.Getpagesize()
 func mapFile(path string) ([]byte, error) {
 	file, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open capture file: %w", err) // *PathError names the file
+		return nil, err // *PathError names the file
 	}
 	defer file.Close()
 	fi, err := file.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("open capture file: %w", err)
+		return nil, err
 	}
 	if !fi.Mode().IsRegular() || fi.Size() < 24 || int64(int(fi.Size())) != fi.Size() {
-		return nil, fmt.Errorf("map %q: %w", path, ErrNotMappable)
+		return nil, fmt.Errorf("map %q: %w", path, errNotMappable)
 	}
 	data, err := syscall.Mmap(int(file.Fd()), 0, int(fi.Size()), syscall.PROT_READ, syscall.MAP_PRIVATE)
 	if err != nil {
-		return nil, fmt.Errorf("map %q: %w: %w", path, ErrNotMappable, err)
+		return nil, fmt.Errorf("map %q: %w: %w", path, errNotMappable, err)
 	}
 	_ = syscall.Madvise(data, syscall.MADV_SEQUENTIAL) // a hint: read-ahead
 	return data, nil

@@ -151,6 +151,7 @@ func New[E any](cfg Config, sink Sink[E]) (*Merger[E], error) {
 		return nil, fmt.Errorf("merge full wait %v: must be at least 0 and below the lateness %v", cfg.FullWait, cfg.Lateness)
 	}
 	m := &Merger[E]{cfg: cfg, sink: sink, byName: map[string]*Source{}, wake: make(chan struct{}, 1), wm: math.MinInt64}
+	m.released.Store(math.MinInt64)
 	m.live.Store(cfg.Live)
 	return m, nil
 }
@@ -360,10 +361,12 @@ func (m *Merger[E]) drain(inputs []*Input[E]) int {
 				in.last = it.t
 			}
 			in.drained = true
-			if it.t < m.wm {
+			switch {
+			case it.mark: // progress: only in.last moves
+			case it.t < m.wm:
 				in.src.late.Add(1)
 				m.sink.Message(it.t, &it.e, true)
-			} else {
+			default:
 				m.push(it, in)
 			}
 			in.head.Store(h + 1)
@@ -499,10 +502,11 @@ func less(a, b heapItem) bool {
 	return a.t < b.t || a.t == b.t && (a.order < b.order || a.order == b.order && a.seq < b.seq)
 }
 
-// item is one queued message.
+// item is one queued message, or a mark of progress (Input.Progress).
 type item[E any] struct {
 	t     int64
 	order uint64
+	mark  bool
 	e     E
 }
 
@@ -564,11 +568,32 @@ func (in *Input[E]) PushOrdered(ctx context.Context, t int64, order uint64, cloc
 	if in.kind == Live {
 		t = in.correct(t, clockKey)
 	}
+	return in.push(ctx, t, order, e)
+}
+
+// Progress says that the producer of an exact input will push nothing
+// captured before t (ns since the Unix epoch): the merge moves on as far
+// as t for this input even when it pushes no message, as a reader of a
+// capture file that holds no SIP does. It waits for room in the queue as
+// Push does, and returns false only when ctx is done. On a live input,
+// whose messages the wall clock releases, it does nothing.
+func (in *Input[E]) Progress(ctx context.Context, t int64) bool {
+	if in.kind == Live {
+		return true
+	}
+	return in.push(ctx, t, 0, nil)
+}
+
+// push queues message e (a progress mark when nil) at t.
+func (in *Input[E]) push(ctx context.Context, t int64, order uint64, e *E) bool {
 	for {
 		tail := in.tail.Load()
 		if tail-in.head.Load() < uint64(len(in.buf)) {
 			it := &in.buf[tail&in.mask]
-			it.t, it.order, it.e = t, order, *e
+			it.t, it.order, it.mark = t, order, e == nil
+			if e != nil {
+				it.e = *e
+			}
 			in.tail.Store(tail + 1)
 			in.m.signal()
 			if tail+1-in.head.Load() >= uint64(len(in.buf)/2) && in.m.sleeping.Load() {

@@ -429,3 +429,40 @@ func TestLiveFullWait(t *testing.T) {
 		t.Errorf("stalled merge: the two drops took %v, want at least 2 x %v", d, cfg.FullWait)
 	}
 }
+
+// TestExactProgress: an exact input that pushes no message but marks its
+// progress (a capture file without SIP) does not hold the merge back: the
+// other input's messages up to that progress are handed on while both are
+// still open, as the reader of a looped file needs. The watermark is
+// MinInt64 before the first advance.
+func TestExactProgress(t *testing.T) {
+	m, r := newTest(t, Config{Lateness: time.Second, QueueSize: 8, MaxPending: 1 << 10})
+	if w := m.Watermark(); w != math.MinInt64 {
+		t.Errorf("Watermark before the first advance = %d, want MinInt64", w)
+	}
+	src := m.Source("x")
+	sip, empty := m.Input(src, Exact, 0), m.Input(src, Exact, 0)
+	m.Seal()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	for i := 1; i <= 100; i++ {
+		sip.Push(ctx, int64(i), "", &ev{0, i})
+		if i%10 == 0 {
+			empty.Progress(ctx, int64(i))
+		}
+	}
+	// Released: what both inputs have passed (the last one at 100 waits,
+	// as a message at the watermark itself may still have a peer).
+	r.waitFor(t, 99)
+	if w := m.Watermark(); w != 100 {
+		t.Errorf("watermark %d, want 100", w)
+	}
+	sip.Close()
+	empty.Close()
+	<-done
+	if times, _, _ := r.snapshot(); len(times) != 100 || !slices.IsSorted(times) {
+		t.Errorf("%d messages, sorted %v; want 100 in order", len(times), slices.IsSorted(times))
+	}
+}

@@ -291,12 +291,13 @@ func TestScriptedDialogs(t *testing.T) {
 			"sip_sessions_ended_total{reason=bye}":                       1,
 			"sip_session_duration_seconds_sum":                           4,
 		}},
-		{"retransmitted invite", slices.Concat([]sipMsg{
-			{ms: 0, method: "INVITE", cseq: 1, branch: "z9hG4bKi1", fromTag: "a1"},
-			inv(10, 100, "", ""),
+		// The 180 (at 50 ms) is lost on its way to A, which retransmits
+		// its INVITE; the capture's times go forward (a file whose times
+		// step back is counted at the latest time before: input.File).
+		{"retransmitted invite", slices.Concat(answered()[:3], []sipMsg{
 			{ms: 500, method: "INVITE", cseq: 1, branch: "z9hG4bKi1", fromTag: "a1"},
 			inv(510, 100, "", ""),
-		}, answered()[2:], byeFromB(5000, "")), map[string]float64{
+		}, answered()[3:], byeFromB(5000, "")), map[string]float64{
 			"sip_session_attempts_total":                                 1,
 			"sip_session_outcomes_total{code=200}":                       1,
 			"sip_request_retransmissions_total{method=INVITE}":           1,

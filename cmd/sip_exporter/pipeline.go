@@ -320,8 +320,8 @@ func hepSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 		// and kept across reopenings.
 		udpSource := p.merge.Source(udp.Name)
 		ds := make([]*decode.Decoder, cfg.UDPWorkers)
-		for i := range ds {
-			ds[i] = p.decoderOf(ctx, dc, p.merge.Input(udpSource, merge.Live, 0), &udp.Stats.Decode, sn)
+		for i, st := range udp.Stats.NewWorkers(cfg.UDPWorkers) {
+			ds[i] = p.decoderOf(ctx, dc, p.merge.Input(udpSource, merge.Live, 0), st, sn)
 		}
 		udp.ownDecoders, udp.retry = true, true
 		udp.run = func(ctx context.Context, _ *decode.Decoder, _ *input.Stats, started func()) error {
@@ -439,22 +439,23 @@ func newSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 			return nil, fmt.Errorf("--capture.pcap-file %q given twice", path)
 		}
 		seen["pcap:"+path] = true
-		f, err := os.Open(path)
+		cfg := input.FileConfig{Path: path, Realtime: o.pcapSpeed == "realtime", Loop: o.pcapLoop}
+		f, err := input.OpenFile(cfg, o.workers)
 		if err != nil {
 			return nil, fmt.Errorf("--capture.pcap-file: %w", file.openError(err))
 		}
-		f.Close()
-		cfg := input.FileConfig{Path: path, Realtime: o.pcapSpeed == "realtime", Loop: o.pcapLoop}
 		kind := merge.Exact
 		if cfg.Realtime {
 			kind = merge.Live // its times are mapped onto the wall clock
 		}
-		sources = append(sources, &source{Source: input.Source{Name: path, Type: "pcap"}, kind: kind,
-			node: p.sourceNode(file.node),
-			run: func(ctx context.Context, d *decode.Decoder, _ *input.Stats, started func()) error {
-				started()
-				return input.ReadFile(ctx, cfg, d)
-			}})
+		s := &source{Source: input.Source{Name: path, Type: "pcap"}, kind: kind, node: p.sourceNode(file.node), ownDecoders: true}
+		readers := p.fileReaders(ctx, f, p.merge.Source(path), kind, s.node, s.Stats.NewWorkers(f.Workers()))
+		s.run = func(ctx context.Context, _ *decode.Decoder, _ *input.Stats, started func()) error {
+			started()
+			defer f.Close()
+			return readFile(ctx, f, readers)
+		}
+		sources = append(sources, s)
 	}
 	if o.hep.Addr != "" {
 		hs, err := hepSources(ctx, o, p)
@@ -469,6 +470,48 @@ func newSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 		}
 	}
 	return sources, nil
+}
+
+// fileReader is one worker's part of reading a capture file: its decoder
+// and merge input.
+type fileReader struct {
+	in  *merge.Input[message]
+	dec *decode.Decoder
+}
+
+// fileReaders returns the readers of the workers of f, one merge input of
+// source src and kind k and one decoder each (messages of node sn unless
+// they bring their own), counting into stats (one per worker).
+func (p *pipeline) fileReaders(ctx context.Context, f *input.File, src *merge.Source, k merge.Kind, sn *sourceNode, stats []*decode.Stats) []fileReader {
+	readers := make([]fileReader, f.Workers())
+	for w := range readers {
+		r := &readers[w]
+		r.in = p.merge.Input(src, k, 0)
+		r.dec = p.decoder(ctx, r.in, stats[w], sn)
+	}
+	return readers
+}
+
+// readFile reads f with its workers' readers, one goroutine each, marking
+// their progress in the merge, and closes their inputs when they are done.
+// It returns the first worker's error (every worker meets the same one).
+func readFile(ctx context.Context, f *input.File, readers []fileReader) error {
+	errs := make([]error, len(readers))
+	var wg sync.WaitGroup
+	for w := range readers {
+		r := &readers[w]
+		wg.Go(func() {
+			defer r.in.Close()
+			errs[w] = f.Read(ctx, w, r.dec, func(t int64) { r.in.Progress(ctx, t) })
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // startupTimeout bounds how long a live source may take to open.

@@ -84,7 +84,7 @@ const reportMaxPending = 1 << 16
 // captures and captures of one traffic on several interfaces give the
 // transactions of the whole. A plain pcap file is read in place by workers
 // decoders at once, each taking the packets of its share of the IP address
-// pairs (input.MappedFile), and their messages are merged back into the
+// pairs (input.File), and their messages are merged back into the
 // file's order; other files (pcapng, compressed, NetMon) by one. A
 // truncated file, or one cut shorter while it was read, is passed to warn
 // and what it held is counted; any other error is returned once every
@@ -97,53 +97,29 @@ func readFiles(p *pipeline, paths []string, workers int, stats *decode.Stats, wa
 	return readSources(p, files, workers, stats, warn)
 }
 
-// fileReader is one goroutine's part of reading a file: read with its own
-// decoder into its own merge input.
-type fileReader struct {
-	file   int // index into the files
-	in     *merge.Input[message]
-	dec    *decode.Decoder
-	stats  decode.Stats
-	mapped *input.MappedFile // nil: the whole file through input.ReadFile
-	worker int
-}
-
 // readSources is readFiles of files each with its own node, or none
 // (--capture.node-name).
 func readSources(p *pipeline, files []namedSource, workers int, stats *decode.Stats, warn func(error)) error {
 	ctx := context.Background()
-	var readers []*fileReader
-	var mapped []*input.MappedFile
+	opened := make([]*input.File, 0, len(files))
 	defer func() {
-		for _, m := range mapped {
-			m.Close()
+		for _, f := range opened {
+			f.Close()
 		}
 	}()
+	readers := make([][]fileReader, len(files))
+	statsOf := make([][]*decode.Stats, len(files))
 	for i, file := range files {
-		src := p.merge.Source(file.name)
-		sn := p.sourceNode(file.node)
-		var mf *input.MappedFile
-		if workers > 1 {
-			var err error
-			switch mf, err = input.MapFile(file.name, workers); {
-			case errors.Is(err, input.ErrNotMappable):
-				mf = nil
-			case err != nil:
-				return err
-			default:
-				mapped = append(mapped, mf)
-			}
+		f, err := input.OpenFile(input.FileConfig{Path: file.name}, workers)
+		if err != nil {
+			return file.openError(err)
 		}
-		n := 1
-		if mf != nil {
-			n = workers
+		opened = append(opened, f)
+		statsOf[i] = make([]*decode.Stats, f.Workers())
+		for w := range statsOf[i] {
+			statsOf[i][w] = new(decode.Stats)
 		}
-		for w := range n {
-			r := &fileReader{file: i, mapped: mf, worker: w}
-			r.in = p.merge.Input(src, merge.Exact, 0)
-			r.dec = p.decoder(ctx, r.in, &r.stats, sn)
-			readers = append(readers, r)
-		}
+		readers[i] = p.fileReaders(ctx, f, p.merge.Source(file.name), merge.Exact, p.sourceNode(file.node), statsOf[i])
 	}
 	p.merge.Seal()
 	merged := make(chan struct{})
@@ -152,30 +128,16 @@ func readSources(p *pipeline, files []namedSource, workers int, stats *decode.St
 		close(merged)
 	}()
 	errs := make([]error, len(files))
-	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, r := range readers {
-		wg.Go(func() {
-			defer r.in.Close()
-			var err error
-			if r.mapped != nil {
-				err = r.mapped.Read(ctx, r.worker, r.dec)
-			} else {
-				err = input.ReadFile(ctx, input.FileConfig{Path: files[r.file].name}, r.dec)
-			}
-			if err != nil {
-				mu.Lock()
-				if errs[r.file] == nil {
-					errs[r.file] = err // every worker of a file meets the same error
-				}
-				mu.Unlock()
-			}
-		})
+	for i, f := range opened {
+		wg.Go(func() { errs[i] = readFile(ctx, f, readers[i]) })
 	}
 	wg.Wait()
 	<-merged
-	for _, r := range readers {
-		r.stats.AddTo(stats)
+	for _, ss := range statsOf {
+		for _, st := range ss {
+			st.AddTo(stats)
+		}
 	}
 	for _, err := range errs {
 		switch {

@@ -70,7 +70,7 @@ func TestParseConfigSourceNodes(t *testing.T) {
 			err: `the sources have 3 distinct nodes: more than --hep.max-nodes 2`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := options{interfaces: tc.ifaces, pcapFiles: tc.files, pcapSpeed: "fast", pipeline: defaultPipelineConfig()}
+			o := options{interfaces: tc.ifaces, pcapFiles: tc.files, pcapSpeed: "fast", workers: 1, pipeline: defaultPipelineConfig()}
 			o.pipeline.maxNodes = 2
 			if len(tc.ifaces) > 0 && len(tc.files) > 0 {
 				t.Fatal("files read fast cannot be combined with interfaces")

@@ -11,7 +11,7 @@ import (
 )
 
 // TestReportWorkers reads every plain pcap of the corpus, and the demo
-// capture, with one worker and with two and three (input.MappedFile): the
+// capture, with one worker and with two and three (input.File): the
 // whole exposition (counts, transactions, sessions, delays) and the
 // decoders' packet, byte and parse-error counts must be the same. Each
 // capture is also read twice at once, so that ties between files and
@@ -24,8 +24,8 @@ func TestReportWorkers(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			if strings.HasSuffix(f, ".pcap") {
-				mf, err := input.MapFile(f, 2)
-				if err != nil {
+				mf, err := input.OpenFile(input.FileConfig{Path: f}, 2)
+				if err != nil || !mf.Mapped() {
 					t.Fatalf("a .pcap file is read by workers: %v", err)
 				}
 				mf.Close()
