@@ -52,6 +52,35 @@ type Config struct {
 	MaxPending int
 }
 
+// The time model. Every tolerance of the pipeline derives from the one
+// lateness L ([Config.Lateness], --capture.max-lateness):
+//
+//	clock threshold  C = L/10, at most 100 ms  a live clock is corrected once it is off by more
+//	skew window      W = 2C                    two clocks left uncorrected disagree by at most W:
+//	                                           responses held for their request (early), copies removed (dedup)
+//
+// A clock within C of the exporter's is merged on its own times; two such
+// clocks are at most 2C = W apart, which the early-response window and
+// the dedup window cover, so that no skew is neither corrected nor
+// matched. C must exceed the AF_PACKET block timeout (a right kernel clock
+// whose packets waited in the ring is not "corrected"), and W stays below
+// T1 = 500 ms (a SIP retransmission is never a copy).
+const maxClockThreshold = 100 * time.Millisecond
+
+// ClockThreshold returns C of the time model: how far a live clock's
+// offset from the exporter's wall clock may be before the merge corrects
+// it: a tenth of the lateness, at most 100 ms.
+func (c Config) ClockThreshold() time.Duration {
+	return min(c.Lateness/10, maxClockThreshold)
+}
+
+// SkewWindow returns W of the time model, twice [Config.ClockThreshold]:
+// the largest disagreement, in capture time, between two clocks that the
+// merge leaves uncorrected. A response may precede its request by up to W
+// (held for it), and a copy of a message from another clock may come up to
+// W apart (the least dedup window).
+func (c Config) SkewWindow() time.Duration { return 2 * c.ClockThreshold() }
+
 // DefaultConfig returns the defaults of the exporter's flags.
 func DefaultConfig() Config {
 	return Config{Lateness: DefaultLateness, QueueSize: 1 << 14, MaxPending: 1 << 18, FullWait: DefaultFullWait}
@@ -183,7 +212,7 @@ func (m *Merger[E]) Input(s *Source, k Kind, size int) *Input[E] {
 		n <<= 1
 	}
 	in := &Input[E]{m: m, src: s, kind: k, buf: make([]item[E], n), mask: uint64(n - 1),
-		room: make(chan struct{}, 1), threshold: int64(m.cfg.Lateness / 2)}
+		room: make(chan struct{}, 1), threshold: int64(m.cfg.ClockThreshold())}
 	if k == Live {
 		m.live.Store(true)
 	}
@@ -550,7 +579,8 @@ func (in *Input[E]) done() bool {
 // epoch) by the clock named clockKey (a HEP agent's node: agents' clocks
 // differ; "" for a source with one clock). On a live input t is corrected
 // by the clock's offset from the exporter's wall clock when that offset
-// exceeds half the lateness (see [Source]). A full exact input makes Push
+// exceeds [Config.ClockThreshold], and clamped to the clock's latest
+// corrected time (see [Source]). A full exact input makes Push
 // wait for room (it returns false only when ctx is done); a full live
 // input makes it wait up to [Config.FullWait], then drop the message,
 // count it and return false. Push does not allocate once a clock key has

@@ -466,3 +466,58 @@ func TestExactProgress(t *testing.T) {
 		t.Errorf("%d messages, sorted %v; want 100 in order", len(times), slices.IsSorted(times))
 	}
 }
+
+// TestClockStepKeepsOrder: an agent whose first message is within the
+// clock threshold ahead (not corrected) and whose clock then steps 200 ms
+// further ahead: the step is corrected, but never so far as to hand the
+// agent's later messages on before its earlier ones, and the delays
+// between its messages after the step are exact.
+func TestClockStepKeepsOrder(t *testing.T) {
+	cfg := Config{Lateness: time.Second, QueueSize: 64, MaxPending: 64}
+	m, r := newTest(t, cfg)
+	in := m.Input(m.Source("udp://:9060"), Live, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.Run(ctx)
+	ahead := int64(cfg.ClockThreshold()) - int64(10*time.Millisecond) // not corrected
+	step := ahead + int64(200*time.Millisecond)                         // corrected
+	var stamps []int64
+	for k, off := range []int64{ahead, step, step, step} {
+		if k > 1 {
+			time.Sleep(time.Duration(20*k) * time.Millisecond)
+		}
+		stamps = append(stamps, time.Now().UnixNano()+off)
+		in.Push(ctx, stamps[k], "agent", &ev{0, k})
+	}
+	r.waitFor(t, 4)
+	times, evs, _ := r.snapshot()
+	for k := range evs {
+		if evs[k].n != k {
+			t.Fatalf("order %v, want the agent's own", evs)
+		}
+	}
+	if !slices.IsSorted(times) {
+		t.Errorf("times go back: %v", times)
+	}
+	// The delays after the step are the agent's own.
+	for k := 2; k < 4; k++ {
+		if got, want := times[k]-times[k-1], stamps[k]-stamps[k-1]; got != want {
+			t.Errorf("delay %d after the step %v, want %v", k-1, time.Duration(got), time.Duration(want))
+		}
+	}
+}
+
+// TestTimeModel: the clock threshold is a tenth of the lateness, at most
+// 100 ms, and the skew window twice it.
+func TestTimeModel(t *testing.T) {
+	for _, tc := range []struct{ lateness, c, w time.Duration }{
+		{time.Second, 100 * time.Millisecond, 200 * time.Millisecond},
+		{10 * time.Second, 100 * time.Millisecond, 200 * time.Millisecond},
+		{500 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond},
+	} {
+		cfg := Config{Lateness: tc.lateness}
+		if c, w := cfg.ClockThreshold(), cfg.SkewWindow(); c != tc.c || w != tc.w {
+			t.Errorf("lateness %v: threshold %v, window %v; want %v, %v", tc.lateness, c, w, tc.c, tc.w)
+		}
+	}
+}

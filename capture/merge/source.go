@@ -18,8 +18,11 @@ import (
 // offset less the transit delay, so the largest d over a window (10 s) is
 // the best estimate of the offset; it is exported per clock (the HEP node)
 // in sip_exporter_clock_offset_seconds. The merge corrects a clock only
-// when that estimate is off by more than half the lateness, and then in
-// one step that holds until the clock moves again by as much: a source
+// when that estimate is off by more than [Config.ClockThreshold], and then
+// in one step that holds until the clock moves again by as much; the
+// corrected times of one clock never go back (a time behind the clock's
+// latest is clamped to it, and a step applied only as far as keeps that
+// order), so a step never reorders its messages. A source
 // whose clock is right is merged on its own timestamps, and a skewed one
 // (a HEP agent minutes ahead) is merged by receipt without expiring other
 // sources' transactions, with delays between its own messages exact.
@@ -75,6 +78,7 @@ type clock struct {
 	offset  int64 // correction applied, ns
 	winMax  int64 // largest capture-receipt difference in this window
 	winEnd  int64 // receipt time the window closes
+	last    int64 // latest corrected time handed on: a clock never goes back
 	pub     *atomic.Int64
 }
 
@@ -100,6 +104,7 @@ func (in *Input[E]) correct(t int64, key string) int64 {
 	}
 	now := time.Now().UnixNano()
 	d := t - now
+	before := c.offset
 	th := in.threshold
 	step := func(d int64) int64 {
 		if d > th || d < -th {
@@ -123,7 +128,20 @@ func (in *Input[E]) correct(t int64, key string) int64 {
 	if d > c.offset+th {
 		c.offset = step(d) // the clock is ahead of its correction
 	}
-	return t - c.offset
+	// The clock's own messages keep their order: a time behind the
+	// clock's latest is clamped to it. When a step of the correction took
+	// it there, only as much of the step is applied as keeps the order,
+	// so that the delays between this message and the next are exact; the
+	// rest is below the threshold (the clock's latest was within it).
+	t -= c.offset
+	if t < c.last {
+		if c.offset > before {
+			c.offset -= c.last - t
+		}
+		t = c.last
+	}
+	c.last = t
+	return t
 }
 
 // Describe implements [prometheus.Collector].

@@ -95,8 +95,17 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 		return nil, err
 	}
 	p := &pipeline{cfg: cfg, sip: c}
+	mcfg := cfg.merge
+	if mcfg == (merge.Config{}) {
+		mcfg = merge.DefaultConfig()
+	}
 	if cfg.dedupWindow < 0 {
 		return nil, fmt.Errorf("--capture.dedup-window %v: must not be negative", cfg.dedupWindow)
+	}
+	// The time model (merge.Config.SkewWindow): copies from two clocks the
+	// merge leaves uncorrected may be this far apart.
+	if w := mcfg.SkewWindow(); cfg.dedupWindow > 0 && cfg.dedupWindow < w {
+		return nil, fmt.Errorf("--capture.dedup-window %v: must be 0 or at least %v, the skew two clocks may keep uncorrected (a fifth of --capture.max-lateness %v, at most 200ms), or copies from two HEP agents or taps would be counted twice", cfg.dedupWindow, w, mcfg.Lateness)
 	}
 	if cfg.dedupWindow > 0 {
 		d, err := merge.NewDedup(cfg.dedupWindow, cfg.dedupSlots)
@@ -113,10 +122,6 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 			return nil, fmt.Errorf("--sip.max-transactions/--sip.invite-timeout: %w", err)
 		}
 		p.tx = tx
-	}
-	mcfg := cfg.merge
-	if mcfg == (merge.Config{}) {
-		mcfg = merge.DefaultConfig()
 	}
 	if p.merge, err = merge.New[message](mcfg, p); err != nil {
 		return nil, fmt.Errorf("--capture.max-lateness: %w", err)
@@ -138,8 +143,10 @@ func (c pipelineConfig) decoderConfig() decode.Config {
 	return dc
 }
 
-// defaultDedupWindow is the default of --capture.dedup-window.
-const defaultDedupWindow = 100 * time.Millisecond
+// defaultDedupWindow is the default of --capture.dedup-window: the
+// largest skew window of the time model (merge.Config.SkewWindow), so that
+// it is valid whatever --capture.max-lateness.
+const defaultDedupWindow = 200 * time.Millisecond
 
 // handler returns the decoders' handler of one merge input, whose source
 // has node sn: it classifies each message (label set: under the HEP
@@ -380,8 +387,8 @@ func newSources(ctx context.Context, o *options, p *pipeline) ([]*source, error)
 	if len(o.pcapFiles) > 0 && o.pcapSpeed == "fast" && (len(o.interfaces) > 0 || o.hep.Addr != "") {
 		return nil, fmt.Errorf("--capture.pcap-file read fast cannot be merged in time order with live sources (--capture.interface, --hep.listen-address): its capture times are not theirs; use --capture.pcap-speed=realtime")
 	}
-	if o.pipeline.merge.Lateness <= o.blockTimeout {
-		return nil, fmt.Errorf("--capture.max-lateness %v: must be above --capture.block-timeout %v, or packets waiting in the kernel ring would count as late", o.pipeline.merge.Lateness, o.blockTimeout)
+	if c := o.pipeline.merge.ClockThreshold(); len(o.interfaces) > 0 && o.blockTimeout >= c {
+		return nil, fmt.Errorf("--capture.block-timeout %v: must be below the clock threshold %v (a tenth of --capture.max-lateness %v, at most 100ms), or a right kernel clock whose packets waited in the ring would be corrected", o.blockTimeout, c, o.pipeline.merge.Lateness)
 	}
 	ifaces, err := parseSources("--capture.interface", o.interfaces)
 	if err != nil {
