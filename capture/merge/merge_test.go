@@ -480,7 +480,7 @@ func TestClockStepKeepsOrder(t *testing.T) {
 	defer cancel()
 	go m.Run(ctx)
 	ahead := int64(cfg.ClockThreshold()) - int64(10*time.Millisecond) // not corrected
-	step := ahead + int64(200*time.Millisecond)                         // corrected
+	step := ahead + int64(200*time.Millisecond)                       // corrected
 	var stamps []int64
 	for k, off := range []int64{ahead, step, step, step} {
 		if k > 1 {
