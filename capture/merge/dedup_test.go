@@ -1,9 +1,7 @@
 package merge_test
 
 import (
-	"fmt"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -90,42 +88,6 @@ func TestNewDedupErrors(t *testing.T) {
 		if _, err := merge.NewDedup(tc.window, tc.slots); err == nil || err.Error() != tc.want {
 			t.Errorf("NewDedup(%v, %d) = %v, want %q", tc.window, tc.slots, err, tc.want)
 		}
-	}
-}
-
-// TestDedupConcurrent has four sources see the same messages at the same
-// time: each message is counted once, every other copy removed.
-func TestDedupConcurrent(t *testing.T) {
-	d, err := merge.NewDedup(100*time.Millisecond, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const sources, messages = 4, 2000
-	msgs := make([][]byte, messages)
-	for i := range msgs {
-		msgs[i] = fmt.Appendf(nil, "OPTIONS sip:a SIP/2.0\r\nCall-ID: %d\r\nCSeq: 1 OPTIONS\r\n\r\n", i)
-	}
-	now := time.Now().UnixNano()
-	var wg sync.WaitGroup
-	var kept [sources]int
-	for s := range sources {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, m := range msgs {
-				if !d.Seen(d.Key(m, hostA, hostB, 7), now) {
-					kept[s]++
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	total := 0
-	for _, k := range kept {
-		total += k
-	}
-	if total != messages || d.Removed() != (sources-1)*messages {
-		t.Errorf("kept %d (want %d), removed %d (want %d)", total, messages, d.Removed(), (sources-1)*messages)
 	}
 }
 

@@ -120,10 +120,18 @@ type Sink[E any] interface {
 // time order, then hands them to a [Sink] on its own goroutine ([Merger.Run]).
 //
 // Each input is a single-producer queue: pushing takes no lock and does
-// not allocate. The merge drains the queues into a binary heap ordered by
-// capture time and releases what the watermark has passed: the smallest
-// of the latest time of every open exact input and, with live inputs, the
-// wall clock less [Config.Lateness]. It sleeps while it has nothing to do:
+// not allocate. The merge moves each queue's messages, in the order they
+// were pushed, into a pending queue of that input (a growable ring owned
+// by the merge goroutine), and releases them by a k-way merge of the
+// pending queues' heads (a small heap of inputs, not of messages), while
+// the watermark has passed the earliest head: the smallest of the latest
+// time of every open exact input and, with live inputs, the wall clock
+// less [Config.Lateness]. Every input is in capture order by itself (a
+// file's reader clamps its times, a live clock never goes back), so the
+// merged stream is in time order; an input that mixes clocks (HEP agents
+// over one UDP socket) keeps its own order, within the skew window of the
+// time model. A message that reaches the merge after the watermark passed
+// its time is handed on at once, as late. It sleeps while it has nothing to do:
 // until the earliest pending live message is due (plus 20 ms, so that one
 // wake-up releases many), until a producer wakes it (when it waits for any
 // data, or when a live queue is half full), and with live inputs at least
@@ -145,25 +153,12 @@ type Merger[E any] struct {
 	wake     chan struct{} // capacity 1
 
 	// Owned by the merge goroutine.
-	heap     []heapItem
-	slab     []slot[E]
-	free     []uint32
-	seq      uint64
+	ready    []*lane[E] // lanes with pending messages: a heap by their earliest
+	npending int        // messages in the inputs' pending queues
+	nextID   uint64
 	wm       int64 // watermark handed to Advance
 	released atomic.Int64
 	pending  atomic.Int64
-}
-
-type slot[E any] struct {
-	e  E
-	in *Input[E]
-}
-
-type heapItem struct {
-	t     int64
-	order uint64 // the producer's order among equal times (Input.PushOrdered)
-	seq   uint64
-	slot  uint32
 }
 
 // New returns a merger that hands the merged stream to sink. It fails when
@@ -221,6 +216,8 @@ func (m *Merger[E]) Input(s *Source, k Kind, size int) *Input[E] {
 	if m.sealed {
 		panic("merge: Input after Seal")
 	}
+	m.nextID++
+	in.id = m.nextID
 	m.inputs = append(m.inputs, in)
 	m.changed.Store(true)
 	return in
@@ -273,7 +270,7 @@ func (m *Merger[E]) Run(ctx context.Context) {
 			m.wm = w
 			m.released.Store(w)
 			m.sink.Advance(w)
-		case w == math.MaxInt64 && len(m.heap) == 0 && !open:
+		case w == math.MaxInt64 && m.npending == 0 && !open:
 			// Every input has ended (files read as fast as possible):
 			// time is over for whatever is still open.
 			if m.wm != math.MaxInt64 {
@@ -294,15 +291,15 @@ func (m *Merger[E]) Run(ctx context.Context) {
 		var wait time.Duration = -1
 		if m.live.Load() {
 			wait = idleTick
-			if len(m.heap) > 0 && !starved {
-				due := time.Duration(m.heap[0].t + int64(m.cfg.Lateness) - now)
+			if len(m.ready) > 0 && !starved {
+				due := time.Duration(m.ready[0].front().t + int64(m.cfg.Lateness) - now)
 				wait = min(wait, max(due, 0)+wakeSlack)
 			}
 		}
 		// Producers wake us only when no live message is pending (or an
 		// exact input is awaited): under steady live traffic the merge
 		// wakes by its timer, not once per message.
-		wantWake := len(m.heap) == 0 || starved || !m.live.Load()
+		wantWake := m.npending == 0 || starved || !m.live.Load()
 		if wantWake {
 			m.waiting.Store(true)
 			if m.anyQueued(inputs) || m.changed.Load() {
@@ -370,15 +367,16 @@ func (m *Merger[E]) anyQueued(inputs []*Input[E]) bool {
 	return false
 }
 
-// drain moves queued messages into the heap. An exact input is drained
-// while it is the one holding the watermark back, or while the heap has
-// room, so that a fast file cannot fill memory while a slow one lags.
+// drain moves queued messages into their inputs' pending queues. An
+// exact input is drained while it is the one holding the watermark back,
+// or while fewer than half of MaxPending messages are pending, so that a
+// fast file cannot fill memory while a slow one lags.
 func (m *Merger[E]) drain(inputs []*Input[E]) int {
 	n := 0
 	soft := max(m.cfg.MaxPending/2, 1)
 	for _, in := range inputs {
 		for k := 0; k < 4096; k++ {
-			if in.kind == Exact && in.drained && len(m.heap) >= soft && in.last > m.laggard(inputs) {
+			if in.kind == Exact && in.drained && m.npending >= soft && in.last > m.laggard(inputs) {
 				break
 			}
 			h, t := in.head.Load(), in.tail.Load()
@@ -396,7 +394,12 @@ func (m *Merger[E]) drain(inputs []*Input[E]) int {
 				in.src.late.Add(1)
 				m.sink.Message(it.t, &it.e, true)
 			default:
-				m.push(it, in)
+				l := in.lane(it.lane)
+				l.pend(it)
+				m.npending++
+				if l.readyAt < 0 {
+					m.readyPush(l)
+				}
 			}
 			in.head.Store(h + 1)
 			n++
@@ -409,7 +412,7 @@ func (m *Merger[E]) drain(inputs []*Input[E]) int {
 		}
 	}
 	if n > 0 {
-		m.pending.Store(int64(len(m.heap)))
+		m.pending.Store(int64(m.npending))
 	}
 	return n
 }
@@ -463,72 +466,91 @@ func (m *Merger[E]) watermark(inputs []*Input[E], now int64) (w int64, open, sta
 // still push one at w of a lower order.
 func (m *Merger[E]) release(w int64) int {
 	n := 0
-	for len(m.heap) > 0 && (m.heap[0].t < w || m.heap[0].t == w && (m.heap[0].order == 0 || w == math.MaxInt64) || len(m.heap) > m.cfg.MaxPending) {
-		top := m.heap[0]
-		m.pop()
-		s := &m.slab[top.slot]
-		m.sink.Message(top.t, &s.e, false)
-		var zero E
-		s.e, s.in = zero, nil
-		m.free = append(m.free, top.slot)
+	for len(m.ready) > 0 {
+		in := m.ready[0]
+		it := in.front()
+		if !(it.t < w || it.t == w && (it.order == 0 || w == math.MaxInt64) || m.npending > m.cfg.MaxPending) {
+			break
+		}
+		m.sink.Message(it.t, &it.e, false)
+		in.pop()
+		m.npending--
 		n++
+		if in.plen == 0 {
+			m.readyRemoveTop()
+		} else {
+			m.readyDown(0)
+		}
 	}
 	if n > 0 {
-		m.pending.Store(int64(len(m.heap)))
+		m.pending.Store(int64(m.npending))
 	}
 	return n
 }
 
-// push copies an item into the slab and the heap.
-func (m *Merger[E]) push(it *item[E], in *Input[E]) {
-	var idx uint32
-	if k := len(m.free); k > 0 {
-		idx = m.free[k-1]
-		m.free = m.free[:k-1]
-	} else {
-		idx = uint32(len(m.slab))
-		m.slab = append(m.slab, slot[E]{})
-	}
-	m.slab[idx].e, m.slab[idx].in = it.e, in
-	m.seq++
-	m.heap = append(m.heap, heapItem{t: it.t, order: it.order, seq: m.seq, slot: idx})
-	// sift up
-	i := len(m.heap) - 1
+// before orders two lanes with pending messages by their earliest: by
+// capture time, then the producer's order, then the lane's age.
+func before[E any](a, b *lane[E]) bool {
+	x, y := a.front(), b.front()
+	return x.t < y.t || x.t == y.t && (x.order < y.order || x.order == y.order && a.id < b.id)
+}
+
+// readyPush adds in, whose pending queue has become non-empty, to the
+// heap of lanes.
+func (m *Merger[E]) readyPush(in *lane[E]) {
+	i := len(m.ready)
+	m.ready = append(m.ready, in)
+	in.readyAt = i
 	for i > 0 {
 		p := (i - 1) / 2
-		if !less(m.heap[i], m.heap[p]) {
+		if !before(m.ready[i], m.ready[p]) {
 			break
 		}
-		m.heap[i], m.heap[p] = m.heap[p], m.heap[i]
+		m.readySwap(i, p)
 		i = p
 	}
 }
 
-// pop removes the heap's minimum.
-func (m *Merger[E]) pop() {
-	last := len(m.heap) - 1
-	m.heap[0] = m.heap[last]
-	m.heap = m.heap[:last]
-	i, n := 0, last
+// readyRemoveTop removes the heap's first input, whose pending queue is
+// now empty.
+func (m *Merger[E]) readyRemoveTop() {
+	m.ready[0].readyAt = -1
+	last := len(m.ready) - 1
+	if last > 0 {
+		m.ready[0] = m.ready[last]
+		m.ready[0].readyAt = 0
+	}
+	m.ready[last] = nil
+	m.ready = m.ready[:last]
+	if last > 0 {
+		m.readyDown(0)
+	}
+}
+
+// readyDown restores the heap below i after the earliest message of the
+// input at i was handed on.
+func (m *Merger[E]) readyDown(i int) {
+	n := len(m.ready)
 	for {
 		l := 2*i + 1
 		if l >= n {
-			break
+			return
 		}
 		c := l
-		if r := l + 1; r < n && less(m.heap[r], m.heap[l]) {
+		if r := l + 1; r < n && before(m.ready[r], m.ready[l]) {
 			c = r
 		}
-		if !less(m.heap[c], m.heap[i]) {
-			break
+		if !before(m.ready[c], m.ready[i]) {
+			return
 		}
-		m.heap[i], m.heap[c] = m.heap[c], m.heap[i]
+		m.readySwap(i, c)
 		i = c
 	}
 }
 
-func less(a, b heapItem) bool {
-	return a.t < b.t || a.t == b.t && (a.order < b.order || a.order == b.order && a.seq < b.seq)
+func (m *Merger[E]) readySwap(i, j int) {
+	m.ready[i], m.ready[j] = m.ready[j], m.ready[i]
+	m.ready[i].readyAt, m.ready[j].readyAt = i, j
 }
 
 // item is one queued message, or a mark of progress (Input.Progress).
@@ -536,6 +558,7 @@ type item[E any] struct {
 	t     int64
 	order uint64
 	mark  bool
+	lane  uint16 // the clock's lane in its input (0 for a single clock)
 	e     E
 }
 
@@ -560,6 +583,8 @@ type Input[E any] struct {
 	// Owned by the merge goroutine.
 	last    int64 // latest capture time drained
 	drained bool
+	id      uint64     // order of creation: ties between inputs
+	lanes   []*lane[E] // by item.lane
 
 	// Owned by the producer: clocks of live inputs by key, and the timer
 	// of its waits on a full live queue.
@@ -568,6 +593,50 @@ type Input[E any] struct {
 	clocks    map[string]*clock
 	lastKey   string
 	lastClock *clock
+}
+
+// lane is the pending queue of the messages of one input stamped by one
+// clock (a HEP agent's), in the order they were pushed: a clock's times
+// never go back, so each lane is in time order, and the merge releases
+// lanes by their heads. It is owned by the merge goroutine.
+type lane[E any] struct {
+	pending []item[E] // a ring, a power of two long
+	phead   int
+	plen    int
+	readyAt int    // index in the merge's heap of lanes, -1 when not there
+	id      uint64 // input id and lane number: ties between lanes
+}
+
+// lane returns the lane numbered i of the input, made on first use.
+func (in *Input[E]) lane(i uint16) *lane[E] {
+	for int(i) >= len(in.lanes) {
+		in.lanes = append(in.lanes, &lane[E]{readyAt: -1, id: in.id<<16 | uint64(len(in.lanes))})
+	}
+	return in.lanes[i]
+}
+
+// pend appends a copy of it to the lane's pending queue.
+func (in *lane[E]) pend(it *item[E]) {
+	if in.plen == len(in.pending) {
+		grown := make([]item[E], max(2*len(in.pending), 64))
+		for k := range in.plen {
+			grown[k] = in.pending[(in.phead+k)&(len(in.pending)-1)]
+		}
+		in.pending, in.phead = grown, 0
+	}
+	in.pending[(in.phead+in.plen)&(len(in.pending)-1)] = *it
+	in.plen++
+}
+
+// front returns the earliest pending message; the queue must not be empty.
+func (in *lane[E]) front() *item[E] { return &in.pending[in.phead] }
+
+// pop removes the earliest pending message.
+func (in *lane[E]) pop() {
+	var zero E
+	in.pending[in.phead].e = zero // drop what it points to
+	in.phead = (in.phead + 1) & (len(in.pending) - 1)
+	in.plen--
 }
 
 // done reports whether the input is closed and empty.
@@ -595,10 +664,11 @@ func (in *Input[E]) Push(ctx context.Context, t int64, clockKey string, e *E) bo
 // capture file between them give the packet's number in the file, so that
 // the merged stream keeps the file's order.
 func (in *Input[E]) PushOrdered(ctx context.Context, t int64, order uint64, clockKey string, e *E) bool {
+	var lane uint16
 	if in.kind == Live {
-		t = in.correct(t, clockKey)
+		t, lane = in.correct(t, clockKey)
 	}
-	return in.push(ctx, t, order, e)
+	return in.push(ctx, t, order, lane, e)
 }
 
 // Progress says that the producer of an exact input will push nothing
@@ -611,16 +681,16 @@ func (in *Input[E]) Progress(ctx context.Context, t int64) bool {
 	if in.kind == Live {
 		return true
 	}
-	return in.push(ctx, t, 0, nil)
+	return in.push(ctx, t, 0, 0, nil)
 }
 
 // push queues message e (a progress mark when nil) at t.
-func (in *Input[E]) push(ctx context.Context, t int64, order uint64, e *E) bool {
+func (in *Input[E]) push(ctx context.Context, t int64, order uint64, lane uint16, e *E) bool {
 	for {
 		tail := in.tail.Load()
 		if tail-in.head.Load() < uint64(len(in.buf)) {
 			it := &in.buf[tail&in.mask]
-			it.t, it.order, it.mark = t, order, e == nil
+			it.t, it.order, it.mark, it.lane = t, order, e == nil, lane
 			if e != nil {
 				it.e = *e
 			}

@@ -75,16 +75,17 @@ const maxClocks = 4096
 // producer.
 type clock struct {
 	started bool
-	offset  int64 // correction applied, ns
-	winMax  int64 // largest capture-receipt difference in this window
-	winEnd  int64 // receipt time the window closes
-	last    int64 // latest corrected time handed on: a clock never goes back
+	offset  int64  // correction applied, ns
+	winMax  int64  // largest capture-receipt difference in this window
+	winEnd  int64  // receipt time the window closes
+	last    int64  // latest corrected time handed on: a clock never goes back
+	lane    uint16 // the merge's lane of the clock's messages in its input
 	pub     *atomic.Int64
 }
 
 // correct returns t corrected by the offset of clock key, updating the
-// clock's estimate with the time of receipt.
-func (in *Input[E]) correct(t int64, key string) int64 {
+// clock's estimate with the time of receipt, and the clock's lane.
+func (in *Input[E]) correct(t int64, key string) (int64, uint16) {
 	c := in.lastClock
 	if c == nil || key != in.lastKey {
 		c = in.clocks[key]
@@ -96,7 +97,7 @@ func (in *Input[E]) correct(t int64, key string) int64 {
 				key = ""
 			}
 			if c = in.clocks[key]; c == nil {
-				c = &clock{pub: in.src.offset(key)}
+				c = &clock{pub: in.src.offset(key), lane: uint16(len(in.clocks))}
 				in.clocks[key] = c
 			}
 		}
@@ -141,7 +142,7 @@ func (in *Input[E]) correct(t int64, key string) int64 {
 		t = c.last
 	}
 	c.last = t
-	return t
+	return t, c.lane
 }
 
 // Describe implements [prometheus.Collector].
