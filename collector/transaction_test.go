@@ -240,8 +240,8 @@ func TestTrackerEarlyResponses(t *testing.T) {
 	if got := tr.unmatched.Load(); got != 1+earlySlots+10 {
 		t.Errorf("after End: unmatched %d, want %d", got, 1+earlySlots+10)
 	}
-	if tr.held.n != 0 || tr.held.keys != [256]uint8{} {
-		t.Errorf("after End: %d held, key counts not all 0", tr.held.n)
+	if tr.held.q.held() != 0 || tr.held.keys != [256]uint8{} {
+		t.Errorf("after End: %d held, key counts not all 0", tr.held.q.held())
 	}
 }
 
