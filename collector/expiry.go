@@ -29,11 +29,19 @@ type timed[V any] struct {
 // surfaces (is due, or is the oldest when one must be evicted) and is then
 // dropped. So that memory stays bounded by the live items, push first
 // compacts the queue (drops every stale item, in one pass, keeping the
-// order) when the stale items outnumber the live ones: the queue holds at
-// most 2×live+1 items, and compaction costs O(1) amortised per item. Push
+// order) when the stale items outnumber the live ones, so that after a
+// push it holds fewer than twice the live items; as only push adds items,
+// its storage stays within twice the most items live at once. Compaction
+// costs O(1) amortised per item (each pass drops at least half). Push
 // evicts only when the live items are at max: the oldest live item (least
 // time, the lower class on a tie) goes, never one because of items that
 // ended already.
+//
+// The tracker's isLive compares the item's time with its entry's, so an
+// entry made again with the key and the time (ns) of a stale item makes
+// that item look live again: it then stands for the new entry (same key,
+// same time) and the new entry's own item comes out stale later; the
+// counts stay exact, and such items are as many as entries so remade.
 //
 // Push, pop and deleted allocate nothing once the storage has grown to
 // its size (at most the power of two above 2×max+1 items per ring; the
