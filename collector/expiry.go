@@ -117,20 +117,12 @@ func (q *expiryQueue[V]) push(class int, it timed[V]) (evicted timed[V], ok bool
 // changed its table so that isLive reports it so.
 func (q *expiryQueue[V]) deleted() { q.live-- }
 
-// popDue removes and returns the first live item of class whose time
-// plus the class's timeout is at or before now, dropping the stale items
-// due before it; false when there is none.
-func (q *expiryQueue[V]) popDue(class int, now int64) (timed[V], bool) {
-	before := now - q.timeout[class]
-	for {
-		f := q.front(class)
-		if f == nil || f.at > before {
-			return timed[V]{}, false
-		}
-		if it, live := q.take(class); live {
-			return it, true
-		}
-	}
+// due reports whether the first item of class, live or stale, is due at
+// now: its time plus the class's timeout is at or before now. A check
+// cheap enough for every event; take the item with pop.
+func (q *expiryQueue[V]) due(class int, now int64) bool {
+	f := q.front(class)
+	return f != nil && f.at <= now-q.timeout[class]
 }
 
 // popOldest removes and returns the live item of least time, dropping
@@ -146,7 +138,7 @@ func (q *expiryQueue[V]) popOldest() (timed[V], bool) {
 		if best < 0 {
 			return timed[V]{}, false
 		}
-		if it, live := q.take(best); live {
+		if it, live := q.pop(best); live {
 			return it, true
 		}
 	}
@@ -167,8 +159,9 @@ func (q *expiryQueue[V]) front(class int) *timed[V] {
 	return r.at(0)
 }
 
-// take removes the first item of class and reports whether it was live.
-func (q *expiryQueue[V]) take(class int) (timed[V], bool) {
+// pop removes the first item of class (there must be one) and reports
+// whether it was live; a stale one is dropped.
+func (q *expiryQueue[V]) pop(class int) (timed[V], bool) {
 	live := q.isLive == nil || q.isLive(q.front(class)) // in place: a pointer to a local would escape
 	var it timed[V]
 	if q.ordered {

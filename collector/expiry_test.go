@@ -12,6 +12,17 @@ type liveSet []int64
 
 func (s liveSet) isLive(it *timed[uint64]) bool { return s[it.v] == it.at }
 
+// popDue takes the first live item of class due at now, dropping the
+// stale ones due before it, as the tracker's expiry loops do.
+func popDue[V any](q *expiryQueue[V], class int, now int64) (timed[V], bool) {
+	for q.due(class, now) {
+		if it, live := q.pop(class); live {
+			return it, true
+		}
+	}
+	return timed[V]{}, false
+}
+
 // TestExpiryQueueFIFO: items come out of each class in order, when their
 // time plus the class's timeout has passed and not before; deleted items
 // are skipped where they surface.
@@ -31,7 +42,7 @@ func TestExpiryQueueFIFO(t *testing.T) {
 	var got []uint64
 	due := func(class int, now int64) {
 		for {
-			it, ok := q.popDue(class, now)
+			it, ok := popDue(&q, class, now)
 			if !ok {
 				return
 			}
@@ -180,7 +191,7 @@ func TestExpiryQueueOrdered(t *testing.T) {
 				now += rng.Int64N(200) << 20
 				last := int64(-1)
 				for {
-					it, ok := q.popDue(0, now)
+					it, ok := popDue(&q, 0, now)
 					if !ok {
 						break
 					}
@@ -231,7 +242,7 @@ func TestExpiryQueueAllocs(t *testing.T) {
 				q.deleted()
 			}
 			for {
-				it, ok := q.popDue(0, int64(k))
+				it, ok := popDue(&q, 0, int64(k))
 				if !ok {
 					break
 				}

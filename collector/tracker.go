@@ -635,19 +635,15 @@ func (t *Tracker) endDialog(key uint64, reason int) {
 // registrations whose expiry is at or before now.
 func (t *Tracker) expire(now int64) {
 	t.expireTx(now)
-	for {
-		it, ok := t.dialogQ.popDue(0, now)
-		if !ok {
-			break
+	for t.dialogQ.due(0, now) {
+		if it, live := t.dialogQ.pop(0); live {
+			t.endDialog(it.v, endMaxAge)
 		}
-		t.endDialog(it.v, endMaxAge)
 	}
-	for {
-		it, ok := t.regQ.popDue(0, now)
-		if !ok {
-			break
+	for t.regQ.due(0, now) {
+		if it, live := t.regQ.pop(0); live {
+			t.dropReg(it.v)
 		}
-		t.dropReg(it.v)
 	}
 	t.publish()
 }
@@ -655,19 +651,14 @@ func (t *Tracker) expire(now int64) {
 // expireTx ends the transactions whose timeout has passed at now and the
 // wait of the responses held since EarlyResponseWindow or longer.
 func (t *Tracker) expireTx(now int64) {
-	for {
-		it, ok := t.held.q.popDue(0, now)
-		if !ok {
-			break
+	for t.held.q.due(0, now) {
+		if it, live := t.held.q.pop(0); live {
+			t.unheld(&it.v.ev)
 		}
-		t.unheld(&it.v.ev)
 	}
 	for class := range 2 {
-		for {
-			it, ok := t.txQ.popDue(class, now)
-			if !ok {
-				break
-			}
+		for t.txQ.due(class, now) {
+			it, _ := t.txQ.pop(class)
 			e, _ := t.table.del(it.v)
 			t.timedOut(&e, class == txInvite)
 		}
