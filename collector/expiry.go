@@ -44,8 +44,8 @@ type timed[V any] struct {
 // counts stay exact, and such items are as many as entries so remade.
 //
 // Push, pop and deleted allocate nothing once the storage has grown to
-// its size (at most the power of two above 2×max+1 items per ring; the
-// heap grows as append does). It is not safe for concurrent use.
+// its size (a ring to at most the power of two at or above 2×max items,
+// the heap as append grows it). It is not safe for concurrent use.
 type expiryQueue[V any] struct {
 	fifo    []ring[timed[V]] // FIFO: one ring per timeout class
 	heap    []timed[V]       // ordered: min-heap by at

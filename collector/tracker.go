@@ -165,8 +165,7 @@ const (
 // sip_registration_*, sip_registrations_active, sip_peer_options_*,
 // sip_*_retransmissions_total and sip_reason_causes_total, and of the
 // sip_exporter_transaction*, sip_exporter_dialogs* and
-// sip_exporter_registrations* self-metrics. This file is its state
-// machine; trackermetrics.go its exposition.
+// sip_exporter_registrations* self-metrics.
 //
 // Events come in capture-time order from one goroutine (the time-ordered
 // merge of all sources): [Tracker.Observe] handles one, [Tracker.Advance]
