@@ -129,11 +129,17 @@ func (q *expiryQueue[V]) due(class int, now int64) bool {
 // the stale items before it; false when none is live.
 func (q *expiryQueue[V]) popOldest() (timed[V], bool) {
 	for {
-		best := -1
-		for c := range q.timeout {
-			if f := q.front(c); f != nil && (best < 0 || f.at < q.front(best).at) {
-				best = c
+		best := 0
+		if len(q.fifo) > 1 { // the class whose first item is the oldest
+			best = -1
+			var at int64
+			for c := range q.fifo {
+				if r := &q.fifo[c]; r.n > 0 && (best < 0 || r.at(0).at < at) {
+					best, at = c, r.at(0).at
+				}
 			}
+		} else if q.front(0) == nil {
+			best = -1
 		}
 		if best < 0 {
 			return timed[V]{}, false
