@@ -186,10 +186,10 @@ const (
 // (BenchmarkTrackerDialogMemory); the tables hold at most MaxTransactions
 // each.
 //
-// Every table has an [expiryQueue] of its keys: transactions by start in
-// two FIFO classes (INVITE, non-INVITE), answered dialogs by the time of
-// their 2xx, held responses by capture time, registrations ordered by
-// expiry. What ends before its expiry (a dialog by BYE, a registration
+// Transactions, dialogs, registrations and held responses each have one
+// [expiryQueue]: transactions by start in two FIFO classes (INVITE,
+// non-INVITE), answered dialogs by the time of their 2xx, held responses
+// by capture time, registrations ordered by expiry. What ends before its expiry (a dialog by BYE, a registration
 // refreshed or removed, a held response matched) is deleted lazily and
 // the queue compacted when such items outnumber the live ones, so that
 // only the open entries count against the bounds.
