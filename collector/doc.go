@@ -22,7 +22,14 @@
 // causes (RFC 3326) and the RFC 6076 delays as histograms. It also keeps
 // the established sessions until their BYE or a maximum age, the
 // registered addresses of record until their expiry (RFC 3261 §10), and
-// the last OPTIONS keepalive success and failure per peer.
+// the last OPTIONS keepalive success and failure per peer. Its state
+// machine (tracker.go, with its events in txevent.go) counts into plain
+// atomic counters and imports no Prometheus package; its exposition
+// (trackermetrics.go) turns them into metrics at scrape time. Its tables
+// ([txTable]) each have one kind of expiring queue ([expiryQueue]: FIFO
+// per timeout class, or ordered by expiry for registrations) with lazy
+// deletion and compaction, so that only open entries count against the
+// bounds.
 //
 // The exporter's own health (packets, bytes, drops, parse errors, TCP and
 // IP reassembly) is exported by the capture stages that count it (the

@@ -219,7 +219,7 @@ func TestTrackerRegistrationBound(t *testing.T) {
 	for i := uint64(0); i < 100_000; i++ {
 		register(tr, n, 100+i, 1000, 100+int64(i), 0, 200, 3600)
 	}
-	if l := len(tr.regHeap); l > 2*tr.regs.len()+1024 {
+	if l := tr.regQ.held(); l > 2*tr.regs.len()+1024 {
 		t.Errorf("expiry heap %d items for %d registrations", l, tr.regs.len())
 	}
 	if got := tr.nodes[0].registrations.Load(); got != 10 || tr.regsEvicted.Load() != 40 {
@@ -358,11 +358,11 @@ func TestTrackerNocSteadyStateAllocs(t *testing.T) {
 	for i < 100_000 {
 		step()
 	}
-	slots, dialogSlots, regSlots, heapCap := tr.table.cap(), tr.dialogs.cap(), tr.regs.cap(), cap(tr.regHeap)
+	slots, dialogSlots, regSlots, heapCap := tr.table.cap(), tr.dialogs.cap(), tr.regs.cap(), tr.regQ.capacity()
 	noMallocs(t, step)
-	if tr.table.cap() != slots || tr.dialogs.cap() != dialogSlots || tr.regs.cap() != regSlots || cap(tr.regHeap) != heapCap {
+	if tr.table.cap() != slots || tr.dialogs.cap() != dialogSlots || tr.regs.cap() != regSlots || tr.regQ.capacity() != heapCap {
 		t.Errorf("grew: table %d->%d, dialogs %d->%d, registrations %d->%d, heap %d->%d", slots, tr.table.cap(),
-			dialogSlots, tr.dialogs.cap(), regSlots, tr.regs.cap(), heapCap, cap(tr.regHeap))
+			dialogSlots, tr.dialogs.cap(), regSlots, tr.regs.cap(), heapCap, tr.regQ.capacity())
 	}
 	tn := tr.nodes[0]
 	if tn.sessions.Load() != 5000 || tn.registrations.Load() != 1000 || tr.regsEvicted.Load() != 0 || tn.ended[endEvicted].Load() != 0 {
@@ -394,5 +394,37 @@ func BenchmarkTrackerRegistrationMemory(b *testing.B) {
 		}
 		b.ReportMetric(float64(full.HeapAlloc-before.HeapAlloc)/aors, "B/registration")
 		runtime.KeepAlive(tr)
+	}
+}
+
+// TestTrackerLongCall: a call that stays up while many more calls than
+// MaxTransactions are answered and ended after it ends by its BYE, with
+// its duration, not by eviction: only open dialogs count against the
+// bound, and the queue of dialogs stays within twice the open ones.
+func TestTrackerLongCall(t *testing.T) {
+	n := NewSIP(1).Node(nil)
+	const max, short = 10, 1000
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: max, InviteTimeout: time.Minute})
+	answer(tr, n, 0, 0) // the long call, answered at 10 ms
+	for i := uint64(1); i <= short; i++ {
+		ms := int64(i) * 100
+		answer(tr, n, i, ms)
+		bye(tr, n, i, ms+50)
+		if q := tr.dialogQ.held(); q > 2*tr.dialogs.len()+1 {
+			t.Fatalf("call %d: %d dialogs queued for %d open", i, q, tr.dialogs.len())
+		}
+	}
+	bye(tr, n, 0, short*100+1000) // its BYE, 101 s after its 2xx
+	tn := tr.nodes[0]
+	if tn.sessions.Load() != 0 || tn.ended[endBye].Load() != short+1 || tn.ended[endEvicted].Load() != 0 || tr.dialogsEvicted.Load() != 0 {
+		t.Errorf("active %d, ended bye %d, evicted %d (dialogs evicted %d); want 0, %d, 0, 0",
+			tn.sessions.Load(), tn.ended[endBye].Load(), tn.ended[endEvicted].Load(), tr.dialogsEvicted.Load(), short+1)
+	}
+	var m dto.Metric
+	if err := tr.durationVec.WithLabelValues("").(prometheus.Histogram).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if h := m.GetHistogram(); h.GetSampleCount() != short+1 || h.GetSampleSum() < 100.99 {
+		t.Errorf("durations: %d observed, sum %v s; want %d, the long call's 100.99 s included", h.GetSampleCount(), h.GetSampleSum(), short+1)
 	}
 }

@@ -240,8 +240,8 @@ func TestTrackerEarlyResponses(t *testing.T) {
 	if got := tr.unmatched.Load(); got != 1+earlySlots+10 {
 		t.Errorf("after End: unmatched %d, want %d", got, 1+earlySlots+10)
 	}
-	if tr.held.n != 0 || tr.held.keys != [256]uint8{} {
-		t.Errorf("after End: %d held, key counts not all 0", tr.held.n)
+	if tr.held.q.held() != 0 || tr.held.keys != [256]uint8{} {
+		t.Errorf("after End: %d held, key counts not all 0", tr.held.q.held())
 	}
 }
 
@@ -497,5 +497,31 @@ func BenchmarkTrackerDialogMemory(b *testing.B) {
 		}
 		b.ReportMetric(float64(full.HeapAlloc-before.HeapAlloc)/open, "B/dialog")
 		runtime.KeepAlive(tr)
+	}
+}
+
+// TestTrackerEarlyResponsesBound: only the responses still waiting for
+// their request count against earlySlots; those matched already do not
+// push one out, wherever they sit in the hold.
+func TestTrackerEarlyResponsesBound(t *testing.T) {
+	n := NewSIP(1).Node(nil)
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 1 << 10, InviteTimeout: time.Minute})
+	observe := func(e TxEvent) { tr.Observe(&e) }
+	for i := range uint64(earlySlots) {
+		observe(ev(n, i, 10, 200, MethodOPTIONS, 0))
+	}
+	for i := uint64(20); i < 30; i++ { // ten in the middle are matched
+		observe(ev(n, i, 11, 0, MethodOPTIONS, 0))
+	}
+	for i := range uint64(10) { // ten more wait: the hold is full again
+		observe(ev(n, 1000+i, 12, 200, MethodOPTIONS, 0))
+	}
+	if got := tr.unmatched.Load(); got != 0 || tr.held.q.len() != earlySlots || tr.early.Load() != 10 {
+		t.Errorf("unmatched %d, waiting %d, early %d; want 0, %d, 10", got, tr.held.q.len(), tr.early.Load(), earlySlots)
+	}
+	observe(ev(n, 2000, 13, 200, MethodOPTIONS, 0)) // one too many: the oldest waiting, 0, goes
+	observe(ev(n, 0, 14, 0, MethodOPTIONS, 0))      // its request comes too late
+	if got := tr.unmatched.Load(); got != 1 || tr.early.Load() != 10 {
+		t.Errorf("unmatched %d, early %d; want 1, 10", got, tr.early.Load())
 	}
 }

@@ -1,0 +1,687 @@
+package collector
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sip-exporter/sip_exporter/collector/sipstatus"
+)
+
+// NonInviteTimeout is how long a non-INVITE transaction is tracked: 64*T1
+// with T1 = 500 ms, the lifetime of a non-INVITE client transaction
+// (RFC 3261 §17.1.2.2, Timer F).
+const NonInviteTimeout = 64 * 500 * time.Millisecond
+
+// EarlyResponseWindow is how long, in capture time, a response whose
+// request has not been seen is held for it. A response cannot precede its
+// request on the wire, but it can in the capture when the two come from
+// sources whose clocks disagree: two NICs or two tap ports time-stamping
+// one direction each, two HEP agents a few milliseconds apart (the merge
+// corrects an agent's clock only past half of --capture.max-lateness). A
+// response matched this way counts in
+// sip_exporter_transaction_responses_early_total and its delay as 0; one
+// whose request does not come within the window counts as unmatched.
+const EarlyResponseWindow = 100 * time.Millisecond
+
+// earlySlots bounds the responses held for their request; when more are
+// waiting the oldest counts as unmatched at once.
+const earlySlots = 64
+
+// TrackerConfig configures a [Tracker].
+type TrackerConfig struct {
+	// MaxTransactions bounds the open transactions, and separately the
+	// answered dialogs waiting for their BYE (the established sessions).
+	// Past it the oldest is evicted.
+	MaxTransactions int
+	// SessionMaxAge ends an established session whose BYE is never seen
+	// this long after its 2xx (sip_sessions_ended_total{reason="max_age"});
+	// 0 selects DefaultSessionMaxAge.
+	SessionMaxAge time.Duration
+	// MaxRegistrations bounds the addresses of record with an unexpired
+	// registration; past it the one expiring soonest is evicted. 0 selects
+	// DefaultMaxRegistrations.
+	MaxRegistrations int
+	// InviteTimeout is how long an INVITE transaction is tracked (long
+	// enough for ringing); non-INVITE transactions last NonInviteTimeout.
+	InviteTimeout time.Duration
+	// SIP is the collector whose label sets ([Node]) the events carry: its
+	// label names (node, and peer and direction with peers) head every
+	// family. Nil means the node label only.
+	SIP *SIP
+}
+
+// DefaultTrackerConfig returns the defaults of the flags.
+func DefaultTrackerConfig() TrackerConfig {
+	return TrackerConfig{MaxTransactions: 1_000_000, InviteTimeout: 180 * time.Second,
+		SessionMaxAge: DefaultSessionMaxAge, MaxRegistrations: DefaultMaxRegistrations}
+}
+
+const (
+	// DefaultSessionMaxAge is the default of TrackerConfig.SessionMaxAge:
+	// 4 h, longer than all but a few calls (many switches cap a call at 2
+	// to 4 h) and short enough that a lost BYE does not leave a session
+	// counted for a day.
+	DefaultSessionMaxAge = 4 * time.Hour
+	// DefaultMaxRegistrations is the default of
+	// TrackerConfig.MaxRegistrations: 1,000,000 addresses of record, as
+	// many as the largest registrar clusters serve and as the default
+	// bound of transactions, at 85 bytes each measured with all refreshed
+	// once (BenchmarkTrackerRegistrationMemory), so 85 MB at most; the
+	// table only grows as far as it is used.
+	DefaultMaxRegistrations = 1_000_000
+)
+
+// Entry flags.
+const (
+	txInitial    uint8 = 1 << iota // INVITE without To tag: a session attempt
+	txFinal                        // a final response was seen
+	txSRD                          // the SRD was measured
+	txNoReply                      // ACK: no response expected, never times out
+	txUnregister                   // REGISTER removing bindings (TxUnregister)
+)
+
+// seenSlots is how many distinct (code, To tag) responses a transaction
+// remembers to tell retransmissions: enough for 100, 180, 183 and 200.
+const seenSlots = 4
+
+// txEntry is one open transaction: 32 bytes, no pointers.
+type txEntry struct {
+	start  int64             // request capture time, ns
+	seen   [seenSlots]uint32 // fingerprints of responses seen; 0 free
+	node   uint32            // index into Tracker.nodes
+	method Method
+	flags  uint8
+	next   uint8 // next seen slot to write
+}
+
+// regEntry is one address of record with an unexpired registration.
+type regEntry struct {
+	expires int64 // capture time of its expiry, ns
+	node    uint32
+}
+
+// dialogEntry is one answered dialog waiting for its BYE.
+type dialogEntry struct {
+	answered int64 // capture time of the 2xx, ns
+	node     uint32
+}
+
+// The timeout classes of the transactions' queue.
+const (
+	txInvite = iota // InviteTimeout
+	txOther         // NonInviteTimeout
+)
+
+// observer takes the delays and durations: a histogram of the exposition
+// (a prometheus.Observer).
+type observer interface{ Observe(float64) }
+
+// txNode holds the counts of one Node, kept here as they happen and read
+// by the exposition ([Tracker.Collect]).
+type txNode struct {
+	node        *Node
+	lv          []string // its label values
+	attempts    atomic.Uint64
+	timeouts    atomic.Uint64
+	outcomes    [numCodes]atomic.Uint64
+	respRetrans codeCounts // allocated per status code retransmitted
+	reqRetrans  [numMethods]atomic.Uint64
+	q850        [128]atomic.Uint64
+	sipCause    [numCodes]atomic.Uint64
+	srd         [3]observer // success, failure, challenge
+	rrd         [3]observer // success, failure, challenge
+	sdd         observer
+	duration    observer
+	// Established sessions (answered dialogs without BYE) and how they
+	// ended: ended[endBye], ended[endMaxAge], ended[endEvicted].
+	sessions atomic.Int64
+	ended    [3]atomic.Uint64
+	// Addresses of record with an unexpired registration of this label
+	// set, REGISTER transactions, and those without a final response.
+	registrations atomic.Int64
+	regAttempts   atomic.Uint64
+	regTimeouts   atomic.Uint64
+	// Capture times (ns; 0 never) of the last OPTIONS transaction that
+	// got a 2xx, and of the last that got another final response or none.
+	optionsOK, optionsFailed atomic.Int64
+}
+
+// How sessions end: the index of txNode.ended.
+const (
+	endBye = iota
+	endMaxAge
+	endEvicted
+)
+
+// Tracker follows SIP transactions (RFC 3261 §17), dialogs and
+// registrations to count retransmissions, session attempts and outcomes,
+// established sessions, registered addresses of record, OPTIONS
+// keepalives, Reason causes (RFC 3326) and the RFC 6076 delays. It is a
+// [prometheus.Collector] of the families sip_session_*, sip_sessions_*,
+// sip_registration_*, sip_registrations_active, sip_peer_options_*,
+// sip_*_retransmissions_total and sip_reason_causes_total, and of the
+// sip_exporter_transaction*, sip_exporter_dialogs* and
+// sip_exporter_registrations* self-metrics.
+//
+// Events come in capture-time order from one goroutine (the time-ordered
+// merge of all sources): [Tracker.Observe] handles one, [Tracker.Advance]
+// moves the tracker's time to the merge's watermark, and [Tracker.End]
+// ends every transaction after the last (the report command).
+//
+// Time is the events' capture time, so delays are exact in capture files,
+// and the tracker's time is the merge's watermark: transactions expire
+// when it passes their start plus their timeout. A late event (older than
+// the watermark) does not move time back, and one source's clock cannot
+// expire another's transactions, since the watermark waits for every
+// source. The tables are open-addressing hash tables ([txTable])
+// that start small and double up to MaxTransactions × 4/3 slots rounded up
+// to a power of two, so that handling events allocates nothing once they
+// have grown. With 1,000,000 open, a transaction costs 101 bytes of heap
+// (a 40-byte slot at under 3/4 load plus 16 bytes in its queue; measured
+// by BenchmarkTrackerMemory) and an answered dialog 67 bytes
+// (BenchmarkTrackerDialogMemory); the tables hold at most MaxTransactions
+// each.
+//
+// Transactions, dialogs, registrations and held responses each have one
+// [expiryQueue]: transactions by start in two FIFO classes (INVITE,
+// non-INVITE), answered dialogs by the time of their 2xx, held responses
+// by capture time, registrations ordered by expiry. What ends before its expiry (a dialog by BYE, a registration
+// refreshed or removed, a held response matched) is deleted lazily and
+// the queue compacted when such items outnumber the live ones, so that
+// only the open entries count against the bounds.
+//
+// An answered dialog is an established session (sip_sessions_active)
+// until a BYE from either side, SessionMaxAge after its 2xx, or its
+// eviction, when MaxTransactions other dialogs are open. A registration
+// is kept per address of record (a hash of the To URI) in a table of at
+// most MaxRegistrations until its expiry.
+type Tracker struct {
+	cfg TrackerConfig
+
+	// Owned by the handling goroutine.
+	table     *txTable[txEntry]     // open transactions
+	txQ       expiryQueue[uint64]   // their keys by start: classes txInvite, txOther
+	dialogs   *txTable[dialogEntry] // answered dialogs waiting for their BYE
+	dialogQ   expiryQueue[uint64]   // their keys by the time of the 2xx
+	regs      *txTable[regEntry]    // addresses of record registered
+	regQ      expiryQueue[uint64]   // their keys by expiry
+	held      earlyResponses
+	nodeIndex map[*Node]uint32
+	nodes     []*txNode
+	lastNode  *Node
+	lastIndex uint32
+	clock     int64 // the tracker's time: the latest watermark or event time, ns
+
+	mu        sync.Mutex // guards published
+	published []*txNode
+
+	open, openDialogs                 atomic.Int64
+	evicted, dialogsEvicted           atomic.Uint64
+	openRegs                          atomic.Int64
+	regsEvicted                       atomic.Uint64
+	timedOutInvite, timedOutNonInvite atomic.Uint64
+	unmatched, early                  atomic.Uint64
+
+	trackerMetrics // the exposition's descriptions and histograms
+}
+
+// ErrTrackerConfig is wrapped by the configuration errors of NewTracker.
+var ErrTrackerConfig = errors.New("bad transaction tracker configuration")
+
+// NewTracker returns a tracker; it fails when MaxTransactions is below 1,
+// InviteTimeout is not positive, or SessionMaxAge or MaxRegistrations is
+// negative.
+func NewTracker(cfg TrackerConfig) (*Tracker, error) {
+	if cfg.SessionMaxAge == 0 {
+		cfg.SessionMaxAge = DefaultSessionMaxAge
+	}
+	if cfg.MaxRegistrations == 0 {
+		cfg.MaxRegistrations = DefaultMaxRegistrations
+	}
+	switch {
+	case cfg.MaxTransactions < 1:
+		return nil, fmt.Errorf("max transactions %d: must be at least 1: %w", cfg.MaxTransactions, ErrTrackerConfig)
+	case cfg.InviteTimeout <= 0:
+		return nil, fmt.Errorf("invite timeout %v: must be positive: %w", cfg.InviteTimeout, ErrTrackerConfig)
+	case cfg.SessionMaxAge <= 0:
+		return nil, fmt.Errorf("session max age %v: must be positive: %w", cfg.SessionMaxAge, ErrTrackerConfig)
+	case cfg.MaxRegistrations < 1:
+		return nil, fmt.Errorf("max registrations %d: must be at least 1: %w", cfg.MaxRegistrations, ErrTrackerConfig)
+	}
+	t := &Tracker{
+		cfg:            cfg,
+		table:          newTxTable[txEntry](cfg.MaxTransactions),
+		dialogs:        newTxTable[dialogEntry](cfg.MaxTransactions),
+		regs:           newTxTable[regEntry](cfg.MaxRegistrations),
+		nodeIndex:      map[*Node]uint32{},
+		trackerMetrics: newTrackerMetrics(cfg.SIP),
+	}
+	// Transactions leave their table only through their queue (expiry,
+	// eviction, End): their items never go stale.
+	t.txQ = newFIFOQueue[uint64](cfg.MaxTransactions, nil, int64(cfg.InviteTimeout), int64(NonInviteTimeout))
+	t.dialogQ = newFIFOQueue(cfg.MaxTransactions, t.dialogLive, int64(cfg.SessionMaxAge))
+	t.regQ = newOrderedQueue(cfg.MaxRegistrations, t.regLive)
+	t.held.q = newFIFOQueue(earlySlots, heldLive, int64(EarlyResponseWindow))
+	return t, nil
+}
+
+// dialogLive reports whether a dialog's item is that of an open dialog.
+func (t *Tracker) dialogLive(it *timed[uint64]) bool {
+	d := t.dialogs.get(it.v)
+	return d != nil && d.answered == it.at
+}
+
+// regLive reports whether a registration's item is its current expiry.
+func (t *Tracker) regLive(it *timed[uint64]) bool {
+	r := t.regs.get(it.v)
+	return r != nil && r.expires == it.at
+}
+
+// Advance moves the tracker's time on to now (ns since the Unix epoch;
+// the merge's watermark) and expires the transactions whose timeout has
+// passed, the sessions older than SessionMaxAge and the registrations
+// whose expiry has come. Time never moves back. now = math.MaxInt64, the
+// merge's word that every input has ended (files, no live source), is
+// [Tracker.End]. Not concurrently with Observe or End.
+func (t *Tracker) Advance(now int64) {
+	if now == math.MaxInt64 {
+		t.End()
+		return
+	}
+	if now <= t.clock {
+		return
+	}
+	t.clock = now
+	t.expire(now)
+	t.publish()
+}
+
+// End expires every open transaction as if its timeout had passed:
+// initial INVITEs without a final response count as
+// sip_session_timeouts_total, REGISTERs as sip_registration_timeouts_total,
+// OPTIONS as failures at the tracker's time. Sessions and registrations
+// are left as they were at the tracker's time (the last capture time):
+// the report command, which calls End at the end of its files, shows the
+// sessions still up and the registrations not yet expired when the files
+// end, and sip_sessions_ended_total does not count them; the tracker's
+// time stays at the last capture time. Not concurrently with Observe or
+// Advance.
+func (t *Tracker) End() {
+	t.expireTx(math.MaxInt64)
+	t.publish()
+}
+
+func (t *Tracker) publish() {
+	t.open.Store(int64(t.table.len()))
+	t.openDialogs.Store(int64(t.dialogs.len()))
+	t.openRegs.Store(int64(t.regs.len()))
+}
+
+// nodeOf returns the index of the txNode of n, creating it on first use.
+func (t *Tracker) nodeOf(n *Node) uint32 {
+	if n == t.lastNode {
+		return t.lastIndex
+	}
+	i, ok := t.nodeIndex[n]
+	if !ok {
+		i = uint32(len(t.nodes))
+		tn := &txNode{node: n, lv: n.labelValues()}
+		t.observers(tn)
+		t.nodes = append(t.nodes, tn)
+		t.nodeIndex[n] = i
+		t.mu.Lock()
+		t.published = append(t.published, tn)
+		t.mu.Unlock()
+	}
+	t.lastNode, t.lastIndex = n, i
+	return i
+}
+
+// seconds converts a delay in ns to seconds; negative (clock skew between
+// sources) is 0.
+func seconds(d int64) float64 {
+	if d < 0 {
+		return 0
+	}
+	return float64(d) / 1e9
+}
+
+// Observe handles one event. It is for a single goroutine (not
+// concurrently with Advance or End), does not allocate in the steady state
+// (the tables and queues grow by doubling up to their bound) and takes no
+// lock except when a node is first seen.
+func (t *Tracker) Observe(ev *TxEvent) {
+	if ev.Time > t.clock {
+		t.clock = ev.Time
+		t.expire(t.clock)
+	}
+	idx := t.nodeOf(ev.Node)
+	if ev.Flags&TxResponse != 0 {
+		t.response(ev, t.nodes[idx])
+	} else {
+		t.request(ev, idx)
+	}
+	t.open.Store(int64(t.table.len()))
+}
+
+func (t *Tracker) request(ev *TxEvent, idx uint32) {
+	mine := t.nodes[idx]
+	if t.table.get(ev.Key) != nil {
+		mine.reqRetrans[ev.Method].Add(1)
+		return
+	}
+	class := txOther
+	if ev.Method == MethodINVITE {
+		class = txInvite
+	}
+	if old, ok := t.txQ.push(class, timed[uint64]{ev.Time, ev.Key}); ok {
+		t.table.del(old.v) // the one that started first
+		t.evicted.Add(1)
+	}
+	e := txEntry{start: ev.Time, node: idx, method: ev.Method}
+	switch {
+	case ev.Method == MethodINVITE && ev.Flags&TxToTag == 0:
+		e.flags |= txInitial
+		mine.attempts.Add(1)
+	case ev.Method == MethodACK:
+		e.flags |= txNoReply
+	case ev.Method == MethodREGISTER:
+		mine.regAttempts.Add(1)
+		if ev.Flags&TxUnregister != 0 {
+			e.flags |= txUnregister
+		}
+	}
+	t.table.put(ev.Key, e)
+	if t.held.waiting(ev.Key) {
+		t.matchHeld(ev.Key)
+	}
+	if ev.Method == MethodBYE || ev.Method == MethodCANCEL {
+		t.causes(ev, mine)
+	}
+	if ev.Method == MethodBYE {
+		if d, ok := t.dialogs.del(ev.Dialog); ok {
+			t.dialogQ.deleted()
+			owner := t.nodes[d.node]
+			owner.duration.Observe(seconds(ev.Time - d.answered))
+			owner.sessions.Add(-1)
+			owner.ended[endBye].Add(1)
+			t.openDialogs.Store(int64(t.dialogs.len()))
+		}
+	}
+}
+
+func (t *Tracker) causes(ev *TxEvent, mine *txNode) {
+	if ev.Q850Cause >= 0 && ev.Q850Cause < 128 {
+		mine.q850[ev.Q850Cause].Add(1)
+	}
+	if sipstatus.Valid(int(ev.SIPCause)) {
+		mine.sipCause[int(ev.SIPCause)-sipstatus.MinCode].Add(1)
+	}
+}
+
+func (t *Tracker) response(ev *TxEvent, mine *txNode) {
+	code := int(ev.Code)
+	if !sipstatus.Valid(code) {
+		return
+	}
+	e := t.table.get(ev.Key) // updated in place: nothing below puts into t.table
+	if e == nil {
+		t.hold(ev)
+		return
+	}
+	fp := uint32(mix64(uint64(ev.ToTag)<<16|uint64(code))) | 1
+	for _, s := range e.seen {
+		if s == fp {
+			mine.respRetrans.add(code, ev.Method)
+			return
+		}
+	}
+	e.seen[e.next] = fp
+	e.next = (e.next + 1) % seenSlots
+	t.causes(ev, mine)
+	owner := t.nodes[e.node]
+	delay := seconds(ev.Time - e.start)
+	final := code >= 200
+	if e.flags&txInitial != 0 {
+		if e.flags&txSRD == 0 && (code >= 180 && code < 300) {
+			owner.srd[0].Observe(delay)
+			e.flags |= txSRD
+		}
+		if final && e.flags&txFinal == 0 {
+			owner.outcomes[code-sipstatus.MinCode].Add(1)
+			if e.flags&txSRD == 0 {
+				if code == 401 || code == 407 {
+					owner.srd[2].Observe(delay)
+				} else {
+					owner.srd[1].Observe(delay)
+				}
+				e.flags |= txSRD
+			}
+		}
+		if code >= 200 && code < 300 {
+			t.answered(ev, e.node)
+		}
+	}
+	if final && e.flags&txFinal == 0 {
+		switch e.method {
+		case MethodREGISTER:
+			switch {
+			case code < 300:
+				owner.rrd[0].Observe(delay)
+				t.registered(ev, e)
+			case code == 401 || code == 407:
+				owner.rrd[2].Observe(delay)
+			default:
+				owner.rrd[1].Observe(delay)
+			}
+		case MethodBYE:
+			owner.sdd.Observe(delay)
+		case MethodOPTIONS:
+			if code < 300 {
+				latest(&owner.optionsOK, ev.Time)
+			} else {
+				latest(&owner.optionsFailed, ev.Time)
+			}
+		}
+		e.flags |= txFinal
+	}
+}
+
+// earlyResponses holds, in capture-time order, the responses whose
+// request has not been seen yet (see [EarlyResponseWindow]), at most
+// earlySlots unmatched; one matched already is a stale item of the queue.
+// Per key&255 it counts the unmatched ones with that key, so that a
+// request finds in one load whether any wait for it.
+type earlyResponses struct {
+	q    expiryQueue[heldResponse]
+	keys [256]uint8
+}
+
+// heldResponse is a response held for its request.
+type heldResponse struct {
+	ev      TxEvent
+	matched bool
+}
+
+func heldLive(it *timed[heldResponse]) bool { return !it.v.matched }
+
+func (h *earlyResponses) waiting(key uint64) bool { return h.keys[key&255] != 0 }
+
+// hold keeps a response without a transaction for its request; when
+// earlySlots wait already, the oldest is given up.
+func (t *Tracker) hold(ev *TxEvent) {
+	if old, ok := t.held.q.push(0, timed[heldResponse]{ev.Time, heldResponse{ev: *ev}}); ok {
+		t.unheld(&old.v.ev)
+	}
+	t.held.keys[ev.Key&255]++
+}
+
+// unheld counts a held response whose request did not come.
+func (t *Tracker) unheld(ev *TxEvent) {
+	t.held.keys[ev.Key&255]--
+	t.unmatched.Add(1)
+	t.causes(ev, t.nodes[t.nodeOf(ev.Node)])
+}
+
+// matchHeld handles, in their order, the held responses to the transaction
+// key, which has just been opened. Handling them holds nothing (their
+// transaction is open), so the held items stay where they are meanwhile.
+func (t *Tracker) matchHeld(key uint64) {
+	h := &t.held
+	for i := 0; i < h.q.count(0); i++ {
+		it := h.q.nth(0, i)
+		if it.v.matched || it.v.ev.Key != key {
+			continue
+		}
+		it.v.matched = true
+		h.q.deleted()
+		h.keys[key&255]--
+		t.early.Add(1)
+		ev := it.v.ev
+		t.response(&ev, t.nodes[t.nodeOf(ev.Node)])
+	}
+}
+
+// latest stores ns in v unless v holds a later time.
+func latest(v *atomic.Int64, ns int64) {
+	if ns > v.Load() {
+		v.Store(ns)
+	}
+}
+
+// registered handles the first 2xx to a REGISTER transaction e: the
+// address of record ev.AOR is registered until the expiry the 2xx grants,
+// or removed by an expiry of 0. A 2xx that grants none removes it when
+// the request removed bindings (TxUnregister), else changes nothing. A
+// refresh leaves the former expiry in the queue, stale.
+func (t *Tracker) registered(ev *TxEvent, e *txEntry) {
+	if ev.AOR == 0 {
+		return
+	}
+	exp := int64(ev.Expires)
+	if exp < 0 {
+		if e.flags&txUnregister == 0 {
+			return
+		}
+		exp = 0
+	}
+	expires := ev.Time + exp*int64(time.Second)
+	if r := t.regs.get(ev.AOR); r != nil {
+		t.nodes[r.node].registrations.Add(-1)
+		switch {
+		case exp == 0:
+			t.regs.del(ev.AOR)
+			t.regQ.deleted()
+			t.openRegs.Store(int64(t.regs.len()))
+			return
+		case r.expires != expires:
+			r.expires, r.node = expires, e.node
+			t.regQ.deleted()
+			t.regQ.push(0, timed[uint64]{expires, ev.AOR}) // no eviction: one fewer is live
+		default: // the same expiry: its item stands
+			r.node = e.node
+		}
+	} else {
+		if exp == 0 {
+			return
+		}
+		if old, ok := t.regQ.push(0, timed[uint64]{expires, ev.AOR}); ok { // the one expiring soonest
+			t.dropReg(old.v)
+			t.regsEvicted.Add(1)
+		}
+		t.regs.put(ev.AOR, regEntry{expires: expires, node: e.node})
+	}
+	t.nodes[e.node].registrations.Add(1)
+	t.openRegs.Store(int64(t.regs.len()))
+}
+
+// dropReg forgets the registration of an address of record, taken from
+// its queue.
+func (t *Tracker) dropReg(aor uint64) {
+	r, _ := t.regs.del(aor)
+	t.nodes[r.node].registrations.Add(-1)
+}
+
+// answered remembers the dialog of a 2xx to an initial INVITE (one per
+// fork) until its BYE.
+func (t *Tracker) answered(ev *TxEvent, node uint32) {
+	if t.dialogs.get(ev.Dialog) != nil {
+		return
+	}
+	if old, ok := t.dialogQ.push(0, timed[uint64]{ev.Time, ev.Dialog}); ok { // the one answered first
+		t.endDialog(old.v, endEvicted)
+		t.dialogsEvicted.Add(1)
+	}
+	t.dialogs.put(ev.Dialog, dialogEntry{answered: ev.Time, node: node})
+	t.nodes[node].sessions.Add(1)
+	t.openDialogs.Store(int64(t.dialogs.len()))
+}
+
+// endDialog ends the session of a dialog taken from its queue.
+func (t *Tracker) endDialog(key uint64, reason int) {
+	d, _ := t.dialogs.del(key)
+	n := t.nodes[d.node]
+	n.sessions.Add(-1)
+	n.ended[reason].Add(1)
+}
+
+// expire ends the transactions whose timeout has passed at now, the
+// sessions answered SessionMaxAge or longer before now and the
+// registrations whose expiry is at or before now.
+func (t *Tracker) expire(now int64) {
+	t.expireTx(now)
+	for t.dialogQ.due(0, now) {
+		if it, live := t.dialogQ.pop(0); live {
+			t.endDialog(it.v, endMaxAge)
+		}
+	}
+	for t.regQ.due(0, now) {
+		if it, live := t.regQ.pop(0); live {
+			t.dropReg(it.v)
+		}
+	}
+	t.publish()
+}
+
+// expireTx ends the transactions whose timeout has passed at now and the
+// wait of the responses held since EarlyResponseWindow or longer.
+func (t *Tracker) expireTx(now int64) {
+	for t.held.q.due(0, now) {
+		if it, live := t.held.q.pop(0); live {
+			t.unheld(&it.v.ev)
+		}
+	}
+	for class := range 2 {
+		for t.txQ.due(class, now) {
+			it, _ := t.txQ.pop(class)
+			e, _ := t.table.del(it.v)
+			t.timedOut(&e, class == txInvite)
+		}
+	}
+}
+
+func (t *Tracker) timedOut(e *txEntry, invite bool) {
+	if e.flags&(txFinal|txNoReply) != 0 {
+		return
+	}
+	if invite {
+		t.timedOutInvite.Add(1)
+	} else {
+		t.timedOutNonInvite.Add(1)
+	}
+	n := t.nodes[e.node]
+	switch {
+	case e.flags&txInitial != 0:
+		n.timeouts.Add(1)
+	case e.method == MethodREGISTER:
+		n.regTimeouts.Add(1)
+	case e.method == MethodOPTIONS:
+		// It timed out at its start plus Timer F, or, ended by End, at the
+		// tracker's time.
+		latest(&n.optionsFailed, min(e.start+int64(NonInviteTimeout), t.clock))
+	}
+}

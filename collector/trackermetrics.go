@@ -1,0 +1,253 @@
+package collector
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sip-exporter/sip_exporter/collector/sipstatus"
+)
+
+// Histogram buckets, seconds.
+var (
+	// DelayBuckets suit RFC 6076 delays: 10 ms .. 60 s.
+	DelayBuckets = []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+	// DurationBuckets suit call durations: 1 s .. 2 h.
+	DurationBuckets = []float64{1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200}
+)
+
+// trackerMetrics is the exposition of a [Tracker]: the descriptions of
+// the families it mirrors from its counts at scrape time, and the
+// histograms it observes into.
+type trackerMetrics struct {
+	srdVec, rrdVec, sddVec, durationVec *prometheus.HistogramVec
+
+	attemptsDesc, outcomesDesc, timeoutsDesc, respRetransDesc, reqRetransDesc, causesDesc *prometheus.Desc
+	openDesc, evictedDesc, timedOutDesc, dialogsDesc, dialogsEvictedDesc                  *prometheus.Desc
+	unmatchedDesc, earlyDesc                                                              *prometheus.Desc
+	sessionsDesc, endedDesc, regsDesc, regAttemptsDesc, regTimeoutsDesc                   *prometheus.Desc
+	optionsOKDesc, optionsFailedDesc, regsTrackedDesc, regsEvictedDesc                    *prometheus.Desc
+	// peerLabels: the label sets have a peer (--config.file): the
+	// sip_peer_options_* families are exported.
+	peerLabels bool
+}
+
+// newTrackerMetrics returns the exposition of a tracker whose label sets
+// are those of sip (nil: the node label only).
+func newTrackerMetrics(sip *SIP) trackerMetrics {
+	series := []string{"node"}
+	if sip != nil {
+		series = sip.seriesLabelNames()
+	}
+	lbl := func(extra ...string) []string { return append(slices.Clone(series), extra...) }
+	hist := func(name, help string, buckets []float64, extra ...string) *prometheus.HistogramVec {
+		return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: name, Help: help, Buckets: buckets,
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  160,
+			NativeHistogramMinResetDuration: time.Hour,
+		}, lbl(extra...))
+	}
+	m := trackerMetrics{
+		srdVec: hist("sip_session_request_delay_seconds",
+			"Session request delay (SRD, RFC 6076 §4.3), seconds: from an initial INVITE to its first 18x or 2xx (outcome=\"success\"), else to its final response: 401 or 407 (outcome=\"challenge\": re-sent with credentials in a new transaction) or another failure (outcome=\"failure\").",
+			DelayBuckets, "outcome"),
+		rrdVec: hist("sip_registration_request_delay_seconds",
+			"Registration request delay (RRD, RFC 6076 §4.1), seconds: from a REGISTER to its final response; outcome is success (2xx), challenge (401, 407) or failure.",
+			DelayBuckets, "outcome"),
+		sddVec: hist("sip_session_disconnect_delay_seconds",
+			"Session disconnect delay (SDD, RFC 6076 §4.4), seconds: from a BYE to its final response.",
+			DelayBuckets),
+		durationVec: hist("sip_session_duration_seconds",
+			"Session duration (SDT, RFC 6076 §4.5), seconds: from the 2xx of an initial INVITE to the first BYE of that dialog.",
+			DurationBuckets),
+		attemptsDesc: prometheus.NewDesc("sip_session_attempts_total",
+			"Initial INVITE transactions (no To tag), each counted once, challenged ones included: the attempts of SER, SEER, ISA and SCR (RFC 6076 §4.6-4.9).", lbl(), nil),
+		outcomesDesc: prometheus.NewDesc("sip_session_outcomes_total",
+			"Initial INVITE transactions by their final response, the first one seen (SER, SEER, ISA: RFC 6076 §4.6-4.8).", lbl("code", "class", "reason"), nil),
+		sessionsDesc: prometheus.NewDesc("sip_sessions_active",
+			"Established sessions: dialogs whose initial INVITE got a 2xx (each fork's dialog once) and that have not ended by a BYE from either side, --sip.session-max-age or eviction.", lbl(), nil),
+		endedDesc: prometheus.NewDesc("sip_sessions_ended_total",
+			"Established sessions that ended, by reason: bye (a BYE from either side), max_age (no BYE seen within --sip.session-max-age of the 2xx), evicted (the dialog table was full).", lbl("reason"), nil),
+		regsDesc: prometheus.NewDesc("sip_registrations_active",
+			"Addresses of record (To URI of REGISTER) with an unexpired registration: a 2xx to REGISTER granting a positive expiry (its Contact's expires parameter, else its Expires header, seconds; RFC 3261 §10.3) until then; an expiry of 0 removes it.", lbl(), nil),
+		regAttemptsDesc: prometheus.NewDesc("sip_registration_attempts_total",
+			"REGISTER transactions, each counted once, challenged ones included: the denominator of IRA (RFC 6076 §4.2).", lbl(), nil),
+		regTimeoutsDesc: prometheus.NewDesc("sip_registration_timeouts_total",
+			"REGISTER transactions that ended (64*T1 = 32 s, or end of the capture files) without a final response: ineffective registration attempts (IRA, RFC 6076 §4.2) with the failure outcomes of sip_registration_request_delay_seconds.", lbl(), nil),
+		optionsOKDesc: prometheus.NewDesc("sip_peer_options_last_success_timestamp_seconds",
+			"Capture time, Unix seconds, of the last 2xx to an OPTIONS request (a keepalive) of this peer and direction; with --config.file only, absent until one is seen.", lbl(), nil),
+		optionsFailedDesc: prometheus.NewDesc("sip_peer_options_last_failure_timestamp_seconds",
+			"Capture time, Unix seconds, of the last OPTIONS transaction of this peer and direction that failed: a final response other than 2xx, or none within 64*T1 = 32 s (the time it timed out); with --config.file only, absent until one is seen.", lbl(), nil),
+		regsTrackedDesc: prometheus.NewDesc("sip_exporter_registrations",
+			"Addresses of record with an unexpired registration, tracked for sip_registrations_active.", nil, nil),
+		regsEvictedDesc: prometheus.NewDesc("sip_exporter_registrations_evicted_total",
+			"Registrations forgotten before they expired because the table was full (--sip.max-registrations; the one expiring soonest goes).", nil, nil),
+		timeoutsDesc: prometheus.NewDesc("sip_session_timeouts_total",
+			"Initial INVITE transactions that ended (timeout, or end of the capture files) without a final response.", lbl(), nil),
+		respRetransDesc: prometheus.NewDesc("sip_response_retransmissions_total",
+			"SIP responses that repeat a response of an open transaction (same code and To tag), the retransmitted subset of sip_responses_total (RFC 3261 §17).",
+			lbl("method", "code", "class", "reason"), nil),
+		reqRetransDesc: prometheus.NewDesc("sip_request_retransmissions_total",
+			"SIP requests of a transaction that is open already, the retransmitted subset of sip_requests_total (RFC 3261 §17).", lbl("method"), nil),
+		causesDesc: prometheus.NewDesc("sip_reason_causes_total",
+			"Causes in the Reason header (RFC 3326) of responses, BYE and CANCEL requests, retransmissions not counted: protocol Q.850 (cause 0-127) or SIP (100-699).",
+			lbl("protocol", "cause"), nil),
+		openDesc: prometheus.NewDesc("sip_exporter_transactions",
+			"SIP transactions being tracked.", nil, nil),
+		evictedDesc: prometheus.NewDesc("sip_exporter_transactions_evicted_total",
+			"SIP transactions forgotten before their timeout because the table was full (the oldest goes).", nil, nil),
+		timedOutDesc: prometheus.NewDesc("sip_exporter_transactions_timed_out_total",
+			"SIP transactions that expired without a final response, by kind (invite, non_invite); ACKs excluded.", []string{"kind"}, nil),
+		dialogsDesc: prometheus.NewDesc("sip_exporter_dialogs",
+			"Answered SIP dialogs tracked until their BYE, for sip_session_duration_seconds and sip_sessions_active.", nil, nil),
+		dialogsEvictedDesc: prometheus.NewDesc("sip_exporter_dialogs_evicted_total",
+			"Answered dialogs forgotten before their BYE because the dialog table was full (the oldest goes).", nil, nil),
+		unmatchedDesc: prometheus.NewDesc("sip_exporter_transaction_responses_unmatched_total",
+			"SIP responses whose request was not seen within 100 ms of capture time after them, or is no longer tracked.", nil, nil),
+		earlyDesc: prometheus.NewDesc("sip_exporter_transaction_responses_early_total",
+			"SIP responses captured before their request (by at most 100 ms) and matched when it came: the capture clocks of two sources disagree; their delays count as 0.", nil, nil),
+	}
+	m.peerLabels = len(series) > 1
+	return m
+}
+
+// observers gives a new txNode its histograms.
+func (m *trackerMetrics) observers(tn *txNode) {
+	for k, o := range []string{"success", "failure", "challenge"} {
+		tn.srd[k] = m.srdVec.WithLabelValues(append(slices.Clone(tn.lv), o)...)
+		tn.rrd[k] = m.rrdVec.WithLabelValues(append(slices.Clone(tn.lv), o)...)
+	}
+	tn.sdd = m.sddVec.WithLabelValues(tn.lv...)
+	tn.duration = m.durationVec.WithLabelValues(tn.lv...)
+}
+
+// endReasons are the label values of sip_sessions_ended_total, indexed
+// by how a session ended.
+var endReasons = [...]string{endBye: "bye", endMaxAge: "max_age", endEvicted: "evicted"}
+
+// unixSeconds converts a time in ns since the Unix epoch to seconds, the
+// float64 nearest to the exact value.
+func unixSeconds(ns int64) float64 {
+	return float64(ns/1e9) + float64(ns%1e9)/1e9
+}
+
+// Describe implements [prometheus.Collector].
+func (t *Tracker) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{t.attemptsDesc, t.outcomesDesc, t.timeoutsDesc, t.respRetransDesc, t.reqRetransDesc,
+		t.causesDesc, t.openDesc, t.evictedDesc, t.timedOutDesc, t.dialogsDesc, t.dialogsEvictedDesc, t.unmatchedDesc, t.earlyDesc,
+		t.sessionsDesc, t.endedDesc, t.regsDesc, t.regAttemptsDesc, t.regTimeoutsDesc, t.optionsOKDesc, t.optionsFailedDesc,
+		t.regsTrackedDesc, t.regsEvictedDesc} {
+		ch <- d
+	}
+	t.srdVec.Describe(ch)
+	t.rrdVec.Describe(ch)
+	t.sddVec.Describe(ch)
+	t.durationVec.Describe(ch)
+}
+
+// q850Labels are the decimal label values of the Q.850 causes.
+var q850Labels = func() (l [128]string) {
+	for i := range l {
+		l[i] = fmt.Sprint(i)
+	}
+	return l
+}()
+
+// outcomeShown are the session outcomes exported at zero, as
+// sip_responses_total pre-initialises the INVITE final responses.
+var outcomeShown = func() (s [numCodes]bool) {
+	for _, code := range preinitialised[MethodINVITE] {
+		if code >= 200 {
+			s[code-sipstatus.MinCode] = true
+		}
+	}
+	return s
+}()
+
+// responseShown are the (code, method) pairs of response retransmissions
+// exported at zero: those of sip_responses_total.
+var responseShown = func() (s [numCodes][numMethods]bool) {
+	for m, codes := range preinitialised {
+		for _, code := range codes {
+			s[code-sipstatus.MinCode][m] = true
+		}
+	}
+	return s
+}()
+
+// Collect implements [prometheus.Collector]. Retransmission counters are
+// exported at zero for the (method, code) pairs that sip_responses_total
+// pre-initialises, so that the difference of the two always has a series.
+func (t *Tracker) Collect(ch chan<- prometheus.Metric) {
+	t.mu.Lock()
+	nodes := slices.Clone(t.published)
+	t.mu.Unlock()
+	slices.SortFunc(nodes, func(a, b *txNode) int { return slices.Compare(a.lv, b.lv) })
+	counter := func(d *prometheus.Desc, v uint64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
+	}
+	for _, n := range nodes {
+		lv := n.lv
+		with := func(extra ...string) []string { return append(slices.Clone(lv), extra...) }
+		counter(t.attemptsDesc, n.attempts.Load(), lv...)
+		counter(t.timeoutsDesc, n.timeouts.Load(), lv...)
+		gauge(t.sessionsDesc, float64(n.sessions.Load()), lv...)
+		for r := range n.ended {
+			counter(t.endedDesc, n.ended[r].Load(), with(endReasons[r])...)
+		}
+		gauge(t.regsDesc, float64(n.registrations.Load()), lv...)
+		counter(t.regAttemptsDesc, n.regAttempts.Load(), lv...)
+		counter(t.regTimeoutsDesc, n.regTimeouts.Load(), lv...)
+		if t.peerLabels && n.node.Peer() != OtherPeer {
+			if ns := n.optionsOK.Load(); ns != 0 {
+				gauge(t.optionsOKDesc, unixSeconds(ns), lv...)
+			}
+			if ns := n.optionsFailed.Load(); ns != 0 {
+				gauge(t.optionsFailedDesc, unixSeconds(ns), lv...)
+			}
+		}
+		for i := range n.outcomes {
+			if v := n.outcomes[i].Load(); v > 0 || outcomeShown[i] {
+				code := i + sipstatus.MinCode
+				counter(t.outcomesDesc, v, with(codeLabels[i], sipstatus.Class(code), sipstatus.Text(code))...)
+			}
+		}
+		n.respRetrans.each(&responseShown, func(i int, m Method, v uint64) {
+			code := i + sipstatus.MinCode
+			counter(t.respRetransDesc, v, with(Methods[m], codeLabels[i], sipstatus.Class(code), sipstatus.Text(code))...)
+		})
+		for m := range n.reqRetrans {
+			counter(t.reqRetransDesc, n.reqRetrans[m].Load(), with(Methods[m])...)
+		}
+		for c := range n.q850 {
+			if v := n.q850[c].Load(); v > 0 {
+				counter(t.causesDesc, v, with("Q.850", q850Labels[c])...)
+			}
+		}
+		for i := range n.sipCause {
+			if v := n.sipCause[i].Load(); v > 0 {
+				counter(t.causesDesc, v, with("SIP", codeLabels[i])...)
+			}
+		}
+	}
+	t.srdVec.Collect(ch)
+	t.rrdVec.Collect(ch)
+	t.sddVec.Collect(ch)
+	t.durationVec.Collect(ch)
+	ch <- prometheus.MustNewConstMetric(t.openDesc, prometheus.GaugeValue, float64(t.open.Load()))
+	ch <- prometheus.MustNewConstMetric(t.dialogsDesc, prometheus.GaugeValue, float64(t.openDialogs.Load()))
+	counter(t.evictedDesc, t.evicted.Load())
+	counter(t.dialogsEvictedDesc, t.dialogsEvicted.Load())
+	ch <- prometheus.MustNewConstMetric(t.regsTrackedDesc, prometheus.GaugeValue, float64(t.openRegs.Load()))
+	counter(t.regsEvictedDesc, t.regsEvicted.Load())
+	counter(t.timedOutDesc, t.timedOutInvite.Load(), "invite")
+	counter(t.timedOutDesc, t.timedOutNonInvite.Load(), "non_invite")
+	counter(t.unmatchedDesc, t.unmatched.Load())
+	counter(t.earlyDesc, t.early.Load())
+}

@@ -1,0 +1,110 @@
+package collector
+
+import (
+	"hash/maphash"
+	"math/bits"
+)
+
+// TxEventFlags qualify a [TxEvent].
+type TxEventFlags uint8
+
+const (
+	// TxResponse marks a response; without it the event is a request.
+	TxResponse TxEventFlags = 1 << iota
+	// TxToTag marks a message whose To header has a tag: a request inside a
+	// dialog (RFC 3261 §12.2.1.1), such as a re-INVITE or a BYE.
+	TxToTag
+	// TxUnregister marks a REGISTER request that removes bindings: its
+	// Contact is "*", or its expiry (the Contact's expires parameter, else
+	// the Expires header) is 0 (RFC 3261 §10.2.2). A 2xx to it that gives
+	// no expiry of its own removes the address of record.
+	TxUnregister
+)
+
+// NoExpiry is [TxEvent.Expires] of a message that gives no expiry.
+const NoExpiry = -1
+
+// TxEvent is one SIP message as the transaction tracker sees it: hashes
+// instead of the wire bytes, so that it is a small value that can be queued
+// without allocation. Build it with [TxKey], [DialogKey] and [TagHash].
+type TxEvent struct {
+	// Time is the capture time, nanoseconds since the Unix epoch.
+	Time int64
+	// Key identifies the transaction (RFC 3261 §17.1.3, §17.2.3): [TxKey]
+	// of Call-ID, CSeq number, CSeq method and the branch of the top Via.
+	Key uint64
+	// Dialog identifies the dialog: [DialogKey] of Call-ID, From tag and To
+	// tag; it is the same in both directions.
+	Dialog uint64
+	// Node is the counters' node of the message.
+	Node *Node
+	// ToTag is [TagHash] of the To tag, 0 without one; responses to one
+	// request from different forks differ in it (RFC 3261 §16.7).
+	ToTag uint32
+	// Expires is, for a response to REGISTER, the expiry it grants in
+	// seconds: the largest expires parameter of its Contact values, else
+	// its Expires header (RFC 3261 §10.3 step 8), capped at 2^31-1;
+	// [NoExpiry] when it gives none.
+	Expires int32
+	// Code is the status code of a response (100..699); 0 for a request.
+	Code uint16
+	// Q850Cause and SIPCause are the causes of the message's Reason header
+	// (RFC 3326): 0..127 and 100..699, or -1 when absent or out of range.
+	Q850Cause, SIPCause int16
+	// Method is the CSeq method.
+	Method Method
+	Flags  TxEventFlags
+	// AOR is, for REGISTER and its responses, [AORKey] of the To URI: the
+	// address of record (RFC 3261 §10.2); 0 otherwise.
+	AOR uint64
+}
+
+// hashSeed seeds every hash of the package; made once per process.
+var hashSeed = maphash.MakeSeed()
+
+// mix64 is the finaliser of SplitMix64: it spreads the bits of x.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// TxKey returns the key of the transaction of a message (RFC 3261 §17.1.3):
+// Call-ID, CSeq number, CSeq method token and the branch parameter of the
+// topmost Via (empty for RFC 2543 clients, which then rely on Call-ID and
+// CSeq). The method is part of the key, so a CANCEL or the ACK of a non-2xx
+// response, which share the INVITE's branch, are transactions of their own
+// (§9.1, §17.1.1.3). It does not allocate.
+func TxKey(callID []byte, cseq uint32, method, branch []byte) uint64 {
+	h := maphash.Bytes(hashSeed, callID)
+	h ^= bits.RotateLeft64(maphash.Bytes(hashSeed, branch), 21)
+	h ^= bits.RotateLeft64(maphash.Bytes(hashSeed, method), 42)
+	return mix64(h ^ uint64(cseq)*0x9e3779b97f4a7c15)
+}
+
+// TagHash returns a 32-bit hash of a From or To tag, 0 for an empty tag and
+// never 0 otherwise. It does not allocate.
+func TagHash(tag []byte) uint32 {
+	if len(tag) == 0 {
+		return 0
+	}
+	h := uint32(maphash.Bytes(hashSeed, tag))
+	if h == 0 {
+		h = 1
+	}
+	return h
+}
+
+// AORKey returns the key of an address of record, the To URI of a
+// REGISTER as sent (RFC 3261 §10.2), never 0. It does not allocate.
+func AORKey(uri []byte) uint64 {
+	return mix64(maphash.Bytes(hashSeed, uri)) | 1
+}
+
+// DialogKey returns the key of the dialog of a message: Call-ID and the two
+// tags (RFC 3261 §12), the same whichever side sends (From and To swap).
+func DialogKey(callID []byte, fromTag, toTag uint32) uint64 {
+	return mix64(maphash.Bytes(hashSeed, callID) ^ (uint64(fromTag)+uint64(toTag))*0xff51afd7ed558ccd)
+}
