@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -16,16 +17,10 @@ import (
 // (RFC 3261 §17.1.2.2, Timer F).
 const NonInviteTimeout = 64 * 500 * time.Millisecond
 
-// EarlyResponseWindow is how long, in capture time, a response whose
-// request has not been seen is held for it. A response cannot precede its
-// request on the wire, but it can in the capture when the two come from
-// sources whose clocks disagree: two NICs or two tap ports time-stamping
-// one direction each, two HEP agents a few milliseconds apart (the merge
-// corrects an agent's clock only past half of --capture.max-lateness). A
-// response matched this way counts in
-// sip_exporter_transaction_responses_early_total and its delay as 0; one
-// whose request does not come within the window counts as unmatched.
-const EarlyResponseWindow = 100 * time.Millisecond
+// EarlyResponseWindow is the default of [TrackerConfig.EarlyResponseWindow]:
+// the skew window of the merge's time model at its default lateness
+// (merge.Config.SkewWindow).
+const EarlyResponseWindow = 200 * time.Millisecond
 
 // earlySlots bounds the responses held for their request; when more are
 // waiting the oldest counts as unmatched at once.
@@ -48,6 +43,17 @@ type TrackerConfig struct {
 	// InviteTimeout is how long an INVITE transaction is tracked (long
 	// enough for ringing); non-INVITE transactions last NonInviteTimeout.
 	InviteTimeout time.Duration
+	// EarlyResponseWindow is how long, in capture time, a response whose
+	// request has not been seen is held for it; 0 selects
+	// [EarlyResponseWindow]. A response cannot precede its request on the
+	// wire, but it can in the capture when the two come from sources whose
+	// clocks disagree: two NICs or two tap ports time-stamping one
+	// direction each, two HEP agents that the merge leaves uncorrected (up
+	// to its skew window apart: give that window here). A response matched
+	// this way counts in sip_exporter_transaction_responses_early_total and
+	// its delay as 0; one whose request does not come within the window
+	// counts as unmatched.
+	EarlyResponseWindow time.Duration
 	// SIP is the collector whose label sets ([Node]) the events carry: its
 	// label names (node, and peer and direction with peers) head every
 	// family. Nil means the node label only.
@@ -251,6 +257,8 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 		return nil, fmt.Errorf("session max age %v: must be positive: %w", cfg.SessionMaxAge, ErrTrackerConfig)
 	case cfg.MaxRegistrations < 1:
 		return nil, fmt.Errorf("max registrations %d: must be at least 1: %w", cfg.MaxRegistrations, ErrTrackerConfig)
+	case cfg.EarlyResponseWindow < 0:
+		return nil, fmt.Errorf("early response window %v: must not be negative: %w", cfg.EarlyResponseWindow, ErrTrackerConfig)
 	}
 	t := &Tracker{
 		cfg:            cfg,
@@ -265,7 +273,7 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	t.txQ = newFIFOQueue[uint64](cfg.MaxTransactions, nil, int64(cfg.InviteTimeout), int64(NonInviteTimeout))
 	t.dialogQ = newFIFOQueue(cfg.MaxTransactions, t.dialogLive, int64(cfg.SessionMaxAge))
 	t.regQ = newOrderedQueue(cfg.MaxRegistrations, t.regLive)
-	t.held.q = newFIFOQueue(earlySlots, heldLive, int64(EarlyResponseWindow))
+	t.held.q = newFIFOQueue(earlySlots, heldLive, int64(cmp.Or(cfg.EarlyResponseWindow, EarlyResponseWindow)))
 	return t, nil
 }
 
@@ -492,7 +500,7 @@ func (t *Tracker) response(ev *TxEvent, mine *txNode) {
 }
 
 // earlyResponses holds, in capture-time order, the responses whose
-// request has not been seen yet (see [EarlyResponseWindow]), at most
+// request has not been seen yet (see [TrackerConfig.EarlyResponseWindow]), at most
 // earlySlots unmatched; one matched already is a stale item of the queue.
 // Per key&255 it counts the unmatched ones with that key, so that a
 // request finds in one load whether any wait for it.
@@ -648,7 +656,7 @@ func (t *Tracker) expire(now int64) {
 }
 
 // expireTx ends the transactions whose timeout has passed at now and the
-// wait of the responses held since EarlyResponseWindow or longer.
+// wait of the responses held for the early-response window or longer.
 func (t *Tracker) expireTx(now int64) {
 	for t.held.q.due(0, now) {
 		if it, live := t.held.q.pop(0); live {

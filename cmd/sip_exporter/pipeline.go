@@ -117,6 +117,7 @@ func newPipeline(cfg pipelineConfig) (*pipeline, error) {
 	if !cfg.noTx {
 		tcfg := cfg.tx
 		tcfg.SIP = c
+		tcfg.EarlyResponseWindow = mcfg.SkewWindow() // the time model: clocks left uncorrected
 		tx, err := collector.NewTracker(tcfg)
 		if err != nil {
 			return nil, fmt.Errorf("--sip.max-transactions/--sip.invite-timeout: %w", err)
