@@ -106,9 +106,9 @@ func newTrackerMetrics(sip *SIP) trackerMetrics {
 		dialogsEvictedDesc: prometheus.NewDesc("sip_exporter_dialogs_evicted_total",
 			"Answered dialogs forgotten before their BYE because the dialog table was full (the oldest goes).", nil, nil),
 		unmatchedDesc: prometheus.NewDesc("sip_exporter_transaction_responses_unmatched_total",
-			"SIP responses whose request was not seen within 100 ms of capture time after them, or is no longer tracked.", nil, nil),
+			"SIP responses whose request was not seen within the early-response window of capture time after them (the skew window of --capture.max-lateness, 200 ms by default), or is no longer tracked.", nil, nil),
 		earlyDesc: prometheus.NewDesc("sip_exporter_transaction_responses_early_total",
-			"SIP responses captured before their request (by at most 100 ms) and matched when it came: the capture clocks of two sources disagree; their delays count as 0.", nil, nil),
+			"SIP responses captured before their request (by at most the early-response window, 200 ms by default) and matched when it came: the capture clocks of two sources disagree; their delays count as 0.", nil, nil),
 	}
 	m.peerLabels = len(series) > 1
 	return m
