@@ -52,12 +52,29 @@ func (c *codeCounts) load(code int, m Method) uint64 {
 // each calls fn for every (code index, method) cell, in order, that has a
 // row or is marked in show, with its count (0 for a missing row).
 func (c *codeCounts) each(show *[numCodes][numMethods]bool, fn func(i int, m Method, v uint64)) {
-	for i := range c.rows {
-		r := c.rows[i].Load()
+	eachSum(show, fn, c)
+}
+
+// eachSum is each over the sums of the counts of cs (the shards of one
+// label set): a cell is shown when any of them has its row.
+func eachSum(show *[numCodes][numMethods]bool, fn func(i int, m Method, v uint64), cs ...*codeCounts) {
+	for i := range numCodes {
+		var rows [maxShards]*codeRow
+		seen := false
+		for k, c := range cs {
+			if rows[k] = c.rows[i].Load(); rows[k] != nil {
+				seen = true
+			}
+		}
+		if !seen && show == nil {
+			continue
+		}
 		for m := range numMethods {
 			var v uint64
-			if r != nil {
-				v = r[m].Load()
+			for _, r := range rows[:len(cs)] {
+				if r != nil {
+					v += r[m].Load()
+				}
 			}
 			if v == 0 && (show == nil || !show[i][m]) {
 				continue

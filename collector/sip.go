@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/cpu"
 
 	"github.com/sip-exporter/sip_exporter/collector/sipstatus"
 )
@@ -114,7 +115,7 @@ const OtherNode = "other"
 // safe for concurrent use, take no lock and do not allocate: an index
 // computation and one atomic add (and an allocation of 120 bytes the first
 // time a status code is seen). A Node costs about 5 KiB plus 120 bytes per
-// distinct status code counted.
+// distinct status code counted, per shard ([SIPConfig.Shards]).
 type Node struct {
 	label     string // node label value
 	peer      string // peer label value; "" without peer labels
@@ -122,9 +123,37 @@ type Node struct {
 	values    []string   // values of the collector's series label names
 	node      *nodeEntry // shared by the Nodes of one node label value
 	overflow  bool       // node label "other" of the node limit
+	shards    []*Counts  // one per shard; the Node's own methods count in the first
+}
+
+// maxShards bounds [SIPConfig.Shards].
+const maxShards = 64
+
+// Counts are the counters of one shard of a [Node]: the pipeline stage
+// that counts the messages of a share of the Call-IDs, on its own
+// goroutine, counts in its own, so that two shards never write one cache
+// line; the collector sums them at scrape. Its methods are those of Node.
+type Counts struct {
+	_         cpu.CacheLinePad
 	responses codeCounts
 	requests  [numMethods]atomic.Uint64
+	_         cpu.CacheLinePad
 }
+
+// Shard returns the counters of shard i (0 <= i < [SIPConfig.Shards]).
+func (n *Node) Shard(i int) *Counts { return n.shards[i] }
+
+// ObserveResponseMethod counts one response with status code (100..699;
+// other values are ignored) to a request of method m, classified before
+// (by [MethodOf]).
+func (c *Counts) ObserveResponseMethod(code int, m Method) {
+	if sipstatus.Valid(code) {
+		c.responses.add(code, m)
+	}
+}
+
+// ObserveRequestMethod counts one request of method m.
+func (c *Counts) ObserveRequestMethod(m Method) { c.requests[m].Add(1) }
 
 // Label returns the node label value.
 func (n *Node) Label() string { return n.label }
@@ -145,28 +174,22 @@ func (n *Node) labelValues() []string { return n.values[:len(n.values):len(n.val
 // values are ignored: the scanner rejects them) to a request of the CSeq
 // method token (e.g. "INVITE"; empty when the CSeq is missing).
 func (n *Node) ObserveResponse(code int, method []byte) {
-	if !sipstatus.Valid(code) {
-		return
-	}
-	n.responses.add(code, MethodOf(method))
+	n.shards[0].ObserveResponseMethod(code, MethodOf(method))
 }
 
 // ObserveRequest counts one request of the method token.
 func (n *Node) ObserveRequest(method []byte) {
-	n.requests[MethodOf(method)].Add(1)
+	n.shards[0].ObserveRequestMethod(MethodOf(method))
 }
 
-// ObserveResponseMethod counts one response with status code (100..699;
-// other values are ignored) to a request of method m, classified before
-// (by [MethodOf]).
+// ObserveResponseMethod is [Counts.ObserveResponseMethod] of the first
+// shard.
 func (n *Node) ObserveResponseMethod(code int, m Method) {
-	if sipstatus.Valid(code) {
-		n.responses.add(code, m)
-	}
+	n.shards[0].ObserveResponseMethod(code, m)
 }
 
-// ObserveRequestMethod counts one request of method m.
-func (n *Node) ObserveRequestMethod(m Method) { n.requests[m].Add(1) }
+// ObserveRequestMethod is [Counts.ObserveRequestMethod] of the first shard.
+func (n *Node) ObserveRequestMethod(m Method) { n.shards[0].ObserveRequestMethod(m) }
 
 // PhraseIndex returns the index of the reason phrase as sent (RFC 3261
 // §7.2) among the phrases counted for status code, adding it while the
@@ -201,18 +224,38 @@ func (n *Node) ObservePhrase(code int, phrase []byte) {
 	}
 }
 
-// Response returns the count of responses with code to method m.
+// Response returns the count of responses with code to method m, over
+// the shards.
 func (n *Node) Response(code int, m Method) uint64 {
-	return n.responses.load(code, m)
+	var v uint64
+	for _, c := range n.shards {
+		v += c.responses.load(code, m)
+	}
+	return v
 }
 
-// Request returns the count of requests of method m.
-func (n *Node) Request(m Method) uint64 { return n.requests[m].Load() }
+// Request returns the count of requests of method m, over the shards.
+func (n *Node) Request(m Method) uint64 {
+	var v uint64
+	for _, c := range n.shards {
+		v += c.requests[m].Load()
+	}
+	return v
+}
 
 // EachResponse calls fn, in order of code then method, for every (code,
-// method) pair counted at least once.
+// method) pair counted at least once, with its count over the shards.
 func (n *Node) EachResponse(fn func(code int, m Method, count uint64)) {
-	n.responses.each(nil, func(i int, m Method, v uint64) { fn(i+sipstatus.MinCode, m, v) })
+	n.eachResponse(nil, func(i int, m Method, v uint64) { fn(i+sipstatus.MinCode, m, v) })
+}
+
+// eachResponse is eachSum over the shards' response counts.
+func (n *Node) eachResponse(show *[numCodes][numMethods]bool, fn func(i int, m Method, v uint64)) {
+	var cs [maxShards]*codeCounts
+	for k, c := range n.shards {
+		cs[k] = &c.responses
+	}
+	eachSum(show, fn, cs[:len(n.shards)]...)
 }
 
 // nodeEntry is one value of the node label: what the Nodes of its label
@@ -271,6 +314,9 @@ type SIPConfig struct {
 	// sip_response_phrases_total, at most MaxPerCode distinct phrases per
 	// status code.
 	Phrases PhrasesConfig
+	// Shards is the number of counters each Node keeps ([Node.Shard]),
+	// 1 to 64; 0 means 1.
+	Shards int
 }
 
 // SIP is the collector of the `sip_` families, sip_responses_total and
@@ -280,6 +326,7 @@ type SIPConfig struct {
 // nodes are counted under node="other".
 type SIP struct {
 	maxNodes   int
+	shards     int
 	peerLabels bool
 	// view is the current peer configuration and the raw node names seen
 	// under it; replaced, never modified, so that lookups need no lock.
@@ -325,7 +372,14 @@ func NewSIPWithConfig(cfg SIPConfig) (*SIP, error) {
 	if cfg.Phrases.MaxPerCode < 0 || cfg.Phrases.MaxPerCode > MaxPhrasesPerCode {
 		return nil, fmt.Errorf("max phrases per code %d: must be 0 to %d", cfg.Phrases.MaxPerCode, MaxPhrasesPerCode)
 	}
+	if cfg.Shards == 0 {
+		cfg.Shards = 1
+	}
+	if cfg.Shards < 1 || cfg.Shards > maxShards {
+		return nil, fmt.Errorf("shards %d: must be 1 to %d", cfg.Shards, maxShards)
+	}
 	c := &SIP{
+		shards:     cfg.Shards,
 		maxNodes:   cfg.MaxNodes,
 		peerLabels: cfg.Peers != nil,
 		entries:    map[string]*nodeEntry{},
@@ -560,7 +614,10 @@ func (c *SIP) handleLocked(entry *nodeEntry, v *view, slot int) *Node {
 	if n := c.handles[key]; n != nil {
 		return n
 	}
-	n := &Node{label: key.node, peer: key.peer, direction: key.dir, node: entry, overflow: entry == c.other}
+	n := &Node{label: key.node, peer: key.peer, direction: key.dir, node: entry, overflow: entry == c.other, shards: make([]*Counts, c.shards)}
+	for k := range n.shards {
+		n.shards[k] = new(Counts)
+	}
 	n.values = []string{key.node}
 	if c.peerLabels {
 		n.values = append(n.values, key.peer, key.dir.String())
@@ -660,13 +717,13 @@ var codeLabels = func() (l [numCodes]string) {
 func (c *SIP) Collect(ch chan<- prometheus.Metric) {
 	for _, n := range c.Nodes() {
 		lv := n.labelValues()
-		n.responses.each(&c.show, func(i int, m Method, v uint64) {
+		n.eachResponse(&c.show, func(i int, m Method, v uint64) {
 			code := i + sipstatus.MinCode
 			ch <- prometheus.MustNewConstMetric(c.responsesDesc, prometheus.CounterValue, float64(v),
 				append(lv, Methods[m], codeLabels[i], sipstatus.Class(code), sipstatus.Text(code))...)
 		})
-		for m := range n.requests {
-			ch <- prometheus.MustNewConstMetric(c.requestsDesc, prometheus.CounterValue, float64(n.requests[m].Load()), append(lv, Methods[m])...)
+		for m := range numMethods {
+			ch <- prometheus.MustNewConstMetric(c.requestsDesc, prometheus.CounterValue, float64(n.Request(m)), append(lv, Methods[m])...)
 		}
 	}
 	entries, tracked := c.nodeEntries()

@@ -242,6 +242,16 @@ var ErrTrackerConfig = errors.New("bad transaction tracker configuration")
 // InviteTimeout is not positive, or SessionMaxAge or MaxRegistrations is
 // negative.
 func NewTracker(cfg TrackerConfig) (*Tracker, error) {
+	cfg, err := cfg.check()
+	if err != nil {
+		return nil, err
+	}
+	return newTracker(cfg, newTrackerMetrics(cfg.SIP)), nil
+}
+
+// check returns cfg with its defaults filled in, or the error of a value
+// out of range.
+func (cfg TrackerConfig) check() (TrackerConfig, error) {
 	if cfg.SessionMaxAge == 0 {
 		cfg.SessionMaxAge = DefaultSessionMaxAge
 	}
@@ -250,23 +260,29 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	}
 	switch {
 	case cfg.MaxTransactions < 1:
-		return nil, fmt.Errorf("max transactions %d: must be at least 1: %w", cfg.MaxTransactions, ErrTrackerConfig)
+		return cfg, fmt.Errorf("max transactions %d: must be at least 1: %w", cfg.MaxTransactions, ErrTrackerConfig)
 	case cfg.InviteTimeout <= 0:
-		return nil, fmt.Errorf("invite timeout %v: must be positive: %w", cfg.InviteTimeout, ErrTrackerConfig)
+		return cfg, fmt.Errorf("invite timeout %v: must be positive: %w", cfg.InviteTimeout, ErrTrackerConfig)
 	case cfg.SessionMaxAge <= 0:
-		return nil, fmt.Errorf("session max age %v: must be positive: %w", cfg.SessionMaxAge, ErrTrackerConfig)
+		return cfg, fmt.Errorf("session max age %v: must be positive: %w", cfg.SessionMaxAge, ErrTrackerConfig)
 	case cfg.MaxRegistrations < 1:
-		return nil, fmt.Errorf("max registrations %d: must be at least 1: %w", cfg.MaxRegistrations, ErrTrackerConfig)
+		return cfg, fmt.Errorf("max registrations %d: must be at least 1: %w", cfg.MaxRegistrations, ErrTrackerConfig)
 	case cfg.EarlyResponseWindow < 0:
-		return nil, fmt.Errorf("early response window %v: must not be negative: %w", cfg.EarlyResponseWindow, ErrTrackerConfig)
+		return cfg, fmt.Errorf("early response window %v: must not be negative: %w", cfg.EarlyResponseWindow, ErrTrackerConfig)
 	}
+	return cfg, nil
+}
+
+// newTracker returns a tracker of cfg (checked) that observes into the
+// histograms of m.
+func newTracker(cfg TrackerConfig, m trackerMetrics) *Tracker {
 	t := &Tracker{
 		cfg:            cfg,
 		table:          newTxTable[txEntry](cfg.MaxTransactions),
 		dialogs:        newTxTable[dialogEntry](cfg.MaxTransactions),
 		regs:           newTxTable[regEntry](cfg.MaxRegistrations),
 		nodeIndex:      map[*Node]uint32{},
-		trackerMetrics: newTrackerMetrics(cfg.SIP),
+		trackerMetrics: m,
 	}
 	// Transactions leave their table only through their queue (expiry,
 	// eviction, End): their items never go stale.
@@ -274,7 +290,49 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	t.dialogQ = newFIFOQueue(cfg.MaxTransactions, t.dialogLive, int64(cfg.SessionMaxAge))
 	t.regQ = newOrderedQueue(cfg.MaxRegistrations, t.regLive)
 	t.held.q = newFIFOQueue(earlySlots, heldLive, int64(cmp.Or(cfg.EarlyResponseWindow, EarlyResponseWindow)))
-	return t, nil
+	return t
+}
+
+// Trackers are the shards of one transaction tracker: each follows the
+// messages of its own share of the Call-IDs, on its own goroutine (every
+// transaction, dialog and registration lies within one Call-ID, so each
+// shard is exact by itself), and the exposition is one: a
+// [prometheus.Collector] that sums the shards' counters at scrape, with
+// histograms they share.
+type Trackers struct {
+	shards []*Tracker
+	trackerMetrics
+}
+
+// NewTrackers returns a tracker of n shards (1 to 64). The bounds of cfg
+// (MaxTransactions, MaxRegistrations) are those of all shards together:
+// each shard gets its share, at least 1. Errors are those of [NewTracker].
+func NewTrackers(cfg TrackerConfig, n int) (*Trackers, error) {
+	if n < 1 || n > maxShards {
+		return nil, fmt.Errorf("tracker shards %d: must be 1 to %d: %w", n, maxShards, ErrTrackerConfig)
+	}
+	cfg, err := cfg.check()
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxTransactions = max(cfg.MaxTransactions/n, 1)
+	cfg.MaxRegistrations = max(cfg.MaxRegistrations/n, 1)
+	ts := &Trackers{trackerMetrics: newTrackerMetrics(cfg.SIP)}
+	for range n {
+		ts.shards = append(ts.shards, newTracker(cfg, ts.trackerMetrics))
+	}
+	return ts, nil
+}
+
+// Shard returns shard i (0 <= i < n of [NewTrackers]).
+func (ts *Trackers) Shard(i int) *Tracker { return ts.shards[i] }
+
+// End ends every shard ([Tracker.End]); call it once their goroutines have
+// stopped.
+func (ts *Trackers) End() {
+	for _, t := range ts.shards {
+		t.End()
+	}
 }
 
 // dialogLive reports whether a dialog's item is that of an open dialog.

@@ -135,7 +135,12 @@ func unixSeconds(ns int64) float64 {
 }
 
 // Describe implements [prometheus.Collector].
-func (t *Tracker) Describe(ch chan<- *prometheus.Desc) {
+func (t *Tracker) Describe(ch chan<- *prometheus.Desc) { t.describe(ch) }
+
+// Describe implements [prometheus.Collector].
+func (ts *Trackers) Describe(ch chan<- *prometheus.Desc) { ts.describe(ch) }
+
+func (t *trackerMetrics) describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{t.attemptsDesc, t.outcomesDesc, t.timeoutsDesc, t.respRetransDesc, t.reqRetransDesc,
 		t.causesDesc, t.openDesc, t.evictedDesc, t.timedOutDesc, t.dialogsDesc, t.dialogsEvictedDesc, t.unmatchedDesc, t.earlyDesc,
 		t.sessionsDesc, t.endedDesc, t.regsDesc, t.regAttemptsDesc, t.regTimeoutsDesc, t.optionsOKDesc, t.optionsFailedDesc,
@@ -181,57 +186,94 @@ var responseShown = func() (s [numCodes][numMethods]bool) {
 // Collect implements [prometheus.Collector]. Retransmission counters are
 // exported at zero for the (method, code) pairs that sip_responses_total
 // pre-initialises, so that the difference of the two always has a series.
-func (t *Tracker) Collect(ch chan<- prometheus.Metric) {
-	t.mu.Lock()
-	nodes := slices.Clone(t.published)
-	t.mu.Unlock()
-	slices.SortFunc(nodes, func(a, b *txNode) int { return slices.Compare(a.lv, b.lv) })
+func (t *Tracker) Collect(ch chan<- prometheus.Metric) { t.collect(ch, []*Tracker{t}) }
+
+// Collect implements [prometheus.Collector]: the sums of the shards, as
+// [Tracker.Collect] exports one.
+func (ts *Trackers) Collect(ch chan<- prometheus.Metric) { ts.collect(ch, ts.shards) }
+
+// collect exports the sums of the counters of shards, whose histograms
+// are those of t.
+func (t *trackerMetrics) collect(ch chan<- prometheus.Metric, shards []*Tracker) {
+	// The label sets of every shard, each with its shards' txNodes.
+	byNode := map[*Node][]*txNode{}
+	var order []*txNode
+	for _, sh := range shards {
+		sh.mu.Lock()
+		for _, tn := range sh.published {
+			if byNode[tn.node] == nil {
+				order = append(order, tn)
+			}
+			byNode[tn.node] = append(byNode[tn.node], tn)
+		}
+		sh.mu.Unlock()
+	}
+	slices.SortFunc(order, func(a, b *txNode) int { return slices.Compare(a.lv, b.lv) })
 	counter := func(d *prometheus.Desc, v uint64, lv ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
 	}
 	gauge := func(d *prometheus.Desc, v float64, lv ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
 	}
-	for _, n := range nodes {
-		lv := n.lv
-		with := func(extra ...string) []string { return append(slices.Clone(lv), extra...) }
-		counter(t.attemptsDesc, n.attempts.Load(), lv...)
-		counter(t.timeoutsDesc, n.timeouts.Load(), lv...)
-		gauge(t.sessionsDesc, float64(n.sessions.Load()), lv...)
-		for r := range n.ended {
-			counter(t.endedDesc, n.ended[r].Load(), with(endReasons[r])...)
+	sum := func(tns []*txNode, f func(*txNode) uint64) uint64 {
+		var v uint64
+		for _, tn := range tns {
+			v += f(tn)
 		}
-		gauge(t.regsDesc, float64(n.registrations.Load()), lv...)
-		counter(t.regAttemptsDesc, n.regAttempts.Load(), lv...)
-		counter(t.regTimeoutsDesc, n.regTimeouts.Load(), lv...)
-		if t.peerLabels && n.node.Peer() != OtherPeer {
-			if ns := n.optionsOK.Load(); ns != 0 {
+		return v
+	}
+	latest := func(tns []*txNode, f func(*txNode) int64) int64 {
+		var v int64
+		for _, tn := range tns {
+			v = max(v, f(tn))
+		}
+		return v
+	}
+	for _, first := range order {
+		tns := byNode[first.node]
+		lv := first.lv
+		with := func(extra ...string) []string { return append(slices.Clone(lv), extra...) }
+		counter(t.attemptsDesc, sum(tns, func(n *txNode) uint64 { return n.attempts.Load() }), lv...)
+		counter(t.timeoutsDesc, sum(tns, func(n *txNode) uint64 { return n.timeouts.Load() }), lv...)
+		gauge(t.sessionsDesc, float64(sum(tns, func(n *txNode) uint64 { return uint64(n.sessions.Load()) })), lv...)
+		for r := range first.ended {
+			counter(t.endedDesc, sum(tns, func(n *txNode) uint64 { return n.ended[r].Load() }), with(endReasons[r])...)
+		}
+		gauge(t.regsDesc, float64(sum(tns, func(n *txNode) uint64 { return uint64(n.registrations.Load()) })), lv...)
+		counter(t.regAttemptsDesc, sum(tns, func(n *txNode) uint64 { return n.regAttempts.Load() }), lv...)
+		counter(t.regTimeoutsDesc, sum(tns, func(n *txNode) uint64 { return n.regTimeouts.Load() }), lv...)
+		if t.peerLabels && first.node.Peer() != OtherPeer {
+			if ns := latest(tns, func(n *txNode) int64 { return n.optionsOK.Load() }); ns != 0 {
 				gauge(t.optionsOKDesc, unixSeconds(ns), lv...)
 			}
-			if ns := n.optionsFailed.Load(); ns != 0 {
+			if ns := latest(tns, func(n *txNode) int64 { return n.optionsFailed.Load() }); ns != 0 {
 				gauge(t.optionsFailedDesc, unixSeconds(ns), lv...)
 			}
 		}
-		for i := range n.outcomes {
-			if v := n.outcomes[i].Load(); v > 0 || outcomeShown[i] {
+		for i := range first.outcomes {
+			if v := sum(tns, func(n *txNode) uint64 { return n.outcomes[i].Load() }); v > 0 || outcomeShown[i] {
 				code := i + sipstatus.MinCode
 				counter(t.outcomesDesc, v, with(codeLabels[i], sipstatus.Class(code), sipstatus.Text(code))...)
 			}
 		}
-		n.respRetrans.each(&responseShown, func(i int, m Method, v uint64) {
+		retrans := make([]*codeCounts, len(tns))
+		for k, tn := range tns {
+			retrans[k] = &tn.respRetrans
+		}
+		eachSum(&responseShown, func(i int, m Method, v uint64) {
 			code := i + sipstatus.MinCode
 			counter(t.respRetransDesc, v, with(Methods[m], codeLabels[i], sipstatus.Class(code), sipstatus.Text(code))...)
-		})
-		for m := range n.reqRetrans {
-			counter(t.reqRetransDesc, n.reqRetrans[m].Load(), with(Methods[m])...)
+		}, retrans...)
+		for m := range first.reqRetrans {
+			counter(t.reqRetransDesc, sum(tns, func(n *txNode) uint64 { return n.reqRetrans[m].Load() }), with(Methods[m])...)
 		}
-		for c := range n.q850 {
-			if v := n.q850[c].Load(); v > 0 {
+		for c := range first.q850 {
+			if v := sum(tns, func(n *txNode) uint64 { return n.q850[c].Load() }); v > 0 {
 				counter(t.causesDesc, v, with("Q.850", q850Labels[c])...)
 			}
 		}
-		for i := range n.sipCause {
-			if v := n.sipCause[i].Load(); v > 0 {
+		for i := range first.sipCause {
+			if v := sum(tns, func(n *txNode) uint64 { return n.sipCause[i].Load() }); v > 0 {
 				counter(t.causesDesc, v, with("SIP", codeLabels[i])...)
 			}
 		}
@@ -240,14 +282,28 @@ func (t *Tracker) Collect(ch chan<- prometheus.Metric) {
 	t.rrdVec.Collect(ch)
 	t.sddVec.Collect(ch)
 	t.durationVec.Collect(ch)
-	ch <- prometheus.MustNewConstMetric(t.openDesc, prometheus.GaugeValue, float64(t.open.Load()))
-	ch <- prometheus.MustNewConstMetric(t.dialogsDesc, prometheus.GaugeValue, float64(t.openDialogs.Load()))
-	counter(t.evictedDesc, t.evicted.Load())
-	counter(t.dialogsEvictedDesc, t.dialogsEvicted.Load())
-	ch <- prometheus.MustNewConstMetric(t.regsTrackedDesc, prometheus.GaugeValue, float64(t.openRegs.Load()))
-	counter(t.regsEvictedDesc, t.regsEvicted.Load())
-	counter(t.timedOutDesc, t.timedOutInvite.Load(), "invite")
-	counter(t.timedOutDesc, t.timedOutNonInvite.Load(), "non_invite")
-	counter(t.unmatchedDesc, t.unmatched.Load())
-	counter(t.earlyDesc, t.early.Load())
+	var open, dialogs, regs int64
+	var evicted, dialogsEvicted, regsEvicted, toInvite, toOther, unmatched, early uint64
+	for _, sh := range shards {
+		open += sh.open.Load()
+		dialogs += sh.openDialogs.Load()
+		regs += sh.openRegs.Load()
+		evicted += sh.evicted.Load()
+		dialogsEvicted += sh.dialogsEvicted.Load()
+		regsEvicted += sh.regsEvicted.Load()
+		toInvite += sh.timedOutInvite.Load()
+		toOther += sh.timedOutNonInvite.Load()
+		unmatched += sh.unmatched.Load()
+		early += sh.early.Load()
+	}
+	gauge(t.openDesc, float64(open))
+	gauge(t.dialogsDesc, float64(dialogs))
+	counter(t.evictedDesc, evicted)
+	counter(t.dialogsEvictedDesc, dialogsEvicted)
+	gauge(t.regsTrackedDesc, float64(regs))
+	counter(t.regsEvictedDesc, regsEvicted)
+	counter(t.timedOutDesc, toInvite, "invite")
+	counter(t.timedOutDesc, toOther, "non_invite")
+	counter(t.unmatchedDesc, unmatched)
+	counter(t.earlyDesc, early)
 }
