@@ -122,9 +122,9 @@ const (
 	txOther         // NonInviteTimeout
 )
 
-// observer takes the delays and durations: a histogram of the exposition
-// (a prometheus.Observer).
-type observer interface{ Observe(float64) }
+// observer takes the delays and durations, in ns: a histogram of the
+// exposition ([exactHistogram]).
+type observer interface{ observe(ns int64) }
 
 // txNode holds the counts of one Node, kept here as they happen and read
 // by the exposition ([Tracker.Collect]).
@@ -305,8 +305,11 @@ type Trackers struct {
 }
 
 // NewTrackers returns a tracker of n shards (1 to 64). The bounds of cfg
-// (MaxTransactions, MaxRegistrations) are those of all shards together:
-// each shard gets its share, at least 1. Errors are those of [NewTracker].
+// (MaxTransactions, MaxRegistrations) are shared: each shard may hold
+// twice its share (2/n of the bound, rounded up, at most the bound), so
+// that the shards, whose loads differ by chance, together evict no
+// earlier than one tracker of the bound would, and hold at most twice
+// the bound in a flood. Errors are those of [NewTracker].
 func NewTrackers(cfg TrackerConfig, n int) (*Trackers, error) {
 	if n < 1 || n > maxShards {
 		return nil, fmt.Errorf("tracker shards %d: must be 1 to %d: %w", n, maxShards, ErrTrackerConfig)
@@ -315,8 +318,9 @@ func NewTrackers(cfg TrackerConfig, n int) (*Trackers, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.MaxTransactions = max(cfg.MaxTransactions/n, 1)
-	cfg.MaxRegistrations = max(cfg.MaxRegistrations/n, 1)
+	share := func(bound int) int { return min(bound, (2*bound+n-1)/n) }
+	cfg.MaxTransactions = share(cfg.MaxTransactions)
+	cfg.MaxRegistrations = share(cfg.MaxRegistrations)
 	ts := &Trackers{trackerMetrics: newTrackerMetrics(cfg.SIP)}
 	for range n {
 		ts.shards = append(ts.shards, newTracker(cfg, ts.trackerMetrics))
@@ -407,15 +411,6 @@ func (t *Tracker) nodeOf(n *Node) uint32 {
 	return i
 }
 
-// seconds converts a delay in ns to seconds; negative (clock skew between
-// sources) is 0.
-func seconds(d int64) float64 {
-	if d < 0 {
-		return 0
-	}
-	return float64(d) / 1e9
-}
-
 // Observe handles one event. It is for a single goroutine (not
 // concurrently with Advance or End), does not allocate in the steady state
 // (the tables and queues grow by doubling up to their bound) and takes no
@@ -472,7 +467,7 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 		if d, ok := t.dialogs.del(ev.Dialog); ok {
 			t.dialogQ.deleted()
 			owner := t.nodes[d.node]
-			owner.duration.Observe(seconds(ev.Time - d.answered))
+			owner.duration.observe(ev.Time - d.answered)
 			owner.sessions.Add(-1)
 			owner.ended[endBye].Add(1)
 			t.openDialogs.Store(int64(t.dialogs.len()))
@@ -510,20 +505,20 @@ func (t *Tracker) response(ev *TxEvent, mine *txNode) {
 	e.next = (e.next + 1) % seenSlots
 	t.causes(ev, mine)
 	owner := t.nodes[e.node]
-	delay := seconds(ev.Time - e.start)
+	delay := ev.Time - e.start
 	final := code >= 200
 	if e.flags&txInitial != 0 {
 		if e.flags&txSRD == 0 && (code >= 180 && code < 300) {
-			owner.srd[0].Observe(delay)
+			owner.srd[0].observe(delay)
 			e.flags |= txSRD
 		}
 		if final && e.flags&txFinal == 0 {
 			owner.outcomes[code-sipstatus.MinCode].Add(1)
 			if e.flags&txSRD == 0 {
 				if code == 401 || code == 407 {
-					owner.srd[2].Observe(delay)
+					owner.srd[2].observe(delay)
 				} else {
-					owner.srd[1].Observe(delay)
+					owner.srd[1].observe(delay)
 				}
 				e.flags |= txSRD
 			}
@@ -537,15 +532,15 @@ func (t *Tracker) response(ev *TxEvent, mine *txNode) {
 		case MethodREGISTER:
 			switch {
 			case code < 300:
-				owner.rrd[0].Observe(delay)
+				owner.rrd[0].observe(delay)
 				t.registered(ev, e)
 			case code == 401 || code == 407:
-				owner.rrd[2].Observe(delay)
+				owner.rrd[2].observe(delay)
 			default:
-				owner.rrd[1].Observe(delay)
+				owner.rrd[1].observe(delay)
 			}
 		case MethodBYE:
-			owner.sdd.Observe(delay)
+			owner.sdd.observe(delay)
 		case MethodOPTIONS:
 			if code < 300 {
 				latest(&owner.optionsOK, ev.Time)

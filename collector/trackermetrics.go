@@ -3,9 +3,13 @@ package collector
 import (
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sip-exporter/sip_exporter/collector/sipstatus"
 )
@@ -32,6 +36,73 @@ type trackerMetrics struct {
 	// peerLabels: the label sets have a peer (--config.file): the
 	// sip_peer_options_* families are exported.
 	peerLabels bool
+	// exact are the series of the histograms, shared by the shards.
+	exact *exactSet
+}
+
+// exactHistogram is one series of a delay or duration histogram whose
+// _sum is kept in integer nanoseconds: it is exact, and the same whatever
+// the order of the observations and however many shards make them (a
+// float sum depends on the order of its additions). Its buckets are those
+// of the client library's histogram, counts that commute.
+type exactHistogram struct {
+	h  prometheus.Histogram
+	ns atomic.Int64
+}
+
+// observe records a delay of d ns; a negative one (clock skew between
+// sources) counts as 0.
+func (e *exactHistogram) observe(d int64) {
+	d = max(d, 0)
+	e.ns.Add(d)
+	e.h.Observe(float64(d) / 1e9)
+}
+
+// exactSet holds the series of a tracker's histograms by family and label
+// values, made on first use, for the shards that share them.
+type exactSet struct {
+	mu   sync.Mutex
+	by   map[string]*exactHistogram
+	list []*exactHistogram
+}
+
+// get returns the series of vec with label values lv.
+func (s *exactSet) get(vec *prometheus.HistogramVec, lv ...string) *exactHistogram {
+	key := fmt.Sprintf("%p\xff%s", vec, strings.Join(lv, "\xff"))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.by[key]; e != nil {
+		return e
+	}
+	e := &exactHistogram{h: vec.WithLabelValues(lv...).(prometheus.Histogram)}
+	s.by[key] = e
+	s.list = append(s.list, e)
+	return e
+}
+
+// collect sends every series, its sum the exact one.
+func (s *exactSet) collect(ch chan<- prometheus.Metric) {
+	s.mu.Lock()
+	list := slices.Clone(s.list)
+	s.mu.Unlock()
+	for _, e := range list {
+		ch <- exactSum{Metric: e.h, sum: float64(e.ns.Load()) / 1e9}
+	}
+}
+
+// exactSum is a histogram's metric with its sum replaced.
+type exactSum struct {
+	prometheus.Metric
+	sum float64
+}
+
+// Write implements [prometheus.Metric].
+func (m exactSum) Write(out *dto.Metric) error {
+	if err := m.Metric.Write(out); err != nil {
+		return err
+	}
+	out.Histogram.SampleSum = &m.sum
+	return nil
 }
 
 // newTrackerMetrics returns the exposition of a tracker whose label sets
@@ -111,17 +182,18 @@ func newTrackerMetrics(sip *SIP) trackerMetrics {
 			"SIP responses captured before their request (by at most the early-response window, 200 ms by default) and matched when it came: the capture clocks of two sources disagree; their delays count as 0.", nil, nil),
 	}
 	m.peerLabels = len(series) > 1
+	m.exact = &exactSet{by: map[string]*exactHistogram{}}
 	return m
 }
 
 // observers gives a new txNode its histograms.
 func (m *trackerMetrics) observers(tn *txNode) {
 	for k, o := range []string{"success", "failure", "challenge"} {
-		tn.srd[k] = m.srdVec.WithLabelValues(append(slices.Clone(tn.lv), o)...)
-		tn.rrd[k] = m.rrdVec.WithLabelValues(append(slices.Clone(tn.lv), o)...)
+		tn.srd[k] = m.exact.get(m.srdVec, append(slices.Clone(tn.lv), o)...)
+		tn.rrd[k] = m.exact.get(m.rrdVec, append(slices.Clone(tn.lv), o)...)
 	}
-	tn.sdd = m.sddVec.WithLabelValues(tn.lv...)
-	tn.duration = m.durationVec.WithLabelValues(tn.lv...)
+	tn.sdd = m.exact.get(m.sddVec, tn.lv...)
+	tn.duration = m.exact.get(m.durationVec, tn.lv...)
 }
 
 // endReasons are the label values of sip_sessions_ended_total, indexed
@@ -278,10 +350,7 @@ func (t *trackerMetrics) collect(ch chan<- prometheus.Metric, shards []*Tracker)
 			}
 		}
 	}
-	t.srdVec.Collect(ch)
-	t.rrdVec.Collect(ch)
-	t.sddVec.Collect(ch)
-	t.durationVec.Collect(ch)
+	t.exact.collect(ch)
 	var open, dialogs, regs int64
 	var evicted, dialogsEvicted, regsEvicted, toInvite, toOther, unmatched, early uint64
 	for _, sh := range shards {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,10 +143,9 @@ type Merger[E any] struct {
 	sink Sink[E]
 	live atomic.Bool
 
-	mu      sync.Mutex // guards inputs, sources and sealed
+	mu      sync.Mutex // guards inputs and sealed
 	inputs  []*Input[E]
-	sources []*Source
-	byName  map[string]*Source
+	sources *sourceSet // shared with the other shards of a Group
 	sealed  bool
 	changed atomic.Bool // inputs changed since the merge last copied them
 
@@ -157,6 +158,7 @@ type Merger[E any] struct {
 	npending int        // messages in the inputs' pending queues
 	nextID   uint64
 	wm       int64 // watermark handed to Advance
+	end      int64 // latest time drained from an exact input
 	released atomic.Int64
 	pending  atomic.Int64
 }
@@ -174,24 +176,50 @@ func New[E any](cfg Config, sink Sink[E]) (*Merger[E], error) {
 	case cfg.FullWait < 0 || cfg.FullWait >= cfg.Lateness:
 		return nil, fmt.Errorf("merge full wait %v: must be at least 0 and below the lateness %v", cfg.FullWait, cfg.Lateness)
 	}
-	m := &Merger[E]{cfg: cfg, sink: sink, byName: map[string]*Source{}, wake: make(chan struct{}, 1), wm: math.MinInt64}
+	return newMerger(cfg, sink, &sourceSet{byName: map[string]*Source{}}), nil
+}
+
+func newMerger[E any](cfg Config, sink Sink[E], sources *sourceSet) *Merger[E] {
+	m := &Merger[E]{cfg: cfg, sink: sink, sources: sources, wake: make(chan struct{}, 1), wm: math.MinInt64, end: math.MinInt64}
 	m.released.Store(math.MinInt64)
 	m.live.Store(cfg.Live)
-	return m, nil
+	return m
 }
 
 // Source returns the counters of the named packet source, made on first
 // use; the inputs of one source (a HEP listener's connections) share them.
-func (m *Merger[E]) Source(name string) *Source {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if s := m.byName[name]; s != nil {
+func (m *Merger[E]) Source(name string) *Source { return m.sources.source(name) }
+
+// Pending returns the messages held for ordering.
+func (m *Merger[E]) Pending() int64 { return m.pending.Load() }
+
+// sourceSet holds the packet sources of a merger, or of the shards of a
+// [Group].
+type sourceSet struct {
+	mu      sync.Mutex
+	sources []*Source
+	byName  map[string]*Source
+}
+
+func (ss *sourceSet) source(name string) *Source {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if s := ss.byName[name]; s != nil {
 		return s
 	}
 	s := &Source{name: name, offsets: map[string]*atomic.Int64{}}
-	m.byName[name] = s
-	m.sources = append(m.sources, s)
+	ss.byName[name] = s
+	ss.sources = append(ss.sources, s)
 	return s
+}
+
+// sorted returns the sources by name.
+func (ss *sourceSet) sorted() []*Source {
+	ss.mu.Lock()
+	sources := slices.Clone(ss.sources)
+	ss.mu.Unlock()
+	slices.SortFunc(sources, func(a, b *Source) int { return strings.Compare(a.name, b.name) })
+	return sources
 }
 
 // Input adds an input of kind k counting into s, whose queue holds size
@@ -272,7 +300,14 @@ func (m *Merger[E]) Run(ctx context.Context) {
 			m.sink.Advance(w)
 		case w == math.MaxInt64 && m.npending == 0 && !open:
 			// Every input has ended (files read as fast as possible):
-			// time is over for whatever is still open.
+			// time is over for whatever is still open. The time of the
+			// last message or progress comes first, as while an input was
+			// open: it may have closed in the same round as it got there.
+			if m.end > m.wm && m.wm != math.MaxInt64 {
+				m.wm = m.end
+				m.released.Store(m.end)
+				m.sink.Advance(m.end)
+			}
 			if m.wm != math.MaxInt64 {
 				m.wm = math.MaxInt64
 				m.released.Store(w)
@@ -388,6 +423,9 @@ func (m *Merger[E]) drain(inputs []*Input[E]) int {
 				in.last = it.t
 			}
 			in.drained = true
+			if in.kind == Exact && it.t > m.end {
+				m.end = it.t
+			}
 			switch {
 			case it.mark: // progress: only in.last moves
 			case it.t < m.wm:

@@ -1,8 +1,6 @@
 package merge
 
 import (
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,11 +164,13 @@ var (
 
 // Collect implements [prometheus.Collector].
 func (m *Merger[E]) Collect(ch chan<- prometheus.Metric) {
-	m.mu.Lock()
-	sources := slices.Clone(m.sources)
-	m.mu.Unlock()
-	slices.SortFunc(sources, func(a, b *Source) int { return strings.Compare(a.name, b.name) })
-	for _, s := range sources {
+	m.sources.collect(ch)
+	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(m.pending.Load()))
+}
+
+// collect sends the metrics of the sources.
+func (ss *sourceSet) collect(ch chan<- prometheus.Metric) {
+	for _, s := range ss.sorted() {
 		ch <- prometheus.MustNewConstMetric(lateDesc, prometheus.CounterValue, float64(s.late.Load()), s.name)
 		ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(s.dropped.Load()), s.name, "queue_full")
 		s.mu.Lock()
@@ -179,5 +179,4 @@ func (m *Merger[E]) Collect(ch chan<- prometheus.Metric) {
 		}
 		s.mu.Unlock()
 	}
-	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(m.pending.Load()))
 }

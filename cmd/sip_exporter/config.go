@@ -443,7 +443,7 @@ func (o *options) loadConfig() error {
 	if err != nil {
 		return err
 	}
-	o.pipeline.peers = p
+	o.pipeline.Peers = p
 	return nil
 }
 

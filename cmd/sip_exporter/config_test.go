@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/sip-exporter/sip_exporter/capture/pipeline"
 	"github.com/sip-exporter/sip_exporter/collector"
 )
 
@@ -274,14 +275,14 @@ func TestReload(t *testing.T) {
 	if err := o.loadConfig(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := newPipeline(o.pipeline)
+	p, err := pipeline.New(o.pipeline)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logger := promslog.NewNopLogger()
-	r := newReloader(path, p.sip, logger)
+	r := newReloader(path, p.SIP(), logger)
 	src, dst := netip.MustParseAddrPort("198.51.100.7:5060"), netip.MustParseAddrPort("203.0.113.1:5060")
-	peerNow := func() string { return p.sip.Lookup(nil, src, dst).Peer() }
+	peerNow := func() string { return p.SIP().Lookup(nil, src, dst).Peer() }
 	state := func(ok float64) {
 		t.Helper()
 		want := fmt.Sprintf(`

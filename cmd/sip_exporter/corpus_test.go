@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/pipeline"
 	"github.com/sip-exporter/sip_exporter/collector"
 )
 
@@ -83,9 +84,9 @@ func TestCorpus(t *testing.T) {
 const testWorkers = 3
 
 // reportOf reads capture files through the report pipeline.
-func reportOf(t *testing.T, files ...string) (*pipeline, *decode.Stats) {
+func reportOf(t *testing.T, files ...string) (*pipeline.Pipeline, *decode.Stats) {
 	t.Helper()
-	p, err := newPipeline(defaultPipelineConfig())
+	p, err := pipeline.New(defaultPipelineConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func reportOf(t *testing.T, files ...string) (*pipeline, *decode.Stats) {
 
 // countsOf returns the response counts of the capture node per "code
 // method".
-func countsOf(p *pipeline) map[string]uint64 { return countsOfNode(p.sourceNode("").node) }
+func countsOf(p *pipeline.Pipeline) map[string]uint64 { return countsOfNode(p.SourceNode("").Node()) }
 
 // codeMethod is the key of count maps: "486 INVITE".
 func codeMethod(code int, m collector.Method) string { return strconv.Itoa(code) + " " + m.String() }
@@ -134,9 +135,9 @@ func TestCorpusTotals(t *testing.T) {
 		t.Run(row[fileCol], func(t *testing.T) {
 			p, _ := reportOf(t, filepath.Join(corpusDir, row[fileCol]))
 			var responses, requests uint64
-			p.sourceNode("").node.EachResponse(func(_ int, _ collector.Method, n uint64) { responses += n })
+			p.SourceNode("").Node().EachResponse(func(_ int, _ collector.Method, n uint64) { responses += n })
 			for m := range collector.Methods {
-				requests += p.sourceNode("").node.Request(collector.Method(m))
+				requests += p.SourceNode("").Node().Request(collector.Method(m))
 			}
 			if got, want := strconv.FormatUint(responses, 10), row[respCol]; got != want {
 				t.Errorf("responses %s, want %s", got, want)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sip-exporter/sip_exporter/capture/decode"
 	"github.com/sip-exporter/sip_exporter/capture/merge"
+	"github.com/sip-exporter/sip_exporter/capture/pipeline"
 	"github.com/sip-exporter/sip_exporter/collector"
 )
 
@@ -83,8 +84,8 @@ type dedupResult struct {
 func dedupRead(t *testing.T, w time.Duration, files ...string) dedupResult {
 	t.Helper()
 	cfg := defaultPipelineConfig()
-	cfg.dedupWindow = w
-	p, err := newPipeline(cfg)
+	cfg.DedupWindow = w
+	p, err := pipeline.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,18 +93,18 @@ func dedupRead(t *testing.T, w time.Duration, files ...string) dedupResult {
 		t.Fatal(err)
 	}
 	r := dedupResult{responses: map[string]uint64{}, requests: map[string]uint64{}}
-	p.sourceNode("").node.EachResponse(func(code int, m collector.Method, v uint64) {
+	p.SourceNode("").Node().EachResponse(func(code int, m collector.Method, v uint64) {
 		if v != 0 {
 			r.responses[codeMethod(code, m)] = v
 		}
 	})
 	for m := range collector.Methods {
-		if v := p.sourceNode("").node.Request(collector.Method(m)); v != 0 {
+		if v := p.SourceNode("").Node().Request(collector.Method(m)); v != 0 {
 			r.requests[collector.Method(m).String()] = v
 		}
 	}
-	if p.dedup != nil {
-		r.removed = p.dedup.Removed()
+	if p.Dedup() {
+		r.removed = p.DuplicatesRemoved()
 	}
 	return r
 }
@@ -197,7 +198,7 @@ func TestDedupPairsAddresses(t *testing.T) {
 			for i, pkts := range tc.files {
 				files = append(files, writeDupCapture(t, dir, fmt.Sprintf("source%d.pcap", i), pkts))
 			}
-			got := dedupRead(t, defaultDedupWindow, files...)
+			got := dedupRead(t, pipeline.DefaultDedupWindow, files...)
 			want := map[string]uint64{"200 OPTIONS": tc.want}
 			if !maps.Equal(got.responses, want) || got.removed != tc.removed {
 				t.Errorf("counted %v, removed %d; want %v, removed %d", got.responses, got.removed, want, tc.removed)
@@ -217,7 +218,7 @@ func TestDedupPairsAddresses(t *testing.T) {
 // window the flag accepts (merge.MaxWindow). The first sending is placed
 // at several offsets from the dedup table's 131 µs time unit.
 func TestDedupPairsRetransmission(t *testing.T) {
-	windows := []time.Duration{defaultDedupWindow, 499 * time.Millisecond, merge.MaxWindow}
+	windows := []time.Duration{pipeline.DefaultDedupWindow, 499 * time.Millisecond, merge.MaxWindow}
 	phases := []time.Duration{0, 20 * time.Microsecond, 40 * time.Microsecond, 65 * time.Microsecond, 100 * time.Microsecond, 130 * time.Microsecond}
 	for _, w := range windows {
 		for _, ids := range [][2]uint16{{0, 0}, {0x2000, 0x2001}} {
@@ -271,7 +272,7 @@ func TestDedupPairsFortyCopies(t *testing.T) {
 	}
 	dir := t.TempDir()
 	file := writeDupCapture(t, dir, "forty.pcap", pkts)
-	for _, w := range []time.Duration{defaultDedupWindow, 499 * time.Millisecond} {
+	for _, w := range []time.Duration{pipeline.DefaultDedupWindow, 499 * time.Millisecond} {
 		t.Run(fmt.Sprintf("window=%v", w), func(t *testing.T) {
 			got := dedupRead(t, w, file)
 			if !maps.Equal(got.responses, wantResp) || !maps.Equal(got.requests, wantReq) || got.removed != 0 {
@@ -291,7 +292,7 @@ func TestDedupPairsFortyCopies(t *testing.T) {
 	// The same capture read twice (two sources seeing the same packets):
 	// the second read is all copies.
 	t.Run("read twice", func(t *testing.T) {
-		got := dedupRead(t, defaultDedupWindow, file, file)
+		got := dedupRead(t, pipeline.DefaultDedupWindow, file, file)
 		if !maps.Equal(got.responses, wantResp) || !maps.Equal(got.requests, wantReq) || got.removed != uint64(len(pkts)) {
 			t.Errorf("counted responses %v, requests %v, removed %d; want %v, %v, removed %d", got.responses, got.requests, got.removed, wantResp, wantReq, len(pkts))
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/pipeline"
 )
 
 // TestDedupCorpus reads every corpus capture twice through one pipeline,
@@ -21,7 +22,7 @@ func TestDedupCorpus(t *testing.T) {
 			once, _ := reportOf(t, capFile)
 			// The two reads are merged by capture time, so each copy
 			// comes right after its original.
-			p, err := newPipeline(defaultPipelineConfig())
+			p, err := pipeline.New(defaultPipelineConfig())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -33,7 +34,7 @@ func TestDedupCorpus(t *testing.T) {
 				t.Errorf("counts read twice %v, want those of one read %v", got, want)
 			}
 			messages := (st.Responses.Load() + st.Requests.Load()) / 2
-			if got := p.dedup.Removed(); got != messages {
+			if got := p.DuplicatesRemoved(); got != messages {
 				t.Errorf("duplicates removed %d, want %d (every message of the second read)", got, messages)
 			}
 		})
@@ -46,12 +47,12 @@ func TestDedupDisabled(t *testing.T) {
 	capFile := strings.TrimSuffix(files[0], ".expected.tsv")
 	once, _ := reportOf(t, capFile)
 	cfg := defaultPipelineConfig()
-	cfg.dedupWindow = 0
-	p, err := newPipeline(cfg)
+	cfg.DedupWindow = 0
+	p, err := pipeline.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.dedup != nil {
+	if p.Dedup() {
 		t.Fatal("dedup table made for window 0")
 	}
 	if err := readFiles(p, []string{capFile, capFile}, testWorkers, new(decode.Stats), func(error) {}); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/pipeline"
 	"github.com/sip-exporter/sip_exporter/capture/sip"
 	"github.com/sip-exporter/sip_exporter/collector"
 )
@@ -79,7 +80,7 @@ func TestScriptedNoc(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		cfg    func(*pipelineConfig)
+		cfg    func(*pipeline.Config)
 		msgs   []sipMsg
 		checks []checkpoint
 	}{
@@ -93,7 +94,7 @@ func TestScriptedNoc(t *testing.T) {
 				"sip_session_disconnect_delay_seconds_sum":   0.02,
 			})},
 		}},
-		{"never ended: max age", func(c *pipelineConfig) { c.tx.SessionMaxAge = 10 * time.Second },
+		{"never ended: max age", func(c *pipeline.Config) { c.Tx.SessionMaxAge = 10 * time.Second },
 			// Answered at 1 s; later traffic moves the clock to 10.999 s,
 			// then to 11 s, the max age.
 			slices.Concat(answered(), optionsMsgs(10_989, 1, 200, false), optionsMsgs(11_000, 2, 200, false)), []checkpoint{
@@ -130,7 +131,7 @@ func TestScriptedNoc(t *testing.T) {
 			{2, reg(1, map[string]float64{"sip_registrations_active": 1, "sip_exporter_registrations": 1})},
 			{0, reg(2, nil)},
 		}},
-		{"options answered then unanswered, with peers", func(c *pipelineConfig) { c.peers = peers }, slices.Concat(
+		{"options answered then unanswered, with peers", func(c *pipeline.Config) { c.Peers = peers }, slices.Concat(
 			optionsMsgs(0, 1, 200, false),      // success at 0.01 s
 			optionsMsgs(30_000, 2, 0, false),   // no answer: fails at 62 s (Timer F)
 			optionsMsgs(40_000, 3, 503, false), // failure at 40.01 s
@@ -177,7 +178,7 @@ func TestScriptedNoc(t *testing.T) {
 					}
 				}
 				for k, v := range got {
-					if _, ok := want[k]; !ok && (cfg.peers == nil || strings.HasPrefix(k, "sip_peer_options_")) {
+					if _, ok := want[k]; !ok && (cfg.Peers == nil || strings.HasPrefix(k, "sip_peer_options_")) {
 						t.Errorf("unexpected %s = %v", k, v)
 					}
 				}
@@ -210,9 +211,9 @@ func TestObserveNocAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := defaultPipelineConfig()
-	cfg.dedupWindow = 0 // the same messages again and again
-	cfg.peers = peers
-	p, err := newPipeline(cfg)
+	cfg.DedupWindow = 0 // the same messages again and again
+	cfg.Peers = peers
+	p, err := pipeline.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,6 +228,7 @@ func TestObserveNocAllocs(t *testing.T) {
 	}
 	a, b := netip.MustParseAddrPort("192.0.2.1:5060"), netip.MustParseAddrPort("192.0.2.2:5060")
 	o := &decode.Origin{Time: 1}
+	sn := p.SourceNode("")
 	if n := testing.AllocsPerRun(1000, func() {
 		for i := range parsed {
 			o.Time++
@@ -234,13 +236,9 @@ func TestObserveNocAllocs(t *testing.T) {
 			if msgs[i].fromB != (msgs[i].code != 0) {
 				o.Src, o.Dst = b, a
 			}
-			p.observe(o, &parsed[i])
+			p.Observe(sn, o, &parsed[i])
 		}
 	}); n != 0 {
 		t.Errorf("observe: %v allocs per REGISTER, 200, OPTIONS, 200", n)
-	}
-	var ev collector.TxEvent
-	if !txEvent(o, &parsed[1], p.sip.Node(nil), &ev) || ev.Expires != 3600 || ev.AOR != collector.AORKey([]byte("sip:bob@192.0.2.2")) {
-		t.Errorf("the 2xx's event: expires %d, AOR %x", ev.Expires, ev.AOR)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/pipeline"
 	"github.com/sip-exporter/sip_exporter/capture/sip"
 )
 
@@ -96,18 +97,18 @@ func txValues(t *testing.T, files ...string) map[string]float64 {
 }
 
 // txValuesWith is txValues with the pipeline configured by cfg.
-func txValuesWith(t *testing.T, cfg pipelineConfig, files ...string) map[string]float64 {
+func txValuesWith(t *testing.T, cfg pipeline.Config, files ...string) map[string]float64 {
 	t.Helper()
-	p, err := newPipeline(cfg)
+	p, err := pipeline.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := readFiles(p, files, testWorkers, new(decode.Stats), func(err error) { t.Error(err) }); err != nil {
 		t.Fatal(err)
 	}
-	p.tx.End()
+	p.Tracker().End()
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(p.tx)
+	reg.MustRegister(p.Tracker())
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -357,8 +358,8 @@ func TestScriptedDialogs(t *testing.T) {
 // and counting and tracking it after the merge allocate nothing.
 func TestObserveTxAllocs(t *testing.T) {
 	cfg := defaultPipelineConfig()
-	cfg.dedupWindow = 0 // the same message again and again
-	p, err := newPipeline(cfg)
+	cfg.DedupWindow = 0 // the same message again and again
+	p, err := pipeline.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +369,7 @@ func TestObserveTxAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := &decode.Origin{Time: 1}
-	if a := testing.AllocsPerRun(1000, func() { p.observe(o, &m) }); a != 0 {
+	if a := testing.AllocsPerRun(1000, func() { p.Observe(p.SourceNode(""), o, &m) }); a != 0 {
 		t.Errorf("observe: %v allocs per message", a)
 	}
 }

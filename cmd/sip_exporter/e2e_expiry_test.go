@@ -66,7 +66,7 @@ func TestDialogLongCallOutlivesBound(t *testing.T) {
 		t.Fatal("the script is out of order")
 	}
 	cfg := defaultPipelineConfig() // as report runs with --sip.max-transactions=8 --sip.invite-timeout=10s
-	cfg.tx.MaxTransactions, cfg.tx.InviteTimeout = maxTx, 10*time.Second
+	cfg.Tx.MaxTransactions, cfg.Tx.InviteTimeout = maxTx, 10*time.Second
 	got := txValuesWith(t, cfg, writeCalls(t, msgs))
 	calls := float64(short + 1)
 	for k, want := range map[string]float64{

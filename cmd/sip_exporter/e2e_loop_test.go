@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"github.com/sip-exporter/sip_exporter/capture/pipeline"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -144,7 +145,7 @@ func TestPcapFileNotCapture(t *testing.T) {
 		{filepath.Join(dir, "missing.pcap"), "no such file"},
 	} {
 		o := options{pcapFiles: []string{tc.path}, pcapSpeed: "fast", workers: 2, pipeline: defaultPipelineConfig()}
-		p, err := newPipeline(o.pipeline)
+		p, err := pipeline.New(o.pipeline)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/sip-exporter/sip_exporter/capture/hep"
+	"github.com/sip-exporter/sip_exporter/capture/pipeline"
 	"github.com/sip-exporter/sip_exporter/collector"
 )
 
@@ -111,7 +112,7 @@ func TestReportHEPCapture(t *testing.T) {
 			p, stats := reportOf(t, hepCapture(t, demoCapture, tcp))
 			got := map[string]uint64{}
 			nodes := map[string]bool{}
-			for _, n := range p.sip.Nodes() {
+			for _, n := range p.SIP().Nodes() {
 				for k, v := range countsOfNode(n) {
 					got[k] += v
 					nodes[n.Label()] = true
@@ -137,8 +138,8 @@ func TestReportHEPCapture(t *testing.T) {
 	}
 	// Decapsulation off: the HEP feed holds no SIP the exporter can see.
 	cfg := defaultPipelineConfig()
-	cfg.hep.Decapsulate = false
-	p, err := newPipeline(cfg)
+	cfg.HEP.Decapsulate = false
+	p, err := pipeline.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ func TestReportHEPCapture(t *testing.T) {
 	if err := readFiles(p, []string{hepCapture(t, demoCapture, false)}, testWorkers, &stats, func(error) {}); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range p.sip.Nodes() {
+	for _, n := range p.SIP().Nodes() {
 		if c := countsOfNode(n); len(c) != 0 {
 			t.Errorf("with decapsulation off, node %q counted %v", n.Label(), c)
 		}

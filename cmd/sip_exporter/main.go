@@ -36,6 +36,7 @@ import (
 	"github.com/sip-exporter/sip_exporter/capture/decode"
 	"github.com/sip-exporter/sip_exporter/capture/input"
 	"github.com/sip-exporter/sip_exporter/capture/merge"
+	"github.com/sip-exporter/sip_exporter/capture/pipeline"
 	"github.com/sip-exporter/sip_exporter/collector"
 )
 
@@ -57,7 +58,7 @@ type options struct {
 	promisc      bool
 	bpfFile      string
 	filterRTP    bool
-	pipeline     pipelineConfig
+	pipeline     pipeline.Config
 	hep          input.HEPConfig
 	hepTransport string
 	hepCertFile  string
@@ -92,29 +93,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("capture.pcap-loop", "Read capture files again from the start when they end, until stopped.").BoolVar(&o.pcapLoop)
 	app.Flag("capture.ring-size", "Kernel ring buffer per interface (TPACKET_V3), whole MiB, shared between its --capture.workers (at least 1 MiB each).").Default("64MiB").BytesVar(&o.ringSize)
 	app.Flag("capture.workers", "Capture workers per interface, 1 to 64: AF_PACKET sockets in one fanout group, each with its own share of --capture.ring-size, goroutine and decoder; the kernel hashes each flow (both directions, every IP fragment) to one worker. Also the decoders of each plain pcap file (report, --capture.pcap-file), which read it in place at once. Default: the CPUs, at most 8.").Default(fmt.Sprint(defaultCaptureWorkers(runtime.NumCPU()))).IntVar(&o.workers)
+	app.Flag("capture.shards", "Shards of the counting stage, 1 to 64: each counts and tracks the messages of its share of the Call-IDs (REGISTER by address of record) on a goroutine of its own, with its own time-ordered merge, dedup and transaction tracker; the counts are the same for any number. Default: the CPUs, at most 8.").Default(fmt.Sprint(defaultShards(runtime.NumCPU()))).IntVar(&o.pipeline.Shards)
 	app.Flag("capture.block-timeout", "How long the kernel fills a capture ring block before handing it over part full (TPACKET_V3 tp_retire_blk_tov, whole ms): the most a packet waits in the ring on a quiet link.").Default(input.DefaultBlockTimeout.String()).DurationVar(&o.blockTimeout)
-	o.pipeline.merge = merge.DefaultConfig()
-	app.Flag("capture.max-lateness", "How long after its capture time a message of a live source (interface, HEP, realtime file) may arrive and still be merged in time order with the other sources; must cover HEP agents' batching. Later messages are counted, as late. Counting and transaction timeouts run this far behind the wall clock. The one tolerance of the time model: a clock off by more than a tenth of it (at most 100ms; above --capture.block-timeout) is corrected, and twice that is the window of early responses and the least --capture.dedup-window.").Default(o.pipeline.merge.Lateness.String()).DurationVar(&o.pipeline.merge.Lateness)
+	o.pipeline.Merge = merge.DefaultConfig()
+	app.Flag("capture.max-lateness", "How long after its capture time a message of a live source (interface, HEP, realtime file) may arrive and still be merged in time order with the other sources; must cover HEP agents' batching. Later messages are counted, as late. Counting and transaction timeouts run this far behind the wall clock. The one tolerance of the time model: a clock off by more than a tenth of it (at most 100ms; above --capture.block-timeout) is corrected, and twice that is the window of early responses and the least --capture.dedup-window.").Default(o.pipeline.Merge.Lateness.String()).DurationVar(&o.pipeline.Merge.Lateness)
 	app.Flag("capture.promiscuous", "Put capture interfaces in promiscuous mode (needed on SPAN/mirror ports).").BoolVar(&o.promisc)
 	app.Flag("capture.bpf-file", "File with a classic BPF filter run in the kernel, in the format of `tcpdump -ddd EXPRESSION`; it replaces the default media filter (a port filter also drops IP fragments after the first).").PlaceHolder("PATH").StringVar(&o.bpfFile)
 	app.Flag("capture.filter-rtp", "Drop in the kernel UDP that cannot be SIP or HEP (RTP, RTCP, SRTP, STUN, DTLS), judged by content; TCP, SCTP, tunnels and IP fragments pass (--no-capture.filter-rtp keeps every packet).").Default("true").BoolVar(&o.filterRTP)
-	app.Flag("capture.tcp-max-flows", "TCP flow directions reassembled at once; past it the least recently seen is evicted.").Default(fmt.Sprint(def.TCP.MaxFlows)).IntVar(&o.pipeline.tcp.MaxFlows)
-	app.Flag("capture.tcp-flow-timeout", "A TCP flow with no segment for this long is forgotten.").Default(def.TCP.FlowTimeout.String()).DurationVar(&o.pipeline.tcp.FlowTimeout)
-	app.Flag("capture.tcp-max-memory", "Bytes of partial SIP messages and out-of-order segments held by TCP reassembly, over all flows of one source (an interface, a file); past it the least recently active flows holding memory are evicted and counted.").Default(units.Base2Bytes(def.TCP.MaxMemoryBytes).String()).BytesVar((*units.Base2Bytes)(&o.pipeline.tcp.MaxMemoryBytes))
-	o.pipeline.tcp.MaxBufferBytes = def.TCP.MaxBufferBytes
-	o.pipeline.tcp.MaxOutOfOrder = def.TCP.MaxOutOfOrder
-	app.Flag("capture.dedup-window", "Count a SIP message once when the same bytes between the same addresses and ports (and IPv4 ID) are seen again within this time (copies from several interfaces, mirrored directions or HEP agents). Below 500ms (T1): a SIP retransmission comes T1 or more later and always counts; at least the skew window of the time model (a fifth of --capture.max-lateness, at most 200ms), which two clocks may keep uncorrected. 0 disables.").Default(defaultDedupWindow.String()).DurationVar(&o.pipeline.dedupWindow)
-	app.Flag("capture.ip-max-datagrams", "IP datagrams reassembled from fragments at once; past it the oldest is dropped. 0 disables reassembly.").Default(fmt.Sprint(def.Fragments.MaxDatagrams)).IntVar(&o.pipeline.frag.MaxDatagrams)
-	app.Flag("capture.ip-fragment-timeout", "An IP datagram not complete this long after its first fragment is dropped.").Default(def.Fragments.Timeout.String()).DurationVar(&o.pipeline.frag.Timeout)
-	o.pipeline.frag.MaxBytes = def.Fragments.MaxBytes
-	app.Flag("capture.node-name", "Value of the node label for interface and file sources without their own (NAME=NODE), and HEP packets without a node.").Default("").StringVar(&o.pipeline.nodeName)
-	o.pipeline.tx = collector.DefaultTrackerConfig()
+	app.Flag("capture.tcp-max-flows", "TCP flow directions reassembled at once; past it the least recently seen is evicted.").Default(fmt.Sprint(def.TCP.MaxFlows)).IntVar(&o.pipeline.TCP.MaxFlows)
+	app.Flag("capture.tcp-flow-timeout", "A TCP flow with no segment for this long is forgotten.").Default(def.TCP.FlowTimeout.String()).DurationVar(&o.pipeline.TCP.FlowTimeout)
+	app.Flag("capture.tcp-max-memory", "Bytes of partial SIP messages and out-of-order segments held by TCP reassembly, over all flows of one source (an interface, a file); past it the least recently active flows holding memory are evicted and counted.").Default(units.Base2Bytes(def.TCP.MaxMemoryBytes).String()).BytesVar((*units.Base2Bytes)(&o.pipeline.TCP.MaxMemoryBytes))
+	o.pipeline.TCP.MaxBufferBytes = def.TCP.MaxBufferBytes
+	o.pipeline.TCP.MaxOutOfOrder = def.TCP.MaxOutOfOrder
+	app.Flag("capture.dedup-window", "Count a SIP message once when the same bytes between the same addresses and ports (and IPv4 ID) are seen again within this time (copies from several interfaces, mirrored directions or HEP agents). Below 500ms (T1): a SIP retransmission comes T1 or more later and always counts; at least the skew window of the time model (a fifth of --capture.max-lateness, at most 200ms), which two clocks may keep uncorrected. 0 disables.").Default(pipeline.DefaultDedupWindow.String()).DurationVar(&o.pipeline.DedupWindow)
+	app.Flag("capture.ip-max-datagrams", "IP datagrams reassembled from fragments at once; past it the oldest is dropped. 0 disables reassembly.").Default(fmt.Sprint(def.Fragments.MaxDatagrams)).IntVar(&o.pipeline.Fragments.MaxDatagrams)
+	app.Flag("capture.ip-fragment-timeout", "An IP datagram not complete this long after its first fragment is dropped.").Default(def.Fragments.Timeout.String()).DurationVar(&o.pipeline.Fragments.Timeout)
+	o.pipeline.Fragments.MaxBytes = def.Fragments.MaxBytes
+	app.Flag("capture.node-name", "Value of the node label for interface and file sources without their own (NAME=NODE), and HEP packets without a node.").Default("").StringVar(&o.pipeline.NodeName)
+	o.pipeline.Tx = collector.DefaultTrackerConfig()
 	app.Flag("sip.transactions", "Follow SIP transactions and dialogs for retransmission, session and RFC 6076 delay metrics (--no-sip.transactions turns it off).").Default("true").BoolVar(&txOn)
-	app.Flag("sip.max-transactions", "SIP transactions tracked at once (about 180 bytes of RSS each at 1000000 open: 100 in the table, the rest Go heap headroom), and separately answered dialogs awaiting their BYE (up to 130 bytes each); past it the oldest is forgotten and counted.").Default(fmt.Sprint(o.pipeline.tx.MaxTransactions)).IntVar(&o.pipeline.tx.MaxTransactions)
-	app.Flag("sip.invite-timeout", "How long an INVITE transaction is tracked for its final response (covers long ringing); non-INVITE transactions last 64*T1 = 32s.").Default(o.pipeline.tx.InviteTimeout.String()).DurationVar(&o.pipeline.tx.InviteTimeout)
-	app.Flag("sip.session-max-age", "An established session (2xx to an initial INVITE) whose BYE is never seen ends this long after its 2xx (sip_sessions_ended_total{reason=\"max_age\"}).").Default(o.pipeline.tx.SessionMaxAge.String()).DurationVar(&o.pipeline.tx.SessionMaxAge)
-	app.Flag("sip.max-registrations", "Addresses of record with an unexpired registration tracked at once (about 85 bytes each); past it the one expiring soonest is forgotten and counted.").Default(fmt.Sprint(o.pipeline.tx.MaxRegistrations)).IntVar(&o.pipeline.tx.MaxRegistrations)
-	app.Flag("hep.max-nodes", "Distinct node label values tracked; messages of further nodes are counted as node=\"other\".").Default("256").IntVar(&o.pipeline.maxNodes)
+	app.Flag("sip.max-transactions", "SIP transactions tracked at once (about 180 bytes of RSS each at 1000000 open: 100 in the table, the rest Go heap headroom), and separately answered dialogs awaiting their BYE (up to 130 bytes each); past it the oldest is forgotten and counted.").Default(fmt.Sprint(o.pipeline.Tx.MaxTransactions)).IntVar(&o.pipeline.Tx.MaxTransactions)
+	app.Flag("sip.invite-timeout", "How long an INVITE transaction is tracked for its final response (covers long ringing); non-INVITE transactions last 64*T1 = 32s.").Default(o.pipeline.Tx.InviteTimeout.String()).DurationVar(&o.pipeline.Tx.InviteTimeout)
+	app.Flag("sip.session-max-age", "An established session (2xx to an initial INVITE) whose BYE is never seen ends this long after its 2xx (sip_sessions_ended_total{reason=\"max_age\"}).").Default(o.pipeline.Tx.SessionMaxAge.String()).DurationVar(&o.pipeline.Tx.SessionMaxAge)
+	app.Flag("sip.max-registrations", "Addresses of record with an unexpired registration tracked at once (about 85 bytes each); past it the one expiring soonest is forgotten and counted.").Default(fmt.Sprint(o.pipeline.Tx.MaxRegistrations)).IntVar(&o.pipeline.Tx.MaxRegistrations)
+	app.Flag("hep.max-nodes", "Distinct node label values tracked; messages of further nodes are counted as node=\"other\".").Default("256").IntVar(&o.pipeline.MaxNodes)
 	o.hep = input.DefaultHEPConfig()
 	app.Flag("hep.listen-address", "Receive HEP (v3, also v1/v2 over UDP) from SIP servers and capture agents on HOST:PORT (conventionally :9060).").PlaceHolder("HOST:PORT").Default("").StringVar(&o.hep.Addr)
 	app.Flag("hep.transport", "HEP transports: udp, tcp or both (on the same address).").Default("both").EnumVar(&o.hepTransport, "udp", "tcp", "both")
@@ -131,8 +133,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("hep.udp-workers", "UDP sockets on --hep.listen-address, each read in batches (recvmmsg) by its own goroutine; above 1 they share the port with SO_REUSEPORT (Linux) and the kernel keeps each sender on one socket. Default: half the CPUs, 1 to 4.").Default(fmt.Sprint(defaultUDPWorkers(runtime.NumCPU()))).IntVar(&o.hep.UDPWorkers)
 	var hepAllowed []string
 	app.Flag("hep.allowed-networks", "Accept HEP (UDP and TCP) only from these sender networks, CIDR or address, comma-separated or repeated; others are dropped and counted. Default: any.").PlaceHolder("CIDR,...").StringsVar(&hepAllowed)
-	o.pipeline.hep = def.HEP
-	app.Flag("capture.decode-hep", "Decapsulate HEP found inside captured UDP/TCP payloads (a captured HEP feed) and count its SIP.").Default("true").BoolVar(&o.pipeline.hep.Decapsulate)
+	o.pipeline.HEP = def.HEP
+	app.Flag("capture.decode-hep", "Decapsulate HEP found inside captured UDP/TCP payloads (a captured HEP feed) and count its SIP.").Default("true").BoolVar(&o.pipeline.HEP.Decapsulate)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.metricsPath)
 	app.Flag("config.file", "YAML file naming peers (CIDRs, ports) and nodes; adds the peer and direction labels. Reloaded on SIGHUP and POST /-/reload.").PlaceHolder("PATH").StringVar(&o.configFile)
 	app.Flag("web.enable-lifecycle", "Enable POST /-/reload (reload --config.file over HTTP).").BoolVar(&o.lifecycle)
@@ -169,22 +171,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: error: --capture.workers %d: must be 1 to %d\n", program, o.workers, input.MaxWorkers)
 		return 2
 	}
+	if o.pipeline.Shards < 1 || o.pipeline.Shards > 64 {
+		fmt.Fprintf(stderr, "%s: error: --capture.shards %d: must be 1 to 64\n", program, o.pipeline.Shards)
+		return 2
+	}
 	if maxPhrases < 1 || maxPhrases > collector.MaxPhrasesPerCode {
 		fmt.Fprintf(stderr, "%s: error: --collector.max-phrases-per-code %d: must be 1 to %d\n", program, maxPhrases, collector.MaxPhrasesPerCode)
 		return 2
 	}
 	if phrases {
-		o.pipeline.maxPhrases = maxPhrases
+		o.pipeline.MaxPhrases = maxPhrases
 	}
 	switch {
-	case o.pipeline.tx.SessionMaxAge <= 0:
-		fmt.Fprintf(stderr, "%s: error: --sip.session-max-age %v: must be positive\n", program, o.pipeline.tx.SessionMaxAge)
+	case o.pipeline.Tx.SessionMaxAge <= 0:
+		fmt.Fprintf(stderr, "%s: error: --sip.session-max-age %v: must be positive\n", program, o.pipeline.Tx.SessionMaxAge)
 		return 2
-	case o.pipeline.tx.MaxRegistrations < 1:
-		fmt.Fprintf(stderr, "%s: error: --sip.max-registrations %d: must be at least 1\n", program, o.pipeline.tx.MaxRegistrations)
+	case o.pipeline.Tx.MaxRegistrations < 1:
+		fmt.Fprintf(stderr, "%s: error: --sip.max-registrations %d: must be at least 1\n", program, o.pipeline.Tx.MaxRegistrations)
 		return 2
 	}
-	o.pipeline.noTx = !txOn
+	o.pipeline.NoTx = !txOn
 	switch {
 	case authKey != "" && authKeyFile != "":
 		fmt.Fprintf(stderr, "%s: error: --hep.auth-key and --hep.auth-key-file exclude each other\n", program)
@@ -231,7 +237,7 @@ func runServe(o *options, logger *slog.Logger) error {
 	if err := o.loadConfig(); err != nil {
 		return err
 	}
-	p, err := newPipeline(o.pipeline)
+	p, err := pipeline.New(o.pipeline)
 	if err != nil {
 		return err
 	}
@@ -251,28 +257,24 @@ func runServe(o *options, logger *slog.Logger) error {
 		versioncollector.NewCollector(program),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		p.sip,
-		p.merge,
 		restarts,
 		input.NewCollector(inputs(sources)...),
 	)
-	if p.dedup != nil {
+	reg.MustRegister(p.Collectors()...)
+	if p.Dedup() {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "sip_exporter_duplicates_removed_total",
 			Help: "SIP messages not counted because the same bytes were seen within --capture.dedup-window (copies, not SIP retransmissions).",
-		}, func() float64 { return float64(p.dedup.Removed()) }))
+		}, func() float64 { return float64(p.DuplicatesRemoved()) }))
 	}
 	var rl *reloader
 	if o.configFile != "" {
-		rl = newReloader(o.configFile, p.sip, logger)
+		rl = newReloader(o.configFile, p.SIP(), logger)
 		reg.MustRegister(rl)
 	}
 	reloadOnSIGHUP(ctx, rl, logger)
-	if p.tx != nil {
-		reg.MustRegister(p.tx)
-	}
-	go p.merge.Run(ctx)
-	if err := startSources(ctx, sources, p, restarts, logger); err != nil {
+	go p.Run(ctx)
+	if err := startSources(ctx, sources, restarts, logger); err != nil {
 		return err
 	}
 

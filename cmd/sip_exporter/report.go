@@ -16,6 +16,7 @@ import (
 	"github.com/sip-exporter/sip_exporter/capture/decode"
 	"github.com/sip-exporter/sip_exporter/capture/input"
 	"github.com/sip-exporter/sip_exporter/capture/merge"
+	"github.com/sip-exporter/sip_exporter/capture/pipeline"
 	"github.com/sip-exporter/sip_exporter/collector"
 	"github.com/sip-exporter/sip_exporter/collector/sipstatus"
 )
@@ -25,7 +26,7 @@ import (
 func runReport(o *options, stdout, stderr io.Writer) int {
 	files, err := parseSources("file", o.reportFiles)
 	if err == nil {
-		err = checkSourceNodes(o.pipeline.nodeName, o.pipeline.maxNodes, files)
+		err = checkSourceNodes(o.pipeline.NodeName, o.pipeline.MaxNodes, files)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
@@ -46,8 +47,8 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 	// The workers of one file run apart by at most what the merge drains
 	// ahead of the slowest (half of MaxPending): that is also how much of
 	// the mapped file is resident at once: 2^16 messages, some tens of MB.
-	o.pipeline.merge.MaxPending = reportMaxPending
-	p, err := newPipeline(o.pipeline)
+	o.pipeline.Merge.MaxPending = reportMaxPending
+	p, err := pipeline.New(o.pipeline)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
 		return 1
@@ -59,14 +60,12 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
 		return 1
 	}
-	if p.tx != nil {
-		p.tx.End() // sessions still without a final response time out
-	}
+	p.End() // sessions still without a final response time out
 	switch o.reportFormat {
 	case "prometheus":
-		err = writeExposition(stdout, p.sip, p.tx)
+		err = writeExposition(stdout, p)
 	default:
-		err = writeTable(stdout, p.sip, &stats)
+		err = writeTable(stdout, p.SIP(), &stats)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
@@ -89,7 +88,7 @@ const reportMaxPending = 1 << 16
 // truncated file, or one cut shorter while it was read, is passed to warn
 // and what it held is counted; any other error is returned once every
 // file has been read.
-func readFiles(p *pipeline, paths []string, workers int, stats *decode.Stats, warn func(error)) error {
+func readFiles(p *pipeline.Pipeline, paths []string, workers int, stats *decode.Stats, warn func(error)) error {
 	files := make([]namedSource, len(paths))
 	for i, path := range paths {
 		files[i] = namedSource{name: path, arg: path}
@@ -99,7 +98,7 @@ func readFiles(p *pipeline, paths []string, workers int, stats *decode.Stats, wa
 
 // readSources is readFiles of files each with its own node, or none
 // (--capture.node-name).
-func readSources(p *pipeline, files []namedSource, workers int, stats *decode.Stats, warn func(error)) error {
+func readSources(p *pipeline.Pipeline, files []namedSource, workers int, stats *decode.Stats, warn func(error)) error {
 	ctx := context.Background()
 	opened := make([]*input.File, 0, len(files))
 	defer func() {
@@ -107,7 +106,7 @@ func readSources(p *pipeline, files []namedSource, workers int, stats *decode.St
 			f.Close()
 		}
 	}()
-	readers := make([][]fileReader, len(files))
+	producers := make([][]*pipeline.Producer, len(files))
 	statsOf := make([][]*decode.Stats, len(files))
 	for i, file := range files {
 		f, err := input.OpenFile(input.FileConfig{Path: file.name}, workers)
@@ -119,18 +118,18 @@ func readSources(p *pipeline, files []namedSource, workers int, stats *decode.St
 		for w := range statsOf[i] {
 			statsOf[i][w] = new(decode.Stats)
 		}
-		readers[i] = p.fileReaders(ctx, f, p.merge.Source(file.name), merge.Exact, p.sourceNode(file.node), statsOf[i])
+		producers[i] = fileProducers(ctx, p, f, file.name, merge.Exact, p.SourceNode(file.node), statsOf[i])
 	}
-	p.merge.Seal()
+	p.Seal()
 	merged := make(chan struct{})
 	go func() {
-		p.merge.Run(ctx)
+		p.Run(ctx)
 		close(merged)
 	}()
 	errs := make([]error, len(files))
 	var wg sync.WaitGroup
 	for i, f := range opened {
-		wg.Go(func() { errs[i] = readFile(ctx, f, readers[i]) })
+		wg.Go(func() { errs[i] = pipeline.ReadFile(ctx, f, producers[i]) })
 	}
 	wg.Wait()
 	<-merged
@@ -150,15 +149,12 @@ func readSources(p *pipeline, files []namedSource, workers int, stats *decode.St
 	return nil
 }
 
-// writeExposition writes the text exposition of the sip_ families (not the
-// sip_exporter_ self-metrics), as /metrics serves them. tx may be nil.
-func writeExposition(w io.Writer, c *collector.SIP, tx *collector.Tracker) error {
+// writeExposition writes the text exposition of the sip_ families of p
+// (not the sip_exporter_ self-metrics), as /metrics serves them.
+func writeExposition(w io.Writer, p *pipeline.Pipeline) error {
 	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(c); err != nil {
-		return err
-	}
-	if tx != nil {
-		if err := reg.Register(tx); err != nil {
+	for _, c := range p.Collectors() {
+		if err := reg.Register(c); err != nil {
 			return err
 		}
 	}

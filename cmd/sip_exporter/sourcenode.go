@@ -84,36 +84,6 @@ func (s namedSource) openError(err error) error {
 	return err
 }
 
-// sourceNode is the node of the messages of one source that carry none of
-// their own: its value as configured, which the configuration file's nodes
-// may map to a display name, and its label set for peer "other". A
-// source's handler holds it, so that classifying a message needs no
-// lookup by source.
-type sourceNode struct {
-	name []byte
-	node *collector.Node // the label set without peers (and peer "other" with them)
-}
-
-// sourceNode returns the node of a source whose own node value is own, ""
-// for --capture.node-name. Sources of one value share it. It is called
-// when a source is set up, never per message.
-func (p *pipeline) sourceNode(own string) *sourceNode {
-	if own == "" {
-		own = p.cfg.nodeName
-	}
-	p.nodesMu.Lock()
-	defer p.nodesMu.Unlock()
-	if sn := p.nodes[own]; sn != nil {
-		return sn
-	}
-	sn := &sourceNode{name: []byte(own), node: p.sip.Node([]byte(own))}
-	if p.nodes == nil {
-		p.nodes = map[string]*sourceNode{}
-	}
-	p.nodes[own] = sn
-	return sn
-}
-
 // checkSourceNodes checks that the node values of the sources (own, else
 // --capture.node-name) fit within --hep.max-nodes, so that none of them is
 // counted as "other".

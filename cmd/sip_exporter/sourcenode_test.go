@@ -13,7 +13,9 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/pipeline"
 	"github.com/sip-exporter/sip_exporter/capture/sip"
+	"github.com/sip-exporter/sip_exporter/collector"
 )
 
 // TestParseConfigSourceNodes: the node of a source, NAME=NODE on
@@ -71,11 +73,11 @@ func TestParseConfigSourceNodes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := options{interfaces: tc.ifaces, pcapFiles: tc.files, pcapSpeed: "fast", workers: 1, pipeline: defaultPipelineConfig()}
-			o.pipeline.maxNodes = 2
+			o.pipeline.MaxNodes = 2
 			if len(tc.ifaces) > 0 && len(tc.files) > 0 {
 				t.Fatal("files read fast cannot be combined with interfaces")
 			}
-			p, err := newPipeline(o.pipeline)
+			p, err := pipeline.New(o.pipeline)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,8 +99,8 @@ func TestParseConfigSourceNodes(t *testing.T) {
 			// Each source's handler is bound to its node, or to
 			// --capture.node-name's.
 			for i, s := range sources {
-				if want := tc.want[i].node; string(s.node.name) != want || s.node.node.Label() != want {
-					t.Errorf("source %s: node %q (label %q), want %q", s.Name, s.node.name, s.node.node.Label(), want)
+				if want := tc.want[i].node; s.node.Node().Label() != want {
+					t.Errorf("source %s: node label %q, want %q", s.Name, s.node.Node().Label(), want)
 				}
 			}
 		})
@@ -202,30 +204,40 @@ func TestReloadSourceNodes(t *testing.T) {
 	}
 	write("peers:\n  - name: carrier-a\n    cidrs: [203.0.113.0/24]\nnodes:\n  access: sbc1-access\n")
 	o := options{configFile: path, pipeline: defaultPipelineConfig()}
-	o.pipeline.nodeName = "sbc1"
+	o.pipeline.NodeName = "sbc1"
+	o.pipeline.DedupWindow = 0 // one made-up message, sent again and again
 	if err := o.loadConfig(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := newPipeline(o.pipeline)
+	p, err := pipeline.New(o.pipeline)
 	if err != nil {
 		t.Fatal(err)
 	}
-	access, plain := p.sourceNode("access"), p.sourceNode("")
+	access, plain := p.SourceNode("access"), p.SourceNode("")
 	msg := sip.Message{Response: true, StatusCode: 200, CSeqMethod: []byte("INVITE")}
 	origin := &decode.Origin{Src: netip.MustParseAddrPort("203.0.113.1:5060"), Dst: netip.MustParseAddrPort("198.51.100.7:5060")}
-	labels := func(sn *sourceNode) string {
-		var m message
-		p.classify(origin, &msg, &m, sn)
-		n := m.tx.Node
-		return n.Label() + "/" + n.Peer() + "/" + n.Direction().String()
+	// The label set a message is counted under: the one whose count grew.
+	labelsAt := func(sn *pipeline.SourceNode, origin *decode.Origin) string {
+		before := map[*collector.Node]uint64{}
+		for _, n := range p.SIP().Nodes() {
+			before[n] = n.Response(200, collector.MethodINVITE)
+		}
+		p.Observe(sn, origin, &msg)
+		for _, n := range p.SIP().Nodes() {
+			if n.Response(200, collector.MethodINVITE) > before[n] {
+				return n.Label() + "/" + n.Peer() + "/" + n.Direction().String()
+			}
+		}
+		return "none"
 	}
+	labels := func(sn *pipeline.SourceNode) string { return labelsAt(sn, origin) }
 	if got, want := labels(access), "sbc1-access/carrier-a/inbound"; got != want {
 		t.Errorf("source access: %s, want %s", got, want)
 	}
 	if got, want := labels(plain), "sbc1/carrier-a/inbound"; got != want {
 		t.Errorf("source without a node: %s, want %s", got, want)
 	}
-	r := newReloader(path, p.sip, promslog.NewNopLogger())
+	r := newReloader(path, p.SIP(), promslog.NewNopLogger())
 	write("peers:\n  - name: carrier-a\n    cidrs: [203.0.113.0/24]\nnodes:\n  access: sbc1-edge\n  sbc1: sbc1-core\n")
 	if err := r.reload(); err != nil {
 		t.Fatal(err)
@@ -239,9 +251,7 @@ func TestReloadSourceNodes(t *testing.T) {
 	// HEP's node still wins over the source's.
 	hep := *origin
 	hep.Node = []byte("4711")
-	var m message
-	p.classify(&hep, &msg, &m, access)
-	if got := m.tx.Node.Label(); got != "4711" {
+	if got := labelsAt(access, &hep); !strings.HasPrefix(got, "4711/") {
 		t.Errorf("a HEP message through source access: node %q, want 4711", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sip-exporter/sip_exporter/capture/decode"
 	"github.com/sip-exporter/sip_exporter/capture/input"
+	"github.com/sip-exporter/sip_exporter/capture/pipeline"
 )
 
 // TestReportWorkers reads every plain pcap of the corpus, and the demo
@@ -34,7 +35,7 @@ func TestReportWorkers(t *testing.T) {
 				var want string
 				var wantStats [3]uint64
 				for _, workers := range []int{1, 2, 3} {
-					p, err := newPipeline(defaultPipelineConfig())
+					p, err := pipeline.New(defaultPipelineConfig())
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -43,7 +44,7 @@ func TestReportWorkers(t *testing.T) {
 						t.Fatal(err)
 					}
 					var out bytes.Buffer
-					if err := writeExposition(&out, p.sip, p.tx); err != nil {
+					if err := writeExposition(&out, p); err != nil {
 						t.Fatal(err)
 					}
 					var errs uint64

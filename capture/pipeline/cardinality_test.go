@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"fmt"
@@ -43,18 +43,9 @@ func boundOf(nodes, peers, phrases int) seriesBound {
 // reload in the middle that renames a peer, and checks that the series the
 // registry gathers stay within the documented bound and that no message is
 // lost.
-// observe classifies and counts one message at once, as its source's
-// decoder and then the merge's sink do.
-func (p *pipeline) observe(o *decode.Origin, m *sip.Message) {
-	p.observeAs(p.sourceNode(""), o, m)
-}
-
-// observeAs is observe for a source of node sn, bound once as a source's
-// handler binds it.
-func (p *pipeline) observeAs(sn *sourceNode, o *decode.Origin, m *sip.Message) {
-	var msg message
-	p.classify(o, m, &msg, sn)
-	p.Message(o.Time, &msg, false)
+// observe is Observe for the source of node "".
+func (p *Pipeline) observe(o *decode.Origin, m *sip.Message) {
+	p.Observe(p.SourceNode(""), o, m)
 }
 
 func TestCardinalityBound(t *testing.T) {
@@ -78,10 +69,10 @@ func TestCardinalityBound(t *testing.T) {
 		}
 		return p
 	}
-	cfg := defaultPipelineConfig()
-	cfg.maxNodes, cfg.maxPhrases, cfg.peers = maxNodes, maxPhrases, peersOf(first)
-	cfg.dedupWindow = 0 // the messages are made up, without bytes or capture time
-	p, err := newPipeline(cfg)
+	cfg := DefaultConfig()
+	cfg.MaxNodes, cfg.MaxPhrases, cfg.Peers = maxNodes, maxPhrases, peersOf(first)
+	cfg.DedupWindow = 0 // the messages are made up, without bytes or capture time
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +82,7 @@ func TestCardinalityBound(t *testing.T) {
 	// --capture.node-name, two with their own node (--capture.interface=
 	// NAME=NODE). Their nodes are made at start, as newSources makes them,
 	// and count towards the node limit like any node.
-	sources := []*sourceNode{p.sourceNode(""), p.sourceNode("sbc-access"), p.sourceNode("sbc-core")}
+	sources := []*SourceNode{p.SourceNode(""), p.SourceNode("sbc-access"), p.SourceNode("sbc-core")}
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	methods := append([]string{"", "invite", "FOO", "X-GARBAGE\x00", "INVITE INVITE"}, collector.Methods[:]...)
@@ -134,7 +125,7 @@ func TestCardinalityBound(t *testing.T) {
 			m.Method = method
 			requests++
 		}
-		p.observeAs(sources[rng.IntN(len(sources))], &o, &m)
+		p.Observe(sources[rng.IntN(len(sources))], &o, &m)
 	}
 
 	reg := prometheus.NewPedanticRegistry()
@@ -184,7 +175,7 @@ func TestCardinalityBound(t *testing.T) {
 // response of a known label set.
 func observeCases(t testing.TB) []struct {
 	name string
-	p    *pipeline
+	p    *Pipeline
 } {
 	peers, err := collector.NewPeers(collector.PeersConfig{Peers: []collector.PeerConfig{
 		{Name: "carrier-a", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}},
@@ -193,11 +184,11 @@ func observeCases(t testing.TB) []struct {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mk := func(peers *collector.Peers, phrases int) *pipeline {
-		cfg := defaultPipelineConfig()
-		cfg.peers, cfg.maxPhrases = peers, phrases
-		cfg.dedupWindow = 0 // one made-up message, sent again and again
-		p, err := newPipeline(cfg)
+	mk := func(peers *collector.Peers, phrases int) *Pipeline {
+		cfg := DefaultConfig()
+		cfg.Peers, cfg.MaxPhrases = peers, phrases
+		cfg.DedupWindow = 0 // one made-up message, sent again and again
+		p, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,7 +196,7 @@ func observeCases(t testing.TB) []struct {
 	}
 	return []struct {
 		name string
-		p    *pipeline
+		p    *Pipeline
 	}{
 		{"no-config", mk(nil, 0)},
 		{"peers", mk(peers, 0)},
@@ -220,9 +211,9 @@ var (
 
 func TestObserveAllocs(t *testing.T) {
 	for _, c := range observeCases(t) {
-		sn := c.p.sourceNode("")
-		c.p.observeAs(sn, &benchOrigin, &benchMsg)
-		if n := testing.AllocsPerRun(1000, func() { c.p.observeAs(sn, &benchOrigin, &benchMsg) }); n != 0 {
+		sn := c.p.SourceNode("")
+		c.p.Observe(sn, &benchOrigin, &benchMsg)
+		if n := testing.AllocsPerRun(1000, func() { c.p.Observe(sn, &benchOrigin, &benchMsg) }); n != 0 {
 			t.Errorf("%s: observe allocates %v times", c.name, n)
 		}
 	}
@@ -231,10 +222,10 @@ func TestObserveAllocs(t *testing.T) {
 func BenchmarkObserve(b *testing.B) {
 	for _, c := range observeCases(b) {
 		b.Run(c.name, func(b *testing.B) {
-			sn := c.p.sourceNode("")
+			sn := c.p.SourceNode("")
 			b.ReportAllocs()
 			for b.Loop() {
-				c.p.observeAs(sn, &benchOrigin, &benchMsg)
+				c.p.Observe(sn, &benchOrigin, &benchMsg)
 			}
 		})
 	}

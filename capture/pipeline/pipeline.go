@@ -1,0 +1,443 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/defrag"
+	"github.com/sip-exporter/sip_exporter/capture/input"
+	"github.com/sip-exporter/sip_exporter/capture/merge"
+	"github.com/sip-exporter/sip_exporter/capture/sip"
+	"github.com/sip-exporter/sip_exporter/capture/stream"
+	"github.com/sip-exporter/sip_exporter/collector"
+)
+
+// Config configures a [Pipeline]: what the exporter's flags give it.
+type Config struct {
+	TCP       stream.Config
+	HEP       decode.HEPConfig
+	Fragments defrag.Config
+	// NodeName is the node of the sources without their own
+	// (--capture.node-name).
+	NodeName string
+	// MaxNodes bounds the node label values (--hep.max-nodes), at least 1.
+	MaxNodes int
+	// DedupWindow: copies of a message within it are counted once
+	// (--capture.dedup-window); 0 disables. It must be 0 or at least the
+	// merge's skew window ([merge.Config.SkewWindow]).
+	DedupWindow time.Duration
+	// DedupSlots is the size of each shard's dedup table; 0 for
+	// [merge.DefaultDedupSlots].
+	DedupSlots int
+	// Merge configures the time-ordered merge (--capture.max-lateness); the
+	// zero value means [merge.DefaultConfig].
+	Merge merge.Config
+	// Peers, when not nil (--config.file), adds the peer and direction
+	// labels and attributes messages to peers.
+	Peers *collector.Peers
+	// MaxPhrases counts wire reason phrases, at most this many per status
+	// code (--collector.response-phrases-per-code); 0 counts none.
+	MaxPhrases int
+	// Tx configures the transaction tracker; its bounds are those of all
+	// shards together.
+	Tx collector.TrackerConfig
+	// NoTx turns the transaction tracker off (--no-sip.transactions).
+	NoTx bool
+	// Shards is the number of shards (--capture.shards), 1 to 64; 0 means 1.
+	Shards int
+}
+
+// DefaultDedupWindow is the default of [Config.DedupWindow]: the largest
+// skew window of the time model ([merge.Config.SkewWindow]), so that it is
+// valid whatever the lateness.
+const DefaultDedupWindow = 200 * time.Millisecond
+
+// DefaultConfig returns the defaults of the flags, with one shard.
+func DefaultConfig() Config {
+	dc := decode.DefaultConfig()
+	return Config{TCP: dc.TCP, HEP: dc.HEP, Fragments: dc.Fragments, MaxNodes: 256, DedupWindow: DefaultDedupWindow,
+		Merge: merge.DefaultConfig(), Tx: collector.DefaultTrackerConfig(), Shards: 1}
+}
+
+// DecoderConfig returns the configuration of the sources' decoders.
+func (c Config) DecoderConfig() decode.Config {
+	dc := decode.DefaultConfig()
+	dc.TCP, dc.HEP, dc.Fragments = c.TCP, c.HEP, c.Fragments
+	return dc
+}
+
+// message is one SIP message on its way from its source's decoder through
+// the time-ordered merge to the counters: what counting it needs, already
+// classified and hashed where it was decoded (on the source's goroutine),
+// with no pointer into packet memory.
+type message struct {
+	tx       collector.TxEvent // Node is the label set; Time is set by the merge
+	dedup    uint64            // merge.Dedup key: bytes, addresses, ports, IPv4 ID
+	phrase   int16             // collector.Node.PhraseIndex; -1 when not counted
+	code     uint16            // status code of a response
+	method   collector.Method  // request method, or a response's CSeq method
+	response bool
+	hasTx    bool // tx is filled in: the message has a Call-ID and CSeq
+}
+
+// Pipeline connects the sources' decoders, through the sharded
+// time-ordered merge and dedup, to the SIP collector and the transaction
+// tracker (see the package documentation).
+type Pipeline struct {
+	cfg    Config
+	sip    *collector.SIP
+	tx     *collector.Trackers // nil with NoTx
+	merge  *merge.Group[message]
+	shards []*shard
+	keys   *merge.Dedup // computes the dedup keys of every shard; nil when disabled
+	seed   maphash.Seed // of the Call-ID hash that picks a shard
+	// nodes are the nodes of interface and file sources by value, made
+	// when the sources are set up (SourceNode).
+	nodesMu sync.Mutex
+	nodes   map[string]*SourceNode
+}
+
+// shard is one shard's stage after its merge: dedup, counting, tracking.
+// It runs on its merge's goroutine.
+type shard struct {
+	i     int
+	dedup *merge.Dedup       // nil when disabled
+	tx    *collector.Tracker // nil with NoTx
+}
+
+// New returns a pipeline, or an error naming the flag of a value out of
+// range.
+func New(cfg Config) (*Pipeline, error) {
+	if cfg.Shards == 0 {
+		cfg.Shards = 1
+	}
+	if cfg.Shards < 1 || cfg.Shards > 64 {
+		return nil, fmt.Errorf("--capture.shards %d: must be 1 to 64", cfg.Shards)
+	}
+	if _, err := decode.New(cfg.DecoderConfig(), new(decode.Stats), nil); err != nil {
+		return nil, err
+	}
+	if cfg.MaxNodes < 1 {
+		return nil, fmt.Errorf("--hep.max-nodes %d: must be at least 1", cfg.MaxNodes)
+	}
+	c, err := collector.NewSIPWithConfig(collector.SIPConfig{
+		MaxNodes: cfg.MaxNodes,
+		Peers:    cfg.Peers,
+		Phrases:  collector.PhrasesConfig{MaxPerCode: cfg.MaxPhrases},
+		Shards:   cfg.Shards,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Merge == (merge.Config{}) {
+		cfg.Merge = merge.DefaultConfig()
+	}
+	p := &Pipeline{cfg: cfg, sip: c, seed: maphash.MakeSeed()}
+	if cfg.DedupWindow < 0 {
+		return nil, fmt.Errorf("--capture.dedup-window %v: must not be negative", cfg.DedupWindow)
+	}
+	// The time model (merge.Config.SkewWindow): copies from two clocks the
+	// merge leaves uncorrected may be this far apart.
+	if w := cfg.Merge.SkewWindow(); cfg.DedupWindow > 0 && cfg.DedupWindow < w {
+		return nil, fmt.Errorf("--capture.dedup-window %v: must be 0 or at least %v, the skew two clocks may keep uncorrected (a fifth of --capture.max-lateness %v, at most 200ms), or copies from two HEP agents or taps would be counted twice", cfg.DedupWindow, w, cfg.Merge.Lateness)
+	}
+	if !cfg.NoTx {
+		tcfg := cfg.Tx
+		tcfg.SIP = c
+		tcfg.EarlyResponseWindow = cfg.Merge.SkewWindow() // the time model: clocks left uncorrected
+		if p.tx, err = collector.NewTrackers(tcfg, cfg.Shards); err != nil {
+			return nil, fmt.Errorf("--sip.max-transactions/--sip.invite-timeout: %w", err)
+		}
+	}
+	sinks := make([]merge.Sink[message], cfg.Shards)
+	for i := range cfg.Shards {
+		s := &shard{i: i}
+		if cfg.DedupWindow > 0 {
+			if s.dedup, err = merge.NewDedup(cfg.DedupWindow, cfg.DedupSlots); err != nil {
+				return nil, fmt.Errorf("--capture.dedup-window: %w", err)
+			}
+		}
+		if p.tx != nil {
+			s.tx = p.tx.Shard(i)
+		}
+		p.shards = append(p.shards, s)
+		sinks[i] = s
+	}
+	p.keys = p.shards[0].dedup
+	if p.merge, err = merge.NewGroup(cfg.Merge, sinks); err != nil {
+		return nil, fmt.Errorf("--capture.max-lateness: %w", err)
+	}
+	return p, nil
+}
+
+// Config returns the configuration, its defaults filled in.
+func (p *Pipeline) Config() Config { return p.cfg }
+
+// SIP returns the collector of the sip_ response and request counters.
+func (p *Pipeline) SIP() *collector.SIP { return p.sip }
+
+// Tracker returns the transaction tracker, nil with NoTx.
+func (p *Pipeline) Tracker() *collector.Trackers { return p.tx }
+
+// Collectors returns the pipeline's collectors to register: the SIP
+// counters, the tracker (unless NoTx) and the merge's self-metrics.
+func (p *Pipeline) Collectors() []prometheus.Collector {
+	cs := []prometheus.Collector{p.sip}
+	if p.tx != nil {
+		cs = append(cs, p.tx)
+	}
+	return append(cs, p.merge)
+}
+
+// Source returns the merge counters of the named packet source.
+func (p *Pipeline) Source(name string) *merge.Source { return p.merge.Source(name) }
+
+// Seal says that no producer will be added (see [merge.Merger.Seal]).
+func (p *Pipeline) Seal() { p.merge.Seal() }
+
+// Run runs the shards until ctx is done or, once sealed, until every
+// producer is closed and its messages handed on.
+func (p *Pipeline) Run(ctx context.Context) { p.merge.Run(ctx) }
+
+// End ends the tracker's open transactions and sessions as at the end of
+// capture files ([collector.Tracker.End]); call it once Run has returned.
+func (p *Pipeline) End() {
+	if p.tx != nil {
+		p.tx.End()
+	}
+}
+
+// DuplicatesRemoved returns the copies removed by dedup, over the shards;
+// 0 when it is disabled.
+func (p *Pipeline) DuplicatesRemoved() uint64 {
+	var n uint64
+	for _, s := range p.shards {
+		if s.dedup != nil {
+			n += s.dedup.Removed()
+		}
+	}
+	return n
+}
+
+// Dedup reports whether copies are removed (DedupWindow above 0).
+func (p *Pipeline) Dedup() bool { return p.keys != nil }
+
+// SourceNode is the node of the messages of one source that carry none of
+// their own: its value as configured, which the configuration file's nodes
+// may map to a display name, and its label set for peer "other". A
+// source's producers hold it, so that classifying a message needs no
+// lookup by source.
+type SourceNode struct {
+	name []byte
+	node *collector.Node // the label set without peers (and peer "other" with them)
+}
+
+// Node returns the label set of the source's messages without peers.
+func (sn *SourceNode) Node() *collector.Node { return sn.node }
+
+// SourceNode returns the node of a source whose own node value is own, ""
+// for NodeName. Sources of one value share it. Call it when a source is
+// set up, never per message.
+func (p *Pipeline) SourceNode(own string) *SourceNode {
+	if own == "" {
+		own = p.cfg.NodeName
+	}
+	p.nodesMu.Lock()
+	defer p.nodesMu.Unlock()
+	if sn := p.nodes[own]; sn != nil {
+		return sn
+	}
+	sn := &SourceNode{name: []byte(own), node: p.sip.Node([]byte(own))}
+	if p.nodes == nil {
+		p.nodes = map[string]*SourceNode{}
+	}
+	p.nodes[own] = sn
+	return sn
+}
+
+// Producer is one decoder's way into the shards: a merge input per shard,
+// and the decoder whose handler classifies each message, picks its shard
+// and pushes it there. It belongs to one goroutine (an interface's capture
+// worker, a HEP socket or connection, a file's worker).
+type Producer struct {
+	p   *Pipeline
+	ctx context.Context
+	ins []*merge.Input[message]
+	sn  *SourceNode
+	dec *decode.Decoder
+}
+
+// NewProducer returns a producer of the packet source src (see
+// [Pipeline.Source]) whose merge inputs are of kind k and hold queue
+// messages each (0 for the merge's default), with a decoder of
+// configuration dc counting into stats; messages that bring no node of
+// their own are counted under sn. Pushing waits for room until ctx is
+// done (see [merge.Input.Push]). dc must be the pipeline's
+// [Config.DecoderConfig], split or with a HEP auth key: New checked it.
+func (p *Pipeline) NewProducer(ctx context.Context, src *merge.Source, k merge.Kind, queue int, dc decode.Config, stats *decode.Stats, sn *SourceNode) *Producer {
+	pr := &Producer{p: p, ctx: ctx, ins: p.merge.Inputs(src, k, queue), sn: sn}
+	d, err := decode.New(dc, stats, pr.handle)
+	if err != nil {
+		panic(err) // checked in New
+	}
+	pr.dec = d
+	return pr
+}
+
+// Decoder returns the producer's decoder.
+func (pr *Producer) Decoder() *decode.Decoder { return pr.dec }
+
+// Progress says that the producer will push nothing captured before t
+// (ns since the Unix epoch), into every shard ([merge.Input.Progress]).
+func (pr *Producer) Progress(t int64) {
+	for _, in := range pr.ins {
+		in.Progress(pr.ctx, t)
+	}
+}
+
+// Close says the producer is done.
+func (pr *Producer) Close() {
+	for _, in := range pr.ins {
+		in.Close()
+	}
+}
+
+// handle is the decoder's handler: it classifies m (label set: under the
+// HEP sender's node when it came over HEP, else under the source's; with
+// peers, under the peer and direction its addresses match), hashes it for
+// dedup and the tracker, and pushes it into its shard. It takes no lock
+// and does not allocate once the label set and clock have been seen.
+func (pr *Producer) handle(o *decode.Origin, m *sip.Message) {
+	var msg message
+	clock := pr.p.classify(o, m, &msg, pr.sn)
+	s := 0
+	if len(pr.ins) > 1 {
+		s = pr.p.shardOf(o, m, &msg)
+	}
+	pr.ins[s].PushOrdered(pr.ctx, o.Time, o.Seq, clock, &msg)
+}
+
+// shardOf returns the shard of a classified message: by its address of
+// record for REGISTER and its responses (a registration may be refreshed
+// or removed with another Call-ID), else by Call-ID (every transaction and
+// dialog lies within one), else by its bytes (copies meet).
+func (p *Pipeline) shardOf(o *decode.Origin, m *sip.Message, msg *message) int {
+	var h uint64
+	switch {
+	case msg.hasTx && msg.tx.AOR != 0:
+		h = msg.tx.AOR
+	case m.CallID != nil:
+		h = maphash.Bytes(p.seed, m.CallID)
+	case p.keys != nil:
+		h = msg.dedup
+	default:
+		h = maphash.Bytes(p.seed, o.Payload)
+	}
+	return int((h >> 32) * uint64(len(p.shards)) >> 32)
+}
+
+// classify fills msg for m seen at o by a source of node sn, and returns
+// the key of the clock that stamped it: the node of a HEP agent (bounded
+// by MaxNodes), "" for a source with one clock. The node is o.Node when
+// the message brought one (HEP), else the source's.
+func (p *Pipeline) classify(o *decode.Origin, m *sip.Message, msg *message, sn *SourceNode) (clock string) {
+	var n *collector.Node
+	switch {
+	case p.cfg.Peers != nil:
+		name := o.Node
+		if name == nil {
+			name = sn.name
+		}
+		n = p.sip.Lookup(name, o.Src, o.Dst)
+	case o.Node != nil:
+		n = p.sip.Node(o.Node)
+	default:
+		n = sn.node
+	}
+	*msg = message{response: m.Response, phrase: -1}
+	if m.Response {
+		msg.code = uint16(m.StatusCode)
+		msg.method = collector.MethodOf(m.CSeqMethod)
+		msg.phrase = int16(n.PhraseIndex(m.StatusCode, m.Reason))
+	} else {
+		msg.method = collector.MethodOf(m.Method)
+	}
+	if p.keys != nil {
+		msg.dedup = p.keys.Key(o.Payload, o.Src, o.Dst, o.IPID)
+	}
+	msg.hasTx = p.tx != nil && txEvent(o, m, n, &msg.tx)
+	msg.tx.Node = n
+	if o.Node != nil {
+		return n.Label()
+	}
+	return ""
+}
+
+// Observe handles m seen at o by a source of node sn at once, on the
+// calling goroutine and in shard 0, without the merge: classify, dedup,
+// count and track, the whole per-message path but the queues. It is for
+// benchmarks and allocation tests; a running pipeline must not be given
+// messages this way.
+func (p *Pipeline) Observe(sn *SourceNode, o *decode.Origin, m *sip.Message) {
+	var msg message
+	p.classify(o, m, &msg, sn)
+	p.shards[0].Message(o.Time, &msg, false)
+}
+
+// Message implements merge.Sink: it counts one message, in capture time
+// order, unless it is a copy of one seen within the dedup window. It runs
+// on the shard's merge goroutine and does not allocate once the label set
+// has been seen.
+func (s *shard) Message(t int64, m *message, late bool) {
+	if s.dedup != nil && s.dedup.Seen(m.dedup, t) {
+		return
+	}
+	n := m.tx.Node
+	c := n.Shard(s.i)
+	if m.response {
+		c.ObserveResponseMethod(int(m.code), m.method)
+		n.ObservePhraseIndex(int(m.code), int(m.phrase))
+	} else {
+		c.ObserveRequestMethod(m.method)
+	}
+	if m.hasTx {
+		m.tx.Time = t
+		s.tx.Observe(&m.tx)
+	}
+}
+
+// Advance implements merge.Sink: the tracker's time is the merge's
+// watermark.
+func (s *shard) Advance(w int64) {
+	if s.tx != nil {
+		s.tx.Advance(w)
+	}
+}
+
+// ReadFile reads the capture file f with one producer per worker
+// ([input.File.Workers]), each on a goroutine of its own, marking their
+// progress in the shards, and closes the producers when they are done. It
+// returns the first worker's error (every worker meets the same one).
+func ReadFile(ctx context.Context, f *input.File, producers []*Producer) error {
+	errs := make([]error, len(producers))
+	var wg sync.WaitGroup
+	for w, pr := range producers {
+		wg.Go(func() {
+			defer pr.Close()
+			errs[w] = f.Read(ctx, w, pr.dec, pr.Progress)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
