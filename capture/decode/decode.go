@@ -124,10 +124,11 @@ func (d *Decoder) Reset() {
 // Fragments are the one path that may allocate (a datagram's buffer, until
 // buffers are reused).
 //
-// Link types: Ethernet (with stacked 802.1Q/802.1ad tags and PPPoE
-// sessions), Linux cooked
-// SLL and SLL2, raw IPv4/IPv6 (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6)
-// and BSD null/loopback.
+// Link types: Ethernet, Linux cooked SLL and SLL2 (by their protocol
+// field, as Ethernet by its type), each with stacked 802.1Q/802.1ad tags,
+// MPLS label stacks and PPPoE sessions; raw IPv4/IPv6 (LINKTYPE_RAW,
+// LINKTYPE_IPV4, LINKTYPE_IPV6) and BSD null/loopback. The link layer is
+// walked as [FlowHash] walks it.
 func (d *Decoder) Packet(lt layers.LinkType, data []byte, ts int64, wireLen int) {
 	d.stats.Packets.Add(1)
 	d.stats.Bytes.Add(uint64(wireLen))

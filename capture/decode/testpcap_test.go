@@ -345,7 +345,7 @@ func sll2(ip []byte) []byte {
 // at the protocol field, then the TCI and the protocol.
 func sllTagged(ip []byte, pcp uint16) []byte {
 	f := sll(ip)
-	return slices.Concat(f[:14], []byte{0x81, 0x00, byte(pcp<<5), 100}, f[14:])
+	return slices.Concat(f[:14], []byte{0x81, 0x00, byte(pcp << 5), 100}, f[14:])
 }
 
 // sll2QinQ returns an SLL2 frame of ip behind an 802.1ad and an 802.1Q
