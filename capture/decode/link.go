@@ -176,17 +176,19 @@ func (l *link) ethertype(etype uint16, data []byte) ([]byte, linkEnd) {
 // it.
 func (d *Decoder) walked(l *link, p []byte, end linkEnd, ts int64) {
 	d.zone, d.depth = l.zone, l.depth
-	if l.vlans != 0 {
-		d.stats.encaps[EncapVLAN].Add(uint64(l.vlans))
-	}
-	if l.labelStacks != 0 {
-		d.stats.encaps[EncapMPLS].Add(uint64(l.labelStacks))
-	}
-	if l.pppoe != 0 {
-		d.stats.encaps[EncapPPPoE].Add(uint64(l.pppoe))
-	}
-	if l.bridged != 0 {
-		d.stats.encaps[EncapGRE].Add(uint64(l.bridged))
+	if l.vlans|l.labelStacks|l.pppoe|l.bridged != 0 { // one test for a plain frame
+		if l.vlans != 0 {
+			d.stats.encaps[EncapVLAN].Add(uint64(l.vlans))
+		}
+		if l.labelStacks != 0 {
+			d.stats.encaps[EncapMPLS].Add(uint64(l.labelStacks))
+		}
+		if l.pppoe != 0 {
+			d.stats.encaps[EncapPPPoE].Add(uint64(l.pppoe))
+		}
+		if l.bridged != 0 {
+			d.stats.encaps[EncapGRE].Add(uint64(l.bridged))
+		}
 	}
 	switch end {
 	case linkIP:
