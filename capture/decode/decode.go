@@ -124,54 +124,20 @@ func (d *Decoder) Reset() {
 // Fragments are the one path that may allocate (a datagram's buffer, until
 // buffers are reused).
 //
-// Link types: Ethernet (with stacked 802.1Q/802.1ad tags and PPPoE
-// sessions), Linux cooked
-// SLL and SLL2, raw IPv4/IPv6 (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6)
-// and BSD null/loopback.
+// Link types: Ethernet, Linux cooked SLL and SLL2 (by their protocol
+// field, as Ethernet by its type), each with stacked 802.1Q/802.1ad tags,
+// MPLS label stacks and PPPoE sessions; raw IPv4/IPv6 (LINKTYPE_RAW,
+// LINKTYPE_IPV4, LINKTYPE_IPV6) and BSD null/loopback. The link layer is
+// walked as [FlowHash] walks it.
 func (d *Decoder) Packet(lt layers.LinkType, data []byte, ts int64, wireLen int) {
 	d.stats.Packets.Add(1)
 	d.stats.Bytes.Add(uint64(wireLen))
 	d.depth, d.zone = 0, 0
 	d.origin.Time = ts
 	d.frag.Expire(ts)
-	var etype uint16
-	switch lt {
-	case layers.LinkTypeEthernet:
-		if len(data) < 14 {
-			d.stats.parseError(ErrLinkHeader)
-			return
-		}
-		etype, data = binary.BigEndian.Uint16(data[12:]), data[14:]
-	case layers.LinkTypeLinuxSLL:
-		if len(data) < 16 {
-			d.stats.parseError(ErrLinkHeader)
-			return
-		}
-		etype, data = binary.BigEndian.Uint16(data[14:]), data[16:]
-	case layers.LinkTypeLinuxSLL2:
-		if len(data) < 20 {
-			d.stats.parseError(ErrLinkHeader)
-			return
-		}
-		etype, data = binary.BigEndian.Uint16(data[0:]), data[20:]
-	case layers.LinkTypeNull, layers.LinkTypeLoop:
-		// 4-byte address family in the capturing host's (NULL) or network
-		// (LOOP) byte order, with values that differ between BSDs: the IP
-		// version nibble that follows is what decides.
-		if len(data) < 4 {
-			d.stats.parseError(ErrLinkHeader)
-			return
-		}
-		d.ip(data[4:], ts)
-		return
-	case layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6, linkTypeRawOpenBSD, linkTypeRawBSD:
-		d.ip(data, ts)
-		return
-	default:
-		d.stats.skip(SkipLinkType)
-		return
-	}
-	d.ethertype(etype, data, ts)
+	var l link
+	p, end := l.frame(lt, data)
+	d.walked(&l, p, end, ts)
 }
 
 // FilePacket is [Decoder.Packet] for the packet numbered n (from 1) in a
@@ -181,59 +147,6 @@ func (d *Decoder) Packet(lt layers.LinkType, data []byte, ts int64, wireLen int)
 func (d *Decoder) FilePacket(n uint64, lt layers.LinkType, data []byte, ts int64, wireLen int) {
 	d.origin.Seq = n
 	d.Packet(lt, data, ts, wireLen)
-}
-
-// Link types that gopacket does not name: DLT_RAW as some BSDs number it.
-const (
-	linkTypeRawBSD     layers.LinkType = 12
-	linkTypeRawOpenBSD layers.LinkType = 14
-)
-
-// maxVLANTags bounds the 802.1Q/802.1ad tags decoded in one frame.
-const maxVLANTags = 8
-
-// ethertype dispatches the payload of an Ethernet-like header.
-func (d *Decoder) ethertype(etype uint16, data []byte, ts int64) {
-	for tags := 0; ; tags++ {
-		switch etype {
-		case 0x0800, 0x86dd:
-			d.ip(data, ts)
-			return
-		case 0x8100, 0x88a8, 0x9100: // 802.1Q, 802.1ad, pre-standard QinQ
-			if tags == maxVLANTags || len(data) < 4 {
-				d.stats.parseError(ErrLinkHeader)
-				return
-			}
-			d.enter(EncapVLAN)
-			d.inZone(zoneVLAN, uint32(binary.BigEndian.Uint16(data)&0x0fff))
-			etype, data = binary.BigEndian.Uint16(data[2:]), data[4:]
-		case 0x8847, 0x8848: // MPLS unicast, multicast
-			d.mplsZone(data)
-			d.mpls(data, ts)
-			return
-		case 0x6558: // transparent Ethernet bridging
-			if d.enter(EncapGRE) {
-				d.ethernet(data, ts)
-			}
-			return
-		case 0x8864: // PPPoE session stage (RFC 2516): 6-byte header, then the PPP protocol
-			d.enter(EncapPPPoE)
-			if len(data) < 8 {
-				d.stats.parseError(ErrLinkHeader)
-				return
-			}
-			switch binary.BigEndian.Uint16(data[6:]) {
-			case 0x0021, 0x0057: // PPP IPv4, IPv6
-				d.ip(data[8:], ts)
-			default:
-				d.stats.skip(SkipNotIP)
-			}
-			return
-		default:
-			d.stats.skip(SkipNotIP)
-			return
-		}
-	}
 }
 
 // IP protocol numbers decoded here.

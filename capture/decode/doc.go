@@ -5,8 +5,9 @@
 // the time-ordered merge of all sources, to the counters and the
 // transaction tracker of package collector.
 //
-// [Decoder.Packet] decodes the link layer (Ethernet with 802.1Q/802.1ad
-// stacks and PPPoE, Linux SLL/SLL2, raw IP, BSD null/loopback), IPv4 and
+// [Decoder.Packet] decodes the link layer (Ethernet and Linux SLL/SLL2
+// with 802.1Q/802.1ad stacks, MPLS and PPPoE, raw IP, BSD null/loopback;
+// walked by the same code as [FlowHash], which picks a file's worker), IPv4 and
 // IPv6 (RFC 791, RFC 8200), UDP, TCP and SCTP, and tunnels and mirror
 // encapsulations nested in any order: GRE, PPP in PPTP's enhanced GRE
 // (RFC 2637), ERSPAN I/II/III, VXLAN, Geneve, IP-in-IP, MPLS. TCP segments go to a [stream.Table], which frames SIP

@@ -14,45 +14,20 @@ import (
 // TCP stream, the fragments of an IP datagram, whatever travels in one
 // tunnel between two endpoints), so hashing the pair keeps them on one
 // decoder. (A live interface's workers are chosen by the kernel's
-// PACKET_FANOUT_HASH, of addresses and ports.) Ethernet (with 802.1Q/802.1ad tags), Linux SLL and SLL2,
-// BSD null/loopback and raw IP are looked into; for any other frame
-// (MPLS, PPPoE, not IP, too short) FlowHash returns 0, as it may for an
-// address pair. It reads at most
-// the link and IP headers and does not allocate.
+// PACKET_FANOUT_HASH, of addresses and ports.)
+//
+// The link layer is walked as [Decoder.Packet] walks it: Ethernet, Linux
+// SLL and SLL2 by their protocol field, 802.1Q/802.1ad/QinQ tags of any
+// priority, MPLS label stacks and Ethernet pseudowires, PPPoE sessions,
+// BSD null/loopback and raw IP. A frame that does not lead to an IPv4 or
+// IPv6 header there (not IP, an unknown link type, a truncated or
+// malformed link or IP header) hashes to 0, as an address pair may: with
+// FlowHash mod n, such frames all go to the first worker, 0. FlowHash
+// reads at most the link and IP headers and does not allocate.
 func FlowHash(lt layers.LinkType, data []byte) uint64 {
-	var etype uint16
-	switch lt {
-	case layers.LinkTypeEthernet:
-		if len(data) < 14 {
-			return 0
-		}
-		etype, data = binary.BigEndian.Uint16(data[12:]), data[14:]
-		for tags := 0; (etype == 0x8100 || etype == 0x88a8 || etype == 0x9100) && tags < maxVLANTags; tags++ {
-			if len(data) < 4 {
-				return 0
-			}
-			etype, data = binary.BigEndian.Uint16(data[2:]), data[4:]
-		}
-		if etype != 0x0800 && etype != 0x86dd {
-			return 0
-		}
-	case layers.LinkTypeLinuxSLL:
-		if len(data) < 16 {
-			return 0
-		}
-		data = data[16:]
-	case layers.LinkTypeLinuxSLL2:
-		if len(data) < 20 {
-			return 0
-		}
-		data = data[20:]
-	case layers.LinkTypeNull, layers.LinkTypeLoop:
-		if len(data) < 4 {
-			return 0
-		}
-		data = data[4:]
-	case layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6, linkTypeRawOpenBSD, linkTypeRawBSD:
-	default:
+	var l link
+	data, end := l.frame(lt, data)
+	if end != linkIP {
 		return 0
 	}
 	var x uint64

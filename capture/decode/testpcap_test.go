@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -339,6 +340,22 @@ func sll2(ip []byte) []byte {
 	return append(h, ip...)
 }
 
+// sllTagged returns an SLL frame of ip with an 802.1Q tag of priority
+// pcp and VLAN 100, as libpcap puts back a tag the NIC stripped: the TPID
+// at the protocol field, then the TCI and the protocol.
+func sllTagged(ip []byte, pcp uint16) []byte {
+	f := sll(ip)
+	return slices.Concat(f[:14], []byte{0x81, 0x00, byte(pcp << 5), 100}, f[14:])
+}
+
+// sll2QinQ returns an SLL2 frame of ip behind an 802.1ad and an 802.1Q
+// tag, both of priority pcp, as the kernel leaves tags it did not strip:
+// the outer TPID at the protocol field, the tags after the header.
+func sll2QinQ(ip []byte, pcp uint16) []byte {
+	f := sll2(ip)
+	return slices.Concat([]byte{0x88, 0xa8}, f[2:20], []byte{byte(pcp << 5), 10, 0x81, 0x00, byte(pcp<<5) | 0x10, 200}, f[0:2], f[20:])
+}
+
 // links lists every link type the decoder supports, with the framing of a
 // real capture.
 var links = []link{
@@ -354,6 +371,8 @@ var links = []link{
 	}},
 	{"SLL", layers.LinkTypeLinuxSLL, func(_ testing.TB, ip []byte) []byte { return sll(ip) }},
 	{"SLL2", layers.LinkTypeLinuxSLL2, func(_ testing.TB, ip []byte) []byte { return sll2(ip) }},
+	{"SLL 802.1Q priority 3", layers.LinkTypeLinuxSLL, func(_ testing.TB, ip []byte) []byte { return sllTagged(ip, 3) }},
+	{"SLL2 QinQ priority 2", layers.LinkTypeLinuxSLL2, func(_ testing.TB, ip []byte) []byte { return sll2QinQ(ip, 2) }},
 	{"raw", layers.LinkTypeRaw, func(_ testing.TB, ip []byte) []byte { return ip }},
 	{"ipv4/ipv6", 0, nil}, // placeholder replaced below: 228 or 229 by version
 	{"null/24", layers.LinkTypeNull, func(tb testing.TB, ip []byte) []byte {

@@ -56,54 +56,6 @@ func (d *Decoder) enter(e Encap) bool {
 	return true
 }
 
-// ethernet decodes an Ethernet frame carried inside a tunnel.
-func (d *Decoder) ethernet(data []byte, ts int64) {
-	if len(data) < 14 {
-		d.stats.parseError(ErrLinkHeader)
-		return
-	}
-	d.ethertype(binary.BigEndian.Uint16(data[12:]), data[14:], ts)
-}
-
-// maxMPLSLabels bounds the MPLS label stack.
-const maxMPLSLabels = 8
-
-// mpls decodes an MPLS label stack (RFC 3032) and what follows the bottom
-// label: IPv4 or IPv6 by the version nibble, or an Ethernet pseudowire
-// behind its control word (RFC 4448).
-func (d *Decoder) mpls(data []byte, ts int64) {
-	if !d.enter(EncapMPLS) {
-		return
-	}
-	for i := 0; ; i++ {
-		if i == maxMPLSLabels || len(data) < 4 {
-			d.stats.parseError(ErrLinkHeader)
-			return
-		}
-		bottom := data[2]&0x01 != 0
-		data = data[4:]
-		if bottom {
-			break
-		}
-	}
-	if len(data) == 0 {
-		d.stats.parseError(ErrLinkHeader)
-		return
-	}
-	switch data[0] >> 4 {
-	case 4, 6:
-		d.ip(data, ts)
-	case 0: // pseudowire control word, then an Ethernet frame
-		if len(data) < 4 {
-			d.stats.parseError(ErrLinkHeader)
-			return
-		}
-		d.ethernet(data[4:], ts)
-	default:
-		d.stats.skip(SkipNotIP)
-	}
-}
-
 // GRE flags (RFC 2784, RFC 2890; acknowledgment: RFC 2637 §4.1).
 const (
 	greChecksum = 0x8000

@@ -35,24 +35,14 @@ const (
 	zoneGRE
 )
 
-// inZone folds one identifier of kind into the current packet's zone.
-func (d *Decoder) inZone(kind uint64, id uint32) {
-	z := bits.RotateLeft64(d.zone, 23) ^ (kind<<32 | uint64(id))
-	d.zone = (z ^ z>>31) * 0x9e3779b97f4a7c15
+// foldZone returns zone z with one identifier of kind folded in.
+func foldZone(z, kind uint64, id uint32) uint64 {
+	z = bits.RotateLeft64(z, 23) ^ (kind<<32 | uint64(id))
+	return (z ^ z>>31) * 0x9e3779b97f4a7c15
 }
 
-// mplsZone folds the labels of the MPLS stack at data (RFC 3032) into the
-// zone, as far as mpls will decode them.
-func (d *Decoder) mplsZone(data []byte) {
-	for i := 0; i < maxMPLSLabels && len(data) >= 4; i++ {
-		e := binary.BigEndian.Uint32(data)
-		d.inZone(zoneMPLS, e>>12)
-		if e&0x100 != 0 { // bottom of stack
-			return
-		}
-		data = data[4:]
-	}
-}
+// inZone folds one identifier of kind into the current packet's zone.
+func (d *Decoder) inZone(kind uint64, id uint32) { d.zone = foldZone(d.zone, kind, id) }
 
 // udpTunnelZone folds the VNI of a VXLAN or Geneve header p into the zone
 // when the ports say it is one (udpTunnel then decides whether it is).
