@@ -12,9 +12,10 @@ import (
 )
 
 // TestReportWorkers reads every plain pcap of the corpus, and the demo
-// capture, with one worker and with two and three (input.File): the
-// whole exposition (counts, transactions, sessions, delays) and the
-// decoders' packet, byte and parse-error counts must be the same. Each
+// capture, with one worker and shard and with two, three and four of
+// each (input.File, pipeline.Config.Shards): the whole exposition
+// (counts, transactions, sessions, delays) and the decoders' packet, byte
+// and parse-error counts must be the same. Each
 // capture is also read twice at once, so that ties between files and
 // copies (dedup) go through the sharded merge too.
 func TestReportWorkers(t *testing.T) {
@@ -34,8 +35,10 @@ func TestReportWorkers(t *testing.T) {
 			for _, set := range [][]string{{f}, {f, f}} {
 				var want string
 				var wantStats [3]uint64
-				for _, workers := range []int{1, 2, 3} {
-					p, err := pipeline.New(defaultPipelineConfig())
+				for _, workers := range []int{1, 2, 3, 4} {
+					cfg := defaultPipelineConfig()
+					cfg.Shards = workers // as many shards of the counting stage
+					p, err := pipeline.New(cfg)
 					if err != nil {
 						t.Fatal(err)
 					}
