@@ -1,6 +1,9 @@
 package sip
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // Limits. Every scan in this package is bounded by them, whatever the input.
 const (
@@ -45,6 +48,19 @@ type Message struct {
 	ContactStar    bool   // a Contact value is "*": remove every binding (RFC 3261 §10.2.2)
 	ContentLength  int    // value of Content-Length (compact "l") in bytes; -1 when absent or malformed
 	HeaderLength   int    // bytes from the start up to and including the empty line that ends the header; len(input) when the header is not terminated
+
+	// Identity is the value of the first Identity header (RFC 8224 §4;
+	// compact "y", in the IANA SIP header field registry for RFC 8224,
+	// first assigned by RFC 4474), as sent, trimmed, folds as sent, not
+	// empty: the PASSporT and its parameters (";info=<...>;alg=ES256;
+	// ppt=shaken"), not checked; nil when absent or empty. It is read in
+	// every message, requests and responses alike.
+	Identity []byte
+	// PAssertedIdentity is the value of the first P-Asserted-Identity
+	// header (RFC 3325 §9.1; no compact form), as sent, trimmed, folds as
+	// sent, not empty: one or two comma-separated name-addr or addr-spec
+	// values, not split; nil when absent or empty. Read in every message.
+	PAssertedIdentity []byte
 }
 
 // Reset clears m to the state for "nothing scanned": zero values and
@@ -250,180 +266,266 @@ func IsStart(b []byte) bool {
 	return err == nil
 }
 
+// Kinds of header line that headers reads; hNone is every other one. The
+// kinds before hReason count only at their first occurrence: bit 1<<kind of
+// headers' "seen" records it.
+const (
+	hNone uint8 = iota
+	hCallID
+	hCSeq
+	hVia
+	hTo
+	hFrom
+	hCL
+	hExpires
+	hIdentity
+	hPAI
+	hReason  // every Reason header is read
+	hContact // every Contact header is read
+)
+
+// Header names as little-endian words of their lower-case bytes, for
+// headerKind. A name is compared after OR-ing 0x20 into every byte, which
+// folds the case of letters and leaves "-" alone; it cannot turn another
+// token character into a letter or "-" (RFC 3261 §25.1 token), and
+// headerKind sees only tokens.
+const (
+	wTo      = 't' | 'o'<<8
+	wVia     = 'v' | 'i'<<8 | 'a'<<16
+	wCSeq    = 'c' | 's'<<8 | 'e'<<16 | 'q'<<24
+	wFrom    = 'f' | 'r'<<8 | 'o'<<16 | 'm'<<24
+	wReas    = 'r' | 'e'<<8 | 'a'<<16 | 's'<<24
+	wOn      = 'o' | 'n'<<8
+	wCallID  = 'c' | 'a'<<8 | 'l'<<16 | 'l'<<24 | '-'<<32 | 'i'<<40 | 'd'<<48
+	wContact = 'c' | 'o'<<8 | 'n'<<16 | 't'<<24 | 'a'<<32 | 'c'<<40 | 't'<<48
+	wExpires = 'e' | 'x'<<8 | 'p'<<16 | 'i'<<24 | 'r'<<32 | 'e'<<40 | 's'<<48
+	wIdentit = 'i' | 'd'<<8 | 'e'<<16 | 'n'<<24 | 't'<<32 | 'i'<<40 | 't'<<48 | 'y'<<56
+	wContent = 'c' | 'o'<<8 | 'n'<<16 | 't'<<24 | 'e'<<32 | 'n'<<40 | 't'<<48 | '-'<<56 // "content-" of content-length
+	wTLength = 't' | '-'<<8 | 'l'<<16 | 'e'<<24 | 'n'<<32 | 'g'<<40 | 't'<<48 | 'h'<<56 // bytes 6..13 of content-length
+	wPAssert = 'p' | '-'<<8 | 'a'<<16 | 's'<<24 | 's'<<32 | 'e'<<40 | 'r'<<48 | 't'<<56 // "p-assert" of p-asserted-identity
+	wEdIdent = 'e' | 'd'<<8 | '-'<<16 | 'i'<<24 | 'd'<<32 | 'e'<<40 | 'n'<<48 | 't'<<56 // bytes 8..15
+	wTity    = 't' | 'i'<<8 | 't'<<16 | 'y'<<24                                         // bytes 15..18
+
+	fold2 = 0x2020
+	fold4 = 0x20202020
+	fold8 = 0x2020202020202020
+)
+
+// headerKind returns the kind of the header whose name is the n token bytes
+// at the start of s; s holds at least n+1 bytes (the name and the colon at
+// least). The dispatch is on the length and then on whole words, so that a
+// name that matches none costs a switch and rarely a load.
+func headerKind(s []byte, n int) uint8 {
+	le := binary.LittleEndian
+	switch n {
+	case 1:
+		switch s[0] | 0x20 {
+		case 'i':
+			return hCallID
+		case 'v':
+			return hVia
+		case 't':
+			return hTo
+		case 'f':
+			return hFrom
+		case 'l':
+			return hCL
+		case 'm':
+			return hContact
+		case 'y':
+			return hIdentity
+		}
+	case 2:
+		if le.Uint16(s)|fold2 == wTo {
+			return hTo
+		}
+	case 3:
+		if (le.Uint32(s)|fold4)&0xffffff == wVia {
+			return hVia
+		}
+	case 4:
+		switch le.Uint32(s) | fold4 {
+		case wCSeq:
+			return hCSeq
+		case wFrom:
+			return hFrom
+		}
+	case 6:
+		if le.Uint32(s)|fold4 == wReas && le.Uint16(s[4:])|fold2 == wOn {
+			return hReason
+		}
+	case 7:
+		switch (le.Uint64(s) | fold8) & (1<<56 - 1) {
+		case wCallID:
+			return hCallID
+		case wContact:
+			return hContact
+		case wExpires:
+			return hExpires
+		}
+	case 8:
+		if le.Uint64(s)|fold8 == wIdentit {
+			return hIdentity
+		}
+	case 14:
+		if le.Uint64(s)|fold8 == wContent && le.Uint64(s[6:])|fold8 == wTLength {
+			return hCL
+		}
+	case 19:
+		if le.Uint64(s)|fold8 == wPAssert && le.Uint64(s[8:])|fold8 == wEdIdent && le.Uint32(s[15:])|fold4 == wTity {
+			return hPAI
+		}
+	}
+	return hNone
+}
+
 // headers scans header lines from b[p] until the empty line or the end of b.
 // cut reports that b is a prefix of the input, so that an unterminated last
 // line is incomplete rather than merely lacking its CRLF. With clOnly only
-// Content-Length is examined and only its error is reported. It returns the
+// Content-Length is read and only its error is reported. It returns the
 // offset after the empty line (or where the scan stopped), whether the empty
 // line was found, and the first error.
+//
+// It walks the physical lines with bytes.IndexByte. A header line's name
+// and colon are on its first physical line (a fold is LWS, which neither a
+// token nor the colon contains), so the name is checked and dispatched
+// there; a header that is not read costs no more than that, and its
+// continuation lines only their line end. A header that is read is taken
+// up, with its continuation lines, when the next line that is not a
+// continuation begins.
 func (m *Message) headers(b []byte, p int, cut, clOnly bool) (int, bool, error) {
 	var (
 		err    error
 		seen   uint16
-		hs, he = -1, 0 // pending logical header b[hs:he]; hs -2: discard continuations
+		kind   = hNone // header being read, value b[vs:ve]
+		vs, ve int
+		first  = true // no header line yet: a continuation line is ErrHeader
 	)
-	note := func(e error) {
-		if err == nil && (!clOnly || e == ErrContentLength) {
-			err = e
-		}
-	}
-	flush := func() {
-		if hs >= 0 {
-			if e := m.header(b[hs:he], &seen, clOnly); e != nil {
-				note(e)
-			}
-		}
-	}
 	for p < len(b) {
-		end, next, term := lineAt(b, p)
-		if end < 0 {
-			flush()
-			note(ErrTooLong)
-			hs = -2
-			i := bytes.IndexByte(b[p:], '\n')
-			if i < 0 {
+		end, next, term := len(b), len(b), false
+		if i := bytes.IndexByte(b[p:], '\n'); i >= 0 {
+			end, next, term = p+i, p+i+1, true
+		}
+		if end > p && b[end-1] == '\r' {
+			end--
+		}
+		if end-p > MaxLineBytes {
+			// The line is skipped, and the continuation lines after it.
+			if kind != hNone {
+				if e := m.value(kind, b[vs:ve]); e != nil && err == nil {
+					err = e
+				}
+			}
+			if err == nil && !clOnly {
+				err = ErrTooLong
+			}
+			kind, first = hNone, false
+			if !term {
 				return len(b), false, err
 			}
-			p += i + 1
+			p = next
 			continue
 		}
 		if !term && cut {
 			break // the line may continue beyond the bytes we read
 		}
 		if end == p {
-			flush()
+			if kind != hNone {
+				if e := m.value(kind, b[vs:ve]); e != nil && err == nil {
+					err = e
+				}
+			}
 			return next, term, err
 		}
 		if c := b[p]; c == ' ' || c == '\t' {
-			switch {
-			case hs >= 0:
-				he = end
-			case hs == -1:
-				note(ErrHeader)
+			if kind != hNone {
+				ve = end
+			} else if first && err == nil && !clOnly {
+				err = ErrHeader
 			}
-		} else {
-			flush()
-			hs, he = p, end
+			p = next
+			continue
 		}
-		p = next
+		if kind != hNone {
+			if e := m.value(kind, b[vs:ve]); e != nil && err == nil {
+				err = e
+			}
+		}
+		first = false
+		// name: token, then SP/HT, then the colon (RFC 3261 §7.3.1).
+		i := p
+		for i < end && tokenChar[b[i]] {
+			i++
+		}
+		n := i - p
+		for i < end && (b[i] == ' ' || b[i] == '\t') {
+			i++
+		}
+		if n == 0 || i >= end || b[i] != ':' {
+			if err == nil && !clOnly {
+				err = ErrHeader
+			}
+			kind, p = hNone, next
+			continue
+		}
+		kind = headerKind(b[p:i+1], n)
+		if kind < hReason && kind != hNone {
+			if bit := uint16(1) << kind; seen&bit != 0 || (clOnly && kind != hCL) {
+				kind = hNone
+			} else {
+				seen |= bit
+			}
+		} else if clOnly {
+			kind = hNone
+		}
+		vs, ve, p = i+1, end, next
 	}
-	flush()
+	if kind != hNone {
+		if e := m.value(kind, b[vs:ve]); e != nil && err == nil {
+			err = e
+		}
+	}
 	return p, false, err
 }
 
-// Bits of "seen" in headers: the first occurrence of a header counts.
-const (
-	seenCallID = 1 << iota
-	seenCSeq
-	seenVia
-	seenTo
-	seenCL
-	seenFrom
-	seenReason // never set: every Reason header is scanned
-	seenExpires
-	seenContact // never set: every Contact header is scanned
-)
-
-// header scans one logical header line h (folds included, no final CRLF).
-func (m *Message) header(h []byte, seen *uint16, clOnly bool) error {
-	i := tokenEnd(h, 0)
-	j := i
-	for j < len(h) && (h[j] == ' ' || h[j] == '\t') {
-		j++
-	}
-	if i == 0 || j >= len(h) || h[j] != ':' {
-		return ErrHeader
-	}
-	name, v := h[:i], trimLWS(h[j+1:])
-	// Dispatch on the length first: most header names match none of the
-	// nine, and this rejects them without case folding.
-	var bit uint16
-	switch len(name) {
-	case 1:
-		switch name[0] | 0x20 {
-		case 'm':
-			bit = seenContact
-		case 'l':
-			bit = seenCL
-		case 'i':
-			bit = seenCallID
-		case 'v':
-			bit = seenVia
-		case 't':
-			bit = seenTo
-		case 'f':
-			bit = seenFrom
-		}
-	case 2:
-		if eqFold(name, "to") {
-			bit = seenTo
-		}
-	case 3:
-		if eqFold(name, "via") {
-			bit = seenVia
-		}
-	case 4:
-		switch {
-		case eqFold(name, "cseq"):
-			bit = seenCSeq
-		case eqFold(name, "from"):
-			bit = seenFrom
-		}
-	case 6:
-		if eqFold(name, "reason") {
-			bit = seenReason
-		}
-	case 7:
-		switch {
-		case eqFold(name, "call-id"):
-			bit = seenCallID
-		case eqFold(name, "contact"):
-			bit = seenContact
-		case eqFold(name, "expires"):
-			bit = seenExpires
-		}
-	case 14:
-		if eqFold(name, "content-length") {
-			bit = seenCL
-		}
-	}
-	if bit == 0 || (clOnly && bit != seenCL) {
-		return nil
-	}
-	switch bit {
-	case seenReason:
-		m.reason(v)
-		return nil
-	case seenContact:
-		m.contact(v)
-		return nil
-	}
-	if *seen&bit != 0 {
-		return nil
-	}
-	*seen |= bit
-	switch bit {
-	case seenCL:
+// value reads the value v (after the colon, folds included, not trimmed)
+// of a header of kind k into m.
+func (m *Message) value(k uint8, v []byte) error {
+	v = trimLWS(v)
+	switch k {
+	case hCallID:
+		m.CallID = v
+	case hCSeq:
+		return m.cseq(v)
+	case hVia:
+		m.ViaBranch = param(v, "branch")
+	case hTo:
+		m.ToTag = param(v, "tag")
+		m.ToURI = uri(v)
+	case hFrom:
+		m.FromTag = param(v, "tag")
+	case hCL:
 		n, ok := contentLength(v)
 		if !ok {
 			return ErrContentLength
 		}
 		m.ContentLength = n
-	case seenCallID:
-		m.CallID = v
-	case seenCSeq:
-		return m.cseq(v)
-	case seenVia:
-		m.ViaBranch = param(v, "branch")
-	case seenTo:
-		m.ToTag = param(v, "tag")
-		m.ToURI = uri(v)
-	case seenExpires:
+	case hExpires:
 		if len(v) > 0 {
 			m.Expires = v
 		}
-	case seenFrom:
-		m.FromTag = param(v, "tag")
+	case hIdentity:
+		if len(v) > 0 {
+			m.Identity = v
+		}
+	case hPAI:
+		if len(v) > 0 {
+			m.PAssertedIdentity = v
+		}
+	case hReason:
+		m.reason(v)
+	case hContact:
+		m.contact(v)
 	}
 	return nil
 }
@@ -765,3 +867,11 @@ func eqFold(b []byte, s string) bool {
 func hasPrefix(b []byte, s string) bool {
 	return len(b) >= len(s) && string(b[:len(s)]) == s
 }
+
+// tokenChar marks the token characters (RFC 3261 §25.1).
+var tokenChar = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = isToken(byte(c))
+	}
+	return t
+}()
