@@ -320,10 +320,21 @@ func paramAt(v []byte, i int, name string) []byte {
 		for j < len(v) && isLWS(v[j]) {
 			j++
 		}
-		k := tokenEnd(v, j)
-		// A name that goes on with a byte outside token ("cause#")
-		// is not this parameter (RFC 3261 §25.1 generic-param).
-		match := eqFold(v[j:k], name) && (k == len(v) || isParamEnd(v[k]) || v[k] == '=')
+		var (
+			k     int
+			match bool
+		)
+		if e := j + len(name); e < len(v) && v[e] == '=' && eqFold(v[j:e], name) {
+			// The usual ";tag=": name is a token, so tokenEnd would
+			// stop at the "=".
+			k, match = e, true
+		} else {
+			k = tokenEnd(v, j)
+			// A name that goes on with a byte outside token
+			// ("cause#") is not this parameter (RFC 3261 §25.1
+			// generic-param).
+			match = eqFold(v[j:k], name) && (k == len(v) || isParamEnd(v[k]) || v[k] == '=')
+		}
 		for k < len(v) && isLWS(v[k]) {
 			k++
 		}
