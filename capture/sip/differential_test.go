@@ -21,7 +21,13 @@ import (
 // Intentional differences, where the new scanner is right by RFC 3261 and
 // the oracle was not, are listed in oracleExceptions with the side that is
 // right and why; diffOracle reports them by name and checks that the
-// difference is only the one described. There are none so far.
+// difference is only the one described. There are none so far: no input
+// of the tests, of the public captures or of the fuzzer has shown the
+// oracle wrong by RFC 3261 where Parse is right, or the reverse.
+//
+// Runs: FuzzParseDifferential, 10 minutes with -parallel 1 on a shared
+// 2-core machine, 9.67 M executions, clean (go test -run XXX -fuzz
+// FuzzParseDifferential -fuzztime 10m -parallel 1 ./capture/sip/).
 
 // oracleExceptions maps the name of each intentional difference to a
 // function that reports whether the input b and the two results are that
