@@ -10,8 +10,9 @@
 // (§20.39, §20.20), the To URI (the address of record of a REGISTER,
 // §10.2), the Expires header (§20.19) and the largest expires parameter of
 // the Contact values and whether one is "*" (§10.2.1.1, §10.2.2, §20.10),
-// the Q.850 and SIP causes of the Reason header (RFC 3326), Content-Length
-// (§20.14) and the length of the header. The byte slices in a
+// the Q.850 and SIP causes of the Reason header (RFC 3326), the Identity
+// (RFC 8224 §4) and P-Asserted-Identity (RFC 3325 §9.1) values,
+// Content-Length (§20.14) and the length of the header. The byte slices in a
 // Message alias the input. Compact header forms (§7.3.3), folded header lines
 // (§7.3.1), LF-only line ends and header sections cut short by a truncated
 // datagram are accepted.
@@ -28,5 +29,7 @@
 // most [MaxLineBytes] (8 KiB), a body at most [MaxBodyBytes] (1 MiB). Parse,
 // IsStart and FrameLength run in time linear in min(len(b), MaxHeaderBytes)
 // and never allocate; the package tests assert zero allocations, fuzz the
-// scanner, and compare it with the github.com/emiago/sipgo parser.
+// scanner, compare it with the github.com/emiago/sipgo parser, and compare
+// it field by field with the simpler scanner it replaced, kept in the tests
+// as an oracle (FuzzParseDifferential).
 package sip

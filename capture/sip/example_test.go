@@ -79,3 +79,29 @@ func ExampleParse_register() {
 	// Output:
 	// sip:bob@biloxi.example.com 7200 7200 false
 }
+
+// An INVITE signed with STIR/SHAKEN carries its PASSporT in the Identity
+// header (RFC 8224 §4); a trusted network asserts the caller in
+// P-Asserted-Identity (RFC 3325 §9.1). Parse keeps both values as sent.
+func ExampleParse_identity() {
+	payload := []byte("INVITE sip:+12155550123@biloxi.example.com;user=phone SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\n" +
+		"To: <sip:+12155550123@biloxi.example.com;user=phone>\r\n" +
+		"From: <sip:+12155550199@atlanta.example.com;user=phone>;tag=1928301774\r\n" +
+		"Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n" +
+		"CSeq: 314159 INVITE\r\n" +
+		"P-Asserted-Identity: <tel:+12155550199>\r\n" +
+		"Identity: eyJhbGciOiJFUzI1NiJ9.eyJhdHRlc3QiOiJBIn0.c2ln;info=<https://cert.example.org/passport.cer>;alg=ES256;ppt=shaken\r\n" +
+		"Content-Length: 0\r\n\r\n")
+
+	var m sip.Message
+	if err := sip.Parse(payload, &m); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(string(m.PAssertedIdentity))
+	fmt.Println(string(m.Identity))
+	// Output:
+	// <tel:+12155550199>
+	// eyJhbGciOiJFUzI1NiJ9.eyJhdHRlc3QiOiJBIn0.c2ln;info=<https://cert.example.org/passport.cer>;alg=ES256;ppt=shaken
+}

@@ -54,7 +54,7 @@ func FuzzParse(f *testing.F) {
 		default:
 			t.Fatalf("Parse returned unexpected error %v", err)
 		}
-		for _, s := range [][]byte{m.Reason, m.Method, m.CSeqMethod, m.CallID, m.ViaBranch, m.ToTag, m.FromTag, m.Q850Cause, m.SIPCause, m.ToURI, m.Expires, m.ContactExpires} {
+		for _, s := range [][]byte{m.Reason, m.Method, m.CSeqMethod, m.CallID, m.ViaBranch, m.ToTag, m.FromTag, m.Q850Cause, m.SIPCause, m.ToURI, m.Expires, m.ContactExpires, m.Identity, m.PAssertedIdentity} {
 			if !within(b, s) {
 				t.Fatalf("slice %q does not alias the input", s)
 			}
@@ -78,7 +78,8 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("ContactExpires %q is not 1*DIGIT", m.ContactExpires)
 				}
 			}
-			if (m.ContactExpires != nil && len(m.ContactExpires) == 0) || (m.Expires != nil && len(m.Expires) == 0) || (m.ToURI != nil && len(m.ToURI) == 0) {
+			if (m.ContactExpires != nil && len(m.ContactExpires) == 0) || (m.Expires != nil && len(m.Expires) == 0) || (m.ToURI != nil && len(m.ToURI) == 0) ||
+				(m.Identity != nil && len(m.Identity) == 0) || (m.PAssertedIdentity != nil && len(m.PAssertedIdentity) == 0) {
 				t.Fatalf("empty field that is not nil: %s", render(&m))
 			}
 		}

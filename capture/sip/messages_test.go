@@ -156,5 +156,23 @@ l: N
 
 `, sdpBody)
 
+// inviteIdentity is an INVITE signed with STIR/SHAKEN (RFC 8224 §4, RFC 8588):
+// an Identity header with a PASSporT of about 400 bytes, a
+// P-Asserted-Identity (RFC 3325) and an SDP offer.
+var inviteIdentity = withBody(`INVITE sip:+12155550123@biloxi.example.com;user=phone SIP/2.0
+Via: SIP/2.0/UDP pc33.atlanta.example.com:5060;branch=z9hG4bK776asdhds;rport
+Max-Forwards: 70
+To: <sip:+12155550123@biloxi.example.com;user=phone>
+From: "Alice" <sip:+12155550199@atlanta.example.com;user=phone>;tag=1928301774
+Call-ID: a84b4c76e66710@pc33.atlanta.example.com
+CSeq: 314159 INVITE
+Contact: <sip:alice@pc33.atlanta.example.com>
+P-Asserted-Identity: "Alice" <sip:+12155550199@atlanta.example.com;user=phone>, <tel:+12155550199>
+Identity: eyJhbGciOiJFUzI1NiIsInBwdCI6InNoYWtlbiIsInR5cCI6InBhc3Nwb3J0IiwieDV1IjoiaHR0cHM6Ly9jZXJ0LmV4YW1wbGUub3JnL3Bhc3Nwb3J0LmNlciJ9.eyJhdHRlc3QiOiJBIiwiZGVzdCI6eyJ0biI6WyIxMjE1NTU1MDEyMyJdfSwiaWF0IjoxNDQzMjA4MzQ1LCJvcmlnIjp7InRuIjoiMTIxNTU1NTAxOTkifSwib3JpZ2lkIjoiMTIzZTQ1NjctZTg5Yi0xMmQzLWE0NTYtNDI2NjU1NDQwMDAwIn0.MEUCIQCEFJXkDV1h9tGSwVfFmvM7HzEVVaVTpOSqwC2fTMThZAIgSBLaoSpV-vkv9TWSUEbKw1fOGMYrT1ArLsjLpHuDHgQ;info=<https://cert.example.org/passport.cer>;alg=ES256;ppt=shaken
+Content-Type: application/sdp
+Content-Length: N
+
+`, sdpBody)
+
 // corpus is the crafted part of the differential corpus.
-var corpus = []string{ok200, inviteSDP, trying100, ringing180, unauth401, register, options, bye, compact200}
+var corpus = []string{ok200, inviteSDP, trying100, ringing180, unauth401, register, options, bye, compact200, inviteIdentity}

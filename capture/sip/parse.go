@@ -1,6 +1,9 @@
 package sip
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // Limits. Every scan in this package is bounded by them, whatever the input.
 const (
@@ -45,6 +48,19 @@ type Message struct {
 	ContactStar    bool   // a Contact value is "*": remove every binding (RFC 3261 §10.2.2)
 	ContentLength  int    // value of Content-Length (compact "l") in bytes; -1 when absent or malformed
 	HeaderLength   int    // bytes from the start up to and including the empty line that ends the header; len(input) when the header is not terminated
+
+	// Identity is the value of the first Identity header (RFC 8224 §4;
+	// compact "y", in the IANA SIP header field registry for RFC 8224,
+	// first assigned by RFC 4474), as sent, trimmed, folds as sent, not
+	// empty: the PASSporT and its parameters (";info=<...>;alg=ES256;
+	// ppt=shaken"), not checked; nil when absent or empty. It is read in
+	// every message, requests and responses alike.
+	Identity []byte
+	// PAssertedIdentity is the value of the first P-Asserted-Identity
+	// header (RFC 3325 §9.1; no compact form), as sent, trimmed, folds as
+	// sent, not empty: one or two comma-separated name-addr or addr-spec
+	// values, not split; nil when absent or empty. Read in every message.
+	PAssertedIdentity []byte
 }
 
 // Reset clears m to the state for "nothing scanned": zero values and
@@ -74,20 +90,31 @@ func (m *Message) Reset() {
 // well as CRLF (RFC 3261 §7.5 tolerance); the empty line ending the header
 // may be missing, as in a UDP datagram cut after the headers, in which case
 // HeaderLength is len(b) and no error is returned; header names are matched
-// case-insensitively, with the compact forms i, v, t and l (§7.3.3); a
-// header may be folded onto continuation lines beginning with SP or HT
-// (§7.3.1), and CallID then spans the fold as sent; whitespace may surround
-// the colon. Of repeated Call-ID, CSeq, To, From and Content-Length headers
-// the first one counts and later ones are ignored; of the Via headers only
-// the first value of the first one counts (§8.1.1.7); of repeated Expires
-// headers the first counts. Every Contact header and every value in it is
+// case-insensitively, with the compact forms i, v, t, f, l, m (§7.3.3) and y
+// (Identity); a header may be folded onto continuation lines beginning
+// with SP or HT (§7.3.1), and CallID, Expires, Identity and
+// PAssertedIdentity then span the fold as sent; whitespace may surround
+// the colon. Of repeated Call-ID, CSeq, To, From, Content-Length, Expires,
+// Identity and P-Asserted-Identity headers the first one counts and later
+// ones are ignored; of the Via headers only the first value of the first
+// one counts (§8.1.1.7). Every Contact header and every value in it is
 // looked at for ContactExpires and ContactStar (§10.3: a 2xx to REGISTER
-// lists every binding with its expires). Every Reason header
-// (RFC 3326 §2; no compact form) and every comma-separated value in it is
-// looked at; the first value per protocol gives Q850Cause or SIPCause (RFC
-// 3326 allows one value per protocol) when it has a cause. A missing CSeq is not an
+// lists every binding with its expires). Every Reason header (RFC 3326 §2;
+// no compact form) and every comma-separated value in it is looked at; the
+// first value per protocol gives Q850Cause or SIPCause (RFC 3326 allows
+// one value per protocol) when it has a cause. A missing CSeq is not an
 // error. Leading CRLFs (stream keep-alives) are [ErrNotSIP]; use
 // [FrameLength] on streams, which delimits them as a frame of their own.
+//
+// Parse walks the header one physical line at a time with
+// [bytes.IndexByte] and reads a header name once, on its first line: it
+// checks that the name is a token followed by the colon, and dispatches on
+// the name's length and first byte. The value of a header that no field
+// needs is never looked at, nor are its continuation lines beyond their
+// line ends. Its time is linear in min(len(b), MaxHeaderBytes);
+// BenchmarkParse and BenchmarkParseOracle compare it with the scanner it
+// replaced, which is kept in the tests as the oracle of
+// FuzzParseDifferential.
 func Parse(b []byte, m *Message) error {
 	m.Reset()
 	hb, cut := b, false
@@ -250,518 +277,248 @@ func IsStart(b []byte) bool {
 	return err == nil
 }
 
+// Kinds of header line that headers reads; hNone is every other one. The
+// kinds before hReason count only at their first occurrence: bit 1<<kind of
+// headers' "seen" records it.
+const (
+	hNone uint8 = iota
+	hCallID
+	hCSeq
+	hVia
+	hTo
+	hFrom
+	hCL
+	hExpires
+	hIdentity
+	hPAI
+	hReason  // every Reason header is read
+	hContact // every Contact header is read
+)
+
+// Header names as little-endian words of their lower-case bytes, for
+// headerKind. A name is compared after OR-ing 0x20 into every byte, which
+// folds the case of letters and leaves "-" alone; it cannot turn another
+// token character into a letter or "-" (RFC 3261 §25.1 token), and
+// headerKind sees only tokens.
+const (
+	wTo      = 't' | 'o'<<8
+	wVia     = 'v' | 'i'<<8 | 'a'<<16
+	wCSeq    = 'c' | 's'<<8 | 'e'<<16 | 'q'<<24
+	wFrom    = 'f' | 'r'<<8 | 'o'<<16 | 'm'<<24
+	wReas    = 'r' | 'e'<<8 | 'a'<<16 | 's'<<24
+	wOn      = 'o' | 'n'<<8
+	wCallID  = 'c' | 'a'<<8 | 'l'<<16 | 'l'<<24 | '-'<<32 | 'i'<<40 | 'd'<<48
+	wContact = 'c' | 'o'<<8 | 'n'<<16 | 't'<<24 | 'a'<<32 | 'c'<<40 | 't'<<48
+	wExpires = 'e' | 'x'<<8 | 'p'<<16 | 'i'<<24 | 'r'<<32 | 'e'<<40 | 's'<<48
+	wIdentit = 'i' | 'd'<<8 | 'e'<<16 | 'n'<<24 | 't'<<32 | 'i'<<40 | 't'<<48 | 'y'<<56
+	wContent = 'c' | 'o'<<8 | 'n'<<16 | 't'<<24 | 'e'<<32 | 'n'<<40 | 't'<<48 | '-'<<56 // "content-" of content-length
+	wTLength = 't' | '-'<<8 | 'l'<<16 | 'e'<<24 | 'n'<<32 | 'g'<<40 | 't'<<48 | 'h'<<56 // bytes 6..13 of content-length
+	wPAssert = 'p' | '-'<<8 | 'a'<<16 | 's'<<24 | 's'<<32 | 'e'<<40 | 'r'<<48 | 't'<<56 // "p-assert" of p-asserted-identity
+	wEdIdent = 'e' | 'd'<<8 | '-'<<16 | 'i'<<24 | 'd'<<32 | 'e'<<40 | 'n'<<48 | 't'<<56 // bytes 8..15
+	wTity    = 't' | 'i'<<8 | 't'<<16 | 'y'<<24                                         // bytes 15..18
+
+	fold2 = 0x2020
+	fold4 = 0x20202020
+	fold8 = 0x2020202020202020
+)
+
+// firstBytes[n] has bit c&31 set for the first byte c (lower case) of each
+// header name of n bytes that headerKind knows: a header that is not read
+// is most often rejected by its length and first byte, without a call.
+var firstBytes = func() (t [20]uint32) {
+	for _, name := range []string{"i", "v", "t", "f", "l", "m", "y", "to", "via", "cseq", "from",
+		"reason", "call-id", "contact", "expires", "identity", "content-length", "p-asserted-identity"} {
+		t[len(name)] |= 1 << (name[0] & 31)
+	}
+	return t
+}()
+
+// headerKind returns the kind of the header whose name is the n token bytes
+// at the start of s; s holds at least n+1 bytes (the name and the colon at
+// least). The dispatch is on the length and then on whole words, so that a
+// name that matches none costs a switch and rarely a load.
+func headerKind(s []byte, n int) uint8 {
+	le := binary.LittleEndian
+	switch n {
+	case 1:
+		switch s[0] | 0x20 {
+		case 'i':
+			return hCallID
+		case 'v':
+			return hVia
+		case 't':
+			return hTo
+		case 'f':
+			return hFrom
+		case 'l':
+			return hCL
+		case 'm':
+			return hContact
+		case 'y':
+			return hIdentity
+		}
+	case 2:
+		if le.Uint16(s)|fold2 == wTo {
+			return hTo
+		}
+	case 3:
+		if (le.Uint32(s)|fold4)&0xffffff == wVia {
+			return hVia
+		}
+	case 4:
+		switch le.Uint32(s) | fold4 {
+		case wCSeq:
+			return hCSeq
+		case wFrom:
+			return hFrom
+		}
+	case 6:
+		if le.Uint32(s)|fold4 == wReas && le.Uint16(s[4:])|fold2 == wOn {
+			return hReason
+		}
+	case 7:
+		switch (le.Uint64(s) | fold8) & (1<<56 - 1) {
+		case wCallID:
+			return hCallID
+		case wContact:
+			return hContact
+		case wExpires:
+			return hExpires
+		}
+	case 8:
+		if le.Uint64(s)|fold8 == wIdentit {
+			return hIdentity
+		}
+	case 14:
+		if le.Uint64(s)|fold8 == wContent && le.Uint64(s[6:])|fold8 == wTLength {
+			return hCL
+		}
+	case 19:
+		if le.Uint64(s)|fold8 == wPAssert && le.Uint64(s[8:])|fold8 == wEdIdent && le.Uint32(s[15:])|fold4 == wTity {
+			return hPAI
+		}
+	}
+	return hNone
+}
+
 // headers scans header lines from b[p] until the empty line or the end of b.
 // cut reports that b is a prefix of the input, so that an unterminated last
 // line is incomplete rather than merely lacking its CRLF. With clOnly only
-// Content-Length is examined and only its error is reported. It returns the
+// Content-Length is read and only its error is reported. It returns the
 // offset after the empty line (or where the scan stopped), whether the empty
 // line was found, and the first error.
+//
+// It walks the physical lines with bytes.IndexByte. A header line's name
+// and colon are on its first physical line (a fold is LWS, which neither a
+// token nor the colon contains), so the name is checked and dispatched
+// there; a header that is not read costs no more than that, and its
+// continuation lines only their line end. A header that is read is taken
+// up, with its continuation lines, when the next line that is not a
+// continuation begins.
 func (m *Message) headers(b []byte, p int, cut, clOnly bool) (int, bool, error) {
 	var (
 		err    error
 		seen   uint16
-		hs, he = -1, 0 // pending logical header b[hs:he]; hs -2: discard continuations
+		kind   = hNone // header being read, value b[vs:ve]
+		vs, ve int
+		first  = true // no header line yet: a continuation line is ErrHeader
 	)
-	note := func(e error) {
-		if err == nil && (!clOnly || e == ErrContentLength) {
-			err = e
-		}
-	}
-	flush := func() {
-		if hs >= 0 {
-			if e := m.header(b[hs:he], &seen, clOnly); e != nil {
-				note(e)
-			}
-		}
-	}
 	for p < len(b) {
-		end, next, term := lineAt(b, p)
-		if end < 0 {
-			flush()
-			note(ErrTooLong)
-			hs = -2
-			i := bytes.IndexByte(b[p:], '\n')
-			if i < 0 {
+		end, next, term := len(b), len(b), false
+		if i := bytes.IndexByte(b[p:], '\n'); i >= 0 {
+			end, next, term = p+i, p+i+1, true
+		}
+		if end > p && b[end-1] == '\r' {
+			end--
+		}
+		if end-p > MaxLineBytes {
+			// The line is skipped, and the continuation lines after it.
+			if kind != hNone {
+				if e := m.value(kind, b[vs:ve]); e != nil && err == nil {
+					err = e
+				}
+			}
+			if err == nil && !clOnly {
+				err = ErrTooLong
+			}
+			kind, first = hNone, false
+			if !term {
 				return len(b), false, err
 			}
-			p += i + 1
+			p = next
 			continue
 		}
 		if !term && cut {
 			break // the line may continue beyond the bytes we read
 		}
 		if end == p {
-			flush()
+			if kind != hNone {
+				if e := m.value(kind, b[vs:ve]); e != nil && err == nil {
+					err = e
+				}
+			}
 			return next, term, err
 		}
 		if c := b[p]; c == ' ' || c == '\t' {
-			switch {
-			case hs >= 0:
-				he = end
-			case hs == -1:
-				note(ErrHeader)
+			if kind != hNone {
+				ve = end
+			} else if first && err == nil && !clOnly {
+				err = ErrHeader
 			}
-		} else {
-			flush()
-			hs, he = p, end
+			p = next
+			continue
 		}
-		p = next
-	}
-	flush()
-	return p, false, err
-}
-
-// Bits of "seen" in headers: the first occurrence of a header counts.
-const (
-	seenCallID = 1 << iota
-	seenCSeq
-	seenVia
-	seenTo
-	seenCL
-	seenFrom
-	seenReason // never set: every Reason header is scanned
-	seenExpires
-	seenContact // never set: every Contact header is scanned
-)
-
-// header scans one logical header line h (folds included, no final CRLF).
-func (m *Message) header(h []byte, seen *uint16, clOnly bool) error {
-	i := tokenEnd(h, 0)
-	j := i
-	for j < len(h) && (h[j] == ' ' || h[j] == '\t') {
-		j++
-	}
-	if i == 0 || j >= len(h) || h[j] != ':' {
-		return ErrHeader
-	}
-	name, v := h[:i], trimLWS(h[j+1:])
-	// Dispatch on the length first: most header names match none of the
-	// nine, and this rejects them without case folding.
-	var bit uint16
-	switch len(name) {
-	case 1:
-		switch name[0] | 0x20 {
-		case 'm':
-			bit = seenContact
-		case 'l':
-			bit = seenCL
-		case 'i':
-			bit = seenCallID
-		case 'v':
-			bit = seenVia
-		case 't':
-			bit = seenTo
-		case 'f':
-			bit = seenFrom
-		}
-	case 2:
-		if eqFold(name, "to") {
-			bit = seenTo
-		}
-	case 3:
-		if eqFold(name, "via") {
-			bit = seenVia
-		}
-	case 4:
-		switch {
-		case eqFold(name, "cseq"):
-			bit = seenCSeq
-		case eqFold(name, "from"):
-			bit = seenFrom
-		}
-	case 6:
-		if eqFold(name, "reason") {
-			bit = seenReason
-		}
-	case 7:
-		switch {
-		case eqFold(name, "call-id"):
-			bit = seenCallID
-		case eqFold(name, "contact"):
-			bit = seenContact
-		case eqFold(name, "expires"):
-			bit = seenExpires
-		}
-	case 14:
-		if eqFold(name, "content-length") {
-			bit = seenCL
-		}
-	}
-	if bit == 0 || (clOnly && bit != seenCL) {
-		return nil
-	}
-	switch bit {
-	case seenReason:
-		m.reason(v)
-		return nil
-	case seenContact:
-		m.contact(v)
-		return nil
-	}
-	if *seen&bit != 0 {
-		return nil
-	}
-	*seen |= bit
-	switch bit {
-	case seenCL:
-		n, ok := contentLength(v)
-		if !ok {
-			return ErrContentLength
-		}
-		m.ContentLength = n
-	case seenCallID:
-		m.CallID = v
-	case seenCSeq:
-		return m.cseq(v)
-	case seenVia:
-		m.ViaBranch = param(v, "branch")
-	case seenTo:
-		m.ToTag = param(v, "tag")
-		m.ToURI = uri(v)
-	case seenExpires:
-		if len(v) > 0 {
-			m.Expires = v
-		}
-	case seenFrom:
-		m.FromTag = param(v, "tag")
-	}
-	return nil
-}
-
-// reason scans the values of one Reason header (RFC 3326 §2):
-//
-//	Reason = "Reason" HCOLON reason-value *(COMMA reason-value)
-//	reason-value = protocol *(SEMI reason-params)
-//	protocol = "SIP" / "Q.850" / token
-//	reason-params = protocol-cause / reason-text / reason-extension
-//	protocol-cause = "cause" EQUAL cause ; cause = 1*DIGIT
-//
-// The protocol is matched without case and must be followed by LWS, ";",
-// "," or the end. The first value of each protocol with a non-empty cause
-// sets its field, the cause as sent (checked by the consumer).
-func (m *Message) reason(v []byte) {
-	for len(v) > 0 {
-		for len(v) > 0 && (isLWS(v[0]) || v[0] == ',') {
-			v = v[1:]
-		}
-		k := tokenEnd(v, 0)
-		proto := v[:k]
-		j := k
-		for j < len(v) && isLWS(v[j]) {
-			j++
-		}
-		end := valueEnd(v, k)
-		if j == end || v[j] == ';' {
-			switch {
-			case m.Q850Cause == nil && eqFold(proto, "q.850"):
-				if c := param(v[j:end], "cause"); len(c) > 0 {
-					m.Q850Cause = c
-				}
-			case m.SIPCause == nil && eqFold(proto, "sip"):
-				if c := param(v[j:end], "cause"); len(c) > 0 {
-					m.SIPCause = c
-				}
+		if kind != hNone {
+			if e := m.value(kind, b[vs:ve]); e != nil && err == nil {
+				err = e
 			}
 		}
-		if end == len(v) {
-			return
-		}
-		v = v[end+1:]
-	}
-}
-
-// contact scans the values of one Contact header (RFC 3261 §20.10):
-//
-//	Contact = ("Contact" / "m") HCOLON (STAR / (contact-param *(COMMA contact-param)))
-//	contact-param = (name-addr / addr-spec) *(SEMI contact-params)
-//	contact-params = c-p-q / c-p-expires / contact-extension
-//	c-p-expires = "expires" EQUAL delta-seconds ; delta-seconds = 1*DIGIT
-//
-// A value "*" sets ContactStar; an expires parameter of digits only that is
-// larger than ContactExpires (compared as numbers, leading zeros ignored)
-// replaces it.
-func (m *Message) contact(v []byte) {
-	for len(v) > 0 {
-		for len(v) > 0 && (isLWS(v[0]) || v[0] == ',') {
-			v = v[1:]
-		}
-		end := valueEnd(v, 0)
-		if string(trimLWS(v[:end])) == "*" {
-			m.ContactStar = true
-		} else if e := param(v[:end], "expires"); isDigits(e) && digitsLess(m.ContactExpires, e) {
-			m.ContactExpires = e
-		}
-		if end == len(v) {
-			return
-		}
-		v = v[end+1:]
-	}
-}
-
-// isDigits reports whether b is 1*DIGIT.
-func isDigits(b []byte) bool {
-	for _, c := range b {
-		if !isDigit(c) {
-			return false
-		}
-	}
-	return len(b) > 0
-}
-
-// digitsLess reports whether the decimal number a is less than b (both
-// 1*DIGIT, or a nil: less than any number).
-func digitsLess(a, b []byte) bool {
-	if a == nil {
-		return true
-	}
-	for len(a) > 1 && a[0] == '0' {
-		a = a[1:]
-	}
-	for len(b) > 1 && b[0] == '0' {
-		b = b[1:]
-	}
-	if len(a) != len(b) {
-		return len(a) < len(b)
-	}
-	return string(a) < string(b)
-}
-
-// uri returns the URI of a From, To or Contact value v (RFC 3261 §20.10):
-// the text inside the first top-level <...> (name-addr), else the
-// addr-spec up to the first ";" or "," (its header parameters), trimmed;
-// nil when empty or when a "<" is not closed.
-func uri(v []byte) []byte {
-	var u []byte
-scan:
-	for i := 0; i < len(v); i++ {
-		switch v[i] {
-		case '"':
-			i = quotedEnd(v, i) - 1
-		case '<':
-			k := bytes.IndexByte(v[i+1:], '>')
-			if k < 0 {
-				return nil
+		first = false
+		// name: token, then SP/HT, then the colon (RFC 3261 §7.3.1).
+		// Letters and "-" eight at a time; then the other token bytes, one
+		// by one, and the end of the line. The line ends with a byte that
+		// is neither, so nameRun does not pass end.
+		i := p
+		for i+8 <= len(b) {
+			r := nameRun(binary.LittleEndian.Uint64(b[i:]))
+			i += r
+			if r < 8 {
+				break
 			}
-			u = trimLWS(v[i+1 : i+1+k])
-			break scan
-		case ';', ',':
-			u = trimLWS(v[:i])
-			break scan
 		}
-		if i == len(v)-1 {
-			u = trimLWS(v)
-		}
-	}
-	if len(u) == 0 {
-		return nil
-	}
-	return u
-}
-
-// valueEnd returns the offset of the top-level comma that ends the header
-// value beginning at v[0], or len(v); scanning starts at v[i]. Quoted
-// strings and <...> are skipped.
-func valueEnd(v []byte, i int) int {
-	for ; i < len(v); i++ {
-		switch v[i] {
-		case '"':
-			i = quotedEnd(v, i) - 1
-		case '<':
-			k := bytes.IndexByte(v[i:], '>')
-			if k < 0 {
-				return len(v)
-			}
-			i += k
-		case ',':
-			return i
-		}
-	}
-	return len(v)
-}
-
-// contentLength parses 1*DIGIT no larger than MaxBodyBytes (RFC 3261 §20.14).
-func contentLength(v []byte) (int, bool) {
-	if len(v) == 0 {
-		return 0, false
-	}
-	n := 0
-	for _, c := range v {
-		if !isDigit(c) {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-		if n > MaxBodyBytes {
-			return 0, false
-		}
-	}
-	return n, true
-}
-
-// cseq parses "1*DIGIT LWS Method" (RFC 3261 §20.16); v is trimmed.
-func (m *Message) cseq(v []byte) error {
-	var n uint64
-	i := 0
-	for i < len(v) && isDigit(v[i]) {
-		n = n*10 + uint64(v[i]-'0')
-		if n > 1<<32-1 {
-			return ErrCSeq
-		}
-		i++
-	}
-	j := i
-	for j < len(v) && isLWS(v[j]) {
-		j++
-	}
-	k := tokenEnd(v, j)
-	if i == 0 || j == i || k == j || k != len(v) {
-		return ErrCSeq
-	}
-	m.CSeq, m.CSeqMethod = uint32(n), v[j:k]
-	return nil
-}
-
-// paramStop marks the bytes param has to look at.
-var paramStop = [256]bool{'"': true, '<': true, ',': true, ';': true}
-
-// param returns the value of the header parameter name (lower case) in the
-// header value v, or nil. Parameters are looked for after top-level
-// semicolons only: quoted strings and <...> (where URI parameters live) are
-// skipped, and the scan stops at a top-level comma, which starts the next
-// value (RFC 3261 §7.3.1, §20.10, §20.42). Parameter names match
-// case-insensitively; whitespace may surround "="; a value ends at
-// ";", ",", SP, HT, CR or LF, or is a quoted string.
-func param(v []byte, name string) []byte {
-	for i := 0; i < len(v); i++ {
-		for i < len(v) && !paramStop[v[i]] {
-			i++ // most bytes are none of the four that matter
-		}
-		if i == len(v) {
-			return nil
-		}
-		switch v[i] {
-		case '"':
-			i = quotedEnd(v, i) - 1
-		case '<':
-			k := bytes.IndexByte(v[i:], '>')
-			if k < 0 {
-				return nil
-			}
-			i += k
-		case ',':
-			return nil
-		case ';':
-			j := i + 1
-			for j < len(v) && isLWS(v[j]) {
-				j++
-			}
-			k := tokenEnd(v, j)
-			// A name that goes on with a byte outside token ("cause#")
-			// is not this parameter (RFC 3261 §25.1 generic-param).
-			match := eqFold(v[j:k], name) && (k == len(v) || isParamEnd(v[k]) || v[k] == '=')
-			for k < len(v) && isLWS(v[k]) {
-				k++
-			}
-			if k >= len(v) || v[k] != '=' {
-				if match {
-					return v[k:k]
-				}
-				i = k - 1
-				continue
-			}
-			k++
-			for k < len(v) && isLWS(v[k]) {
-				k++
-			}
-			s := k
-			if k < len(v) && v[k] == '"' {
-				k = quotedEnd(v, k)
-			} else {
-				for k < len(v) && !isParamEnd(v[k]) {
-					k++
-				}
-			}
-			if match {
-				return v[s:k]
-			}
-			i = k - 1
-		}
-	}
-	return nil
-}
-
-// quotedEnd returns the offset just after the quoted string that begins at
-// v[i] == '"', honouring backslash escapes (RFC 3261 §25.1), or len(v).
-func quotedEnd(v []byte, i int) int {
-	for i++; i < len(v); i++ {
-		switch v[i] {
-		case '\\':
+		for i < end && isToken(b[i]) {
 			i++
-		case '"':
-			return i + 1
+		}
+		n := i - p
+		for i < end && (b[i] == ' ' || b[i] == '\t') {
+			i++
+		}
+		if n == 0 || i >= end || b[i] != ':' {
+			if err == nil && !clOnly {
+				err = ErrHeader
+			}
+			kind, p = hNone, next
+			continue
+		}
+		kind = hNone
+		if n < len(firstBytes) && firstBytes[n]>>((b[p]|0x20)&31)&1 != 0 {
+			kind = headerKind(b[p:i+1], n)
+		}
+		if kind < hReason && kind != hNone {
+			if bit := uint16(1) << kind; seen&bit != 0 || (clOnly && kind != hCL) {
+				kind = hNone
+			} else {
+				seen |= bit
+			}
+		} else if clOnly {
+			kind = hNone
+		}
+		vs, ve, p = i+1, end, next
+	}
+	if kind != hNone {
+		if e := m.value(kind, b[vs:ve]); e != nil && err == nil {
+			err = e
 		}
 	}
-	return len(v)
-}
-
-func isParamEnd(c byte) bool {
-	return c == ';' || c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n'
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-// isLWS reports linear white space, folds included (RFC 3261 §25.1).
-func isLWS(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
-
-func trimLWS(v []byte) []byte {
-	for len(v) > 0 && isLWS(v[0]) {
-		v = v[1:]
-	}
-	for len(v) > 0 && isLWS(v[len(v)-1]) {
-		v = v[:len(v)-1]
-	}
-	return v
-}
-
-// tokenEnd returns the end of the run of token characters from b[i].
-func tokenEnd(b []byte, i int) int {
-	for i < len(b) && isToken(b[i]) {
-		i++
-	}
-	return i
-}
-
-// isToken reports a token character (RFC 3261 §25.1):
-// alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~".
-func isToken(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '-', '.', '!', '%', '*', '_', '+', '`', '\'', '~':
-		return true
-	}
-	return false
-}
-
-// eqFold reports whether b equals the lower-case ASCII string s, ignoring
-// ASCII case in b.
-func eqFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func hasPrefix(b []byte, s string) bool {
-	return len(b) >= len(s) && string(b[:len(s)]) == s
+	return p, false, err
 }

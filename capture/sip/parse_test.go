@@ -20,9 +20,9 @@ func render(m *sip.Message) string {
 		}
 		return fmt.Sprintf("%q", b)
 	}
-	return fmt.Sprintf("{resp:%v code:%d reason:%s method:%s cseq:%d %s callid:%s branch:%s totag:%s fromtag:%s q850:%s sipcause:%s touri:%s expires:%s contactexpires:%s star:%v cl:%d hl:%d}",
+	return fmt.Sprintf("{resp:%v code:%d reason:%s method:%s cseq:%d %s callid:%s branch:%s totag:%s fromtag:%s q850:%s sipcause:%s touri:%s expires:%s contactexpires:%s star:%v cl:%d hl:%d identity:%s pai:%s}",
 		m.Response, m.StatusCode, q(m.Reason), q(m.Method), m.CSeq, q(m.CSeqMethod), q(m.CallID),
-		q(m.ViaBranch), q(m.ToTag), q(m.FromTag), q(m.Q850Cause), q(m.SIPCause), q(m.ToURI), q(m.Expires), q(m.ContactExpires), m.ContactStar, m.ContentLength, m.HeaderLength)
+		q(m.ViaBranch), q(m.ToTag), q(m.FromTag), q(m.Q850Cause), q(m.SIPCause), q(m.ToURI), q(m.Expires), q(m.ContactExpires), m.ContactStar, m.ContentLength, m.HeaderLength, q(m.Identity), q(m.PAssertedIdentity))
 }
 
 // headerEnd is the expected HeaderLength: just past the first empty line, or len(s).
@@ -183,6 +183,21 @@ var parseCases = []parseCase{
 		sip.Message{Method: bs("BYE"), Q850Cause: bs("16"), ContentLength: -1}},
 	{"reason empty", "BYE sip:a@b SIP/2.0\r\nReason:\r\nReason: ,,\r\n\r\n", nil, sip.Message{Method: bs("BYE"), ContentLength: -1}},
 
+	// Identity (RFC 8224 §4) and P-Asserted-Identity (RFC 3325 §9.1).
+	{"invite with identity", inviteIdentity, nil, sip.Message{Method: bs("INVITE"), CSeq: 314159, CSeqMethod: bs("INVITE"),
+		CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"), ViaBranch: bs("z9hG4bK776asdhds"), FromTag: bs("1928301774"), ToURI: bs("sip:+12155550123@biloxi.example.com;user=phone"),
+		ContentLength: len(crlf(sdpBody)), Identity: bs(identityValue), PAssertedIdentity: bs(`"Alice" <sip:+12155550199@atlanta.example.com;user=phone>, <tel:+12155550199>`)}},
+	{"identity compact first wins", "INVITE sip:a@b SIP/2.0\r\nY : a.b.c;info=<https://x/c>\r\nIdentity: second\r\np-asserted-identity:  <sip:a@b> \r\nP-Asserted-Identity: <sip:second@b>\r\n\r\n", nil,
+		sip.Message{Method: bs("INVITE"), Identity: bs("a.b.c;info=<https://x/c>"), PAssertedIdentity: bs("<sip:a@b>"), ContentLength: -1}},
+	{"identity folded", "INVITE sip:a@b SIP/2.0\r\nIdentity:\r\n a.b.c;\r\n\tinfo=<https://x/c>\r\n\r\n", nil,
+		sip.Message{Method: bs("INVITE"), Identity: bs("a.b.c;\r\n\tinfo=<https://x/c>"), ContentLength: -1}},
+	{"identity empty then ignored", "INVITE sip:a@b SIP/2.0\r\nIdentity: \r\nIdentity: late\r\nP-Asserted-Identity:\r\nP-Asserted-Identity: <sip:late@b>\r\n\r\n", nil,
+		sip.Message{Method: bs("INVITE"), ContentLength: -1}},
+	{"identity look-alikes", "INVITE sip:a@b SIP/2.0\r\nIdentity-Info: <https://x/c>\r\nIdentit: x\r\nP-Asserted-Identit: x\r\nP-Asserted-Identityy: y\r\nP-Preferred-Identity: <sip:p@b>\r\n\r\n", nil,
+		sip.Message{Method: bs("INVITE"), ContentLength: -1}},
+	{"identity in a response", "SIP/2.0 200 OK\r\ny: response-identity\r\nP-ASSERTED-IDENTITY: <sip:a@b>\r\n\r\n", nil,
+		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), Identity: bs("response-identity"), PAssertedIdentity: bs("<sip:a@b>"), ContentLength: -1}},
+
 	// CSeq.
 	{"missing cseq", "SIP/2.0 200 OK\r\nCall-ID: c1\r\n\r\n", nil, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CallID: bs("c1"), ContentLength: -1}},
 	{"cseq max uint32", "SIP/2.0 200 OK\r\nCSeq: 4294967295 INVITE\r\n\r\n", nil, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 4294967295, CSeqMethod: bs("INVITE"), ContentLength: -1}},
@@ -216,6 +231,13 @@ var parseCases = []parseCase{
 	{"header over max", "SIP/2.0 200 OK\r\nCall-ID: c1\r\n" + strings.Repeat("X-Pad: "+strings.Repeat("p", 1000)+"\r\n", 70) + "CSeq: 1 INVITE\r\n\r\n", sip.ErrTooLong,
 		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CallID: bs("c1"), ContentLength: -1, HeaderLength: -1}},
 }
+
+// identityValue is the value of the Identity header of inviteIdentity.
+var identityValue = func() string {
+	_, v, _ := strings.Cut(inviteIdentity, "\r\nIdentity: ")
+	v, _, _ = strings.Cut(v, "\r\n")
+	return v
+}()
 
 func TestParse(t *testing.T) {
 	for _, tc := range parseCases {
@@ -352,6 +374,12 @@ func TestAllocs(t *testing.T) {
 	tests["ParseRegister"] = func() { _ = sip.Parse(register, &m) }
 	compact := []byte(compact200)
 	tests["ParseCompact"] = func() { _ = sip.Parse(compact, &m) }
+	identity := []byte(inviteIdentity)
+	tests["ParseIdentity"] = func() { _ = sip.Parse(identity, &m) }
+	folded := []byte(unauth401)
+	tests["ParseFolded"] = func() { _ = sip.Parse(folded, &m) }
+	long := []byte("SIP/2.0 200 OK\r\nX-Long: " + strings.Repeat("y", sip.MaxLineBytes) + "\r\n folded\r\n" + hdrs)
+	tests["ParseTooLong"] = func() { _ = sip.Parse(long, &m) }
 	for name, f := range tests {
 		if n := testing.AllocsPerRun(100, f); n != 0 {
 			t.Errorf("%s: %v allocs per run, want 0", name, n)
