@@ -60,3 +60,35 @@ func TestFlowHash(t *testing.T) {
 		t.Errorf("unknown link type: %x, want 0", h)
 	}
 }
+
+// TestWorkerHash: a whole UDP datagram may go to any worker; a TCP
+// segment, an IPv4 or IPv6 fragment (the first one included) and a VXLAN
+// or Geneve datagram stay with their pair (FlowHash), on IPv4 and IPv6.
+func TestWorkerHash(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		a, b := alice4, bob4
+		if v6 {
+			a, b = alice6, bob6
+		}
+		udp := udpPacket(t, a, b, []byte(ok.text))
+		vxlanPort := netip.AddrPortFrom(b.Addr(), 4789)
+		genevePort := netip.AddrPortFrom(b.Addr(), 6081)
+		for _, c := range []struct {
+			name  string
+			frame []byte
+			any   bool
+		}{
+			{"udp", udp, true},
+			{"tcp", tcpPacket(t, a, b, 1, fACK, []byte(ok.text)), false},
+			{"first fragment", fragments(t, udp, 256, 7)[0], false},
+			{"last fragment", fragments(t, udp, 256, 7)[1], false},
+			{"vxlan", udpPacket(t, a, vxlanPort, make([]byte, 64)), false},
+			{"geneve", udpPacket(t, genevePort, a, make([]byte, 64)), false},
+		} {
+			h, anyWorker := decode.WorkerHash(layers.LinkTypeRaw, c.frame)
+			if anyWorker != c.any || h != decode.FlowHash(layers.LinkTypeRaw, c.frame) || h == 0 {
+				t.Errorf("v6 %v, %s: hash %x, any worker %v; want FlowHash, %v", v6, c.name, h, anyWorker, c.any)
+			}
+		}
+	}
+}

@@ -59,9 +59,12 @@ const progressEvery = 1024
 //
 // A plain pcap file is mapped into memory and read in place by
 // [File.Workers] workers at once: each reads every record header and
-// decodes the packets whose [decode.FlowHash] falls to it (so that the
-// segments of a TCP stream and the fragments of a datagram meet in one
-// decoder), handing back to the kernel the pages it has passed. Any other
+// decodes the packets that fall to it ([decode.WorkerHash]): the segments
+// of a TCP stream, the fragments of a datagram and the contents of a
+// tunnel by their address pair, so that they meet in one decoder; whole
+// UDP datagrams by turns, so that one busy address pair (an SBC and its
+// proxy) keeps every worker busy. Each hands back to the kernel the pages
+// it has passed. Any other
 // capture is streamed by one worker.
 //
 // Every worker numbers the records from 1 by their place in the file
@@ -259,7 +262,15 @@ func (r *recordWalk) record(ctx context.Context, lt layers.LinkType, data []byte
 		ts = r.latest
 	}
 	r.latest = ts
-	if r.workers == 1 || decode.FlowHash(lt, data)%r.workers == r.worker {
+	mine := r.workers == 1
+	if !mine {
+		h, anyWorker := decode.WorkerHash(lt, data)
+		if anyWorker {
+			h = r.n // a datagram by itself: the workers take turns
+		}
+		mine = h%r.workers == r.worker
+	}
+	if mine {
 		if r.cfg.Realtime && !r.pace(ctx, raw) {
 			return false
 		}
