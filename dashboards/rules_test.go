@@ -229,11 +229,23 @@ func TestRuleFiles(t *testing.T) {
 }
 
 const (
-	readme = "../README.md"
+	// runbook is the file that holds the runbook: this folder's README.md,
+	// one section per alert.
+	runbook = "README.md"
 	// runbookBase is where every alert's runbook_url points, followed by
-	// the anchor of the alert's section of README.md.
-	runbookBase = "https://github.com/sip-exporter/sip_exporter/blob/main/README.md#"
+	// the anchor of the alert's section of dashboards/README.md.
+	runbookBase = "https://github.com/sip-exporter/sip_exporter/blob/main/dashboards/README.md#"
 )
+
+// readmes are the Markdown pages whose links TestReadmeLinks checks: the
+// landing page and the reference beside the code.
+var readmes = []string{
+	"../README.md",
+	"../capture/README.md",
+	"../collector/README.md",
+	"README.md",
+	"../deploy/README.md",
+}
 
 var (
 	alertNameRE     = regexp.MustCompile(`^SIP(?:Exporter)?(?:[A-Z][A-Za-z0-9]*)+$`)
@@ -246,9 +258,9 @@ var (
 // (the traffic), a severity of critical, warning or info and no other
 // label a routing tree would have to know, summary, description and
 // runbook_url annotations and nothing else, and a runbook_url that points
-// at the alert's own section of README.md, whose anchor exists.
+// at the alert's own section of dashboards/README.md, whose anchor exists.
 func TestAlertsMixinConventions(t *testing.T) {
-	anchors := markdownAnchors(t, readme)
+	anchors := markdownAnchors(t, runbook)
 	n := 0
 	for _, g := range loadRuleFiles(t)[alertsFile].Groups {
 		for _, r := range g.Rules {
@@ -296,7 +308,7 @@ func TestAlertsMixinConventions(t *testing.T) {
 				t.Errorf("alert %s: runbook_url anchor #%s, want its own section #%s", r.Alert, anchor, want)
 			}
 			if !anchors[anchor] {
-				t.Errorf("alert %s: runbook_url anchor #%s is not a heading of %s", r.Alert, anchor, readme)
+				t.Errorf("alert %s: runbook_url anchor #%s is not a heading of %s", r.Alert, anchor, runbook)
 			}
 		}
 	}
@@ -305,18 +317,68 @@ func TestAlertsMixinConventions(t *testing.T) {
 	}
 }
 
-// TestReadmeLinks checks that every in-page link of README.md, [text](#anchor),
-// names a heading that exists.
+// TestReadmeLinks checks every link of the README pages that is not to
+// another site: an in-page link [text](#anchor) names a heading of the
+// page; a relative link [text](path) or [text](path#anchor) names a file
+// or folder of the repository that exists and, when it is a Markdown file
+// with an anchor, a heading of that file. Links in fenced code blocks are
+// not links.
 func TestReadmeLinks(t *testing.T) {
-	anchors := markdownAnchors(t, readme)
-	data, err := os.ReadFile(readme)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range regexp.MustCompile(`\]\(#([^)\s]+)\)`).FindAllStringSubmatch(string(data), -1) {
-		if !anchors[m[1]] {
-			t.Errorf("%s: link to #%s, which is not a heading", readme, m[1])
+	linkRE := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	anchorsOf := map[string]map[string]bool{}
+	anchors := func(path string) map[string]bool {
+		a, ok := anchorsOf[path]
+		if !ok {
+			a = markdownAnchors(t, path)
+			anchorsOf[path] = a
 		}
+		return a
+	}
+	n := 0
+	for _, page := range readmes {
+		data, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fenced := false
+		for i, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "```") {
+				fenced = !fenced
+				continue
+			}
+			if fenced {
+				continue
+			}
+			for _, m := range linkRE.FindAllStringSubmatch(line, -1) {
+				target := m[1]
+				if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+					continue
+				}
+				n++
+				path, anchor, _ := strings.Cut(target, "#")
+				file := page
+				if path != "" {
+					file = filepath.Join(filepath.Dir(page), path)
+					if _, err := os.Stat(file); err != nil {
+						t.Errorf("%s:%d: link to %s: %v", page, i+1, target, err)
+						continue
+					}
+				}
+				if anchor == "" {
+					continue
+				}
+				if !strings.HasSuffix(file, ".md") {
+					t.Errorf("%s:%d: link to %s: an anchor in a file that is not Markdown", page, i+1, target)
+					continue
+				}
+				if !anchors(file)[anchor] {
+					t.Errorf("%s:%d: link to %s: #%s is not a heading of %s", page, i+1, target, anchor, file)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no links found in the README pages")
 	}
 }
 
