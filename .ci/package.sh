@@ -80,7 +80,7 @@ done
 tar -xzf "dist/sip_exporter-$version.linux-arm64.tar.gz" -C "$tmp"
 go version -m "$tmp/sip_exporter-$version.linux-arm64/sip_exporter" | grep -q 'GOARCH=arm64' ||
   fail "the arm64 archive's binary is not arm64"
-for f in README.md sip_exporter deploy/systemd/sip_exporter.service deploy/package/sip_exporter.default deploy/package/config.yml; do
+for f in README.md capture/README.md collector/README.md dashboards/README.md deploy/README.md sip_exporter deploy/systemd/sip_exporter.service deploy/package/sip_exporter.default deploy/package/config.yml; do
   [ -e "$tmp/sip_exporter-$version.linux-arm64/$f" ] || fail "arm64 archive lacks $f"
 done
 
@@ -88,7 +88,8 @@ arch=$(dpkg --print-architecture)
 deb="dist/sip_exporter_${base}~SNAPSHOT-${short}_$arch.deb"
 dpkg-deb -c "$deb" > "$tmp/contents"
 for f in ./usr/bin/sip_exporter ./usr/lib/systemd/system/sip_exporter.service \
-  ./etc/default/sip_exporter ./etc/sip_exporter/config.yml; do
+  ./etc/default/sip_exporter ./etc/sip_exporter/config.yml \
+  ./usr/share/doc/sip_exporter/README.md ./usr/share/doc/sip_exporter/capture/README.md; do
   grep -q " $f\$" "$tmp/contents" || fail "$deb lacks $f"
 done
 for f in /etc/default/sip_exporter /etc/sip_exporter/config.yml; do
