@@ -101,7 +101,7 @@ func TestDashboards(t *testing.T) {
 					}
 					// Both legs of a proxy or B2BUA are counted: every
 					// session query of the SLA dashboard can pick a
-					// direction (README, "Both legs").
+					// direction (collector/README.md, "Both legs of a proxy or B2BUA").
 					if name == "sip-sla.json" && strings.Contains(q.Expr, "sip_session_") && strings.Count(q.Expr, `peer=~"$peer"`) != strings.Count(q.Expr, `direction=~"$direction"`) {
 						t.Errorf("%s query %s: every selector with peer=~\"$peer\" needs direction=~\"$direction\"", where, q.RefID)
 					}

@@ -16,7 +16,7 @@ import (
 )
 
 // seriesBound is the documented bound on the series of the sip_ families
-// with every option on (README, "Cardinality"), for N = --hep.max-nodes,
+// with every option on (collector/README.md, "Cardinality"), for N = --hep.max-nodes,
 // P = peer names configured since start, K = --collector.max-phrases-per-code:
 //
 //	label sets  L = (N+1) × (2P+1)
@@ -232,8 +232,9 @@ func BenchmarkObserve(b *testing.B) {
 }
 
 // TestMessageSize pins the size of the value each message takes through
-// the merge (README: a live source's queue of 16,384 holds about 1.2 MiB,
-// a HEP connection's of 1,024 about 80 KiB).
+// the merge: with its queue item's time, order and lane, a live input's
+// queue of 16,384 holds about 1.5 MiB, a HEP connection's of 1,024 about
+// 96 KiB, per shard.
 func TestMessageSize(t *testing.T) {
 	if n := unsafe.Sizeof(message{}); n > 72 {
 		t.Errorf("message is %d bytes, want at most 72", n)

@@ -38,7 +38,7 @@ type fleetNode struct {
 	e       *exporterProcess
 }
 
-// TestFleet proves the deployment of README "Scaling out" on one machine,
+// TestFleet proves the deployment of deploy/README.md "Scaling out" on one machine,
 // on loopback only: three exporters, each replaying a capture in real time
 // as its own node (the demo capture and two generated ones, their
 // timestamps compressed to fleetSpan) and listening for HEP on

@@ -190,7 +190,7 @@ func testSplitFiles(t *testing.T, bin string) {
 			t.Errorf("%s: SIP messages differ from what the two SIPp sent and received:\n%s", s.name, table)
 		}
 	}
-	// Then, by the README, the tracker's time moves on by the wall time
+	// Then, by capture/README.md, the tracker's time moves on by the wall time
 	// since the files ended, and every INVITE transaction still without a
 	// final response is counted as timed out.
 	time.Sleep(splitExpiry)
