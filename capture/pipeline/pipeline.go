@@ -275,12 +275,19 @@ type Producer struct {
 
 // NewProducer returns a producer of the packet source src (see
 // [Pipeline.Source]) whose merge inputs are of kind k and hold queue
-// messages each (0 for the merge's default), with a decoder of
+// messages together (0 for the merge's default; each shard's input holds
+// its share, at least 64), with a decoder of
 // configuration dc counting into stats; messages that bring no node of
 // their own are counted under sn. Pushing waits for room until ctx is
 // done (see [merge.Input.Push]). dc must be the pipeline's
 // [Config.DecoderConfig], split or with a HEP auth key: New checked it.
 func (p *Pipeline) NewProducer(ctx context.Context, src *merge.Source, k merge.Kind, queue int, dc decode.Config, stats *decode.Stats, sn *SourceNode) *Producer {
+	// The producer's queue is shared out among the shards, as its
+	// messages are: its memory does not grow with them.
+	if queue <= 0 {
+		queue = p.cfg.Merge.QueueSize
+	}
+	queue = max(queue/len(p.shards), minShardQueue)
 	pr := &Producer{p: p, ctx: ctx, ins: p.merge.Inputs(src, k, queue), sn: sn}
 	d, err := decode.New(dc, stats, pr.handle)
 	if err != nil {
@@ -289,6 +296,9 @@ func (p *Pipeline) NewProducer(ctx context.Context, src *merge.Source, k merge.K
 	pr.dec = d
 	return pr
 }
+
+// minShardQueue is the least queue of a producer into one shard.
+const minShardQueue = 64
 
 // Decoder returns the producer's decoder.
 func (pr *Producer) Decoder() *decode.Decoder { return pr.dec }
