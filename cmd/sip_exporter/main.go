@@ -238,7 +238,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		if err := runServe(&o, logger); err != nil {
-			logger.Error("exiting", "err", err)
+			logger.Error("exiting", logArgs(err)...)
 			return 1
 		}
 	}
@@ -266,7 +266,7 @@ func runServe(o *options, logger *slog.Logger) error {
 	defer stop()
 	sources, err := newSources(ctx, o, p)
 	if err != nil {
-		return err
+		return explain(err, o)
 	}
 	restarts := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sip_exporter_source_restarts_total",
@@ -296,7 +296,7 @@ func runServe(o *options, logger *slog.Logger) error {
 	reloadOnSIGHUP(ctx, rl, logger)
 	go p.Run(ctx)
 	if err := startSources(ctx, sources, restarts, logger); err != nil {
-		return err
+		return explain(err, o)
 	}
 
 	mux := http.NewServeMux()

@@ -84,7 +84,7 @@ var captureExtensions = []string{".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapn
 func parseHint(err error, args []string) string {
 	if tok, ok := strings.CutPrefix(err.Error(), "unexpected "); ok && !strings.HasPrefix(tok, "-") {
 		if looksLikeCapture(tok) {
-			return fmt.Sprintf(": serve reads no file arguments; to summarise a capture file, run\n\n  %s report %s\n\n(serve replays files with --capture.pcap-file=%[2]s)", program, quoteArg(tok))
+			return fmt.Sprintf(": to summarise a capture file, run\n\n  %s report %s\n\n(serve, the default command, takes no arguments: it replays a file into /metrics with --capture.pcap-file=%[2]s)", program, quoteArg(tok))
 		}
 		if !containsArg(args, "serve") && !containsArg(args, "report") {
 			return fmt.Sprintf(" (commands: serve, the default, and report; try %s --help)", program)
