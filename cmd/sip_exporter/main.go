@@ -299,25 +299,9 @@ func runServe(o *options, logger *slog.Logger) error {
 		return explain(err, o)
 	}
 
-	mux := http.NewServeMux()
-	mux.Handle(o.metricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
-		EnableOpenMetrics:   true,
-		MaxRequestsInFlight: 8,
-		Registry:            reg,
-	}))
-	mux.Handle("/-/reload", reloadHandler(rl, o.lifecycle))
-	if o.metricsPath != "/" {
-		landing, err := web.NewLandingPage(web.LandingConfig{
-			Name:        program,
-			Description: "Prometheus exporter for SIP response metrics",
-			Version:     version.Info(),
-			Links:       []web.LandingLinks{{Address: o.metricsPath, Text: "Metrics"}},
-		})
-		if err != nil {
-			return fmt.Errorf("landing page: %w", err)
-		}
-		mux.Handle("/", landing)
+	mux, err := newMux(o, reg, rl, logger)
+	if err != nil {
+		return err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
@@ -334,4 +318,33 @@ func runServe(o *options, logger *slog.Logger) error {
 		return fmt.Errorf("web server shutdown: %w", err)
 	}
 	return nil
+}
+
+// newMux returns the web server's handler: the metrics of reg on
+// --web.telemetry-path, /-/reload, and a landing page on / that links to
+// what is served, the metrics (exporter-toolkit's page would also link to
+// pprof pages, which this server does not serve).
+func newMux(o *options, reg *prometheus.Registry, rl *reloader, logger *slog.Logger) (*http.ServeMux, error) {
+	mux := http.NewServeMux()
+	mux.Handle(o.metricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		EnableOpenMetrics:   true,
+		MaxRequestsInFlight: 8,
+		Registry:            reg,
+	}))
+	mux.Handle("/-/reload", reloadHandler(rl, o.lifecycle))
+	if o.metricsPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        program,
+			Description: "Prometheus exporter for SIP metrics",
+			Version:     version.Info(),
+			Links:       []web.LandingLinks{{Address: o.metricsPath, Text: "Metrics"}},
+			Profiling:   "false",
+		})
+		if err != nil {
+			return nil, fmt.Errorf("landing page: %w", err)
+		}
+		mux.Handle("/", landing)
+	}
+	return mux, nil
 }
