@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -22,9 +21,16 @@ func TestLandingPageLinks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := httptest.NewServer(mux)
-			defer srv.Close()
-			page := get(t, srv.URL+"/", http.StatusOK)
+			get := func(target string, status int) string {
+				t.Helper()
+				rec := httptest.NewRecorder()
+				mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+				if rec.Code != status {
+					t.Errorf("GET %s: %d, want %d", target, rec.Code, status)
+				}
+				return rec.Body.String()
+			}
+			page := get("/", http.StatusOK)
 			links := regexp.MustCompile(`href="([^"]*)"`).FindAllStringSubmatch(page, -1)
 			if len(links) == 0 {
 				t.Fatalf("no links on the landing page:\n%s", page)
@@ -35,30 +41,12 @@ func TestLandingPageLinks(t *testing.T) {
 					t.Errorf("link %q leaves the server", href)
 					continue
 				}
-				get(t, srv.URL+href, http.StatusOK)
+				get(href, http.StatusOK)
 			}
 			if strings.Contains(page, "debug/pprof") {
 				t.Errorf("landing page mentions pprof, which is not served:\n%s", page)
 			}
-			get(t, srv.URL+"/debug/pprof/heap", http.StatusNotFound)
+			get("/debug/pprof/heap", http.StatusNotFound)
 		})
 	}
-}
-
-// get fetches url, checks its status and returns the body.
-func get(t *testing.T, url string, status int) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != status {
-		t.Errorf("GET %s: %s, want %d", url, resp.Status, status)
-	}
-	return string(b)
 }

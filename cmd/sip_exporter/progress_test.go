@@ -3,28 +3,9 @@ package main
 import (
 	"math"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// lockedBuilder is a strings.Builder safe for one writer and one reader.
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuilder) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestProgressLine: nothing is shown before the delay; then a line that
 // rewrites itself in place with packets and capture time, erased at the
@@ -33,7 +14,7 @@ func TestProgressLine(t *testing.T) {
 	rd := &reading{files: []*fileReading{{workers: nil}}}
 	rd.files[0].latest.Store(time.Date(2026, 11, 1, 12, 0, 5, 0, time.UTC).UnixNano())
 
-	var quiet lockedBuilder
+	var quiet syncBuffer
 	pl := &progressLine{w: &quiet, after: time.Hour, every: time.Millisecond}
 	pl.start(rd)
 	pl.end()
@@ -41,7 +22,7 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("shown before its delay: %q", quiet.String())
 	}
 
-	var out lockedBuilder
+	var out syncBuffer
 	pl = &progressLine{w: &out, after: 0, every: time.Millisecond}
 	pl.start(rd)
 	deadline := time.Now().Add(5 * time.Second)

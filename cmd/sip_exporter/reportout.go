@@ -230,32 +230,26 @@ func writeCounts(w io.Writer, ls *countsSummary, tracking bool) {
 	tw.Flush()
 
 	if ss := ls.Sessions; ss != nil && (ss.Attempts > 0 || ss.ActiveAtEnd > 0) {
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "SESSIONS")
-		fmt.Fprintf(tw, "attempts\t%d\tinitial INVITE transactions, challenged ones included\n", ss.Attempts)
-		fmt.Fprintf(tw, "answered\t%d\t2xx\n", ss.Answered)
-		fmt.Fprintf(tw, "timed out\t%d\tno final response\n", ss.Timeouts)
-		fmt.Fprintf(tw, "completed\t%d\tanswered, then ended by a BYE\n", ss.Completed)
-		fmt.Fprintf(tw, "still up at the end\t%d\tanswered, no BYE seen\n", ss.ActiveAtEnd)
-		fmt.Fprintf(tw, "ASR\t%s\tanswered / attempts (ITU-T E.411)\n", percent(ss.ASR))
-		fmt.Fprintf(tw, "NER\t%s\tanswered, busy, no answer, rejected or unknown number / attempts (ITU-T E.411)\n", percent(ss.NER))
-		fmt.Fprintf(tw, "SER\t%s\t200 / (attempts - 3xx) (RFC 6076 §4.6)\n", percent(ss.SER))
-		fmt.Fprintf(tw, "SEER\t%s\t200, 480, 486, 600, 603 / (attempts - 3xx) (RFC 6076 §4.7)\n", percent(ss.SEER))
-		fmt.Fprintf(tw, "ISA\t%s\t408, 500, 503, 504, timed out / attempts (RFC 6076 §4.8)\n", percent(ss.ISA))
-		fmt.Fprintf(tw, "SCR\t%s\tcompleted / attempts (RFC 6076 §4.9)\n", percent(ss.SCR))
-		fmt.Fprintf(tw, "ACD\t%s\taverage duration of the completed sessions\n", seconds(ss.ACDSeconds))
-		for _, outcome := range []string{"success", "failure", "challenge"} {
-			if d := ss.SRD[outcome]; d.Count > 0 {
-				fmt.Fprintf(tw, "SRD %s\tp50 %s, p95 %s\tof %d (RFC 6076 §4.3)\n", outcome, seconds(d.P50), seconds(d.P95), d.Count)
-			}
+		rows := [][3]string{
+			{"attempts", fmt.Sprint(ss.Attempts), "initial INVITE transactions, challenged ones included"},
+			{"answered", fmt.Sprint(ss.Answered), "2xx"},
+			{"timed out", fmt.Sprint(ss.Timeouts), "no final response"},
+			{"completed", fmt.Sprint(ss.Completed), "answered, then ended by a BYE"},
+			{"still up at the end", fmt.Sprint(ss.ActiveAtEnd), "answered, no BYE seen"},
+			{"ASR", percent(ss.ASR), "answered / attempts (ITU-T E.411)"},
+			{"NER", percent(ss.NER), "answered, busy, no answer, rejected or unknown number / attempts (ITU-T E.411)"},
+			{"SER", percent(ss.SER), "200 / (attempts - 3xx) (RFC 6076 §4.6)"},
+			{"SEER", percent(ss.SEER), "200, 480, 486, 600, 603 / (attempts - 3xx) (RFC 6076 §4.7)"},
+			{"ISA", percent(ss.ISA), "408, 500, 503, 504, timed out / attempts (RFC 6076 §4.8)"},
+			{"SCR", percent(ss.SCR), "completed / attempts (RFC 6076 §4.9)"},
+			{"ACD", seconds(ss.ACDSeconds), "average duration of the completed sessions"},
 		}
-		tw.Flush()
+		writeRows(w, "SESSIONS", append(rows, delayRows("SRD", ss.SRD, "RFC 6076 §4.3")...))
 		if len(ss.Outcomes) > 0 || ss.Timeouts > 0 {
 			fmt.Fprintln(w)
 			tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 			fmt.Fprintln(tw, "OUTCOME\tREASON\tATTEMPTS\tSHARE")
-			for _, o := range ls.Sessions.Outcomes {
+			for _, o := range ss.Outcomes {
 				fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", o.Code, o.Reason, o.Count, percent(ratio(float64(o.Count), float64(ss.Attempts))))
 			}
 			if ss.Timeouts > 0 {
@@ -265,20 +259,14 @@ func writeCounts(w io.Writer, ls *countsSummary, tracking bool) {
 		}
 	}
 	if rs := ls.Registrations; rs != nil && rs.Attempts > 0 {
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "REGISTRATIONS")
-		fmt.Fprintf(tw, "attempts\t%d\tREGISTER transactions\n", rs.Attempts)
-		fmt.Fprintf(tw, "failed\t%d\tfinal response other than 2xx, 401, 407\n", rs.Failures)
-		fmt.Fprintf(tw, "timed out\t%d\tno final response\n", rs.Timeouts)
-		fmt.Fprintf(tw, "registered at the end\t%d\taddresses of record\n", rs.ActiveAtEnd)
-		fmt.Fprintf(tw, "IRA\t%s\tfailed, timed out / attempts (RFC 6076 §4.2)\n", percent(rs.IRA))
-		for _, outcome := range []string{"success", "failure", "challenge"} {
-			if d := rs.RRD[outcome]; d.Count > 0 {
-				fmt.Fprintf(tw, "RRD %s\tp50 %s, p95 %s\tof %d (RFC 6076 §4.1)\n", outcome, seconds(d.P50), seconds(d.P95), d.Count)
-			}
+		rows := [][3]string{
+			{"attempts", fmt.Sprint(rs.Attempts), "REGISTER transactions"},
+			{"failed", fmt.Sprint(rs.Failures), "final response other than 2xx, 401, 407"},
+			{"timed out", fmt.Sprint(rs.Timeouts), "no final response"},
+			{"registered at the end", fmt.Sprint(rs.ActiveAtEnd), "addresses of record"},
+			{"IRA", percent(rs.IRA), "failed, timed out / attempts (RFC 6076 §4.2)"},
 		}
-		tw.Flush()
+		writeRows(w, "REGISTRATIONS", append(rows, delayRows("RRD", rs.RRD, "RFC 6076 §4.1")...))
 	}
 	if len(ls.ReasonCauses) > 0 {
 		fmt.Fprintln(w)
@@ -289,6 +277,30 @@ func writeCounts(w io.Writer, ls *countsSummary, tracking bool) {
 		}
 		tw.Flush()
 	}
+}
+
+// writeRows writes a blank line, the title and rows of a name, a value
+// and what it means, aligned.
+func writeRows(w io.Writer, title string, rows [][3]string) {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, title)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r[0], r[1], r[2])
+	}
+	tw.Flush()
+}
+
+// delayRows returns the rows of a delay metric (SRD, RRD) by outcome,
+// those with observations: its percentiles, count and RFC section.
+func delayRows(name string, delays map[string]delaySummary, section string) [][3]string {
+	var rows [][3]string
+	for _, outcome := range []string{"success", "failure", "challenge"} {
+		if d := delays[outcome]; d.Count > 0 {
+			rows = append(rows, [3]string{name + " " + outcome, fmt.Sprintf("p50 %s, p95 %s", seconds(d.P50), seconds(d.P95)), fmt.Sprintf("of %d (%s)", d.Count, section)})
+		}
+	}
+	return rows
 }
 
 // header returns h when tracking, else "".
