@@ -24,6 +24,7 @@ func TestCaptureFileWithoutCommand(t *testing.T) {
 		{[]string{"calls.pcapng"}, "  sip_exporter report calls.pcapng\n"},
 		{[]string{"--capture.node-name=x", "my calls.pcap"}, "  sip_exporter report 'my calls.pcap'\n"},
 		{[]string{"reprot", "calls.pcap"}, "error: unexpected reprot (commands: serve, the default, and report; try sip_exporter --help)\n"},
+		{[]string{"report"}, "error: required argument 'file' not provided: give the capture files to read, as in sip_exporter report calls.pcap (try sip_exporter report --help)\n"},
 	} {
 		var stdout, stderr strings.Builder
 		if code := run(tc.args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), tc.want) {

@@ -80,7 +80,8 @@ var captureExtensions = []string{".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapn
 // parseHint returns what to add to a command-line parse error of args
 // for a first-time user, with its leading separator, or "(try --help)".
 // A capture file given without a command (kingpin then takes serve and
-// finds an argument it does not expect) gets the report command line.
+// finds an argument it does not expect) gets the report command line, and
+// report without files an example.
 func parseHint(err error, args []string) string {
 	if tok, ok := strings.CutPrefix(err.Error(), "unexpected "); ok && !strings.HasPrefix(tok, "-") {
 		if looksLikeCapture(tok) {
@@ -89,6 +90,9 @@ func parseHint(err error, args []string) string {
 		if !containsArg(args, "serve") && !containsArg(args, "report") {
 			return fmt.Sprintf(" (commands: serve, the default, and report; try %s --help)", program)
 		}
+	}
+	if strings.HasPrefix(err.Error(), "required argument 'file'") {
+		return fmt.Sprintf(": give the capture files to read, as in %s report calls.pcap (try %[1]s report --help)", program)
 	}
 	return " (try --help)"
 }
