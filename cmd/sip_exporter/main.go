@@ -4,7 +4,7 @@
 //	sip_exporter --capture.interface=eth0
 //	sip_exporter --capture.pcap-file=calls.pcap --capture.pcap-speed=realtime --capture.pcap-loop
 //	sip_exporter --capture.interface=eth0=sbc1-access --capture.interface=eth1=sbc1-core
-//	sip_exporter report [--format=table|prometheus] FILE[=NODE]...
+//	sip_exporter report [--format=table|json|prometheus] FILE[=NODE]...
 package main
 
 import (
