@@ -33,7 +33,10 @@ func TestParseBPF(t *testing.T) {
 		{name: "tcpdump -ddd", text: udpOnly, n: 6},
 		{name: "commas", text: "2,40 0 0 12,6 0 0 262144", n: 2},
 		{name: "empty", text: "\n", err: "bpf program is empty"},
-		{name: "bad count", text: "x\n6 0 0 0\n", err: `bpf line 1: instruction count "x"`},
+		{name: "bad count", text: "1.5\n6 0 0 0\n", err: `bpf line 1: instruction count "1.5"`},
+		{name: "expression", text: "udp port 5060\n", err: `bpf line 1: "udp port 5060" is a filter expression, not its compiled form, the output of tcpdump -ddd`},
+		{name: "tcpdump -d", text: "(000) ldh      [12]\n(001) jeq      #0x800           jt 2\tjf 5\n", err: `bpf line 1: "(000) ldh      [12]" is the output of tcpdump -d, not of tcpdump -ddd`},
+		{name: "tcpdump -dd", text: "{ 0x28, 0, 0, 0x0000000c },\n{ 0x6, 0, 0, 0x00040000 },\n", err: `bpf line 1: "{ 0x28" is the output of tcpdump -dd, not of tcpdump -ddd`},
 		{name: "count mismatch", text: "3\n6 0 0 0\n", err: "count says 3 instructions, 1 given"},
 		{name: "three numbers", text: "1\n6 0 0\n", err: `bpf line 2: "6 0 0": want 4 numbers`},
 		{name: "jump too far", text: "1\n6 300 0 0\n", err: "bpf line 2"},
@@ -171,4 +174,25 @@ func TestMediaFilterNetMon(t *testing.T) {
 		t.Fatal("no SIP found")
 	}
 	t.Logf("%d frames passed (%d with SIP), %d dropped", passed, withSIP, dropped)
+}
+
+// TestParseBPFFormatError: a filter expression, or tcpdump's -d or -dd
+// output, is a *BPFFormatError naming what it is, and matches ErrBPFFormat.
+func TestParseBPFFormatError(t *testing.T) {
+	for _, tc := range []struct{ text, expr, option string }{
+		{text: "udp port 5060\n", expr: "udp port 5060"},
+		{text: "udp\nand port 5060\n", expr: "udp and port 5060"},
+		{text: "(000) ldh      [12]\n", option: "-d"},
+		{text: "{ 0x28, 0, 0, 0x0000000c },\n", option: "-dd"},
+	} {
+		_, err := ParseBPF(strings.NewReader(tc.text))
+		var fe *BPFFormatError
+		if !errors.As(err, &fe) || !errors.Is(err, ErrBPFFormat) {
+			t.Errorf("%q: error %v, want a *BPFFormatError", tc.text, err)
+			continue
+		}
+		if fe.Expression != tc.expr || fe.Option != tc.option {
+			t.Errorf("%q: expression %q option %q, want %q %q", tc.text, fe.Expression, fe.Option, tc.expr, tc.option)
+		}
+	}
 }

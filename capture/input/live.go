@@ -2,6 +2,7 @@ package input
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -34,6 +35,17 @@ type LiveConfig struct {
 	BlockTimeout time.Duration
 }
 
+// Errors of [Live] that a user can act on, matched with errors.Is.
+var (
+	// ErrCapturePermission: the process may not open an AF_PACKET socket
+	// (EPERM): live capture needs root or the capability CAP_NET_RAW,
+	// and nothing more, promiscuous mode included.
+	ErrCapturePermission = errors.New("live capture needs root or CAP_NET_RAW")
+	// ErrNoInterface: the interface does not exist (in the process's
+	// network namespace), or is libpcap's pseudo-interface "any".
+	ErrNoInterface = errors.New("no such network interface")
+)
+
 // DefaultBlockTimeout is the default of [LiveConfig.BlockTimeout], the
 // kernel's and gopacket's: 64 ms.
 const DefaultBlockTimeout = 64 * time.Millisecond
@@ -53,7 +65,8 @@ const ringBlockBytes = 1 << 20
 // per instruction with four decimal numbers "code jt jf k". Lines may also
 // be separated by commas, as in `iptables -m bpf --bytecode`. It returns an
 // error that names the line when the text does not parse or the count does
-// not match.
+// not match; a *[BPFFormatError] when the text is a filter expression or
+// the output of `tcpdump -d` or `-dd` instead.
 func ParseBPF(r io.Reader) ([]bpf.RawInstruction, error) {
 	var lines []string
 	sc := bufio.NewScanner(r)
@@ -72,6 +85,9 @@ func ParseBPF(r io.Reader) ([]bpf.RawInstruction, error) {
 	}
 	n, err := strconv.Atoi(lines[0])
 	if err != nil {
+		if fe := bpfFormat(lines); fe != nil {
+			return nil, fe
+		}
 		return nil, fmt.Errorf("bpf line 1: instruction count %q: %w", lines[0], err)
 	}
 	if n != len(lines)-1 || n < 1 || n > bpfMaxInstructions-len(skipOutgoing) {
@@ -96,6 +112,57 @@ func ParseBPF(r io.Reader) ([]bpf.RawInstruction, error) {
 		return nil, fmt.Errorf("bpf program: not a valid classic BPF program")
 	}
 	return prog, nil
+}
+
+// BPFFormatError is the error of [ParseBPF] for text that is not the
+// output of `tcpdump -ddd` but a filter expression (what tcpdump takes as
+// its argument) or the output of `tcpdump -d` (assembler) or `tcpdump -dd`
+// (a C array).
+type BPFFormatError struct {
+	// Text is the first line, trimmed (at most 200 bytes).
+	Text string
+	// Expression is the filter expression, when the text is one: its
+	// lines (split at line ends and commas) joined by spaces.
+	Expression string
+	// Option is the tcpdump option whose output the text is ("-d",
+	// "-dd"), or "" for an expression.
+	Option string
+}
+
+// Error says what the text is and that tcpdump -ddd output is wanted.
+func (e *BPFFormatError) Error() string {
+	if e.Option != "" {
+		return fmt.Sprintf("bpf line 1: %q is the output of tcpdump %s, not of tcpdump -ddd (decimal numbers, the instruction count first)", e.Text, e.Option)
+	}
+	return fmt.Sprintf("bpf line 1: %q is a filter expression, not its compiled form, the output of tcpdump -ddd (decimal numbers, the instruction count first)", e.Text)
+}
+
+// Is makes errors.Is(err, ErrBPFFormat) true for a *BPFFormatError.
+func (e *BPFFormatError) Is(target error) bool { return target == ErrBPFFormat }
+
+// ErrBPFFormat matches (errors.Is) every [BPFFormatError].
+var ErrBPFFormat = errors.New("bpf text is not tcpdump -ddd output")
+
+// bpfFormat returns the *BPFFormatError of a text (its non-empty lines,
+// split at commas) whose first line is not a number, or nil when it does
+// not look like tcpdump's other outputs or an expression.
+func bpfFormat(lines []string) *BPFFormatError {
+	first := lines[0]
+	if len(first) > 200 {
+		first = first[:200]
+	}
+	e := &BPFFormatError{Text: first}
+	switch {
+	case strings.HasPrefix(first, "(000)"): // tcpdump -d: "(000) ldh [12]"
+		e.Option = "-d"
+	case strings.HasPrefix(first, "{"), strings.HasPrefix(first, "0x"): // tcpdump -dd: "{ 0x28, 0, 0, 0x0000000c },"
+		e.Option = "-dd"
+	case strings.IndexFunc(first, func(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }) >= 0:
+		e.Expression = strings.Join(lines, " ")
+	default:
+		return nil
+	}
+	return e
 }
 
 // bpfMaxInstructions is the kernel's BPF_MAXINSNS.

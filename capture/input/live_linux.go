@@ -63,7 +63,7 @@ func Live(ctx context.Context, cfg LiveConfig, ds []*decode.Decoder, st *Stats, 
 	}
 	ifi, err := net.InterfaceByName(cfg.Interface)
 	if err != nil {
-		return fmt.Errorf("capture interface %q: %w", cfg.Interface, err)
+		return interfaceError(cfg.Interface, err)
 	}
 	lt, err := interfaceLinkType(cfg.Interface)
 	if err != nil {
@@ -112,7 +112,7 @@ func Live(ctx context.Context, cfg LiveConfig, ds []*decode.Decoder, st *Stats, 
 			afpacket.OptAddVLANHeader(true),
 		)
 		if err != nil {
-			return fmt.Errorf("capture interface %q: worker %d: open AF_PACKET socket: %w", cfg.Interface, i, err)
+			return fmt.Errorf("capture interface %q: worker %d: open AF_PACKET socket: %w", cfg.Interface, i, permissionError(err))
 		}
 		ws = append(ws, &worker{tp: tp, d: d, lt: lt, opened: opened})
 		if filter != nil {
@@ -247,6 +247,9 @@ const ethPLocalExperimental = 0x88b5
 func fanoutGroup(ifindex int) (uint16, error) {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
+		if errors.Is(err, unix.EPERM) { // the sockets of the capture would fail alike
+			return 0, fmt.Errorf("open AF_PACKET socket: %w", permissionError(err))
+		}
 		return 0, fmt.Errorf("fanout group id: AF_PACKET socket: %w", err)
 	}
 	defer unix.Close(fd)
@@ -261,6 +264,39 @@ func fanoutGroup(ifindex int) (uint16, error) {
 		return 0, fmt.Errorf("fanout group id: getsockopt PACKET_FANOUT: %w", err)
 	}
 	return uint16(v), nil
+}
+
+// permissionError adds ErrCapturePermission to the error of opening an
+// AF_PACKET socket without CAP_NET_RAW (EPERM).
+func permissionError(err error) error {
+	if errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("%w (%w)", err, ErrCapturePermission)
+	}
+	return err
+}
+
+// interfaceError is the error of Live for an interface name that
+// net.InterfaceByName did not find: it wraps ErrNoInterface and lists the
+// interfaces there are; "any", libpcap's pseudo-interface for all of them,
+// is named as such.
+func interfaceError(name string, err error) error {
+	var names []string
+	if ifs, ierr := net.Interfaces(); ierr == nil {
+		for _, ifi := range ifs {
+			names = append(names, ifi.Name)
+		}
+	}
+	there := "no interfaces here"
+	if len(names) > 0 {
+		there = "interfaces here: " + strings.Join(names, ", ")
+	}
+	if name == "any" {
+		return fmt.Errorf("capture interface %q: %w: libpcap's pseudo-interface \"any\" is not supported, capture each interface of its own (%s)", name, ErrNoInterface, there)
+	}
+	if strings.Contains(err.Error(), "no such network interface") {
+		return fmt.Errorf("capture interface %q: %w (%s)", name, ErrNoInterface, there)
+	}
+	return fmt.Errorf("capture interface %q: %w", name, err)
 }
 
 // htons converts v to network byte order.

@@ -4,7 +4,7 @@
 //	sip_exporter --capture.interface=eth0
 //	sip_exporter --capture.pcap-file=calls.pcap --capture.pcap-speed=realtime --capture.pcap-loop
 //	sip_exporter --capture.interface=eth0=sbc1-access --capture.interface=eth1=sbc1-core
-//	sip_exporter report [--format=table|prometheus] FILE[=NODE]...
+//	sip_exporter report [--format=table|json|prometheus] FILE[=NODE]...
 package main
 
 import (
@@ -75,10 +75,19 @@ type options struct {
 }
 
 // run parses args, runs the chosen command and returns the exit code.
+//
+// The flags that both commands use (the pipeline: decoding, merge, dedup,
+// counting, tracking, --config.file) are the application's; the flags of
+// the sources, the HEP listener, the web server and logging are serve's,
+// and --format is report's, so that each command's --help lists what it
+// uses. serve is the default command: its flags work without the word
+// serve (sip_exporter --capture.interface=eth0), and the top-level --help
+// lists them too.
 func run(args []string, stdout, stderr io.Writer) int {
-	app := kingpin.New(program, "Prometheus exporter for SIP response metrics: counts SIP responses by status code, class, reason and method from live capture or capture files.")
-	app.UsageWriter(stderr)
+	app := kingpin.New(program, "Prometheus exporter for SIP metrics: counts SIP requests and responses, follows transactions, sessions and registrations (RFC 6076 delays and ratios) from live capture, capture files or HEP, and serves them as /metrics; report prints the same from capture files.")
+	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
+	app.UsageTemplate(usageTemplate)
 	exited := false
 	app.Terminate(func(int) { exited = true }) // after --help or --version
 	var o options
@@ -86,20 +95,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var txOn bool
 	def := decode.DefaultConfig()
 
-	serve := app.Command("serve", "Capture and serve /metrics (the default command).").Default()
-	app.Flag("capture.interface", "Network interface to capture live with AF_PACKET (repeatable); NAME=NODE gives its messages their own node label value instead of --capture.node-name.").PlaceHolder("NAME[=NODE]").StringsVar(&o.interfaces)
-	app.Flag("capture.pcap-file", "pcap or pcapng file to read (repeatable); PATH=NODE gives its messages their own node label value (split at the last \"=\").").PlaceHolder("PATH[=NODE]").StringsVar(&o.pcapFiles)
-	app.Flag("capture.pcap-speed", "Pace of capture files: fast (as fast as possible) or realtime (at the pace they were captured).").Default("fast").EnumVar(&o.pcapSpeed, "fast", "realtime")
-	app.Flag("capture.pcap-loop", "Read capture files again from the start when they end, until stopped.").BoolVar(&o.pcapLoop)
-	app.Flag("capture.ring-size", "Kernel ring buffer per interface (TPACKET_V3), whole MiB, shared between its --capture.workers (at least 1 MiB each).").Default("64MiB").BytesVar(&o.ringSize)
-	app.Flag("capture.workers", "Capture workers per interface, 1 to 64: AF_PACKET sockets in one fanout group, each with its own share of --capture.ring-size, goroutine and decoder; the kernel hashes each flow (both directions, every IP fragment) to one worker. Also the decoders of each plain pcap file (report, --capture.pcap-file), which read it in place at once. Default: the CPUs, at most 8.").Default(fmt.Sprint(defaultCaptureWorkers(runtime.NumCPU()))).IntVar(&o.workers)
+	serve := app.Command("serve", "Capture live (--capture.interface), replay capture files (--capture.pcap-file) or receive HEP (--hep.listen-address), and serve the counts on /metrics until stopped. The default command: its flags work without the word serve.").Default()
+	report := app.Command("report", "Read capture files through the same pipeline as serve, print a summary and exit: requests and responses by method and code with their retransmissions, session attempts, ASR, NER, SER, SEER, ISA and SCR (RFC 6076, ITU-T E.411), SRD p50/p95, timeouts, calls still up at the end, registrations, Reason causes (Q.850) and the capture's time span; per node, and per peer with --config.file. Exit code 1 when a file cannot be read.")
+
+	// Flags of both commands.
+	app.Flag("capture.workers", "Decoders of each plain pcap file (report, --capture.pcap-file), which read it in place at once, and capture workers per interface, 1 to 64: AF_PACKET sockets in one fanout group, each with its own share of --capture.ring-size, goroutine and decoder; the kernel hashes each flow (both directions, every IP fragment) to one worker. Default: the CPUs, at most 8.").Default(fmt.Sprint(defaultCaptureWorkers(runtime.NumCPU()))).IntVar(&o.workers)
 	app.Flag("capture.shards", "Shards of the counting stage, 1 to 64: each counts and tracks the messages of its share of the Call-IDs (REGISTER by address of record) on a goroutine of its own, with its own time-ordered merge, dedup and transaction tracker; the counts are the same for any number. Default: the CPUs, at most 8.").Default(fmt.Sprint(defaultShards(runtime.NumCPU()))).IntVar(&o.pipeline.Shards)
-	app.Flag("capture.block-timeout", "How long the kernel fills a capture ring block before handing it over part full (TPACKET_V3 tp_retire_blk_tov, whole ms): the most a packet waits in the ring on a quiet link.").Default(input.DefaultBlockTimeout.String()).DurationVar(&o.blockTimeout)
 	o.pipeline.Merge = merge.DefaultConfig()
 	app.Flag("capture.max-lateness", "How long after its capture time a message of a live source (interface, HEP, realtime file) may arrive and still be merged in time order with the other sources; must cover HEP agents' batching. Later messages are counted, as late. Counting and transaction timeouts run this far behind the wall clock. The one tolerance of the time model: a clock off by more than a tenth of it (at most 100ms; above --capture.block-timeout) is corrected, and twice that is the window of early responses and the least --capture.dedup-window.").Default(o.pipeline.Merge.Lateness.String()).DurationVar(&o.pipeline.Merge.Lateness)
-	app.Flag("capture.promiscuous", "Put capture interfaces in promiscuous mode (needed on SPAN/mirror ports).").BoolVar(&o.promisc)
-	app.Flag("capture.bpf-file", "File with a classic BPF filter run in the kernel, in the format of `tcpdump -ddd EXPRESSION`; it replaces the default media filter (a port filter also drops IP fragments after the first).").PlaceHolder("PATH").StringVar(&o.bpfFile)
-	app.Flag("capture.filter-rtp", "Drop in the kernel UDP that cannot be SIP or HEP (RTP, RTCP, SRTP, STUN, DTLS), judged by content; TCP, SCTP, tunnels and IP fragments pass (--no-capture.filter-rtp keeps every packet).").Default("true").BoolVar(&o.filterRTP)
 	app.Flag("capture.tcp-max-flows", "TCP flow directions reassembled at once; past it the least recently seen is evicted.").Default(fmt.Sprint(def.TCP.MaxFlows)).IntVar(&o.pipeline.TCP.MaxFlows)
 	app.Flag("capture.tcp-flow-timeout", "A TCP flow with no segment for this long is forgotten.").Default(def.TCP.FlowTimeout.String()).DurationVar(&o.pipeline.TCP.FlowTimeout)
 	app.Flag("capture.tcp-max-memory", "Bytes of partial SIP messages and out-of-order segments held by TCP reassembly, over all flows of one source (an interface, a file); past it the least recently active flows holding memory are evicted and counted.").Default(units.Base2Bytes(def.TCP.MaxMemoryBytes).String()).BytesVar((*units.Base2Bytes)(&o.pipeline.TCP.MaxMemoryBytes))
@@ -110,6 +113,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("capture.ip-fragment-timeout", "An IP datagram not complete this long after its first fragment is dropped.").Default(def.Fragments.Timeout.String()).DurationVar(&o.pipeline.Fragments.Timeout)
 	o.pipeline.Fragments.MaxBytes = def.Fragments.MaxBytes
 	app.Flag("capture.node-name", "Value of the node label for interface and file sources without their own (NAME=NODE), and HEP packets without a node.").Default("").StringVar(&o.pipeline.NodeName)
+	o.pipeline.HEP = def.HEP
+	app.Flag("capture.decode-hep", "Decapsulate HEP found inside captured UDP/TCP payloads (a captured HEP feed) and count its SIP.").Default("true").BoolVar(&o.pipeline.HEP.Decapsulate)
 	o.pipeline.Tx = collector.DefaultTrackerConfig()
 	app.Flag("sip.transactions", "Follow SIP transactions and dialogs for retransmission, session and RFC 6076 delay metrics (--no-sip.transactions turns it off).").Default("true").BoolVar(&txOn)
 	app.Flag("sip.max-transactions", "SIP transactions tracked at once (about 180 bytes of RSS each at 1000000 open: 100 in the table, the rest Go heap headroom), and separately answered dialogs awaiting their BYE (up to 130 bytes each); past it the oldest is forgotten and counted.").Default(fmt.Sprint(o.pipeline.Tx.MaxTransactions)).IntVar(&o.pipeline.Tx.MaxTransactions)
@@ -117,37 +122,49 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("sip.session-max-age", "An established session (2xx to an initial INVITE) whose BYE is never seen ends this long after its 2xx (sip_sessions_ended_total{reason=\"max_age\"}).").Default(o.pipeline.Tx.SessionMaxAge.String()).DurationVar(&o.pipeline.Tx.SessionMaxAge)
 	app.Flag("sip.max-registrations", "Addresses of record with an unexpired registration tracked at once (about 85 bytes each); past it the one expiring soonest is forgotten and counted.").Default(fmt.Sprint(o.pipeline.Tx.MaxRegistrations)).IntVar(&o.pipeline.Tx.MaxRegistrations)
 	app.Flag("hep.max-nodes", "Distinct node label values tracked; messages of further nodes are counted as node=\"other\".").Default("256").IntVar(&o.pipeline.MaxNodes)
-	o.hep = input.DefaultHEPConfig()
-	app.Flag("hep.listen-address", "Receive HEP (v3, also v1/v2 over UDP) from SIP servers and capture agents on HOST:PORT (conventionally :9060).").PlaceHolder("HOST:PORT").Default("").StringVar(&o.hep.Addr)
-	app.Flag("hep.transport", "HEP transports: udp, tcp or both (on the same address).").Default("both").EnumVar(&o.hepTransport, "udp", "tcp", "both")
-	app.Flag("hep.tls-cert-file", "Certificate (PEM) to serve HEP over TLS on the TCP transport.").PlaceHolder("PATH").StringVar(&o.hepCertFile)
-	app.Flag("hep.tls-key-file", "Private key (PEM) of --hep.tls-cert-file.").PlaceHolder("PATH").StringVar(&o.hepKeyFile)
-	var authKey, authKeyFile string
-	app.Flag("hep.auth-key", "Drop and count HEPv3 packets whose auth key chunk is not this key.").PlaceHolder("KEY").StringVar(&authKey)
-	app.Flag("hep.auth-key-file", "Read --hep.auth-key from a file (trailing newline removed).").PlaceHolder("PATH").StringVar(&authKeyFile)
-	app.Flag("hep.max-connections", "HEP TCP connections served at once; more are closed and counted.").Default(fmt.Sprint(o.hep.MaxConns)).IntVar(&o.hep.MaxConns)
-	app.Flag("hep.read-timeout", "Close a HEP TCP connection idle for this long.").Default(o.hep.ReadTimeout.String()).DurationVar(&o.hep.ReadTimeout)
-	app.Flag("hep.max-packet-size", "Largest HEP packet accepted on TCP; a larger length closes the connection.").Default("64KiB").BytesVar(&hepMaxPacket)
-	app.Flag("hep.max-connections-per-address", "HEP TCP connections served at once from one sender address; more are closed and counted.").Default(fmt.Sprint(o.hep.MaxConnsPerAddr)).IntVar(&o.hep.MaxConnsPerAddr)
-	app.Flag("hep.packet-timeout", "Close a HEP TCP connection whose packet (or TLS handshake) is not complete this long after its first byte.").Default(o.hep.PacketTimeout.String()).DurationVar(&o.hep.PacketTimeout)
-	app.Flag("hep.udp-workers", "UDP sockets on --hep.listen-address, each read in batches (recvmmsg) by its own goroutine; above 1 they share the port with SO_REUSEPORT (Linux) and the kernel keeps each sender on one socket. Default: half the CPUs, 1 to 4.").Default(fmt.Sprint(defaultUDPWorkers(runtime.NumCPU()))).IntVar(&o.hep.UDPWorkers)
-	var hepAllowed []string
-	app.Flag("hep.allowed-networks", "Accept HEP (UDP and TCP) only from these sender networks, CIDR or address, comma-separated or repeated; others are dropped and counted. Default: any.").PlaceHolder("CIDR,...").StringsVar(&hepAllowed)
-	o.pipeline.HEP = def.HEP
-	app.Flag("capture.decode-hep", "Decapsulate HEP found inside captured UDP/TCP payloads (a captured HEP feed) and count its SIP.").Default("true").BoolVar(&o.pipeline.HEP.Decapsulate)
-	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.metricsPath)
-	app.Flag("config.file", "YAML file naming peers (CIDRs, ports) and nodes; adds the peer and direction labels. Reloaded on SIGHUP and POST /-/reload.").PlaceHolder("PATH").StringVar(&o.configFile)
-	app.Flag("web.enable-lifecycle", "Enable POST /-/reload (reload --config.file over HTTP).").BoolVar(&o.lifecycle)
+	app.Flag("config.file", "YAML file naming peers (CIDRs, ports) and nodes; adds the peer and direction labels. serve reloads it on SIGHUP and POST /-/reload.").PlaceHolder("PATH").StringVar(&o.configFile)
 	var phrases bool
 	var maxPhrases int
 	app.Flag("collector.response-phrases", "Count reason phrases as sent on the wire in sip_response_phrases_total{node,code,phrase}.").BoolVar(&phrases)
 	app.Flag("collector.max-phrases-per-code", "Distinct phrases per status code counted under their own label value; later ones count as phrase=\"other\".").Default("16").IntVar(&maxPhrases)
-	o.web = kingpinflag.AddFlags(app, ":10060")
-	promslogflag.AddFlags(app, &o.log)
 
-	report := app.Command("report", "Read capture files through the same pipeline, print the SIP response counts and exit.")
-	report.Flag("format", "Output format: table (for people) or prometheus (the exposition /metrics would serve for the sip_ families).").Default("table").EnumVar(&o.reportFormat, "table", "prometheus")
-	report.Arg("file", "pcap or pcapng files; FILE=NODE counts a file's messages under its own node label value (split at the last \"=\").").Required().StringsVar(&o.reportFiles)
+	// Flags of serve: sources, the HEP listener, the web server, logging.
+	serve.Flag("capture.interface", "Network interface to capture live with AF_PACKET (repeatable; libpcap's pseudo-interface any is not supported); NAME=NODE gives its messages their own node label value instead of --capture.node-name. Needs root or CAP_NET_RAW.").PlaceHolder("NAME[=NODE]").StringsVar(&o.interfaces)
+	serve.Flag("capture.pcap-file", "pcap or pcapng file to read (repeatable); PATH=NODE gives its messages their own node label value (split at the last \"=\"). To print a summary of files instead, use the report command.").PlaceHolder("PATH[=NODE]").StringsVar(&o.pcapFiles)
+	serve.Flag("capture.pcap-speed", "Pace of capture files: fast (as fast as possible) or realtime (at the pace they were captured).").Default("fast").EnumVar(&o.pcapSpeed, "fast", "realtime")
+	serve.Flag("capture.pcap-loop", "Read capture files again from the start when they end, until stopped.").BoolVar(&o.pcapLoop)
+	serve.Flag("capture.ring-size", "Kernel ring buffer per interface (TPACKET_V3), whole MiB, shared between its --capture.workers (at least 1 MiB each).").Default("64MiB").BytesVar(&o.ringSize)
+	serve.Flag("capture.block-timeout", "How long the kernel fills a capture ring block before handing it over part full (TPACKET_V3 tp_retire_blk_tov, whole ms): the most a packet waits in the ring on a quiet link.").Default(input.DefaultBlockTimeout.String()).DurationVar(&o.blockTimeout)
+	serve.Flag("capture.promiscuous", "Put capture interfaces in promiscuous mode (needed on SPAN/mirror ports).").BoolVar(&o.promisc)
+	serve.Flag("capture.bpf-file", "File with a classic BPF filter run in the kernel, in the format of `tcpdump -ddd EXPRESSION` (numbers, not the expression); it replaces the default media filter (a port filter also drops IP fragments after the first).").PlaceHolder("PATH").StringVar(&o.bpfFile)
+	serve.Flag("capture.filter-rtp", "Drop in the kernel UDP that cannot be SIP or HEP (RTP, RTCP, SRTP, STUN, DTLS), judged by content; TCP, SCTP, tunnels and IP fragments pass (--no-capture.filter-rtp keeps every packet).").Default("true").BoolVar(&o.filterRTP)
+	o.hep = input.DefaultHEPConfig()
+	serve.Flag("hep.listen-address", "Receive HEP (v3, also v1/v2 over UDP) from SIP servers and capture agents on HOST:PORT (conventionally :9060).").PlaceHolder("HOST:PORT").Default("").StringVar(&o.hep.Addr)
+	serve.Flag("hep.transport", "HEP transports: udp, tcp or both (on the same address).").Default("both").EnumVar(&o.hepTransport, "udp", "tcp", "both")
+	serve.Flag("hep.tls-cert-file", "Certificate (PEM) to serve HEP over TLS on the TCP transport.").PlaceHolder("PATH").StringVar(&o.hepCertFile)
+	serve.Flag("hep.tls-key-file", "Private key (PEM) of --hep.tls-cert-file.").PlaceHolder("PATH").StringVar(&o.hepKeyFile)
+	var authKey, authKeyFile string
+	serve.Flag("hep.auth-key", "Drop and count HEPv3 packets whose auth key chunk is not this key.").PlaceHolder("KEY").StringVar(&authKey)
+	serve.Flag("hep.auth-key-file", "Read --hep.auth-key from a file (trailing newline removed).").PlaceHolder("PATH").StringVar(&authKeyFile)
+	serve.Flag("hep.max-connections", "HEP TCP connections served at once; more are closed and counted.").Default(fmt.Sprint(o.hep.MaxConns)).IntVar(&o.hep.MaxConns)
+	serve.Flag("hep.read-timeout", "Close a HEP TCP connection idle for this long.").Default(o.hep.ReadTimeout.String()).DurationVar(&o.hep.ReadTimeout)
+	serve.Flag("hep.max-packet-size", "Largest HEP packet accepted on TCP; a larger length closes the connection.").Default("64KiB").BytesVar(&hepMaxPacket)
+	serve.Flag("hep.max-connections-per-address", "HEP TCP connections served at once from one sender address; more are closed and counted.").Default(fmt.Sprint(o.hep.MaxConnsPerAddr)).IntVar(&o.hep.MaxConnsPerAddr)
+	serve.Flag("hep.packet-timeout", "Close a HEP TCP connection whose packet (or TLS handshake) is not complete this long after its first byte.").Default(o.hep.PacketTimeout.String()).DurationVar(&o.hep.PacketTimeout)
+	serve.Flag("hep.udp-workers", "UDP sockets on --hep.listen-address, each read in batches (recvmmsg) by its own goroutine; above 1 they share the port with SO_REUSEPORT (Linux) and the kernel keeps each sender on one socket. Default: half the CPUs, 1 to 4.").Default(fmt.Sprint(defaultUDPWorkers(runtime.NumCPU()))).IntVar(&o.hep.UDPWorkers)
+	var hepAllowed []string
+	serve.Flag("hep.allowed-networks", "Accept HEP (UDP and TCP) only from these sender networks, CIDR or address, comma-separated or repeated; others are dropped and counted. Default: any.").PlaceHolder("CIDR,...").StringsVar(&hepAllowed)
+	serve.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.metricsPath)
+	serve.Flag("web.enable-lifecycle", "Enable POST /-/reload (reload --config.file over HTTP).").BoolVar(&o.lifecycle)
+	o.web = kingpinflag.AddFlags(serve, ":10060")
+	o.log.Level = promslog.NewLevel()
+	serve.Flag(promslogflag.LevelFlagName, promslogflag.LevelFlagHelp).Default("info").HintOptions(promslog.LevelFlagOptions...).SetValue(o.log.Level)
+	o.log.Format = promslog.NewFormat()
+	serve.Flag(promslogflag.FormatFlagName, promslogflag.FormatFlagHelp).Default("logfmt").HintOptions(promslog.FormatFlagOptions...).SetValue(o.log.Format)
+
+	// Flags and arguments of report.
+	report.Flag("format", "Output format: table (for people), json (for scripts: a stable document with a version field, see README) or prometheus (the exposition /metrics would serve for the sip_ families).").Default("table").EnumVar(&o.reportFormat, "table", "json", "prometheus")
+	report.Arg("file", "pcap or pcapng files (gzip'd too) or NetMon 2.x captures, read as one capture merged by time; FILE=NODE counts a file's messages under its own node label value (split at the last \"=\").").Required().StringsVar(&o.reportFiles)
 
 	if version.Version == "" {
 		version.Version = releaseVersion
@@ -155,16 +172,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Version(version.Print(program))
 	app.HelpFlag.Short('h')
 	cmd, err := app.Parse(args)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: error: %v (try --help)\n", program, err)
-		return 2
-	}
-	if exited {
+	if exited { // --help or --version, also of a command whose arguments are missing
 		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: error: %v%s\n", program, err, parseHint(err, args))
+		return 2
 	}
 	o.hep.MaxPacketBytes = int(hepMaxPacket)
 	if o.hep.AllowedNetworks, err = input.ParseNetworks(hepAllowed); err != nil {
 		fmt.Fprintf(stderr, "%s: error: --hep.allowed-networks: %v\n", program, err)
+		return 2
+	}
+	if err := checkListenAddress(o.hep.Addr); err != nil {
+		fmt.Fprintf(stderr, "%s: error: --hep.listen-address: %v\n", program, err)
 		return 2
 	}
 	if o.workers < 1 || o.workers > input.MaxWorkers {
@@ -208,16 +229,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	logger := promslog.New(&o.log)
-	if logger == nil {
-		return 2
-	}
 	switch cmd {
 	case report.FullCommand():
 		return runReport(&o, stdout, stderr)
 	case serve.FullCommand():
+		logger := promslog.New(&o.log)
+		if logger == nil {
+			return 2
+		}
 		if err := runServe(&o, logger); err != nil {
-			logger.Error("exiting", "err", err)
+			logger.Error("exiting", logArgs(err)...)
 			return 1
 		}
 	}
@@ -245,7 +266,7 @@ func runServe(o *options, logger *slog.Logger) error {
 	defer stop()
 	sources, err := newSources(ctx, o, p)
 	if err != nil {
-		return err
+		return explain(err, o)
 	}
 	restarts := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sip_exporter_source_restarts_total",
@@ -275,28 +296,12 @@ func runServe(o *options, logger *slog.Logger) error {
 	reloadOnSIGHUP(ctx, rl, logger)
 	go p.Run(ctx)
 	if err := startSources(ctx, sources, restarts, logger); err != nil {
-		return err
+		return explain(err, o)
 	}
 
-	mux := http.NewServeMux()
-	mux.Handle(o.metricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
-		EnableOpenMetrics:   true,
-		MaxRequestsInFlight: 8,
-		Registry:            reg,
-	}))
-	mux.Handle("/-/reload", reloadHandler(rl, o.lifecycle))
-	if o.metricsPath != "/" {
-		landing, err := web.NewLandingPage(web.LandingConfig{
-			Name:        program,
-			Description: "Prometheus exporter for SIP response metrics",
-			Version:     version.Info(),
-			Links:       []web.LandingLinks{{Address: o.metricsPath, Text: "Metrics"}},
-		})
-		if err != nil {
-			return fmt.Errorf("landing page: %w", err)
-		}
-		mux.Handle("/", landing)
+	mux, err := newMux(o, reg, rl, logger)
+	if err != nil {
+		return err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
@@ -313,4 +318,33 @@ func runServe(o *options, logger *slog.Logger) error {
 		return fmt.Errorf("web server shutdown: %w", err)
 	}
 	return nil
+}
+
+// newMux returns the web server's handler: the metrics of reg on
+// --web.telemetry-path, /-/reload, and a landing page on / that links to
+// what is served, the metrics (exporter-toolkit's page would also link to
+// pprof pages, which this server does not serve).
+func newMux(o *options, reg *prometheus.Registry, rl *reloader, logger *slog.Logger) (*http.ServeMux, error) {
+	mux := http.NewServeMux()
+	mux.Handle(o.metricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		EnableOpenMetrics:   true,
+		MaxRequestsInFlight: 8,
+		Registry:            reg,
+	}))
+	mux.Handle("/-/reload", reloadHandler(rl, o.lifecycle))
+	if o.metricsPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        program,
+			Description: "Prometheus exporter for SIP metrics",
+			Version:     version.Info(),
+			Links:       []web.LandingLinks{{Address: o.metricsPath, Text: "Metrics"}},
+			Profiling:   "false",
+		})
+		if err != nil {
+			return nil, fmt.Errorf("landing page: %w", err)
+		}
+		mux.Handle("/", landing)
+	}
+	return mux, nil
 }

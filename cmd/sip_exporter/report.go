@@ -5,24 +5,27 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
-	"text/tabwriter"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/sip-exporter/sip_exporter/capture/decode"
 	"github.com/sip-exporter/sip_exporter/capture/input"
 	"github.com/sip-exporter/sip_exporter/capture/merge"
 	"github.com/sip-exporter/sip_exporter/capture/pipeline"
-	"github.com/sip-exporter/sip_exporter/collector"
-	"github.com/sip-exporter/sip_exporter/collector/sipstatus"
 )
 
-// runReport reads o.reportFiles through the pipeline and prints the counts.
-// Exit code 1 when a file cannot be read; a truncated file is a warning.
+// runReport reads o.reportFiles through the pipeline and prints the
+// summary (table, json) or the exposition (prometheus). Exit code 1 when a
+// file cannot be read; a truncated file is a warning.
 func runReport(o *options, stdout, stderr io.Writer) int {
 	files, err := parseSources("file", o.reportFiles)
 	if err == nil {
@@ -53,19 +56,28 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
 		return 1
 	}
-	var stats decode.Stats
-	if err := readSources(p, files, o.workers, &stats, func(err error) {
+	var progress *progressLine
+	if isTerminal(stderr) {
+		progress = &progressLine{w: stderr, after: reportProgressAfter, every: time.Second}
+	}
+	rd, err := readCaptures(p, files, o.workers, progress, func(err error) {
 		fmt.Fprintf(stderr, "%s: warning: %v; counted what came before\n", program, err)
-	}); err != nil {
+	})
+	if err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
 		return 1
 	}
 	p.End() // sessions still without a final response time out
-	switch o.reportFormat {
-	case "prometheus":
-		err = writeExposition(stdout, p)
-	default:
-		err = writeTable(stdout, p.SIP(), &stats)
+	mfs, err := gatherSIP(p)
+	if err == nil {
+		switch o.reportFormat {
+		case "prometheus":
+			err = encodeExposition(stdout, mfs)
+		case "json":
+			err = writeJSON(stdout, newSummary(files, rd, p, mfs))
+		default:
+			err = writeTable(stdout, newSummary(files, rd, p, mfs))
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
@@ -76,6 +88,10 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 
 // reportMaxPending is the merge's MaxPending in the report command.
 const reportMaxPending = 1 << 16
+
+// reportProgressAfter is how long report reads before it shows a progress
+// line on a terminal.
+const reportProgressAfter = 3 * time.Second
 
 // readFiles reads the capture files at once, each through decoders of p
 // of its own (counting into stats), and merges their messages by capture
@@ -99,6 +115,59 @@ func readFiles(p *pipeline.Pipeline, paths []string, workers int, stats *decode.
 // readSources is readFiles of files each with its own node, or none
 // (--capture.node-name).
 func readSources(p *pipeline.Pipeline, files []namedSource, workers int, stats *decode.Stats, warn func(error)) error {
+	rd, err := readCaptures(p, files, workers, nil, warn)
+	if rd != nil {
+		for _, f := range rd.files {
+			f.stats.AddTo(stats)
+		}
+	}
+	return err
+}
+
+// reading is what reading the capture files gave beside the counts of
+// the pipeline: per file, its decoders' counts, the latest capture time
+// of its records and whether it was cut short.
+type reading struct {
+	files []*fileReading
+}
+
+// fileReading is the reading of one file.
+type fileReading struct {
+	workers []*decode.Stats // per worker, counted while it reads
+	stats   decode.Stats    // their sum, once read
+	// latest is the latest capture time (ns) that the file's walk
+	// reported (every 1,024 records and at its end), math.MinInt64
+	// before.
+	latest    atomic.Int64
+	truncated bool
+}
+
+// packets returns the packets decoded so far, over every file; it may run
+// while the files are read.
+func (r *reading) packets() uint64 {
+	var n uint64
+	for _, f := range r.files {
+		for _, st := range f.workers {
+			n += st.Packets.Load()
+		}
+	}
+	return n
+}
+
+// latest returns the latest capture time reported so far over every file,
+// ns, or math.MinInt64.
+func (r *reading) latest() int64 {
+	t := int64(math.MinInt64)
+	for _, f := range r.files {
+		t = max(t, f.latest.Load())
+	}
+	return t
+}
+
+// readCaptures is readSources that returns the reading, and shows
+// progress, when not nil, while the files are read. The reading is nil
+// when a file cannot be opened.
+func readCaptures(p *pipeline.Pipeline, files []namedSource, workers int, progress *progressLine, warn func(error)) (*reading, error) {
 	ctx := context.Background()
 	opened := make([]*input.File, 0, len(files))
 	defer func() {
@@ -106,19 +175,21 @@ func readSources(p *pipeline.Pipeline, files []namedSource, workers int, stats *
 			f.Close()
 		}
 	}()
+	rd := &reading{files: make([]*fileReading, len(files))}
 	producers := make([][]*pipeline.Producer, len(files))
-	statsOf := make([][]*decode.Stats, len(files))
 	for i, file := range files {
 		f, err := input.OpenFile(input.FileConfig{Path: file.name}, workers)
 		if err != nil {
-			return file.openError(err)
+			return nil, file.openError(err)
 		}
 		opened = append(opened, f)
-		statsOf[i] = make([]*decode.Stats, f.Workers())
-		for w := range statsOf[i] {
-			statsOf[i][w] = new(decode.Stats)
+		fr := &fileReading{workers: make([]*decode.Stats, f.Workers())}
+		fr.latest.Store(math.MinInt64)
+		for w := range fr.workers {
+			fr.workers[w] = new(decode.Stats)
 		}
-		producers[i] = fileProducers(ctx, p, f, file.name, merge.Exact, p.SourceNode(file.node), statsOf[i])
+		rd.files[i] = fr
+		producers[i] = fileProducers(ctx, p, f, file.name, merge.Exact, p.SourceNode(file.node), fr.workers)
 	}
 	p.Seal()
 	merged := make(chan struct{})
@@ -126,117 +197,89 @@ func readSources(p *pipeline.Pipeline, files []namedSource, workers int, stats *
 		p.Run(ctx)
 		close(merged)
 	}()
+	progress.start(rd)
 	errs := make([]error, len(files))
 	var wg sync.WaitGroup
 	for i, f := range opened {
-		wg.Go(func() { errs[i] = pipeline.ReadFile(ctx, f, producers[i]) })
+		wg.Go(func() { errs[i] = readFile(ctx, f, producers[i], &rd.files[i].latest) })
 	}
 	wg.Wait()
 	<-merged
-	for _, ss := range statsOf {
-		for _, st := range ss {
-			st.AddTo(stats)
+	progress.end()
+	for _, fr := range rd.files {
+		for _, st := range fr.workers {
+			st.AddTo(&fr.stats)
 		}
 	}
-	for _, err := range errs {
+	for i, err := range errs {
 		switch {
 		case errors.Is(err, input.ErrTruncated), errors.Is(err, input.ErrShrunk):
+			rd.files[i].truncated = true
 			warn(err)
 		case err != nil:
+			return rd, err
+		}
+	}
+	return rd, nil
+}
+
+// readFile is pipeline.ReadFile that also keeps in latest the latest
+// capture time the file's walk reports to the merge.
+func readFile(ctx context.Context, f *input.File, producers []*pipeline.Producer, latest *atomic.Int64) error {
+	errs := make([]error, len(producers))
+	var wg sync.WaitGroup
+	for w, pr := range producers {
+		wg.Go(func() {
+			defer pr.Close()
+			errs[w] = f.Read(ctx, w, pr.Decoder(), func(t int64) {
+				for old := latest.Load(); t > old && !latest.CompareAndSwap(old, t); old = latest.Load() {
+				}
+				pr.Progress(t)
+			})
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// gatherSIP returns the sip_ families of p (not the sip_exporter_
+// self-metrics), as /metrics serves them.
+func gatherSIP(p *pipeline.Pipeline) ([]*dto.MetricFamily, error) {
+	reg := prometheus.NewPedanticRegistry()
+	for _, c := range p.Collectors() {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool { return strings.HasPrefix(mf.GetName(), "sip_exporter_") }), nil
 }
 
 // writeExposition writes the text exposition of the sip_ families of p
 // (not the sip_exporter_ self-metrics), as /metrics serves them.
 func writeExposition(w io.Writer, p *pipeline.Pipeline) error {
-	reg := prometheus.NewPedanticRegistry()
-	for _, c := range p.Collectors() {
-		if err := reg.Register(c); err != nil {
-			return err
-		}
-	}
-	mfs, err := reg.Gather()
+	mfs, err := gatherSIP(p)
 	if err != nil {
 		return err
 	}
+	return encodeExposition(w, mfs)
+}
+
+// encodeExposition writes the text exposition of the families mfs.
+func encodeExposition(w io.Writer, mfs []*dto.MetricFamily) error {
 	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
 	for _, mf := range mfs {
-		if strings.HasPrefix(mf.GetName(), "sip_exporter_") {
-			continue
-		}
 		if err := enc.Encode(mf); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// writeTable writes one row per (code, method) in order of code then
-// method, a total per class, and the totals of the run. With nodes other
-// than the unnamed one, each node gets its own block.
-func writeTable(w io.Writer, c *collector.SIP, stats *decode.Stats) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	nodes := c.Nodes()
-	named := len(nodes) > 1 || (len(nodes) == 1 && (nodes[0].Label() != "" || nodes[0].Peer() != ""))
-	for i, node := range nodes {
-		if named {
-			if i > 0 {
-				fmt.Fprintln(tw)
-			}
-			if node.Peer() != "" {
-				fmt.Fprintf(tw, "node %q peer %q direction %s\n", node.Label(), node.Peer(), node.Direction())
-			} else {
-				fmt.Fprintf(tw, "node %q\n", node.Label())
-			}
-		}
-		writeNodeTable(tw, node)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	var errs uint64
-	var reasons []string
-	stats.ParseErrors(func(r string, n uint64) {
-		if n > 0 {
-			errs += n
-			reasons = append(reasons, fmt.Sprintf("%s=%d", r, n))
-		}
-	})
-	detail := ""
-	if len(reasons) > 0 {
-		detail = " (" + strings.Join(reasons, ", ") + ")"
-	}
-	_, err := fmt.Fprintf(w, "\n%d packets, %d bytes, %d parse errors%s\n", stats.Packets.Load(), stats.Bytes.Load(), errs, detail)
-	return err
-}
-
-// writeNodeTable writes the rows of one node.
-func writeNodeTable(tw io.Writer, node *collector.Node) {
-	fmt.Fprintln(tw, "CODE\tREASON\tCLASS\tMETHOD\tCOUNT")
-	var classTotal, total uint64
-	class := ""
-	flush := func() {
-		if class != "" {
-			fmt.Fprintf(tw, "\t\t%s\ttotal\t%d\n", class, classTotal)
-		}
-	}
-	node.EachResponse(func(code int, m collector.Method, n uint64) {
-		if cl := sipstatus.Class(code); cl != class {
-			flush()
-			class, classTotal = cl, 0
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\n", code, sipstatus.Text(code), class, m, n)
-		classTotal += n
-		total += n
-	})
-	flush()
-	var requests uint64
-	for m := range collector.Methods {
-		requests += node.Request(collector.Method(m))
-	}
-	fmt.Fprintf(tw, "\t\tall\tresponses\t%d\n", total)
-	fmt.Fprintf(tw, "\t\tall\trequests\t%d\n", requests)
 }

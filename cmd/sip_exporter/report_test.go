@@ -29,7 +29,7 @@ func TestReportGolden(t *testing.T) {
 		}, needsCorpus: true},
 		{name: "missing-file", args: []string{"report", "testdata/no-such.pcap"}, code: 1},
 		{name: "not-a-capture", args: []string{"report", "report_test.go"}, code: 1},
-		{name: "bad-format", args: []string{"report", "--format=json", demoCapture}, code: 2},
+		{name: "bad-format", args: []string{"report", "--format=xml", demoCapture}, code: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.needsCorpus {

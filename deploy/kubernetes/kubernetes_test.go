@@ -221,7 +221,7 @@ func TestManifestsStrict(t *testing.T) {
 				t.Errorf("%s container %s: no securityContext.capabilities", w.name, c.Name)
 			}
 			capture := slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--capture.interface=") })
-			if want := []string{"NET_RAW", "NET_ADMIN"}; capture && !slices.Equal(added, want) {
+			if want := []string{"NET_RAW"}; capture && !slices.Equal(added, want) {
 				t.Errorf("%s container %s captures: adds %v, want %v", w.name, c.Name, added, want)
 			}
 			if !capture && len(added) > 0 {
