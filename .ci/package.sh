@@ -10,8 +10,8 @@
 #     cmd/sip_exporter/VERSION, the checkout's revision and the build date;
 #   - report on the demo capture equals `go run ./cmd/sip_exporter report`,
 #     also with --config.file=/etc/sip_exporter/config.yml;
-#   - run as the unit runs it (user sip_exporter, ambient CAP_NET_RAW and
-#     CAP_NET_ADMIN only), live capture on lo comes up;
+#   - run as the unit runs it (user sip_exporter, ambient CAP_NET_RAW
+#     only), live capture on lo, promiscuous, comes up;
 # then the package is purged and nothing of it is left (files, user).
 # Needs root, dpkg, go and a git checkout. Outside CI a missing one skips
 # with a message; under CI=true it fails.
@@ -119,13 +119,13 @@ diff "$tmp/report.want" "$tmp/report.got" || fail "the installed binary's report
   fail "/etc/sip_exporter/config.yml is not a valid --config.file"
 echo "package: installed binary: report on the demo capture equals go run's ($(grep -c . "$tmp/report.got") lines); example config valid"
 
-# As the unit runs it: user sip_exporter, the two capabilities ambient and
-# nothing else in the bounding set.
+# As the unit runs it: user sip_exporter, CAP_NET_RAW ambient and nothing
+# else in the bounding set.
 port=$((20000 + RANDOM % 20000))
 setpriv --reuid sip_exporter --regid sip_exporter --init-groups \
-  --inh-caps -all,+net_raw,+net_admin --ambient-caps -all,+net_raw,+net_admin \
-  --bounding-set -all,+net_raw,+net_admin \
-  /usr/bin/sip_exporter --capture.interface=lo --web.listen-address="127.0.0.1:$port" > "$tmp/serve.log" 2>&1 &
+  --inh-caps -all,+net_raw --ambient-caps -all,+net_raw \
+  --bounding-set -all,+net_raw \
+  /usr/bin/sip_exporter --capture.interface=lo --capture.promiscuous --web.listen-address="127.0.0.1:$port" > "$tmp/serve.log" 2>&1 &
 capture_pid=$!
 ok=
 for _ in $(seq 100); do
@@ -141,7 +141,7 @@ done
 kill "$capture_pid"
 wait "$capture_pid" || true
 capture_pid=
-echo "package: live capture on lo as user sip_exporter (uid $uid, ambient CAP_NET_RAW, CAP_NET_ADMIN): up"
+echo "package: live capture on lo as user sip_exporter (uid $uid, ambient CAP_NET_RAW only, promiscuous): up"
 
 dpkg --purge sip_exporter >/dev/null
 installed=

@@ -434,13 +434,22 @@ func (s *shard) Advance(w int64) {
 // ([input.File.Workers]), each on a goroutine of its own, marking their
 // progress in the shards, and closes the producers when they are done. It
 // returns the first worker's error (every worker meets the same one).
-func ReadFile(ctx context.Context, f *input.File, producers []*Producer) error {
+// progress, when not nil, is also told each worker's progress (a capture
+// time in ns, see [input.File.Read]), from the workers' goroutines.
+func ReadFile(ctx context.Context, f *input.File, producers []*Producer, progress func(t int64)) error {
 	errs := make([]error, len(producers))
 	var wg sync.WaitGroup
 	for w, pr := range producers {
+		mark := pr.Progress
+		if progress != nil {
+			mark = func(t int64) {
+				progress(t)
+				pr.Progress(t)
+			}
+		}
 		wg.Go(func() {
 			defer pr.Close()
-			errs[w] = f.Read(ctx, w, pr.dec, pr.Progress)
+			errs[w] = f.Read(ctx, w, pr.dec, mark)
 		})
 	}
 	wg.Wait()

@@ -244,7 +244,7 @@ func newSources(ctx context.Context, o *options, p *pipeline.Pipeline) ([]*sourc
 		s.run = func(ctx context.Context, _ *decode.Decoder, _ *input.Stats, started func()) error {
 			started()
 			defer f.Close()
-			return pipeline.ReadFile(ctx, f, producers)
+			return pipeline.ReadFile(ctx, f, producers, nil)
 		}
 		sources = append(sources, s)
 	}

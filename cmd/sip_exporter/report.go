@@ -201,7 +201,13 @@ func readCaptures(p *pipeline.Pipeline, files []namedSource, workers int, progre
 	errs := make([]error, len(files))
 	var wg sync.WaitGroup
 	for i, f := range opened {
-		wg.Go(func() { errs[i] = readFile(ctx, f, producers[i], &rd.files[i].latest) })
+		latest := &rd.files[i].latest
+		wg.Go(func() {
+			errs[i] = pipeline.ReadFile(ctx, f, producers[i], func(t int64) {
+				for old := latest.Load(); t > old && !latest.CompareAndSwap(old, t); old = latest.Load() {
+				}
+			})
+		})
 	}
 	wg.Wait()
 	<-merged
@@ -221,30 +227,6 @@ func readCaptures(p *pipeline.Pipeline, files []namedSource, workers int, progre
 		}
 	}
 	return rd, nil
-}
-
-// readFile is pipeline.ReadFile that also keeps in latest the latest
-// capture time the file's walk reports to the merge.
-func readFile(ctx context.Context, f *input.File, producers []*pipeline.Producer, latest *atomic.Int64) error {
-	errs := make([]error, len(producers))
-	var wg sync.WaitGroup
-	for w, pr := range producers {
-		wg.Go(func() {
-			defer pr.Close()
-			errs[w] = f.Read(ctx, w, pr.Decoder(), func(t int64) {
-				for old := latest.Load(); t > old && !latest.CompareAndSwap(old, t); old = latest.Load() {
-				}
-				pr.Progress(t)
-			})
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // gatherSIP returns the sip_ families of p (not the sip_exporter_
