@@ -32,8 +32,9 @@ type Config struct {
 	// (--capture.dedup-window); 0 disables. It must be 0 or at least the
 	// merge's skew window ([merge.Config.SkewWindow]).
 	DedupWindow time.Duration
-	// DedupSlots is the size of each shard's dedup table; 0 for
-	// [merge.DefaultDedupSlots].
+	// DedupSlots is the size of the dedup table, shared out among the
+	// shards (each gets its share, a power of two, at least 4,096: it sees
+	// its share of the messages); 0 for [merge.DefaultDedupSlots].
 	DedupSlots int
 	// Merge configures the time-ordered merge (--capture.max-lateness); the
 	// zero value means [merge.DefaultConfig].
@@ -159,7 +160,7 @@ func New(cfg Config) (*Pipeline, error) {
 	for i := range cfg.Shards {
 		s := &shard{i: i}
 		if cfg.DedupWindow > 0 {
-			if s.dedup, err = merge.NewDedup(cfg.DedupWindow, cfg.DedupSlots); err != nil {
+			if s.dedup, err = merge.NewDedup(cfg.DedupWindow, dedupShare(cfg.DedupSlots, cfg.Shards)); err != nil {
 				return nil, fmt.Errorf("--capture.dedup-window: %w", err)
 			}
 		}
@@ -174,6 +175,19 @@ func New(cfg Config) (*Pipeline, error) {
 		return nil, fmt.Errorf("--capture.max-lateness: %w", err)
 	}
 	return p, nil
+}
+
+// dedupShare returns the dedup table of one of n shards for a table of
+// slots in all (0: merge.DefaultDedupSlots).
+func dedupShare(slots, n int) int {
+	if slots == 0 {
+		slots = merge.DefaultDedupSlots
+	}
+	share := 4096
+	for share*2 <= slots/n {
+		share *= 2
+	}
+	return min(share, slots)
 }
 
 // Config returns the configuration, its defaults filled in.
