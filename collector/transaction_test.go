@@ -339,9 +339,10 @@ func TestTrackerAllocs(t *testing.T) {
 // grow.
 func TestTrackerSteadyStateAllocs(t *testing.T) {
 	n := NewSIP(1).Node(nil)
-	// About 65,000 stay open (ACK and BYE live NonInviteTimeout): below the
-	// bound, so nothing is evicted.
-	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 70_000, InviteTimeout: time.Second})
+	// About 96,000 stay open (the INVITE NonInviteTimeout after its 200,
+	// ACK and BYE NonInviteTimeout after their request): below the bound,
+	// so nothing is evicted.
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 120_000, InviteTimeout: time.Second})
 	i := uint64(0)
 	var steps [6]TxEvent
 	step := func() {
@@ -359,11 +360,11 @@ func TestTrackerSteadyStateAllocs(t *testing.T) {
 		}
 		i++
 	}
-	// Warm up past NonInviteTimeout (one step per ms), from when ACK and BYE
-	// transactions expire as fast as they open, and past MaxTransactions
+	// Warm up past NonInviteTimeout (one step per ms), from when INVITE,
+	// ACK and BYE transactions expire as fast as they open, and past MaxTransactions
 	// dialogs, from when the dialog ring drops as many old items (dialogs
 	// ended by their BYE) as it takes.
-	for i < 100_000 {
+	for i < 130_000 {
 		step()
 	}
 	open, slots, dialogSlots := tr.table.len(), tr.table.cap(), tr.dialogs.cap()
