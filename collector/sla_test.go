@@ -3,6 +3,7 @@ package collector
 import (
 	"cmp"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -403,5 +404,35 @@ func TestTrackerAORSpellings(t *testing.T) {
 	reg(3, "SIP:alice@Example.COM;transport=tcp", 5000, TxUnregister, NoExpiry)
 	if got := tr.nodes[0].registrations.Load(); got != 0 || tr.regs.len() != 0 {
 		t.Errorf("unregistered in a fourth spelling: %d registrations (table %d), want 0", got, tr.regs.len())
+	}
+}
+
+// BenchmarkTrackerRingingMemory opens 1,000,000 INVITE transactions that
+// each get a 180 (restarting their wait: a stale item left in the queue)
+// and no final response, and reports the heap they hold, in bytes per
+// transaction (B/transaction): BenchmarkTrackerMemory's worst case, the
+// queue holding a stale item per live one.
+func BenchmarkTrackerRingingMemory(b *testing.B) {
+	const open = 1_000_000
+	for b.Loop() {
+		n := NewSIP(1).Node(nil)
+		var before, full runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tr := newTestTracker(b, TrackerConfig{MaxTransactions: open, InviteTimeout: time.Hour})
+		for i := uint64(0); i < open; i++ {
+			ms := int64(i / 1000)
+			for _, e := range []TxEvent{ev(n, i, ms, 0, MethodINVITE, 0), ev(n, i, ms+1, 180, MethodINVITE, 0)} {
+				tr.Observe(&e)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&full)
+		if tr.table.len() != open || tr.evicted.Load() != 0 {
+			b.Fatalf("table %d, evicted %d", tr.table.len(), tr.evicted.Load())
+		}
+		b.ReportMetric(float64(full.HeapAlloc-before.HeapAlloc)/open, "B/transaction")
+		b.ReportMetric(float64(tr.txQ.held())/open, "items/transaction")
+		runtime.KeepAlive(tr)
 	}
 }

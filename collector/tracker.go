@@ -215,7 +215,9 @@ const (
 // to a power of two, so that handling events allocates nothing once they
 // have grown. With 1,000,000 open, a transaction costs 101 bytes of heap
 // (a 40-byte slot at under 3/4 load plus 16 bytes in its queue; measured
-// by BenchmarkTrackerMemory) and an answered dialog 67 bytes
+// by BenchmarkTrackerMemory), up to 117 when each has left a stale item
+// in the queue (its wait restarted by a provisional response: measured by
+// BenchmarkTrackerRingingMemory), and an answered dialog 67 bytes
 // (BenchmarkTrackerDialogMemory); the tables hold at most MaxTransactions
 // each.
 //
