@@ -2,6 +2,7 @@ package collector
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -336,49 +337,57 @@ func TestTrackerAllocs(t *testing.T) {
 // ends the dialog with a BYE, while the clock expires as many as open. Once
 // warm, handling events allocates nothing at all (not even rarely: the
 // malloc count over 100,000 steps does not move) and the tables do not
-// grow.
+// grow: with every message of a step in one millisecond, and with the 180
+// and the 200 a millisecond apart each (the 180 restarts the INVITE's
+// wait, the 200 moves it to the other class: items left stale).
 func TestTrackerSteadyStateAllocs(t *testing.T) {
-	n := NewSIP(1).Node(nil)
-	// About 96,000 stay open (the INVITE NonInviteTimeout after its 200,
-	// ACK and BYE NonInviteTimeout after their request): below the bound,
-	// so nothing is evicted.
-	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 120_000, InviteTimeout: time.Second})
-	i := uint64(0)
-	var steps [6]TxEvent
-	step := func() {
-		ms := int64(i)
-		steps[0] = ev(n, i, ms, 0, MethodINVITE, 0)
-		steps[1] = ev(n, i, ms, 180, MethodINVITE, 0)
-		steps[2] = ev(n, i, ms, 200, MethodINVITE, 0)
-		steps[3] = ev(n, i, ms, 0, MethodACK, TxToTag)
-		steps[3].Key ^= 1
-		steps[4] = ev(n, i|1<<40, ms, 0, MethodBYE, TxToTag)
-		steps[4].Dialog = steps[0].Dialog
-		steps[5] = ev(n, i|1<<40, ms, 200, MethodBYE, 0)
-		for k := range steps {
-			tr.Observe(&steps[k])
-		}
-		i++
-	}
-	// Warm up past NonInviteTimeout (one step per ms), from when INVITE,
-	// ACK and BYE transactions expire as fast as they open, and past MaxTransactions
-	// dialogs, from when the dialog ring drops as many old items (dialogs
-	// ended by their BYE) as it takes.
-	for i < 130_000 {
-		step()
-	}
-	open, slots, dialogSlots := tr.table.len(), tr.table.cap(), tr.dialogs.cap()
-	timedOut := tr.timedOutInvite.Load() + tr.timedOutNonInvite.Load()
-	noMallocs(t, step)
-	if tr.table.cap() != slots || tr.dialogs.cap() != dialogSlots {
-		t.Errorf("table grew from %d to %d slots, dialogs from %d to %d", slots, tr.table.cap(), dialogSlots, tr.dialogs.cap())
-	}
-	if d := tr.table.len() - open; d < -2 || d > 2 || open < 60_000 {
-		t.Errorf("open transactions %d, then %d: not a steady state", open, tr.table.len())
-	}
-	if tr.evicted.Load() != 0 || tr.dialogs.len() != 0 || tr.timedOutInvite.Load()+tr.timedOutNonInvite.Load() != timedOut {
-		t.Errorf("evicted %d, dialogs %d, timed out %d (was %d): want 0, 0, no change (all answered)",
-			tr.evicted.Load(), tr.dialogs.len(), tr.timedOutInvite.Load()+tr.timedOutNonInvite.Load(), timedOut)
+	for _, gap := range []int64{0, 1} {
+		t.Run(fmt.Sprintf("gap %d ms", gap), func(t *testing.T) {
+			n := NewSIP(1).Node(nil)
+			// About 96,000 stay open (the INVITE NonInviteTimeout after its
+			// 200, ACK and BYE NonInviteTimeout after their request): below
+			// the bound, so nothing is evicted.
+			tr := newTestTracker(t, TrackerConfig{MaxTransactions: 120_000, InviteTimeout: time.Second})
+			i := uint64(0)
+			var steps [6]TxEvent
+			step := func() {
+				ms := int64(i)
+				steps[0] = ev(n, i, ms, 0, MethodINVITE, 0)
+				steps[1] = ev(n, i, ms+gap, 180, MethodINVITE, 0)
+				steps[2] = ev(n, i, ms+2*gap, 200, MethodINVITE, 0)
+				steps[3] = ev(n, i, ms+2*gap, 0, MethodACK, TxToTag)
+				steps[3].Key ^= 1
+				steps[4] = ev(n, i|1<<40, ms+2*gap, 0, MethodBYE, TxToTag)
+				steps[4].Dialog = steps[0].Dialog
+				steps[5] = ev(n, i|1<<40, ms+2*gap, 200, MethodBYE, 0)
+				for k := range steps {
+					tr.Observe(&steps[k])
+				}
+				i++
+			}
+			// Warm up past NonInviteTimeout (one step per ms), from when
+			// INVITE, ACK and BYE transactions expire as fast as they open,
+			// and past MaxTransactions dialogs, from when the dialog ring
+			// drops as many old items (dialogs ended by their BYE) as it
+			// takes.
+			for i < 130_000 {
+				step()
+			}
+			open, slots, dialogSlots, qCap := tr.table.len(), tr.table.cap(), tr.dialogs.cap(), tr.txQ.capacity()
+			timedOut := tr.timedOutInvite.Load() + tr.timedOutNonInvite.Load()
+			noMallocs(t, step)
+			if tr.table.cap() != slots || tr.dialogs.cap() != dialogSlots || tr.txQ.capacity() != qCap {
+				t.Errorf("table grew from %d to %d slots, dialogs from %d to %d, queue from %d to %d items",
+					slots, tr.table.cap(), dialogSlots, tr.dialogs.cap(), qCap, tr.txQ.capacity())
+			}
+			if d := tr.table.len() - open; d < -2 || d > 2 || open < 60_000 {
+				t.Errorf("open transactions %d, then %d: not a steady state", open, tr.table.len())
+			}
+			if tr.evicted.Load() != 0 || tr.dialogs.len() != 0 || tr.timedOutInvite.Load()+tr.timedOutNonInvite.Load() != timedOut {
+				t.Errorf("evicted %d, dialogs %d, timed out %d (was %d): want 0, 0, no change (all answered)",
+					tr.evicted.Load(), tr.dialogs.len(), tr.timedOutInvite.Load()+tr.timedOutNonInvite.Load(), timedOut)
+			}
+		})
 	}
 }
 
