@@ -16,10 +16,11 @@ import (
 // NonInviteTimeout is how long a non-INVITE transaction is tracked: 64*T1
 // with T1 = 500 ms, the lifetime of a non-INVITE client transaction
 // (RFC 3261 §17.1.2.2, Timer F). It is also how long an INVITE
-// transaction is kept after its final response: Timer L of the accepted
-// server transaction after a 2xx (RFC 6026 §8.7), Timer H of the
-// completed one after another final response (RFC 3261 §17.2.1), the
-// time within which that response is retransmitted.
+// transaction is kept after its final response, the time within which
+// that response is retransmitted: after a 2xx, Timer L of the accepted
+// server transaction and Timer M of the client one, which also waits for
+// the 2xx of other forks (RFC 6026 §8.7); after another final response,
+// Timer H of the completed server transaction (RFC 3261 §17.2.1).
 const NonInviteTimeout = 64 * 500 * time.Millisecond
 
 // EarlyResponseWindow is the default of [TrackerConfig.EarlyResponseWindow]:
