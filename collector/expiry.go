@@ -11,9 +11,9 @@ type timed[V any] struct {
 // live ones, in one of two orders:
 //
 //   - FIFO: one ring per timeout class, for items pushed in the order of
-//     their time (a start: transactions, answered dialogs, held
-//     responses). An item of class c is due once its time plus timeout[c]
-//     has passed. Push, pop and eviction are O(1).
+//     their time (a start or a restart: transactions, answered dialogs,
+//     held responses). An item of class c is due once its time plus
+//     timeout[c] has passed. Push, pop and eviction are O(1).
 //   - Ordered: a binary min-heap by time (an expiry: registrations), for
 //     items that come in any order. Push and pop are O(log n).
 //
@@ -25,7 +25,10 @@ type timed[V any] struct {
 // bytes an item.
 //
 // Deletion is lazy: the owner changes its table so that isLive reports
-// the item stale, and calls deleted; the stale item stays until it
+// the item stale, and calls deleted; to move an entry's expiry (a
+// transaction whose timeout restarts, or that moves to another class; a
+// registration refreshed) it does so and pushes a new item, at the new
+// time or in the new class. The stale item stays until it
 // surfaces (is due, or is the oldest when one must be evicted) and is then
 // dropped. So that memory stays bounded by the live items, push first
 // compacts the queue (drops every stale item, in one pass, keeping the
@@ -37,11 +40,12 @@ type timed[V any] struct {
 // time, the lower class on a tie) goes, never one because of items that
 // ended already.
 //
-// The tracker's isLive compares the item's time with its entry's, so an
-// entry made again with the key and the time (ns) of a stale item makes
-// that item look live again: it then stands for the new entry (same key,
-// same time) and the new entry's own item comes out stale later; the
-// counts stay exact, and such items are as many as entries so remade.
+// The tracker's isLive compares the item's time (and, for transactions,
+// its class) with its entry's, so an entry made again with the key and
+// the time (ns) of a stale item makes that item look live again: it then
+// stands for the new entry (same key, same time) and the new entry's own
+// item comes out stale later; the counts stay exact, and such items are
+// as many as entries so remade.
 //
 // Push, pop and deleted allocate nothing once the storage has grown to
 // its size (a ring to at most the power of two at or above 2×max items,
@@ -53,20 +57,21 @@ type expiryQueue[V any] struct {
 	timeout []int64 // ns, per class
 	live, n int     // live items; items held, live or stale
 	max     int     // bound of live
-	// isLive reports whether an item is live; called when it surfaces and
-	// when compacting. Nil: items never go stale (deleted is never called).
-	isLive func(*timed[V]) bool
+	// isLive reports whether an item of a class is live; called when it
+	// surfaces and when compacting. Nil: items never go stale (deleted is
+	// never called).
+	isLive func(class int, it *timed[V]) bool
 }
 
 // newFIFOQueue returns a FIFO queue of at most max live items with a
 // class per timeout (ns).
-func newFIFOQueue[V any](max int, isLive func(*timed[V]) bool, timeouts ...int64) expiryQueue[V] {
+func newFIFOQueue[V any](max int, isLive func(int, *timed[V]) bool, timeouts ...int64) expiryQueue[V] {
 	return expiryQueue[V]{fifo: make([]ring[timed[V]], len(timeouts)), timeout: timeouts, max: max, isLive: isLive}
 }
 
 // newOrderedQueue returns an ordered queue (one class, timeout 0: an
 // item's time is its expiry) of at most max live items.
-func newOrderedQueue[V any](max int, isLive func(*timed[V]) bool) expiryQueue[V] {
+func newOrderedQueue[V any](max int, isLive func(int, *timed[V]) bool) expiryQueue[V] {
 	return expiryQueue[V]{ordered: true, timeout: []int64{0}, max: max, isLive: isLive}
 }
 
@@ -168,7 +173,7 @@ func (q *expiryQueue[V]) front(class int) *timed[V] {
 // pop removes the first item of class (there must be one) and reports
 // whether it was live; a stale one is dropped.
 func (q *expiryQueue[V]) pop(class int) (timed[V], bool) {
-	live := q.isLive == nil || q.isLive(q.front(class)) // in place: a pointer to a local would escape
+	live := q.isLive == nil || q.isLive(class, q.front(class)) // in place: a pointer to a local would escape
 	var it timed[V]
 	if q.ordered {
 		h := q.heap
@@ -196,7 +201,7 @@ func (q *expiryQueue[V]) compact() {
 	if q.ordered {
 		live := q.heap[:0]
 		for i := range q.heap {
-			if q.isLive(&q.heap[i]) {
+			if q.isLive(0, &q.heap[i]) {
 				live = append(live, q.heap[i])
 			}
 		}
@@ -211,7 +216,7 @@ func (q *expiryQueue[V]) compact() {
 			r := &q.fifo[c]
 			j := 0
 			for i := range r.n {
-				if it := r.at(i); q.isLive(it) {
+				if it := r.at(i); q.isLive(c, it) {
 					*r.at(j) = *it
 					j++
 				}

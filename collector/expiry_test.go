@@ -10,7 +10,7 @@ import (
 // (0: none), as the tracker's tables keep a start or an expiry.
 type liveSet []int64
 
-func (s liveSet) isLive(it *timed[uint64]) bool { return s[it.v] == it.at }
+func (s liveSet) isLive(_ int, it *timed[uint64]) bool { return s[it.v] == it.at }
 
 // popDue takes the first live item of class due at now, dropping the
 // stale ones due before it, as the tracker's expiry loops do.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +15,12 @@ import (
 
 // NonInviteTimeout is how long a non-INVITE transaction is tracked: 64*T1
 // with T1 = 500 ms, the lifetime of a non-INVITE client transaction
-// (RFC 3261 §17.1.2.2, Timer F).
+// (RFC 3261 §17.1.2.2, Timer F). It is also how long an INVITE
+// transaction is kept after its final response, the time within which
+// that response is retransmitted: after a 2xx, Timer L of the accepted
+// server transaction and Timer M of the client one, which also waits for
+// the 2xx of other forks (RFC 6026 §8.7); after another final response,
+// Timer H of the completed server transaction (RFC 3261 §17.2.1).
 const NonInviteTimeout = 64 * 500 * time.Millisecond
 
 // EarlyResponseWindow is the default of [TrackerConfig.EarlyResponseWindow]:
@@ -40,8 +46,13 @@ type TrackerConfig struct {
 	// registration; past it the one expiring soonest is evicted. 0 selects
 	// DefaultMaxRegistrations.
 	MaxRegistrations int
-	// InviteTimeout is how long an INVITE transaction is tracked (long
-	// enough for ringing); non-INVITE transactions last NonInviteTimeout.
+	// InviteTimeout is how long an INVITE transaction waits for its final
+	// response (long enough for ringing), from the INVITE and again from
+	// each provisional response but 100, as a proxy's Timer C is reset
+	// (RFC 3261 §16.7 step 2; a UAS that rings longer sends one every
+	// minute, §13.3.1.1). After its final response an INVITE transaction
+	// lasts NonInviteTimeout more, as non-INVITE transactions last from
+	// their request.
 	InviteTimeout time.Duration
 	// EarlyResponseWindow is how long, in capture time, a response whose
 	// request has not been seen is held for it; 0 selects
@@ -88,6 +99,7 @@ const (
 	txSRD                          // the SRD was measured
 	txNoReply                      // ACK: no response expected, never times out
 	txUnregister                   // REGISTER removing bindings (TxUnregister)
+	txInDialog                     // a request with a To tag, not CANCEL: inside a dialog (RFC 3261 §12.2.1.1)
 )
 
 // seenSlots is how many distinct (code, To tag) responses a transaction
@@ -96,7 +108,12 @@ const seenSlots = 4
 
 // txEntry is one open transaction: 32 bytes, no pointers.
 type txEntry struct {
-	start  int64             // request capture time, ns
+	// start is the time, ns, its timeout counts from: its request's
+	// capture time, from which its delays are measured; for an INVITE,
+	// once no delay is measured from the request any more, that of its
+	// last provisional response (but 100), then of its final response
+	// ([Tracker.restart]).
+	start  int64
 	seen   [seenSlots]uint32 // fingerprints of responses seen; 0 free
 	node   uint32            // index into Tracker.nodes
 	method Method
@@ -118,9 +135,17 @@ type dialogEntry struct {
 
 // The timeout classes of the transactions' queue.
 const (
-	txInvite = iota // InviteTimeout
-	txOther         // NonInviteTimeout
+	txInvite = iota // InviteTimeout: an INVITE without final response
+	txOther         // NonInviteTimeout: any other, and an INVITE after its final response
 )
+
+// class returns the timeout class the expiry of e counts in.
+func (e *txEntry) class() int {
+	if e.method == MethodINVITE && e.flags&txFinal == 0 {
+		return txInvite
+	}
+	return txOther
+}
 
 // observer takes the delays and durations, in ns: a histogram of the
 // exposition ([exactHistogram]).
@@ -143,9 +168,9 @@ type txNode struct {
 	sdd         observer
 	duration    observer
 	// Established sessions (answered dialogs without BYE) and how they
-	// ended: ended[endBye], ended[endMaxAge], ended[endEvicted].
+	// ended, indexed by endBye etc.
 	sessions atomic.Int64
-	ended    [3]atomic.Uint64
+	ended    [numEnds]atomic.Uint64
 	// Addresses of record with an unexpired registration of this label
 	// set, REGISTER transactions, and those without a final response.
 	registrations atomic.Int64
@@ -156,11 +181,14 @@ type txNode struct {
 	optionsOK, optionsFailed atomic.Int64
 }
 
-// How sessions end: the index of txNode.ended.
+// How sessions end: the index of txNode.ended, and of endReasons.
 const (
-	endBye = iota
-	endMaxAge
-	endEvicted
+	endBye            = iota // a BYE from either side
+	endMaxAge                // SessionMaxAge after the 2xx, no BYE seen
+	endEvicted               // the dialog table was full
+	endNoDialog              // a 481 to a request inside the dialog (RFC 3261 §12.2.1.2)
+	endRequestTimeout        // a 408 to a request inside the dialog (RFC 3261 §12.2.1.2)
+	numEnds
 )
 
 // Tracker follows SIP transactions (RFC 3261 §17), dialogs and
@@ -188,23 +216,38 @@ const (
 // to a power of two, so that handling events allocates nothing once they
 // have grown. With 1,000,000 open, a transaction costs 101 bytes of heap
 // (a 40-byte slot at under 3/4 load plus 16 bytes in its queue; measured
-// by BenchmarkTrackerMemory) and an answered dialog 67 bytes
+// by BenchmarkTrackerMemory), up to 117 when each has left a stale item
+// in the queue (its wait restarted by a provisional response: measured by
+// BenchmarkTrackerRingingMemory), and an answered dialog 67 bytes
 // (BenchmarkTrackerDialogMemory); the tables hold at most MaxTransactions
 // each.
 //
 // Transactions, dialogs, registrations and held responses each have one
-// [expiryQueue]: transactions by start in two FIFO classes (INVITE,
-// non-INVITE), answered dialogs by the time of their 2xx, held responses
-// by capture time, registrations ordered by expiry. What ends before its expiry (a dialog by BYE, a registration
-// refreshed or removed, a held response matched) is deleted lazily and
-// the queue compacted when such items outnumber the live ones, so that
-// only the open entries count against the bounds.
+// [expiryQueue]: transactions in two FIFO classes (an INVITE waiting for
+// its final response, by its request or its last provisional response;
+// any other, by its request or, an INVITE, its final response), answered
+// dialogs by the time of their 2xx, held responses by capture time,
+// registrations ordered by expiry. What ends or moves before its expiry
+// (a dialog by BYE, a registration refreshed or removed, a held response
+// matched, a transaction's timeout restarted) is deleted lazily and the
+// queue compacted when such items outnumber the live ones, so that only
+// the open entries count against the bounds.
+//
+// An INVITE transaction waits InviteTimeout for its final response, from
+// the INVITE and again from each provisional response but 100 (RFC 3261
+// §16.7 step 2, Timer C), and is kept NonInviteTimeout (64*T1) after it
+// (RFC 6026 §8.7, Timer L; RFC 3261 §17.2.1, Timer H), so that the
+// retransmissions of its final response, a 2xx whose ACK was lost
+// included, count as such (sip_response_retransmissions_total) and not as
+// unmatched.
 //
 // An answered dialog is an established session (sip_sessions_active)
-// until a BYE from either side, SessionMaxAge after its 2xx, or its
-// eviction, when MaxTransactions other dialogs are open. A registration
-// is kept per address of record (a hash of the To URI) in a table of at
-// most MaxRegistrations until its expiry.
+// until a BYE from either side, a 481 (Call/Transaction Does Not Exist)
+// or 408 (Request Timeout) to a request inside it (RFC 3261 §12.2.1.2:
+// the UAC ends the dialog), SessionMaxAge after its 2xx, or its eviction,
+// when MaxTransactions other dialogs are open. A registration is kept per
+// address of record ([AORKey] of the To URI, in the canonical form of RFC
+// 3261 §10.3) in a table of at most MaxRegistrations until its expiry.
 type Tracker struct {
 	cfg TrackerConfig
 
@@ -285,8 +328,9 @@ func newTracker(cfg TrackerConfig, m trackerMetrics) *Tracker {
 		trackerMetrics: m,
 	}
 	// Transactions leave their table only through their queue (expiry,
-	// eviction, End): their items never go stale.
-	t.txQ = newFIFOQueue[uint64](cfg.MaxTransactions, nil, int64(cfg.InviteTimeout), int64(NonInviteTimeout))
+	// eviction, End); their items go stale when their expiry moves
+	// (restart).
+	t.txQ = newFIFOQueue(cfg.MaxTransactions, t.txLive, int64(cfg.InviteTimeout), int64(NonInviteTimeout))
 	t.dialogQ = newFIFOQueue(cfg.MaxTransactions, t.dialogLive, int64(cfg.SessionMaxAge))
 	t.regQ = newOrderedQueue(cfg.MaxRegistrations, t.regLive)
 	t.held.q = newFIFOQueue(earlySlots, heldLive, int64(cmp.Or(cfg.EarlyResponseWindow, EarlyResponseWindow)))
@@ -339,14 +383,21 @@ func (ts *Trackers) End() {
 	}
 }
 
+// txLive reports whether a transaction's item is its current expiry: its
+// entry counts its timeout from the item's time, in the item's class.
+func (t *Tracker) txLive(class int, it *timed[uint64]) bool {
+	e := t.table.get(it.v)
+	return e != nil && e.start == it.at && e.class() == class
+}
+
 // dialogLive reports whether a dialog's item is that of an open dialog.
-func (t *Tracker) dialogLive(it *timed[uint64]) bool {
+func (t *Tracker) dialogLive(_ int, it *timed[uint64]) bool {
 	d := t.dialogs.get(it.v)
 	return d != nil && d.answered == it.at
 }
 
 // regLive reports whether a registration's item is its current expiry.
-func (t *Tracker) regLive(it *timed[uint64]) bool {
+func (t *Tracker) regLive(_ int, it *timed[uint64]) bool {
 	r := t.regs.get(it.v)
 	return r != nil && r.expires == it.at
 }
@@ -444,6 +495,9 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 		t.evicted.Add(1)
 	}
 	e := txEntry{start: ev.Time, node: idx, method: ev.Method}
+	if ev.Flags&TxToTag != 0 && ev.Method != MethodCANCEL {
+		e.flags |= txInDialog
+	}
 	switch {
 	case ev.Method == MethodINVITE && ev.Flags&TxToTag == 0:
 		e.flags |= txInitial
@@ -464,13 +518,8 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 		t.causes(ev, mine)
 	}
 	if ev.Method == MethodBYE {
-		if d, ok := t.dialogs.del(ev.Dialog); ok {
-			t.dialogQ.deleted()
-			owner := t.nodes[d.node]
-			owner.duration.observe(ev.Time - d.answered)
-			owner.sessions.Add(-1)
-			owner.ended[endBye].Add(1)
-			t.openDialogs.Store(int64(t.dialogs.len()))
+		if d, ok := t.hangUp(ev.Dialog, endBye); ok {
+			t.nodes[d.node].duration.observe(ev.Time - d.answered)
 		}
 	}
 }
@@ -489,20 +538,36 @@ func (t *Tracker) response(ev *TxEvent, mine *txNode) {
 	if !sipstatus.Valid(code) {
 		return
 	}
-	e := t.table.get(ev.Key) // updated in place: nothing below puts into t.table
+	e := t.table.get(ev.Key) // updated in place: nothing below puts into or deletes from t.table
 	if e == nil {
 		t.hold(ev)
 		return
 	}
 	fp := uint32(mix64(uint64(ev.ToTag)<<16|uint64(code))) | 1
-	for _, s := range e.seen {
-		if s == fp {
-			mine.respRetrans.add(code, ev.Method)
-			return
-		}
+	if slices.Contains(e.seen[:], fp) {
+		mine.respRetrans.add(code, ev.Method)
+	} else {
+		e.seen[e.next] = fp
+		e.next = (e.next + 1) % seenSlots
+		t.firstResponse(ev, e, mine)
 	}
-	e.seen[e.next] = fp
-	e.next = (e.next + 1) % seenSlots
+	// A provisional response but 100, repeated or not, restarts the wait
+	// of an INVITE for its final response, as it resets a proxy's Timer C
+	// (RFC 3261 §16.7 step 2): a UAS that rings longer sends one every
+	// minute (§13.3.1.1). Not while the SRD of an initial INVITE is still
+	// to be measured from its request (a provisional below 180, none of
+	// which is registered, before any 18x).
+	if code > 100 && code < 200 && e.class() == txInvite && ev.Time > e.start &&
+		(e.flags&txInitial == 0 || e.flags&txSRD != 0) {
+		t.restart(ev.Key, e, ev.Time)
+	}
+}
+
+// firstResponse counts a response of transaction e that is not a
+// retransmission: its outcome, delays, session, registration or
+// keepalive.
+func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
+	code := int(ev.Code)
 	t.causes(ev, mine)
 	owner := t.nodes[e.node]
 	delay := ev.Time - e.start
@@ -527,29 +592,53 @@ func (t *Tracker) response(ev *TxEvent, mine *txNode) {
 			t.answered(ev, e.node)
 		}
 	}
-	if final && e.flags&txFinal == 0 {
-		switch e.method {
-		case MethodREGISTER:
-			switch {
-			case code < 300:
-				owner.rrd[0].observe(delay)
-				t.registered(ev, e)
-			case code == 401 || code == 407:
-				owner.rrd[2].observe(delay)
-			default:
-				owner.rrd[1].observe(delay)
-			}
-		case MethodBYE:
-			owner.sdd.observe(delay)
-		case MethodOPTIONS:
-			if code < 300 {
-				latest(&owner.optionsOK, ev.Time)
-			} else {
-				latest(&owner.optionsFailed, ev.Time)
-			}
-		}
-		e.flags |= txFinal
+	if !final || e.flags&txFinal != 0 {
+		return
 	}
+	switch e.method {
+	case MethodREGISTER:
+		switch {
+		case code < 300:
+			owner.rrd[0].observe(delay)
+			t.registered(ev, e)
+		case code == 401 || code == 407:
+			owner.rrd[2].observe(delay)
+		default:
+			owner.rrd[1].observe(delay)
+		}
+	case MethodBYE:
+		owner.sdd.observe(delay)
+	case MethodOPTIONS:
+		if code < 300 {
+			latest(&owner.optionsOK, ev.Time)
+		} else {
+			latest(&owner.optionsFailed, ev.Time)
+		}
+	}
+	// A 481 or 408 to a request inside a dialog: the UAC ends the dialog
+	// (RFC 3261 §12.2.1.2), the far end having lost it (a restart) or not
+	// answering. The response's dialog is its request's.
+	if e.flags&txInDialog != 0 {
+		switch code {
+		case 481:
+			t.hangUp(ev.Dialog, endNoDialog)
+		case 408:
+			t.hangUp(ev.Dialog, endRequestTimeout)
+		}
+	}
+	e.flags |= txFinal
+	if e.method == MethodINVITE { // kept 64*T1 more: Timer L, Timer H
+		t.restart(ev.Key, e, max(ev.Time, e.start))
+	}
+}
+
+// restart counts the timeout of transaction key (entry e, whose flags are
+// set already) from at, in its class: its item is pushed anew and the
+// former one left stale, deleted lazily.
+func (t *Tracker) restart(key uint64, e *txEntry, at int64) {
+	e.start = at
+	t.txQ.deleted()
+	t.txQ.push(e.class(), timed[uint64]{at, key}) // no eviction: one fewer is live
 }
 
 // earlyResponses holds, in capture-time order, the responses whose
@@ -568,7 +657,7 @@ type heldResponse struct {
 	matched bool
 }
 
-func heldLive(it *timed[heldResponse]) bool { return !it.v.matched }
+func heldLive(_ int, it *timed[heldResponse]) bool { return !it.v.matched }
 
 func (h *earlyResponses) waiting(key uint64) bool { return h.keys[key&255] != 0 }
 
@@ -690,6 +779,21 @@ func (t *Tracker) endDialog(key uint64, reason int) {
 	n.ended[reason].Add(1)
 }
 
+// hangUp ends the session of dialog key, when one is open, before its
+// expiry (a BYE, a 481 or 408 inside it) for reason, and returns it.
+func (t *Tracker) hangUp(key uint64, reason int) (dialogEntry, bool) {
+	d, ok := t.dialogs.del(key)
+	if !ok {
+		return d, false
+	}
+	t.dialogQ.deleted()
+	n := t.nodes[d.node]
+	n.sessions.Add(-1)
+	n.ended[reason].Add(1)
+	t.openDialogs.Store(int64(t.dialogs.len()))
+	return d, true
+}
+
 // expire ends the transactions whose timeout has passed at now, the
 // sessions answered SessionMaxAge or longer before now and the
 // registrations whose expiry is at or before now.
@@ -718,9 +822,10 @@ func (t *Tracker) expireTx(now int64) {
 	}
 	for class := range 2 {
 		for t.txQ.due(class, now) {
-			it, _ := t.txQ.pop(class)
-			e, _ := t.table.del(it.v)
-			t.timedOut(&e, class == txInvite)
+			if it, live := t.txQ.pop(class); live {
+				e, _ := t.table.del(it.v)
+				t.timedOut(&e, class == txInvite)
+			}
 		}
 	}
 }

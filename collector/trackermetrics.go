@@ -139,9 +139,9 @@ func newTrackerMetrics(sip *SIP) trackerMetrics {
 		outcomesDesc: prometheus.NewDesc("sip_session_outcomes_total",
 			"Initial INVITE transactions by their final response, the first one seen (SER, SEER, ISA: RFC 6076 §4.6-4.8).", lbl("code", "class", "reason"), nil),
 		sessionsDesc: prometheus.NewDesc("sip_sessions_active",
-			"Established sessions: dialogs whose initial INVITE got a 2xx (each fork's dialog once) and that have not ended by a BYE from either side, --sip.session-max-age or eviction.", lbl(), nil),
+			"Established sessions: dialogs whose initial INVITE got a 2xx (each fork's dialog once) and that have not ended (sip_sessions_ended_total).", lbl(), nil),
 		endedDesc: prometheus.NewDesc("sip_sessions_ended_total",
-			"Established sessions that ended, by reason: bye (a BYE from either side), max_age (no BYE seen within --sip.session-max-age of the 2xx), evicted (the dialog table was full).", lbl("reason"), nil),
+			"Established sessions that ended, by reason: bye (a BYE from either side), no_dialog (a 481 Call/Transaction Does Not Exist to a request inside the dialog: the far end no longer has it, RFC 3261 §12.2.1.2), request_timeout (a 408 Request Timeout to a request inside the dialog, likewise), max_age (no BYE seen within --sip.session-max-age of the 2xx), evicted (the dialog table was full).", lbl("reason"), nil),
 		regsDesc: prometheus.NewDesc("sip_registrations_active",
 			"Addresses of record (To URI of REGISTER) with an unexpired registration: a 2xx to REGISTER granting a positive expiry (its Contact's expires parameter, else its Expires header, seconds; RFC 3261 §10.3) until then; an expiry of 0 removes it.", lbl(), nil),
 		regAttemptsDesc: prometheus.NewDesc("sip_registration_attempts_total",
@@ -197,8 +197,9 @@ func (m *trackerMetrics) observers(tn *txNode) {
 }
 
 // endReasons are the label values of sip_sessions_ended_total, indexed
-// by how a session ended.
-var endReasons = [...]string{endBye: "bye", endMaxAge: "max_age", endEvicted: "evicted"}
+// by how a session ended: a closed set, each exported from the start.
+var endReasons = [numEnds]string{endBye: "bye", endMaxAge: "max_age", endEvicted: "evicted",
+	endNoDialog: "no_dialog", endRequestTimeout: "request_timeout"}
 
 // unixSeconds converts a time in ns since the Unix epoch to seconds, the
 // float64 nearest to the exact value.

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -336,48 +337,57 @@ func TestTrackerAllocs(t *testing.T) {
 // ends the dialog with a BYE, while the clock expires as many as open. Once
 // warm, handling events allocates nothing at all (not even rarely: the
 // malloc count over 100,000 steps does not move) and the tables do not
-// grow.
+// grow: with every message of a step in one millisecond, and with the 180
+// and the 200 a millisecond apart each (the 180 restarts the INVITE's
+// wait, the 200 moves it to the other class: items left stale).
 func TestTrackerSteadyStateAllocs(t *testing.T) {
-	n := NewSIP(1).Node(nil)
-	// About 65,000 stay open (ACK and BYE live NonInviteTimeout): below the
-	// bound, so nothing is evicted.
-	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 70_000, InviteTimeout: time.Second})
-	i := uint64(0)
-	var steps [6]TxEvent
-	step := func() {
-		ms := int64(i)
-		steps[0] = ev(n, i, ms, 0, MethodINVITE, 0)
-		steps[1] = ev(n, i, ms, 180, MethodINVITE, 0)
-		steps[2] = ev(n, i, ms, 200, MethodINVITE, 0)
-		steps[3] = ev(n, i, ms, 0, MethodACK, TxToTag)
-		steps[3].Key ^= 1
-		steps[4] = ev(n, i|1<<40, ms, 0, MethodBYE, TxToTag)
-		steps[4].Dialog = steps[0].Dialog
-		steps[5] = ev(n, i|1<<40, ms, 200, MethodBYE, 0)
-		for k := range steps {
-			tr.Observe(&steps[k])
-		}
-		i++
-	}
-	// Warm up past NonInviteTimeout (one step per ms), from when ACK and BYE
-	// transactions expire as fast as they open, and past MaxTransactions
-	// dialogs, from when the dialog ring drops as many old items (dialogs
-	// ended by their BYE) as it takes.
-	for i < 100_000 {
-		step()
-	}
-	open, slots, dialogSlots := tr.table.len(), tr.table.cap(), tr.dialogs.cap()
-	timedOut := tr.timedOutInvite.Load() + tr.timedOutNonInvite.Load()
-	noMallocs(t, step)
-	if tr.table.cap() != slots || tr.dialogs.cap() != dialogSlots {
-		t.Errorf("table grew from %d to %d slots, dialogs from %d to %d", slots, tr.table.cap(), dialogSlots, tr.dialogs.cap())
-	}
-	if d := tr.table.len() - open; d < -2 || d > 2 || open < 60_000 {
-		t.Errorf("open transactions %d, then %d: not a steady state", open, tr.table.len())
-	}
-	if tr.evicted.Load() != 0 || tr.dialogs.len() != 0 || tr.timedOutInvite.Load()+tr.timedOutNonInvite.Load() != timedOut {
-		t.Errorf("evicted %d, dialogs %d, timed out %d (was %d): want 0, 0, no change (all answered)",
-			tr.evicted.Load(), tr.dialogs.len(), tr.timedOutInvite.Load()+tr.timedOutNonInvite.Load(), timedOut)
+	for _, gap := range []int64{0, 1} {
+		t.Run(fmt.Sprintf("gap %d ms", gap), func(t *testing.T) {
+			n := NewSIP(1).Node(nil)
+			// About 96,000 stay open (the INVITE NonInviteTimeout after its
+			// 200, ACK and BYE NonInviteTimeout after their request): below
+			// the bound, so nothing is evicted.
+			tr := newTestTracker(t, TrackerConfig{MaxTransactions: 120_000, InviteTimeout: time.Second})
+			i := uint64(0)
+			var steps [6]TxEvent
+			step := func() {
+				ms := int64(i)
+				steps[0] = ev(n, i, ms, 0, MethodINVITE, 0)
+				steps[1] = ev(n, i, ms+gap, 180, MethodINVITE, 0)
+				steps[2] = ev(n, i, ms+2*gap, 200, MethodINVITE, 0)
+				steps[3] = ev(n, i, ms+2*gap, 0, MethodACK, TxToTag)
+				steps[3].Key ^= 1
+				steps[4] = ev(n, i|1<<40, ms+2*gap, 0, MethodBYE, TxToTag)
+				steps[4].Dialog = steps[0].Dialog
+				steps[5] = ev(n, i|1<<40, ms+2*gap, 200, MethodBYE, 0)
+				for k := range steps {
+					tr.Observe(&steps[k])
+				}
+				i++
+			}
+			// Warm up past NonInviteTimeout (one step per ms), from when
+			// INVITE, ACK and BYE transactions expire as fast as they open,
+			// and past MaxTransactions dialogs, from when the dialog ring
+			// drops as many old items (dialogs ended by their BYE) as it
+			// takes.
+			for i < 130_000 {
+				step()
+			}
+			open, slots, dialogSlots, qCap := tr.table.len(), tr.table.cap(), tr.dialogs.cap(), tr.txQ.capacity()
+			timedOut := tr.timedOutInvite.Load() + tr.timedOutNonInvite.Load()
+			noMallocs(t, step)
+			if tr.table.cap() != slots || tr.dialogs.cap() != dialogSlots || tr.txQ.capacity() != qCap {
+				t.Errorf("table grew from %d to %d slots, dialogs from %d to %d, queue from %d to %d items",
+					slots, tr.table.cap(), dialogSlots, tr.dialogs.cap(), qCap, tr.txQ.capacity())
+			}
+			if d := tr.table.len() - open; d < -2 || d > 2 || open < 60_000 {
+				t.Errorf("open transactions %d, then %d: not a steady state", open, tr.table.len())
+			}
+			if tr.evicted.Load() != 0 || tr.dialogs.len() != 0 || tr.timedOutInvite.Load()+tr.timedOutNonInvite.Load() != timedOut {
+				t.Errorf("evicted %d, dialogs %d, timed out %d (was %d): want 0, 0, no change (all answered)",
+					tr.evicted.Load(), tr.dialogs.len(), tr.timedOutInvite.Load()+tr.timedOutNonInvite.Load(), timedOut)
+			}
+		})
 	}
 }
 
@@ -401,7 +411,9 @@ func noMallocs(t *testing.T, step func()) {
 }
 
 // BenchmarkTrackerObserve is the tracker's cost per message: a transaction
-// of INVITE, 100, 180, 200 and ACK, with the table at 100,000 open.
+// of INVITE, 100, 180, 200 and ACK, with the table at 100,000 open: a
+// message every 0.1 ms, so that the INVITE and ACK transactions of the
+// last 32 s (64*T1 after the 200 and the ACK) are more than the bound.
 func BenchmarkTrackerObserve(b *testing.B) {
 	n := NewSIP(1).Node(nil)
 	tr := newTestTracker(b, TrackerConfig{MaxTransactions: 100_000, InviteTimeout: time.Hour})
@@ -412,7 +424,8 @@ func BenchmarkTrackerObserve(b *testing.B) {
 	i := uint64(0)
 	step := func() {
 		s := seq[i%5]
-		e := ev(n, i/5, int64(i), s.code, s.m, 0)
+		e := ev(n, i/5, 0, s.code, s.m, 0)
+		e.Time += int64(i) * 100_000
 		if s.m == MethodACK {
 			e.Key ^= 1
 		}
@@ -423,6 +436,9 @@ func BenchmarkTrackerObserve(b *testing.B) {
 	// churn at it, so that the table and rings have their final size.
 	for i < 5*100_000 {
 		step()
+	}
+	if tr.table.len() != 100_000 {
+		b.Fatalf("%d open, want the bound", tr.table.len())
 	}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -475,8 +491,9 @@ func BenchmarkTrackerMemory(b *testing.B) {
 }
 
 // BenchmarkTrackerDialogMemory answers 1,000,000 initial INVITEs whose BYE
-// never comes (their transactions expire at once) and reports the heap the
-// dialogs hold, in bytes per dialog (B/dialog).
+// never comes, one every 33 s (each transaction expires, 64*T1 after its
+// 2xx, before the next call; the sessions are kept a year) and reports the
+// heap the dialogs hold, in bytes per dialog (B/dialog).
 func BenchmarkTrackerDialogMemory(b *testing.B) {
 	const open = 1_000_000
 	for b.Loop() {
@@ -484,9 +501,10 @@ func BenchmarkTrackerDialogMemory(b *testing.B) {
 		var before, full runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		tr := newTestTracker(b, TrackerConfig{MaxTransactions: open, InviteTimeout: time.Millisecond})
+		tr := newTestTracker(b, TrackerConfig{MaxTransactions: open, InviteTimeout: time.Millisecond, SessionMaxAge: 400 * 24 * time.Hour})
 		for i := uint64(0); i < open; i++ {
-			for _, e := range []TxEvent{ev(n, i, int64(i), 0, MethodINVITE, 0), ev(n, i, int64(i), 200, MethodINVITE, 0)} {
+			ms := int64(i) * 33_000
+			for _, e := range []TxEvent{ev(n, i, ms, 0, MethodINVITE, 0), ev(n, i, ms, 200, MethodINVITE, 0)} {
 				tr.Observe(&e)
 			}
 		}

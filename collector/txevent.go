@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"hash/maphash"
 	"math/bits"
 )
@@ -55,7 +56,8 @@ type TxEvent struct {
 	Method Method
 	Flags  TxEventFlags
 	// AOR is, for REGISTER and its responses, [AORKey] of the To URI: the
-	// address of record (RFC 3261 §10.2); 0 otherwise.
+	// address of record (RFC 3261 §10.2) in its canonical form (§10.3
+	// step 5); 0 otherwise.
 	AOR uint64
 }
 
@@ -98,9 +100,70 @@ func TagHash(tag []byte) uint32 {
 }
 
 // AORKey returns the key of an address of record, the To URI of a
-// REGISTER as sent (RFC 3261 §10.2), never 0. It does not allocate.
+// REGISTER (RFC 3261 §10.2), never 0: a hash of its canonical form, which
+// a registrar indexes its bindings by (§10.3 step 5), so that every
+// spelling of one address of record has one key. For a SIP or SIPS URI
+// the canonical form drops the URI parameters (user=phone and any other)
+// and the headers, unescapes the escaped characters ("%" HEX HEX), as
+// §10.3 step 5 says, and puts the scheme and the host and port in lower
+// case, the userinfo (user and password) keeping its case (§19.1.4); any
+// other URI (a tel URI) is taken as sent. The hash is taken as the form
+// is read, without building it: AORKey does not allocate.
 func AORKey(uri []byte) uint64 {
-	return mix64(maphash.Bytes(hashSeed, uri)) | 1
+	var h maphash.Hash
+	h.SetSeed(hashSeed)
+	colon := bytes.IndexByte(uri, ':')
+	if scheme := uri[:max(colon, 0)]; !bytes.EqualFold(scheme, []byte("sip")) && !bytes.EqualFold(scheme, []byte("sips")) {
+		h.Write(uri)
+		return mix64(h.Sum64()) | 1
+	}
+	writeCanonical(&h, uri[:colon+1], true)
+	rest := uri[colon+1:]
+	// The userinfo ends at the only "@" (§25.1: user, password, parameters
+	// and headers escape theirs); it may hold ";" and "?", the host may not.
+	if at := bytes.IndexByte(rest, '@'); at >= 0 {
+		writeCanonical(&h, rest[:at+1], false)
+		rest = rest[at+1:]
+	}
+	for i, c := range rest {
+		if c == ';' || c == '?' {
+			rest = rest[:i]
+			break
+		}
+	}
+	writeCanonical(&h, rest, true)
+	return mix64(h.Sum64()) | 1
+}
+
+// writeCanonical writes b to h with its escaped characters ("%" HEX HEX)
+// unescaped, and in lower case (ASCII) when fold.
+func writeCanonical(h *maphash.Hash, b []byte, fold bool) {
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c == '%' && i+2 < len(b) {
+			if hi, lo := unhex(b[i+1]), unhex(b[i+2]); hi|lo < 16 {
+				c = hi<<4 | lo
+				i += 2
+			}
+		}
+		if fold && 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		h.WriteByte(c)
+	}
+}
+
+// unhex returns the value of the hex digit c, or 16 when c is none.
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 16
 }
 
 // DialogKey returns the key of the dialog of a message: Call-ID and the two

@@ -426,9 +426,12 @@ func (x *demoTx) expected(mfs map[string]*dto.MetricFamily) map[string]float64 {
 		"sip_sessions_ended_total{reason=bye}":     float64(x.byes),
 		"sip_sessions_ended_total{reason=max_age}": 0,
 		"sip_sessions_ended_total{reason=evicted}": 0,
-		"sip_registrations_active":                 float64(x.registered),
-		"sip_registration_attempts_total":          float64(x.registers),
-		"sip_registration_timeouts_total":          0,
+		// No request inside a dialog is answered 481 or 408.
+		"sip_sessions_ended_total{reason=no_dialog}":       0,
+		"sip_sessions_ended_total{reason=request_timeout}": 0,
+		"sip_registrations_active":                         float64(x.registered),
+		"sip_registration_attempts_total":                  float64(x.registers),
+		"sip_registration_timeouts_total":                  0,
 	}
 	for code, n := range x.outcomes {
 		want["sip_session_outcomes_total{code="+strconv.Itoa(code)+"}"] = float64(n)
