@@ -149,6 +149,10 @@ func (d *Decoder) FilePacket(n uint64, lt layers.LinkType, data []byte, ts int64
 	d.Packet(lt, data, ts, wireLen)
 }
 
+// SetPass sets the pass of a capture file read again and again, from 0,
+// which the messages of its later packets carry ([Origin.Pass]).
+func (d *Decoder) SetPass(pass uint32) { d.origin.Pass = pass }
+
 // IP protocol numbers decoded here.
 const (
 	protoIPIP = 4

@@ -46,6 +46,10 @@ type Origin struct {
 	// decoders ([Decoder.FilePacket]); 0 otherwise. Of messages with equal
 	// Time, the one of the lower Seq came first in the file.
 	Seq uint64
+	// Pass is the pass of a capture file read again and again (0 the
+	// first; [Decoder.SetPass]): a message of another pass is other
+	// traffic, though its bytes are the same.
+	Pass uint32
 }
 
 // HEP decodes one HEP packet (HEPv3, or HEPv1/v2) and hands its SIP

@@ -25,6 +25,9 @@ type FileConfig struct {
 	Path     string
 	Realtime bool // pace packets by their timestamps instead of reading as fast as possible
 	Loop     bool // read the file again from its start after its end, until ctx is done
+	// Passes, with Loop, stops after this many passes; 0 reads until ctx
+	// is done.
+	Passes int
 }
 
 // ErrTruncated is returned, wrapped with the file name, when a capture file
@@ -170,7 +173,9 @@ func (f *File) header() bool {
 // packet so that packets are decoded at the pace they were captured, their
 // times mapped onto the wall clock (the first packet at the time the pass
 // starts); each pass of Loop continues 1 ms after the latest time of the
-// pass before, so that a replayed message is a new message, not a copy.
+// pass before, and its messages carry the pass's number
+// ([decode.Origin.Pass]), so that a replayed message is new traffic, not
+// a copy nor a retransmission of the message of the pass before.
 //
 // progress, when not nil, is called on the worker's goroutine every 1,024
 // records and at the end of each pass with a time (ns since the Unix epoch) that no later
@@ -189,8 +194,9 @@ func (f *File) Read(ctx context.Context, worker int, d *decode.Decoder, progress
 	}
 	r := recordWalk{cfg: &f.cfg, d: d, progress: progress, worker: uint64(worker), workers: uint64(f.workers), latest: math.MinInt64}
 	defer r.stopTimer()
-	for pass := 0; ; pass++ {
+	for pass := 0; f.cfg.Passes == 0 || pass < f.cfg.Passes; pass++ {
 		r.startPass(pass)
+		d.SetPass(uint32(pass))
 		var err error
 		if f.data != nil {
 			err = f.readMapped(ctx, &r)
@@ -206,6 +212,7 @@ func (f *File) Read(ctx context.Context, worker int, d *decode.Decoder, progress
 		}
 		d.Reset()
 	}
+	return nil
 }
 
 // Close unmaps a mapped file. Call it once every worker's Read has

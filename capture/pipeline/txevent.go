@@ -16,10 +16,13 @@ func txEvent(o *decode.Origin, m *sip.Message, n *collector.Node, ev *collector.
 		return false
 	}
 	toTag := collector.TagHash(m.ToTag)
+	// A looped capture file's later passes are other traffic with the
+	// same Call-IDs: their transactions and dialogs are others.
+	salt := uint64(o.Pass) * 0x9e3779b97f4a7c15
 	*ev = collector.TxEvent{
 		Time:      o.Time,
-		Key:       collector.TxKey(m.CallID, m.CSeq, m.CSeqMethod, m.ViaBranch),
-		Dialog:    collector.DialogKey(m.CallID, collector.TagHash(m.FromTag), toTag),
+		Key:       collector.TxKey(m.CallID, m.CSeq, m.CSeqMethod, m.ViaBranch) ^ salt,
+		Dialog:    collector.DialogKey(m.CallID, collector.TagHash(m.FromTag), toTag) ^ salt,
 		Node:      n,
 		ToTag:     toTag,
 		Method:    collector.MethodOf(m.CSeqMethod),

@@ -106,6 +106,13 @@ func txValuesWith(t *testing.T, cfg pipeline.Config, files ...string) map[string
 	if err := readFiles(p, files, testWorkers, new(decode.Stats), func(err error) { t.Error(err) }); err != nil {
 		t.Fatal(err)
 	}
+	return trackerValues(t, p)
+}
+
+// trackerValues ends p's tracker and returns the non-zero values of its
+// families, as txValues.
+func trackerValues(t *testing.T, p *pipeline.Pipeline) map[string]float64 {
+	t.Helper()
 	p.Tracker().End()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(p.Tracker())
