@@ -385,7 +385,10 @@ func (d *Decoder) transport(proto uint8, key *stream.Key, data []byte, ts int64)
 // one SIP message per datagram (RFC 3261 §18.1.1, RFC 4168 §5),
 // recognised by content, or one HEP packet
 // (decapsulated when the config says so, always for the HEP listener's
-// decoders).
+// decoders). CR and LF bytes before the start line are dropped, as on a
+// stream (RFC 3261 §7.5); a payload of nothing else is a keep-alive
+// (SkipKeepalive), one that does not start a SIP message after them is
+// SkipNotSIP. An empty payload is not counted.
 func (d *Decoder) Datagram(p []byte) {
 	if len(p) == 0 {
 		return
@@ -398,15 +401,20 @@ func (d *Decoder) Datagram(p []byte) {
 }
 
 // sipMessage hands on p, a whole datagram or WebSocket message, as one SIP
-// message, or counts it as a keep-alive or not SIP.
+// message (without the CR and LF bytes before its start line, which some
+// user agents glue to it as a keep-alive), or counts it as a keep-alive
+// or not SIP.
 func (d *Decoder) sipMessage(p []byte) {
 	if !sip.IsStart(p) {
-		if isCRLF(p) {
+		p = trimCRLF(p)
+		switch {
+		case len(p) == 0:
 			d.stats.skip(SkipKeepalive)
-		} else {
+			return
+		case !sip.IsStart(p):
 			d.stats.skip(SkipNotSIP)
+			return
 		}
-		return
 	}
 	d.message(p)
 }

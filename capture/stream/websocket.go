@@ -22,7 +22,7 @@ import (
 //     lost after a gap): a segment that starts with the header of a first
 //     data frame (FIN either way, RSV 0, opcode text or binary) whose
 //     payload, unmasked, starts like SIP ([sip.IsStart] on at most
-//     wsSniffBytes). This costs a few byte tests on segments that are not
+//     wsSniffBytes, after any CR and LF bytes). This costs a few byte tests on segments that are not
 //     SIP anyway, and a WebSocket stack writes each message with one write,
 //     so segments usually start with a frame.
 //
@@ -122,7 +122,8 @@ func (t *Table) wsDetect(f *tcpFlow, p []byte) bool {
 }
 
 // wsLooksLikeSIP reports whether p starts with the header of a first text
-// or binary frame whose payload, unmasked, starts like a SIP message.
+// or binary frame whose payload, unmasked, starts like a SIP message
+// after any CR and LF bytes (a keep-alive glued to it).
 func wsLooksLikeSIP(p []byte) bool {
 	if len(p) < 2 {
 		return false
@@ -147,7 +148,7 @@ func wsLooksLikeSIP(p []byte) bool {
 		payload = buf[:copy(buf[:], payload)]
 		unmask(payload, [4]byte(p[hl-4:hl]), 0)
 	}
-	return sip.IsStart(payload)
+	return sip.IsStart(trimCRLF(payload))
 }
 
 // wsStream consumes in-order stream bytes of a WebSocket direction.
