@@ -9,14 +9,16 @@
 // Segments are put back in order per flow direction (RFC 9293 sequence
 // space), retransmitted data is counted once, a gap that never fills is
 // skipped to the next message start (found on any line of a segment), a
-// segment implausibly far from the next byte starts the flow again (a new
-// connection whose SYN was lost), a message too large to buffer is handed
-// on at the end of its header and its body skipped by Content-Length, and
-// buffers, the flow count and the memory of all flows are bounded
-// ([Config]); see [Table] for the details. WebSocket is a mode of a flow direction, entered at
-// its HTTP upgrade or, joined mid-connection, at a first frame carrying
-// SIP. Its counters are in [Stats], exported by [Stats.Collect]; what
-// makes no message is reported to the Sink, which counts it.
+// segment behind the first byte of the stream or implausibly far from the
+// next byte starts the flow again (a new connection whose SYN was lost,
+// bytes sent again from before the capture) while the stream left may
+// still go on, a message too large to buffer is handed on at the end of
+// its header and its body skipped by Content-Length, and buffers, the
+// flow count and the memory of all flows are bounded ([Config]); see
+// [Table] for the details. WebSocket is a mode of a flow direction,
+// entered at its HTTP upgrade or, joined mid-connection, at a first frame
+// carrying SIP. Its counters are in [Stats], exported by [Stats.Collect];
+// what makes no message is reported to the Sink, which counts it.
 //
 // Nothing allocates or locks for in-order segments of a known flow.
 package stream

@@ -33,7 +33,7 @@ type Stats struct {
 	Retransmitted atomic.Uint64 // segments whose data had been seen already
 	OutOfOrder    atomic.Uint64 // segments held back and put in order
 	Gaps          atomic.Uint64 // times a missing segment never came and the stream skipped ahead
-	Resyncs       atomic.Uint64 // segments implausibly far from the next byte expected, where the flow started again
+	Resyncs       atomic.Uint64 // segments behind the stream's first byte or implausibly far from the next byte expected, where the flow started again, or going on the stream left there, where it went back
 	Memory        atomic.Int64  // bytes of partial messages and held-back segments now (a gauge)
 
 	evictions [numEvictions]atomic.Uint64
@@ -65,7 +65,7 @@ var (
 	gapsDesc = prometheus.NewDesc("sip_exporter_tcp_stream_gaps_total",
 		"Times missing TCP data never arrived and reassembly skipped ahead to the next SIP message.", []string{"source"}, nil)
 	resyncsDesc = prometheus.NewDesc("sip_exporter_tcp_stream_resyncs_total",
-		"TCP segments too far behind or ahead of their flow's next byte to be a retransmission or out of order (a new connection on the same ports, a lost SYN): the flow started again there.", []string{"source"}, nil)
+		"TCP segments that cannot be a retransmission or out of order, behind the first byte seen of their flow's stream or over 1 MiB from its next byte (a new connection on the same ports whose SYN was not captured, bytes sent again from before the capture), or that go on the stream left at such a segment: the flow started again there.", []string{"source"}, nil)
 	memoryDesc = prometheus.NewDesc("sip_exporter_tcp_reassembly_bytes",
 		"Bytes held by TCP reassembly: partial messages and held-back segments, bounded by --capture.tcp-max-memory.", []string{"source"}, nil)
 )

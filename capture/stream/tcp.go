@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"time"
@@ -15,7 +16,7 @@ import (
 // MaxBufferBytes of a partial message (its buffer may have up to twice
 // that capacity) plus 2 × MaxBufferBytes of held-back segments; all flows
 // of the table together hold at most MaxMemoryBytes of both (see
-// [Table]), beside about 300 bytes of state per flow. Flows that carry
+// [Table]), beside about 350 bytes of state per flow. Flows that carry
 // whole messages per segment hold no buffer at all.
 type Config struct {
 	MaxFlows       int           // flows tracked at once; past it the least recently seen is evicted
@@ -81,15 +82,19 @@ type Key struct {
 // tcpFlow is the reassembly state of one direction of a connection.
 type tcpFlow struct {
 	key       Key
-	next      uint32 // sequence number of the next byte expected
-	hunting   bool   // not at a message boundary: look for a line that starts one
-	probation bool   // the message being framed was found inside a segment: it must have a CSeq and no malformed header line
-	hep       bool   // the stream carries HEPv3 packets, not SIP
-	fresh     bool   // after the SYN, before the first data: SIP or HEP is not known yet
-	shown     bool   // the stream has shown SIP, HEP or WebSocket: out-of-order segments may be held
-	skipping  bool   // inside the body of a message handed on already, until bodyEnd
-	bodyEnd   uint32 // sequence number after that body
-	buf       []byte // start of a SIP message not yet complete
+	next      uint32     // sequence number of the next byte expected
+	first     uint32     // sequence number of the stream's first byte, at most ResyncWindow behind next: data behind it was never seen
+	head      uint64     // hash of the headLen bytes from first, when a segment started there (headLen 0: none yet)
+	left      leftStream // the stream left at the last resync, while it may go on
+	hunting   bool       // not at a message boundary: look for a line that starts one
+	probation bool       // the message being framed was found inside a segment: it must have a CSeq and no malformed header line
+	hep       bool       // the stream carries HEPv3 packets, not SIP
+	fresh     bool       // after the SYN, before the first data: SIP or HEP is not known yet
+	shown     bool       // the stream has shown SIP, HEP or WebSocket: out-of-order segments may be held
+	skipping  bool       // inside the body of a message handed on already, until bodyEnd
+	headLen   uint16     // bytes hashed in head
+	bodyEnd   uint32     // sequence number after that body
+	buf       []byte     // start of a SIP message not yet complete
 	held      []heldSegment
 	heldSize  int
 	mem       int   // bytes counted against the table's budget: cap(buf) + heldSize
@@ -99,6 +104,20 @@ type tcpFlow struct {
 
 	links [numLists]listLinks // places in the table's recency lists
 }
+
+// leftStream is what a flow keeps of the stream it left at a resync: a
+// second candidate for the segments that follow (see [Table], Recovery).
+type leftStream struct {
+	next, first uint32 // its next byte expected and its first byte
+	head        uint64 // its tcpFlow.head and headLen
+	headLen     uint16
+	ok          bool // kept: the flow may go back to it
+}
+
+// headBytes bounds the bytes of a stream's first segment that
+// tcpFlow.head hashes: enough to cover the start line, Via, From, To and
+// Call-ID of most SIP messages.
+const headBytes = 512
 
 // The recency lists of a [Table], most recently active flow first.
 const (
@@ -129,15 +148,36 @@ const keepBufferCap = 8 << 10
 // its [Sink]. It is not safe for concurrent use; its [Stats] may be read
 // concurrently.
 //
-// Recovery. A segment more than [ResyncWindow] behind or ahead of the next
-// expected byte is a new connection on the same addresses and ports whose
-// SYN was not captured, or a stream that lost more than can ever be
-// filled: the flow starts again there (counted in Stats.Resyncs) and hunts
-// for a message start. Hunting looks at the start of each segment and at
-// every line inside it that starts a SIP message ([sip.IsStart]); a message
-// found inside a segment counts only if its header has a CSeq and no
-// malformed line, so that a status line quoted in a body
-// (message/sipfrag) is not taken for one.
+// Recovery. A segment behind the first byte of the flow's stream (the
+// byte after the SYN, or the first byte captured), by any amount, cannot
+// be a retransmission: nothing was seen there. Nor can a segment more
+// than [ResyncWindow] behind or ahead of the next expected byte be a
+// retransmission or out of order. Either is a new connection on the same
+// addresses and ports whose SYN was not captured (its initial sequence
+// number anywhere), a stream that lost more than can ever be filled, or
+// bytes sent before the capture began and sent again: the flow starts
+// again there (counted in Stats.Resyncs) and hunts for a message start.
+// A TCP keep-alive probe (one byte just behind the next, RFC 9293 §3.8.4)
+// stays a retransmission.
+//
+// The stream left is kept as a second candidate, so that when the
+// segment was a retransmission of bytes sent before the capture, the
+// stream it interrupted goes on: a segment at the left stream's next byte
+// (and not at the current one's), or at its first byte carrying the bytes
+// seen there (the sender sends everything again from before the capture,
+// go-back-N), takes the flow back to it (counted in Stats.Resyncs too),
+// the bytes of both streams seen; a message of the current stream whose
+// header is complete is handed on. A further resync keeps the candidate
+// (an earlier segment sent again); it is given up once the current
+// stream has reached its next byte (a segment there is then the current
+// stream's) or has carried ResyncWindow bytes, and at a SYN. Segments of
+// a new connection land on it by chance only.
+//
+// Hunting looks at the start of each segment and at every line inside it
+// that starts a SIP message ([sip.IsStart]); a message found inside a
+// segment counts only if its header has a CSeq and no malformed line, so
+// that a status line quoted in a body (message/sipfrag) is not taken for
+// one.
 //
 // Large bodies. A SIP message whose header and body do not fit in
 // MaxBufferBytes is handed on as soon as its header is complete, and its
@@ -166,14 +206,17 @@ type Table struct {
 	mem       int64 // bytes held by all flows: the sum of their mem
 	free      []*tcpFlow
 	lastSweep int64
+	seed      maphash.Seed // of tcpFlow.head
 }
 
 // ResyncWindow is how far, in sequence space, a segment may be behind the
 // next expected byte and still be a retransmission, or ahead of it and
 // still be out of order: 1 MiB, far more than a SIP connection has in
 // flight, and far more than a flow holds back (2 × Config.MaxBufferBytes).
-// A new connection's random initial sequence number falls inside it with
-// a chance of 1 in 2,048.
+// A segment behind the next byte must also be within the bytes of the
+// stream seen (not behind its first byte) to be a retransmission: a new
+// connection's random initial sequence number falls inside both with a
+// chance of the bytes seen, at most 1 MiB, in 4 GiB.
 const ResyncWindow = 1 << 20
 
 // New returns a table that counts into stats and hands what it frames to
@@ -182,7 +225,7 @@ func New(cfg Config, stats *Stats, sink Sink) (*Table, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Table{cfg: cfg, stats: stats, sink: sink, flows: make(map[Key]*tcpFlow)}, nil
+	return &Table{cfg: cfg, stats: stats, sink: sink, flows: make(map[Key]*tcpFlow), seed: maphash.MakeSeed()}, nil
 }
 
 // Reset forgets every flow, as when a capture file is read again from its
@@ -209,7 +252,7 @@ func (t *Table) Segment(k *Key, seq uint32, flags uint8, payload []byte, cut int
 		}
 		f = t.add(k, now)
 		if flags&tcpSYN == 0 {
-			f.next, f.hunting = seq, true // joined mid-stream
+			f.next, f.first, f.hunting = seq, seq, true // joined mid-stream
 		}
 	} else {
 		t.touch(f, now)
@@ -219,7 +262,7 @@ func (t *Table) Segment(k *Key, seq uint32, flags uint8, payload []byte, cut int
 			t.flush(f) // a new connection: what the old one left in order
 		}
 		seq++
-		f.next = seq
+		f.next, f.first, f.headLen, f.left.ok = seq, seq, 0, false
 		f.hunting, f.probation, f.hep, f.fresh, f.skipping = false, false, false, true, false
 		f.ws = wsState{}
 		f.buf = f.buf[:0]
@@ -315,13 +358,22 @@ func (t *Table) handOn(f *tcpFlow, p []byte, msg *sip.Message, err error) {
 
 // data places payload at seq in the flow's stream.
 func (t *Table) data(f *tcpFlow, seq uint32, p []byte) {
+	seen := t.seen(f)
+	if f.left.ok && t.goesOn(f, seq, p) {
+		t.resume(f)
+		seen = t.seen(f)
+	}
 	// In int64: the distance may be -2^31, whose negation does not fit
 	// an int32 (a segment exactly half the sequence space away once
 	// sliced p at a negative offset and panicked).
 	d := int64(int32(seq - f.next))
-	if d < -ResyncWindow || d > ResyncWindow {
+	if d > ResyncWindow || (d < 0 && -d > int64(seen) && !(d == -1 && len(p) == 1)) {
 		t.resync(f, seq)
 		d = 0
+	}
+	if seq == f.first && f.headLen == 0 {
+		n := min(len(p), headBytes)
+		f.head, f.headLen = maphash.Bytes(t.seed, p[:n]), uint16(n)
 	}
 	if d < 0 {
 		t.stats.Retransmitted.Add(1)
@@ -365,12 +417,63 @@ func (t *Table) streamAt(f *tcpFlow, p []byte) {
 	f.next += uint32(len(p))
 }
 
-// resync starts the flow again at seq, which is implausibly far from the
-// next byte expected: what the old stream left is handed on first.
+// seen returns how many bytes of the flow's stream lie behind the next
+// byte expected, from its first byte: at most ResyncWindow (the first
+// byte follows the next one at that distance). It gives up the left
+// stream once the current one has reached its next byte or has carried
+// ResyncWindow bytes.
+func (t *Table) seen(f *tcpFlow) uint32 {
+	n := f.next - f.first
+	if f.left.ok && (n >= ResyncWindow || f.left.next-f.first <= n) {
+		f.left.ok = false
+	}
+	if n > ResyncWindow {
+		f.first, f.headLen = f.next-ResyncWindow, 0
+		n = ResyncWindow
+	}
+	return n
+}
+
+// goesOn reports whether the segment at seq carrying p goes on the stream
+// left at the last resync rather than the current one: it starts at the
+// left stream's next byte and not at the current one's, or at the left
+// stream's first byte with the bytes seen there.
+func (t *Table) goesOn(f *tcpFlow, seq uint32, p []byte) bool {
+	l := &f.left
+	if seq == l.next {
+		return seq != f.next
+	}
+	return seq == l.first && l.headLen > 0 && len(p) >= int(l.headLen) && maphash.Bytes(t.seed, p[:l.headLen]) == l.head
+}
+
+// resync starts the flow again at seq, where no retransmission or
+// out-of-order segment can be: what the old stream left is handed on
+// first, and the old stream is kept as the left one unless one is kept
+// already.
 func (t *Table) resync(f *tcpFlow, seq uint32) {
 	t.stats.Resyncs.Add(1)
 	t.flush(f)
+	if !f.left.ok {
+		f.left = leftStream{next: f.next, first: f.first, head: f.head, headLen: f.headLen, ok: true}
+	}
 	t.restart(f, seq)
+	f.first, f.headLen = seq, 0
+}
+
+// resume takes the flow back to the stream left at the last resync, at
+// its next byte, hunting: a message of the current stream whose header is
+// complete is handed on, held segments are dropped (the current stream's
+// or sent again of the left one), and the first byte is the earlier of
+// the two streams'.
+func (t *Table) resume(f *tcpFlow) {
+	t.stats.Resyncs.Add(1)
+	l := f.left
+	f.left.ok = false
+	t.cutMessage(f)
+	t.restart(f, l.next)
+	if int32(l.first-f.first) < 0 {
+		f.first, f.head, f.headLen = l.first, l.head, l.headLen
+	}
 }
 
 // restart makes seq the next byte expected, hunting for a message start
