@@ -164,3 +164,25 @@ func TestTCPKeepAliveProbe(t *testing.T) {
 		t.Errorf("counts = %v, want %v", g, w)
 	}
 }
+
+// A new connection whose stream reaches the old one's next byte at a
+// segment boundary: from there on a segment at that byte is the new
+// connection's (here sent again), not the old stream going on.
+func TestTCPReusedTupleMeetsOld(t *testing.T) {
+	d, st, rec := newDecoder(t, nil)
+	a1 := newConn(t, ethernet, alice4, bob4, 1000)
+	feed(d, pk(a1.syn()), pk(a1.data(ack.text)))
+	// Connection 2 starts 50 bytes behind connection 1's first byte; its
+	// first segment ends where connection 1's next byte is.
+	cut := 50 + len(ack.text)
+	a2 := newConn(t, ethernet, alice4, bob4, 1001-50)
+	head := pk(a2.data(invite.text[:cut]))
+	rest := pk(a2.data(invite.text[cut:]))
+	feed(d, head, rest, rest, pk(a2.data(bye.text)))
+	if w := want(ack, invite, bye); !sameMsgs(rec.msgs, w) {
+		t.Errorf("messages = %v, want %v", rec.msgs, w)
+	}
+	if g, w := counts(st), map[string]uint64{"requests": 3, "tcp_flows": 1, "tcp_resyncs": 1, "tcp_retrans": 1}; !sameCounts(g, w) {
+		t.Errorf("counts = %v, want %v", g, w)
+	}
+}
