@@ -3,6 +3,7 @@
 package input
 
 import (
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -17,49 +18,68 @@ import (
 // less its headers: the reason for the smallest block.
 func TestRingBlockHoldsLargestFrame(t *testing.T) {
 	requireRoot(t)
+	const frame = 14 + 20 + 8 + 65507
+	for _, tc := range []struct {
+		block int
+		whole bool
+	}{{minRingBlockBytes, true}, {64 << 10, false}} {
+		captured, length := readLargestDatagram(t, tc.block)
+		t.Logf("block %d KiB: frame of %d bytes, %d captured", tc.block>>10, length, captured)
+		if length != frame {
+			t.Errorf("block %d KiB: frame of %d bytes, want %d", tc.block>>10, length, frame)
+		}
+		if whole := captured == frame; whole != tc.whole {
+			t.Errorf("block %d KiB: %d of %d bytes captured, want whole: %v", tc.block>>10, captured, length, tc.whole)
+		}
+	}
+}
+
+// readLargestDatagram opens a TPACKET_V3 ring of 4 blocks of block bytes
+// on lo, sends a UDP datagram of 65,507 bytes to a socket of its own and
+// returns the bytes of its frame in the ring and the frame's length.
+func readLargestDatagram(t *testing.T, block int) (captured, length int) {
+	t.Helper()
 	rx := listenLoopback(t)
 	prog, err := buildFilter(udpPortFilter(t, rx.LocalAddr().(*net.UDPAddr).Port), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const payload = 65535 - 20 - 8
-	const frame = 14 + 20 + 8 + payload
-	for _, tc := range []struct {
-		block int
-		whole bool
-	}{{minRingBlockBytes, true}, {64 << 10, false}} {
-		tp, err := afpacket.NewTPacket(afpacket.OptInterface("lo"), afpacket.OptTPacketVersion(afpacket.TPacketVersion3),
-			afpacket.OptBlockSize(tc.block), afpacket.OptNumBlocks(4), afpacket.OptFrameSize(afpacket.DefaultFrameSize),
-			afpacket.OptBlockTimeout(10*time.Millisecond), afpacket.OptPollTimeout(time.Second))
-		if err != nil {
+	tp, err := afpacket.NewTPacket(afpacket.OptInterface("lo"), afpacket.OptTPacketVersion(afpacket.TPacketVersion3),
+		afpacket.OptBlockSize(block), afpacket.OptNumBlocks(4), afpacket.OptFrameSize(afpacket.DefaultFrameSize),
+		afpacket.OptBlockTimeout(10*time.Millisecond), afpacket.OptPollTimeout(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Close()
+	if err := tp.SetBPF(prog); err != nil {
+		t.Fatal(err)
+	}
+	// Before the filter the socket took in every packet on lo, which may
+	// have filled the ring: read them all first.
+	filtered := time.Now()
+	for {
+		if _, _, err := tp.ZeroCopyReadPacketData(); errors.Is(err, afpacket.ErrTimeout) {
+			break
+		} else if err != nil {
 			t.Fatal(err)
 		}
-		if err := tp.SetBPF(prog); err != nil {
-			tp.Close()
-			t.Fatal(err)
-		}
-		tx, err := net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
-		if err != nil {
-			tp.Close()
-			t.Fatal(err)
-		}
-		_, err = tx.Write(make([]byte, payload))
-		tx.Close()
-		if err != nil {
-			tp.Close()
-			t.Fatal(err)
-		}
+	}
+	tx, err := net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	if _, err := tx.Write(make([]byte, 65507)); err != nil {
+		t.Fatal(err)
+	}
+	for tries := 0; ; tries++ {
 		data, ci, err := tp.ZeroCopyReadPacketData()
-		tp.Close()
-		if err != nil {
-			t.Fatalf("block %d KiB: %v", tc.block>>10, err)
-		}
-		t.Logf("block %d KiB: frame of %d bytes, %d captured", tc.block>>10, ci.Length, len(data))
-		if ci.Length != frame {
-			t.Errorf("block %d KiB: frame of %d bytes, want %d", tc.block>>10, ci.Length, frame)
-		}
-		if whole := len(data) == frame && ci.CaptureLength == frame; whole != tc.whole {
-			t.Errorf("block %d KiB: %d of %d bytes captured, want whole: %v", tc.block>>10, len(data), ci.Length, tc.whole)
+		switch {
+		case errors.Is(err, afpacket.ErrTimeout) && tries < 10:
+		case err != nil:
+			t.Fatalf("block %d KiB: %v", block>>10, err)
+		case !ci.Timestamp.Before(filtered):
+			return len(data), ci.Length
 		}
 	}
 }
