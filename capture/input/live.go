@@ -16,11 +16,13 @@ import (
 type LiveConfig struct {
 	Interface string
 	// RingBytes is the kernel ring memory (TPACKET_V3) of the interface,
-	// in whole 1 MiB blocks (rounded down), shared out between the
-	// workers of [Live]: each worker's ring gets RingBytes / workers,
-	// the remainder's blocks going one each to the first workers, and
-	// at least one block, so that with more workers than blocks the
-	// interface holds one block per worker.
+	// shared out between the workers of [Live] in blocks of one size
+	// ([ringBlockSize]: 128 KiB to 1 MiB, so that each worker has blocks
+	// enough for 2 s of BlockTimeout) and rounded down to whole blocks:
+	// each worker's ring gets RingBytes / workers, the remainder's blocks
+	// going one each to the first workers, and at least one block, so
+	// that with more workers than blocks the interface holds one block
+	// per worker. It must be at least one 128 KiB block.
 	RingBytes int
 
 	Promiscuous bool                 // put the interface in promiscuous mode (SPAN ports need it)
@@ -56,9 +58,47 @@ const MaxWorkers = 64
 // DefaultRingBytes is the default kernel ring size: 64 MiB.
 const DefaultRingBytes = 64 << 20
 
-// ringBlockBytes is the TPACKET_V3 block size. A block must hold the largest
-// packet, 64 KiB on loopback with its MTU of 65,536.
+// ringBlockBytes is the largest TPACKET_V3 block size, that of every ring
+// whose share per worker holds enough blocks of it ([ringBlockSize]).
 const ringBlockBytes = 1 << 20
+
+// minRingBlockBytes is the smallest TPACKET_V3 block size. In TPACKET_V3 a
+// packet is written whole into one block (the kernel truncates what does
+// not fit: tpacket_rcv clamps it to the block less its 48-byte header),
+// so a block must hold the largest frame: 64 KiB on loopback, whose MTU
+// is 65,536, and what GRO or GSO make of TCP on other links, 64 KiB
+// unless the interface's gro_max_size or gso_max_size was raised (BIG
+// TCP), plus 82 bytes of frame header (tpacket3_hdr and sockaddr_ll). The
+// kernel also wants a multiple of the page size, and gopacket of the frame
+// size (4 KiB): 128 KiB is the smallest power of two that holds 64 KiB
+// and a multiple of every page size of Go's Linux ports (4, 16 or 64 KiB).
+const minRingBlockBytes = 128 << 10
+
+// ringStall is what each worker's ring should absorb at low byte rates:
+// the kernel hands a block over part full once the block timeout expires,
+// even while nobody reads, so a stalled worker's ring is full after its
+// blocks × the block timeout, however few bytes came.
+const ringStall = 2 * time.Second
+
+// ringBlockSize returns the TPACKET_V3 block size of an interface's ring of
+// ringBytes shared by n workers, whose blocks are handed over part full
+// after blockTimeout: the largest power of two from [minRingBlockBytes] to
+// [ringBlockBytes] of which a worker's share, ringBytes / n, holds enough
+// blocks to cover [ringStall] in block timeouts (32 at the default 64 ms),
+// or minRingBlockBytes when even that is too large. With the default 64 MiB
+// and 64 ms: 1 MiB blocks for 1 and 2 workers (64 and 32 blocks each),
+// 512 KiB for 3 and 4, 256 KiB for 5 to 8 (32 to 52 blocks each), 128 KiB
+// from 9 workers on; past 16 workers the share holds fewer than 32
+// blocks of 128 KiB (16 at 32 workers, 8 at 64: 0.5 s).
+func ringBlockSize(ringBytes, n int, blockTimeout time.Duration) int {
+	bt := max(blockTimeout.Truncate(time.Millisecond), time.Millisecond) // the kernel's tp_retire_blk_tov is whole ms
+	want := int((ringStall + bt - 1) / bt)
+	b := ringBlockBytes
+	for b > minRingBlockBytes && ringBytes/n/b < want {
+		b /= 2
+	}
+	return b
+}
 
 // ParseBPF reads a classic BPF program in the text form that `tcpdump -ddd
 // EXPRESSION` prints: a first line with the instruction count, then one line

@@ -27,7 +27,7 @@ const pollTimeout = 200 * time.Millisecond
 // Live captures packets from a network interface with len(ds) workers (1
 // to [MaxWorkers]) until ctx is done. Each worker is an AF_PACKET socket
 // with its own TPACKET_V3 memory-mapped ring (pure Go, no libpcap; a
-// share of cfg.RingBytes), read by a goroutine of its own that feeds
+// share of cfg.RingBytes, in blocks of [ringBlockSize]), read by a goroutine of its own that feeds
 // decoder ds[i], which must count into a Stats of its own (see
 // [Stats.NewWorkers]) and belongs to that goroutine while Live runs.
 //
@@ -69,13 +69,14 @@ func Live(ctx context.Context, cfg LiveConfig, ds []*decode.Decoder, st *Stats, 
 	if err != nil {
 		return err
 	}
-	blocks := cfg.RingBytes / ringBlockBytes
-	if blocks < 1 {
-		return fmt.Errorf("capture interface %q: ring size %d bytes is below one %d byte block", cfg.Interface, cfg.RingBytes, ringBlockBytes)
-	}
 	blockTimeout := cfg.BlockTimeout
 	if blockTimeout <= 0 {
 		blockTimeout = DefaultBlockTimeout
+	}
+	blockBytes := ringBlockSize(cfg.RingBytes, n, blockTimeout)
+	blocks := cfg.RingBytes / blockBytes
+	if blocks < 1 {
+		return fmt.Errorf("capture interface %q: ring size %d bytes is below one %d byte block", cfg.Interface, cfg.RingBytes, blockBytes)
 	}
 	filter := cfg.Filter
 	if filter == nil && cfg.MediaFilter {
@@ -104,7 +105,7 @@ func Live(ctx context.Context, cfg LiveConfig, ds []*decode.Decoder, st *Stats, 
 		tp, err := afpacket.NewTPacket(
 			afpacket.OptInterface(cfg.Interface),
 			afpacket.OptTPacketVersion(afpacket.TPacketVersion3),
-			afpacket.OptBlockSize(ringBlockBytes),
+			afpacket.OptBlockSize(blockBytes),
 			afpacket.OptFrameSize(afpacket.DefaultFrameSize),
 			afpacket.OptNumBlocks(workerBlocks(blocks, n, i)),
 			afpacket.OptBlockTimeout(blockTimeout),

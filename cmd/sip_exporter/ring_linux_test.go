@@ -45,8 +45,9 @@ import (
 //     then stopped for 80 % of what it absorbed, which should lose
 //     nothing. The kernel closes a block when it is full or when the block
 //     timeout (--capture.block-timeout, 64 ms) expires, so below a rate a
-//     stall is bounded by the blocks (ring size / 1 MiB) × 64 ms, not by
-//     the bytes.
+//     stall is bounded by a worker's blocks × 64 ms, not by the bytes: 32
+//     blocks per worker (2 s) where the ring's share per worker holds 32
+//     of 128 KiB, the smallest block (see input's ringBlockSize).
 //
 // It runs only with SIP_EXPORTER_RING=1, as root, with tcpreplay;
 // SIP_EXPORTER_RING_ARGS adds flags (space separated), such as
