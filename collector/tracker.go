@@ -100,6 +100,7 @@ const (
 	txNoReply                      // ACK: no response expected, never times out
 	txUnregister                   // REGISTER removing bindings (TxUnregister)
 	txInDialog                     // a request with a To tag, not CANCEL: inside a dialog (RFC 3261 §12.2.1.1)
+	txResent                       // an initial INVITE or REGISTER re-sent with credentials: its challenge is in Tracker.challenges
 )
 
 // seenSlots is how many distinct (code, To tag) responses a transaction
@@ -159,12 +160,15 @@ type txNode struct {
 	attempts    atomic.Uint64
 	timeouts    atomic.Uint64
 	outcomes    [numCodes]atomic.Uint64
+	// Digest challenges to session attempts and REGISTERs, by
+	// challengeIndex (401, 407).
+	challenges, regChallenges [2]atomic.Uint64
 	respRetrans codeCounts // allocated per status code retransmitted
 	reqRetrans  [numMethods]atomic.Uint64
 	q850        [128]atomic.Uint64
 	sipCause    [numCodes]atomic.Uint64
-	srd         [3]observer // success, failure, challenge
-	rrd         [3]observer // success, failure, challenge
+	srd         [3]observer // success, failure, challenge (never re-sent)
+	rrd         [3]observer // success, failure, challenge (never re-sent)
 	sdd         observer
 	duration    observer
 	// Established sessions (answered dialogs without BYE) and how they
@@ -259,6 +263,10 @@ type Tracker struct {
 	regs      *txTable[regEntry]    // addresses of record registered
 	regQ      expiryQueue[uint64]   // their keys by expiry
 	held      earlyResponses
+	// Challenges waiting for their re-send, or for the re-send's final
+	// response (see challengeEntry), by retryKey.
+	challenges *txTable[challengeEntry]
+	challengeQ expiryQueue[uint64] // classes chWaiting, chOpen
 	nodeIndex map[*Node]uint32
 	nodes     []*txNode
 	lastNode  *Node
@@ -324,6 +332,7 @@ func newTracker(cfg TrackerConfig, m trackerMetrics) *Tracker {
 		table:          newTxTable[txEntry](cfg.MaxTransactions),
 		dialogs:        newTxTable[dialogEntry](cfg.MaxTransactions),
 		regs:           newTxTable[regEntry](cfg.MaxRegistrations),
+		challenges:     newTxTable[challengeEntry](cfg.MaxTransactions),
 		nodeIndex:      map[*Node]uint32{},
 		trackerMetrics: m,
 	}
@@ -333,6 +342,11 @@ func newTracker(cfg TrackerConfig, m trackerMetrics) *Tracker {
 	t.txQ = newFIFOQueue(cfg.MaxTransactions, t.txLive, int64(cfg.InviteTimeout), int64(NonInviteTimeout))
 	t.dialogQ = newFIFOQueue(cfg.MaxTransactions, t.dialogLive, int64(cfg.SessionMaxAge))
 	t.regQ = newOrderedQueue(cfg.MaxRegistrations, t.regLive)
+	// A re-send's challenge lasts as long as its transaction waits for a
+	// final response: InviteTimeout (not restarted before its SRD is
+	// measured, and not needed after) or NonInviteTimeout.
+	t.challengeQ = newFIFOQueue(cfg.MaxTransactions, t.challengeLive, int64(NonInviteTimeout),
+		int64(max(cfg.InviteTimeout, NonInviteTimeout)))
 	t.held.q = newFIFOQueue(earlySlots, heldLive, int64(cmp.Or(cfg.EarlyResponseWindow, EarlyResponseWindow)))
 	return t
 }
@@ -433,6 +447,7 @@ func (t *Tracker) Advance(now int64) {
 // Advance.
 func (t *Tracker) End() {
 	t.expireTx(math.MaxInt64)
+	t.expireChallenges(math.MaxInt64)
 	t.publish()
 }
 
@@ -495,17 +510,23 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 		t.evicted.Add(1)
 	}
 	e := txEntry{start: ev.Time, node: idx, method: ev.Method}
-	if ev.Flags&TxToTag != 0 && ev.Method != MethodCANCEL {
+	// A REGISTER belongs to no dialog (RFC 3261 §10), whatever its To:
+	// its Dialog is its address of record.
+	if ev.Flags&TxToTag != 0 && ev.Method != MethodCANCEL && ev.Method != MethodREGISTER {
 		e.flags |= txInDialog
 	}
 	switch {
 	case ev.Method == MethodINVITE && ev.Flags&TxToTag == 0:
 		e.flags |= txInitial
-		mine.attempts.Add(1)
+		if !t.resend(ev, &e) {
+			mine.attempts.Add(1)
+		}
 	case ev.Method == MethodACK:
 		e.flags |= txNoReply
 	case ev.Method == MethodREGISTER:
-		mine.regAttempts.Add(1)
+		if !t.resend(ev, &e) {
+			mine.regAttempts.Add(1)
+		}
 		if ev.Flags&TxUnregister != 0 {
 			e.flags |= txUnregister
 		}
@@ -570,21 +591,22 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 	code := int(ev.Code)
 	t.causes(ev, mine)
 	owner := t.nodes[e.node]
-	delay := ev.Time - e.start
 	final := code >= 200
+	// A 401 or 407 to an initial INVITE or a REGISTER is no outcome: the
+	// request is re-sent with credentials, and the attempt's outcome and
+	// delay are those of the re-send, measured from the first request
+	// (firstRequest).
+	challenge := final && e.flags&txFinal == 0 && isChallenge(code) &&
+		(e.flags&txInitial != 0 || e.method == MethodREGISTER)
 	if e.flags&txInitial != 0 {
 		if e.flags&txSRD == 0 && (code >= 180 && code < 300) {
-			owner.srd[0].observe(delay)
+			owner.srd[0].observe(ev.Time - t.firstRequest(ev, e))
 			e.flags |= txSRD
 		}
-		if final && e.flags&txFinal == 0 {
+		if final && e.flags&txFinal == 0 && !challenge {
 			owner.outcomes[code-sipstatus.MinCode].Add(1)
 			if e.flags&txSRD == 0 {
-				if code == 401 || code == 407 {
-					owner.srd[2].observe(delay)
-				} else {
-					owner.srd[1].observe(delay)
-				}
+				owner.srd[1].observe(ev.Time - t.firstRequest(ev, e))
 				e.flags |= txSRD
 			}
 		}
@@ -595,16 +617,24 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 	if !final || e.flags&txFinal != 0 {
 		return
 	}
+	switch {
+	case challenge:
+		t.challenged(ev, e, t.firstRequest(ev, e))
+	case e.flags&txInitial != 0:
+		t.settle(ev, e)
+	}
+	delay := ev.Time - e.start
 	switch e.method {
 	case MethodREGISTER:
 		switch {
+		case challenge:
 		case code < 300:
-			owner.rrd[0].observe(delay)
+			owner.rrd[0].observe(ev.Time - t.firstRequest(ev, e))
+			t.settle(ev, e)
 			t.registered(ev, e)
-		case code == 401 || code == 407:
-			owner.rrd[2].observe(delay)
 		default:
-			owner.rrd[1].observe(delay)
+			owner.rrd[1].observe(ev.Time - t.firstRequest(ev, e))
+			t.settle(ev, e)
 		}
 	case MethodBYE:
 		owner.sdd.observe(delay)
@@ -704,12 +734,13 @@ func latest(v *atomic.Int64, ns int64) {
 }
 
 // registered handles the first 2xx to a REGISTER transaction e: the
-// address of record ev.AOR is registered until the expiry the 2xx grants,
+// address of record ev.AOR() is registered until the expiry the 2xx grants,
 // or removed by an expiry of 0. A 2xx that grants none removes it when
 // the request removed bindings (TxUnregister), else changes nothing. A
 // refresh leaves the former expiry in the queue, stale.
 func (t *Tracker) registered(ev *TxEvent, e *txEntry) {
-	if ev.AOR == 0 {
+	aor := ev.AOR()
+	if aor == 0 {
 		return
 	}
 	exp := int64(ev.Expires)
@@ -720,18 +751,18 @@ func (t *Tracker) registered(ev *TxEvent, e *txEntry) {
 		exp = 0
 	}
 	expires := ev.Time + exp*int64(time.Second)
-	if r := t.regs.get(ev.AOR); r != nil {
+	if r := t.regs.get(aor); r != nil {
 		t.nodes[r.node].registrations.Add(-1)
 		switch {
 		case exp == 0:
-			t.regs.del(ev.AOR)
+			t.regs.del(aor)
 			t.regQ.deleted()
 			t.openRegs.Store(int64(t.regs.len()))
 			return
 		case r.expires != expires:
 			r.expires, r.node = expires, e.node
 			t.regQ.deleted()
-			t.regQ.push(0, timed[uint64]{expires, ev.AOR}) // no eviction: one fewer is live
+			t.regQ.push(0, timed[uint64]{expires, aor}) // no eviction: one fewer is live
 		default: // the same expiry: its item stands
 			r.node = e.node
 		}
@@ -739,11 +770,11 @@ func (t *Tracker) registered(ev *TxEvent, e *txEntry) {
 		if exp == 0 {
 			return
 		}
-		if old, ok := t.regQ.push(0, timed[uint64]{expires, ev.AOR}); ok { // the one expiring soonest
+		if old, ok := t.regQ.push(0, timed[uint64]{expires, aor}); ok { // the one expiring soonest
 			t.dropReg(old.v)
 			t.regsEvicted.Add(1)
 		}
-		t.regs.put(ev.AOR, regEntry{expires: expires, node: e.node})
+		t.regs.put(aor, regEntry{expires: expires, node: e.node})
 	}
 	t.nodes[e.node].registrations.Add(1)
 	t.openRegs.Store(int64(t.regs.len()))
@@ -799,6 +830,7 @@ func (t *Tracker) hangUp(key uint64, reason int) (dialogEntry, bool) {
 // registrations whose expiry is at or before now.
 func (t *Tracker) expire(now int64) {
 	t.expireTx(now)
+	t.expireChallenges(now)
 	for t.dialogQ.due(0, now) {
 		if it, live := t.dialogQ.pop(0); live {
 			t.endDialog(it.v, endMaxAge)

@@ -26,8 +26,8 @@ func TestTxEventRegister(t *testing.T) {
 	}
 	n := collector.NewSIP(1).Node(nil)
 	var ev collector.TxEvent
-	if !txEvent(&decode.Origin{Time: 1}, &m, n, &ev) || ev.Expires != 3600 || ev.AOR != collector.AORKey([]byte("sip:bob@192.0.2.2")) || ev.Method != collector.MethodREGISTER {
-		t.Errorf("the 2xx's event: expires %d, AOR %x, method %v", ev.Expires, ev.AOR, ev.Method)
+	if !txEvent(&decode.Origin{Time: 1}, &m, n, &ev) || ev.Expires != 3600 || ev.AOR() != collector.AORKey([]byte("sip:bob@192.0.2.2")) || ev.Method != collector.MethodREGISTER {
+		t.Errorf("the 2xx's event: expires %d, AOR %x, method %v", ev.Expires, ev.AOR(), ev.Method)
 	}
 }
 
@@ -63,8 +63,8 @@ func TestTxEventAOR(t *testing.T) {
 		if !txEvent(&decode.Origin{Time: 1}, &m, collector.NewSIP(1).Node(nil), &ev) {
 			t.Fatalf("To %s: no event", to)
 		}
-		if same := ev.AOR == want; same != tc.same {
-			t.Errorf("To %s: AOR %x, sip:bob@192.0.2.2's %x", to, ev.AOR, want)
+		if same := ev.AOR() == want; same != tc.same {
+			t.Errorf("To %s: AOR %x, sip:bob@192.0.2.2's %x", to, ev.AOR(), want)
 		}
 	}
 }
