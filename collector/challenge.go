@@ -16,7 +16,8 @@ import "github.com/sip-exporter/sip_exporter/collector/sipstatus"
 // likewise; IRA (§4.2) does not count 401 and 407 as failures.
 //
 // A challenge is kept in Tracker.challenges under the key of the re-send
-// it waits for (retryKey: Call-ID, From tag, leg, method, label set): the
+// it waits for (retryKey: Call-ID, From tag or address of record, leg,
+// method, label set): the
 // time of the attempt's first request, its label set and the code. The
 // next new transaction with that key, an initial INVITE or a REGISTER,
 // is the re-send (its CSeq number is not compared: the event has none):
@@ -65,11 +66,13 @@ func challengeIndex(code int) int {
 var challengeCodes = [2]string{"401", "407"}
 
 // retryKey returns the key under which the challenge of a request of
-// ev's Call-ID and From tag, leg and method, and label set node (the
-// index of the request's), waits for its re-send, and the re-send for its
-// final response.
+// ev's Call-ID and From tag (a REGISTER's: Call-ID and address of record,
+// since a UA may keep one Call-ID for several), leg and method, and label
+// set node (the index of the request's), waits for its re-send, and the
+// re-send for its final response.
 func retryKey(ev *TxEvent, node uint32) uint64 {
-	return mix64(uint64(ev.Retry)<<32 | uint64(ev.Leg) + uint64(ev.Method)*0xa0761d6478bd642f + uint64(node)*0x9e3779b97f4a7c15)
+	return mix64(uint64(ev.Retry)<<32 | uint64(ev.Leg) + uint64(ev.Method)*0xa0761d6478bd642f +
+		uint64(node)*0x9e3779b97f4a7c15 + ev.AOR()*0xd6e8feb86659fd93)
 }
 
 // challengeLive reports whether a challenge's item is its current one.

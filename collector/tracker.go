@@ -155,22 +155,22 @@ type observer interface{ observe(ns int64) }
 // txNode holds the counts of one Node, kept here as they happen and read
 // by the exposition ([Tracker.Collect]).
 type txNode struct {
-	node        *Node
-	lv          []string // its label values
-	attempts    atomic.Uint64
-	timeouts    atomic.Uint64
-	outcomes    [numCodes]atomic.Uint64
+	node     *Node
+	lv       []string // its label values
+	attempts atomic.Uint64
+	timeouts atomic.Uint64
+	outcomes [numCodes]atomic.Uint64
 	// Digest challenges to session attempts and REGISTERs, by
 	// challengeIndex (401, 407).
 	challenges, regChallenges [2]atomic.Uint64
-	respRetrans codeCounts // allocated per status code retransmitted
-	reqRetrans  [numMethods]atomic.Uint64
-	q850        [128]atomic.Uint64
-	sipCause    [numCodes]atomic.Uint64
-	srd         [3]observer // success, failure, challenge (never re-sent)
-	rrd         [3]observer // success, failure, challenge (never re-sent)
-	sdd         observer
-	duration    observer
+	respRetrans               codeCounts // allocated per status code retransmitted
+	reqRetrans                [numMethods]atomic.Uint64
+	q850                      [128]atomic.Uint64
+	sipCause                  [numCodes]atomic.Uint64
+	srd                       [3]observer // success, failure, challenge (never re-sent)
+	rrd                       [3]observer // success, failure, challenge (never re-sent)
+	sdd                       observer
+	duration                  observer
 	// Established sessions (answered dialogs without BYE) and how they
 	// ended, indexed by endBye etc.
 	sessions atomic.Int64
@@ -256,22 +256,22 @@ type Tracker struct {
 	cfg TrackerConfig
 
 	// Owned by the handling goroutine.
-	table     *txTable[txEntry]     // open transactions
-	txQ       expiryQueue[uint64]   // their keys by start: classes txInvite, txOther
-	dialogs   *txTable[dialogEntry] // answered dialogs waiting for their BYE
-	dialogQ   expiryQueue[uint64]   // their keys by the time of the 2xx
-	regs      *txTable[regEntry]    // addresses of record registered
-	regQ      expiryQueue[uint64]   // their keys by expiry
-	held      earlyResponses
+	table   *txTable[txEntry]     // open transactions
+	txQ     expiryQueue[uint64]   // their keys by start: classes txInvite, txOther
+	dialogs *txTable[dialogEntry] // answered dialogs waiting for their BYE
+	dialogQ expiryQueue[uint64]   // their keys by the time of the 2xx
+	regs    *txTable[regEntry]    // addresses of record registered
+	regQ    expiryQueue[uint64]   // their keys by expiry
+	held    earlyResponses
 	// Challenges waiting for their re-send, or for the re-send's final
 	// response (see challengeEntry), by retryKey.
 	challenges *txTable[challengeEntry]
 	challengeQ expiryQueue[uint64] // classes chWaiting, chOpen
-	nodeIndex map[*Node]uint32
-	nodes     []*txNode
-	lastNode  *Node
-	lastIndex uint32
-	clock     int64 // the tracker's time: the latest watermark or event time, ns
+	nodeIndex  map[*Node]uint32
+	nodes      []*txNode
+	lastNode   *Node
+	lastIndex  uint32
+	clock      int64 // the tracker's time: the latest watermark or event time, ns
 
 	mu        sync.Mutex // guards published
 	published []*txNode

@@ -59,10 +59,12 @@ type TxEvent struct {
 	// Method is the CSeq method.
 	Method Method
 	Flags  TxEventFlags
-	// Retry is [RetryKey] of Call-ID and From tag. A request re-sent
-	// with credentials after a 401 or 407 keeps both (RFC 3261 §8.1.3.5,
-	// §22.2): with Leg and Method it links a challenged initial INVITE or
-	// REGISTER to its re-send.
+	// Retry is [RetryKey] of Call-ID and From tag, of Call-ID alone for
+	// REGISTER and its responses. A request re-sent with credentials
+	// after a 401 or 407 keeps them (RFC 3261 §8.1.3.5, §22.2; a UA keeps
+	// the Call-ID of its REGISTERs to one registrar, §10.2, but some
+	// change the From tag): with Leg and Method it links a challenged
+	// initial INVITE or REGISTER to its re-send.
 	Retry uint32
 	// Leg is [LegKey] of the two hosts (IP addresses) between which the
 	// message travels, the same in both directions: the leg of a proxy or

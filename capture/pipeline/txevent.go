@@ -23,7 +23,7 @@ func txEvent(o *decode.Origin, m *sip.Message, n *collector.Node, ev *collector.
 		Time:      o.Time,
 		Key:       collector.TxKey(m.CallID, m.CSeq, m.CSeqMethod, m.ViaBranch) ^ salt,
 		Dialog:    collector.DialogKey(m.CallID, fromTag, toTag) ^ salt,
-		Retry:     collector.RetryKey(m.CallID, fromTag) ^ uint32(salt>>32),
+		Retry:     collector.RetryKey(m.CallID, fromTag) ^ uint32(salt>>32), // REGISTER's: below
 		Leg:       collector.LegKey(o.Src.Addr(), o.Dst.Addr()),
 		Node:      n,
 		ToTag:     toTag,
@@ -40,6 +40,10 @@ func txEvent(o *decode.Origin, m *sip.Message, n *collector.Node, ev *collector.
 	}
 	ev.Expires = collector.NoExpiry
 	if ev.Method == collector.MethodREGISTER {
+		// A UA keeps the Call-ID of its registrations with a registrar
+		// (RFC 3261 §10.2), but some put a new From tag in a REGISTER
+		// re-sent with credentials: its Retry is the Call-ID's alone.
+		ev.Retry = collector.RetryKey(m.CallID, 0) ^ uint32(salt>>32)
 		// No dialog (RFC 3261 §10): the Dialog of a REGISTER is its
 		// address of record.
 		ev.Dialog = 0
