@@ -175,7 +175,7 @@ func TestTrackerRegistrations(t *testing.T) {
 	active("End", 0, 0)
 
 	want := `
-# HELP sip_registration_attempts_total Registration attempts: REGISTER transactions, each counted once; one challenged with 401 or 407 and the REGISTER re-sent with credentials (same Call-ID, From tag and leg, the next CSeq) are one attempt. The denominator of IRA (RFC 6076 §4.2).
+# HELP sip_registration_attempts_total Registration attempts: REGISTER transactions, each counted once; one challenged with 401 or 407 and the REGISTER re-sent with credentials (same Call-ID and From tag, on the same leg, within 32 s) are one attempt. The denominator of IRA (RFC 6076 §4.2).
 # TYPE sip_registration_attempts_total counter
 sip_registration_attempts_total{node="a"} 8
 sip_registration_attempts_total{node="b"} 2

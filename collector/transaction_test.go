@@ -96,7 +96,7 @@ sip_exporter_transactions_timed_out_total{kind="non_invite"} 1
 # TYPE sip_reason_causes_total counter
 sip_reason_causes_total{cause="17",node="sbc1",protocol="Q.850"} 1
 sip_reason_causes_total{cause="200",node="sbc1",protocol="SIP"} 1
-# HELP sip_session_attempts_total Session attempts: initial INVITE transactions (no To tag), each counted once; one challenged with 401 or 407 and the INVITE re-sent with credentials (same Call-ID, From tag and leg, the next CSeq) are one attempt. The attempts of SER, SEER, ISA and SCR (RFC 6076 §4.6-4.9).
+# HELP sip_session_attempts_total Session attempts: initial INVITE transactions (no To tag), each counted once; one challenged with 401 or 407 and the INVITE re-sent with credentials (same Call-ID and From tag, on the same leg, within 32 s) are one attempt. The attempts of SER, SEER, ISA and SCR (RFC 6076 §4.6-4.9).
 # TYPE sip_session_attempts_total counter
 sip_session_attempts_total{node="sbc1"} 1
 # HELP sip_session_timeouts_total Session attempts whose (last) initial INVITE transaction ended (timeout, or end of the capture files) without a final response.
