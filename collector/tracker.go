@@ -128,10 +128,28 @@ type regEntry struct {
 	node    uint32
 }
 
-// dialogEntry is one answered dialog waiting for its BYE.
+// dialogEntry is one answered leg of a dialog waiting for its BYE: an
+// established session. 16 bytes, no pointers.
 type dialogEntry struct {
-	answered int64 // capture time of the 2xx, ns
-	node     uint32
+	answered int64  // capture time of the 2xx, ns
+	node     uint32 // the label set of the leg's INVITE
+	leg      uint32 // TxEvent.Leg of the 2xx: the leg's two hosts
+}
+
+// maxLegs bounds the answered legs of one dialog that are tracked as
+// sessions: a capture point sees a dialog on one leg, on two (both sides
+// of a proxy), or on a few more when the request spirals through
+// application servers. Leg i of dialog key d is kept under legKey(d, i).
+const maxLegs = 4
+
+// legKey returns the key of slot i of the legs of dialog d: d itself for
+// the first, a hash of d and i for the others (not d xored with a
+// constant, which the salts of a looped file's passes could undo).
+func legKey(d uint64, i int) uint64 {
+	if i == 0 {
+		return d
+	}
+	return mix64(d + uint64(i)*0xd1b54a32d192ed03)
 }
 
 // The timeout classes of the transactions' queue.
@@ -539,9 +557,7 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 		t.causes(ev, mine)
 	}
 	if ev.Method == MethodBYE {
-		if d, ok := t.hangUp(ev.Dialog, endBye); ok {
-			t.nodes[d.node].duration.observe(ev.Time - d.answered)
-		}
+		t.hangUp(ev, endBye)
 	}
 }
 
@@ -651,9 +667,9 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 	if e.flags&txInDialog != 0 {
 		switch code {
 		case 481:
-			t.hangUp(ev.Dialog, endNoDialog)
+			t.hangUp(ev, endNoDialog)
 		case 408:
-			t.hangUp(ev.Dialog, endRequestTimeout)
+			t.hangUp(ev, endRequestTimeout)
 		}
 	}
 	e.flags |= txFinal
@@ -787,17 +803,33 @@ func (t *Tracker) dropReg(aor uint64) {
 	t.nodes[r.node].registrations.Add(-1)
 }
 
-// answered remembers the dialog of a 2xx to an initial INVITE (one per
-// fork) until its BYE.
+// answered remembers the session of a 2xx to an initial INVITE, ev: one
+// per fork (dialog) and leg (the two hosts it travels between, in either
+// direction: both sides of a proxy are two sessions, each under the label
+// set of its own INVITE), until its BYE. A dialog answered on maxLegs legs
+// already gets no more.
 func (t *Tracker) answered(ev *TxEvent, node uint32) {
-	if t.dialogs.get(ev.Dialog) != nil {
+	free := -1
+	for i := range maxLegs {
+		d := t.dialogs.get(legKey(ev.Dialog, i))
+		switch {
+		case d == nil:
+			if free < 0 {
+				free = i
+			}
+		case d.leg == ev.Leg:
+			return
+		}
+	}
+	if free < 0 {
 		return
 	}
-	if old, ok := t.dialogQ.push(0, timed[uint64]{ev.Time, ev.Dialog}); ok { // the one answered first
+	key := legKey(ev.Dialog, free)
+	if old, ok := t.dialogQ.push(0, timed[uint64]{ev.Time, key}); ok { // the one answered first
 		t.endDialog(old.v, endEvicted)
 		t.dialogsEvicted.Add(1)
 	}
-	t.dialogs.put(ev.Dialog, dialogEntry{answered: ev.Time, node: node})
+	t.dialogs.put(key, dialogEntry{answered: ev.Time, node: node, leg: ev.Leg})
 	t.nodes[node].sessions.Add(1)
 	t.openDialogs.Store(int64(t.dialogs.len()))
 }
@@ -810,19 +842,38 @@ func (t *Tracker) endDialog(key uint64, reason int) {
 	n.ended[reason].Add(1)
 }
 
-// hangUp ends the session of dialog key, when one is open, before its
-// expiry (a BYE, a 481 or 408 inside it) for reason, and returns it.
-func (t *Tracker) hangUp(key uint64, reason int) (dialogEntry, bool) {
+// hangUp ends, before their expiry, the sessions of the dialog of ev (a
+// BYE, or a 481 or 408 to a request inside it) for reason: the session
+// of ev's leg, the BYE's path; when none is open on that leg (a BYE that
+// bypasses a proxy that did not record-route, or whose leg was seen under
+// other addresses), every session of the dialog, since the dialog has
+// ended. A BYE observes each session's duration.
+func (t *Tracker) hangUp(ev *TxEvent, reason int) {
+	for i := range maxLegs {
+		if d := t.dialogs.get(legKey(ev.Dialog, i)); d != nil && d.leg == ev.Leg {
+			t.hangUpLeg(ev, legKey(ev.Dialog, i), reason)
+			return
+		}
+	}
+	for i := range maxLegs {
+		t.hangUpLeg(ev, legKey(ev.Dialog, i), reason)
+	}
+}
+
+// hangUpLeg ends the session kept under key, when one is open.
+func (t *Tracker) hangUpLeg(ev *TxEvent, key uint64, reason int) {
 	d, ok := t.dialogs.del(key)
 	if !ok {
-		return d, false
+		return
 	}
 	t.dialogQ.deleted()
 	n := t.nodes[d.node]
 	n.sessions.Add(-1)
 	n.ended[reason].Add(1)
+	if reason == endBye {
+		n.duration.observe(ev.Time - d.answered)
+	}
 	t.openDialogs.Store(int64(t.dialogs.len()))
-	return d, true
 }
 
 // expire ends the transactions whose timeout has passed at now, the
