@@ -79,7 +79,7 @@ func TestTrackerSessions(t *testing.T) {
 	check("End", 1, 2, 1, 0)
 
 	want := `
-# HELP sip_sessions_active Established sessions: dialogs whose initial INVITE got a 2xx (each fork's dialog once) and that have not ended (sip_sessions_ended_total).
+# HELP sip_sessions_active Established sessions: dialogs whose initial INVITE got a 2xx (each fork's dialog once, on each leg once: both sides of a proxy are two sessions, each under the label set of its own INVITE) and that have not ended (sip_sessions_ended_total).
 # TYPE sip_sessions_active gauge
 sip_sessions_active{node="sbc1"} 1
 # HELP sip_sessions_ended_total Established sessions that ended, by reason: bye (a BYE from either side), no_dialog (a 481 Call/Transaction Does Not Exist to a request inside the dialog: the far end no longer has it, RFC 3261 §12.2.1.2), request_timeout (a 408 Request Timeout to a request inside the dialog, likewise), max_age (no BYE seen within --sip.session-max-age of the 2xx), evicted (the dialog table was full).

@@ -263,11 +263,17 @@ const (
 // included, count as such (sip_response_retransmissions_total) and not as
 // unmatched.
 //
-// An answered dialog is an established session (sip_sessions_active)
-// until a BYE from either side, a 481 (Call/Transaction Does Not Exist)
+// An answered dialog is an established session (sip_sessions_active) on
+// each leg it was answered on (the two hosts its 2xx travels between,
+// [TxEvent.Leg]: both sides of a proxy, which keeps Call-ID and tags, are
+// two sessions, each under the label set of its own INVITE), until a BYE
+// from either side on that leg, a 481 (Call/Transaction Does Not Exist)
 // or 408 (Request Timeout) to a request inside it (RFC 3261 §12.2.1.2:
 // the UAC ends the dialog), SessionMaxAge after its 2xx, or its eviction,
-// when MaxTransactions other dialogs are open. A registration is kept per
+// when MaxTransactions other sessions are open; a BYE on no answered leg
+// of its dialog (one that bypasses a proxy) ends them all. An initial
+// INVITE or REGISTER challenged with 401 or 407 and its re-send with
+// credentials are one attempt (see challengeEntry). A registration is kept per
 // address of record ([AORKey] of the To URI, in the canonical form of RFC
 // 3261 §10.3) in a table of at most MaxRegistrations until its expiry.
 type Tracker struct {
