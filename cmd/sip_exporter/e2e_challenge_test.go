@@ -3,8 +3,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -238,43 +236,21 @@ func challengeFigures(mfs map[string]*dto.MetricFamily) map[string]float64 {
 	return f
 }
 
-// runChallengePair runs the UAS of pair on uasIP over UDP and its UAC on
-// uacIP for challengeCalls calls, waits for both to exit 0 and returns what
-// they counted.
+// runChallengePair runs pair (runSIPpPair: over UDP, uasIP and uacIP,
+// challengeCalls calls) and returns what its two SIPp counted.
 func runChallengePair(dir string, pair sippPair, uasIP, uacIP string) (challengeTally, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	uas, err := startSIPp(ctx, "", filepath.Join(dir, "uas"), pair.uas, "u1", uasIP, challengeCalls, pair.uasArgs...)
-	if err != nil {
-		return challengeTally{}, err
-	}
-	if err := waitListening(uas.cmd.Process.Pid, "udp", uasIP, sippPort, uas.exited, 5*time.Second); err != nil {
-		cancel()
-		uas.wait()
-		return challengeTally{}, fmt.Errorf("UAS: %w%s", err, uas.details())
-	}
-	uac, err := startSIPp(ctx, "", filepath.Join(dir, "uac"), pair.uac, "u1", uacIP, challengeCalls,
-		"-r", strconv.Itoa(sippRate), net.JoinHostPort(uasIP, strconv.Itoa(sippPort)))
-	if err != nil {
-		cancel()
-		uas.wait()
-		return challengeTally{}, err
-	}
-	var failed []error
-	if err := uac.wait(); err != nil {
-		failed = append(failed, fmt.Errorf("UAC %s: %w%s", pair.uac, err, uac.details()))
-	}
-	if err := uas.wait(); err != nil {
-		failed = append(failed, fmt.Errorf("UAS %s: %w%s", pair.uas, err, uas.details()))
-	}
-	if len(failed) > 0 {
-		return challengeTally{}, errors.Join(failed...)
-	}
 	var tl challengeTally
-	if tl.uas, err = sippTallyOf(uas.scenario, uas.dir); err != nil {
+	if _, err := runSIPpPair(dir, pair, "u1", uasIP, uacIP, challengeCalls); err != nil {
 		return tl, err
 	}
-	if tl.first, err = sippFirstSent(uac.dir); err != nil {
+	uas, err := filepath.Abs(filepath.Join(sippDir, pair.uas))
+	if err != nil {
+		return tl, err
+	}
+	if tl.uas, err = sippTallyOf(uas, filepath.Join(dir, "uas")); err != nil {
+		return tl, err
+	}
+	if tl.first, err = sippFirstSent(filepath.Join(dir, "uac")); err != nil {
 		return tl, err
 	}
 	return tl, nil
