@@ -34,9 +34,10 @@ const earlySlots = 64
 
 // TrackerConfig configures a [Tracker].
 type TrackerConfig struct {
-	// MaxTransactions bounds the open transactions, and separately the
-	// answered dialogs waiting for their BYE (the established sessions).
-	// Past it the oldest is evicted.
+	// MaxTransactions bounds the open transactions, separately the
+	// answered dialogs waiting for their BYE (the established sessions,
+	// one per leg), and separately the challenges waiting for their
+	// re-send or its final response. Past it the oldest is evicted.
 	MaxTransactions int
 	// SessionMaxAge ends an established session whose BYE is never seen
 	// this long after its 2xx (sip_sessions_ended_total{reason="max_age"});
