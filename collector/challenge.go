@@ -94,6 +94,9 @@ func (c *challengeEntry) class() int {
 // attempt's SRD is measured) and its challenge waits for its final
 // response.
 func (t *Tracker) resend(ev *TxEvent, e *txEntry) bool {
+	if t.challenges.len() == 0 {
+		return false
+	}
 	key := retryKey(ev, e.node)
 	c := t.challenges.get(key)
 	if c == nil || c.flags&chResent != 0 {
@@ -173,6 +176,9 @@ func (t *Tracker) settle(ev *TxEvent, e *txEntry) {
 // one re-sent is forgotten (its transaction has ended and counted its
 // timeout).
 func (t *Tracker) expireChallenges(now int64) {
+	if t.challengeQ.held() == 0 {
+		return
+	}
 	for class := range 2 {
 		for t.challengeQ.due(class, now) {
 			if it, live := t.challengeQ.pop(class); live {

@@ -813,18 +813,22 @@ func (t *Tracker) dropReg(aor uint64) {
 // answered remembers the session of a 2xx to an initial INVITE, ev: one
 // per fork (dialog) and leg (the two hosts it travels between, in either
 // direction: both sides of a proxy are two sessions, each under the label
-// set of its own INVITE), until its BYE. A dialog answered on maxLegs legs
-// already gets no more.
+// set of its own INVITE), until its BYE. The leg takes the first free
+// slot of its dialog; a leg with a session in a slot before it has one
+// already (a second 2xx on one leg and dialog: another INVITE transaction
+// of it; one behind a slot freed by a BYE is not looked for, as a dialog's
+// 2xx all come before its BYE). A dialog answered on maxLegs legs already
+// gets no more. The first leg costs one lookup, as a dialog did before
+// legs.
 func (t *Tracker) answered(ev *TxEvent, node uint32) {
 	free := -1
 	for i := range maxLegs {
 		d := t.dialogs.get(legKey(ev.Dialog, i))
-		switch {
-		case d == nil:
-			if free < 0 {
-				free = i
-			}
-		case d.leg == ev.Leg:
+		if d == nil {
+			free = i
+			break
+		}
+		if d.leg == ev.Leg {
 			return
 		}
 	}
