@@ -144,11 +144,11 @@ func (t *Tracker) challenged(ev *TxEvent, e *txEntry, first int64) {
 	}
 	e.flags |= txSRD // the attempt's SRD is no longer this transaction's
 	key := retryKey(ev, e.node)
-	if old := t.challenges.get(key); old != nil {
+	if old, ok := t.challenges.del(key); ok {
 		// Another attempt waits for the same re-send (the same request
 		// challenged twice in one leg): it is given up.
 		t.challengeQ.deleted()
-		t.challengeEnded(*old, old.class())
+		t.challengeEnded(old, old.class())
 	}
 	if old, ok := t.challengeQ.push(chWaiting, timed[uint64]{ev.Time, key}); ok {
 		if o, ok := t.challenges.del(old.v); ok {
