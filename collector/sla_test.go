@@ -350,9 +350,9 @@ func TestTrackerAORSpellings(t *testing.T) {
 	tr := newTestTracker(t, DefaultTrackerConfig())
 	reg := func(i uint64, uri string, ms int64, flags TxEventFlags, expires int32) {
 		req := ev(n, i, ms, 0, MethodREGISTER, flags)
-		req.AOR = AORKey([]byte(uri))
+		req.Dialog = AORKey([]byte(uri))
 		resp := ev(n, i, ms+20, 200, MethodREGISTER, 0)
-		resp.AOR, resp.Expires = req.AOR, expires
+		resp.Dialog, resp.Expires = req.Dialog, expires
 		tr.Observe(&req)
 		tr.Observe(&resp)
 	}

@@ -34,9 +34,10 @@ const earlySlots = 64
 
 // TrackerConfig configures a [Tracker].
 type TrackerConfig struct {
-	// MaxTransactions bounds the open transactions, and separately the
-	// answered dialogs waiting for their BYE (the established sessions).
-	// Past it the oldest is evicted.
+	// MaxTransactions bounds the open transactions, separately the
+	// answered dialogs waiting for their BYE (the established sessions,
+	// one per leg), and separately the challenges waiting for their
+	// re-send or its final response. Past it the oldest is evicted.
 	MaxTransactions int
 	// SessionMaxAge ends an established session whose BYE is never seen
 	// this long after its 2xx (sip_sessions_ended_total{reason="max_age"});
@@ -100,6 +101,7 @@ const (
 	txNoReply                      // ACK: no response expected, never times out
 	txUnregister                   // REGISTER removing bindings (TxUnregister)
 	txInDialog                     // a request with a To tag, not CANCEL: inside a dialog (RFC 3261 §12.2.1.1)
+	txResent                       // an initial INVITE or REGISTER re-sent with credentials: its challenge is in Tracker.challenges
 )
 
 // seenSlots is how many distinct (code, To tag) responses a transaction
@@ -127,10 +129,28 @@ type regEntry struct {
 	node    uint32
 }
 
-// dialogEntry is one answered dialog waiting for its BYE.
+// dialogEntry is one answered leg of a dialog waiting for its BYE: an
+// established session. 16 bytes, no pointers.
 type dialogEntry struct {
-	answered int64 // capture time of the 2xx, ns
-	node     uint32
+	answered int64  // capture time of the 2xx, ns
+	node     uint32 // the label set of the leg's INVITE
+	leg      uint32 // TxEvent.Leg of the 2xx: the leg's two hosts
+}
+
+// maxLegs bounds the answered legs of one dialog that are tracked as
+// sessions: a capture point sees a dialog on one leg, on two (both sides
+// of a proxy), or on a few more when the request spirals through
+// application servers. Leg i of dialog key d is kept under legKey(d, i).
+const maxLegs = 4
+
+// legKey returns the key of slot i of the legs of dialog d: d itself for
+// the first, a hash of d and i for the others (not d xored with a
+// constant, which the salts of a looped file's passes could undo).
+func legKey(d uint64, i int) uint64 {
+	if i == 0 {
+		return d
+	}
+	return mix64(d + uint64(i)*0xd1b54a32d192ed03)
 }
 
 // The timeout classes of the transactions' queue.
@@ -154,19 +174,22 @@ type observer interface{ observe(ns int64) }
 // txNode holds the counts of one Node, kept here as they happen and read
 // by the exposition ([Tracker.Collect]).
 type txNode struct {
-	node        *Node
-	lv          []string // its label values
-	attempts    atomic.Uint64
-	timeouts    atomic.Uint64
-	outcomes    [numCodes]atomic.Uint64
-	respRetrans codeCounts // allocated per status code retransmitted
-	reqRetrans  [numMethods]atomic.Uint64
-	q850        [128]atomic.Uint64
-	sipCause    [numCodes]atomic.Uint64
-	srd         [3]observer // success, failure, challenge
-	rrd         [3]observer // success, failure, challenge
-	sdd         observer
-	duration    observer
+	node     *Node
+	lv       []string // its label values
+	attempts atomic.Uint64
+	timeouts atomic.Uint64
+	outcomes [numCodes]atomic.Uint64
+	// Digest challenges to session attempts and REGISTERs, by
+	// challengeIndex (401, 407).
+	challenges, regChallenges [2]atomic.Uint64
+	respRetrans               codeCounts // allocated per status code retransmitted
+	reqRetrans                [numMethods]atomic.Uint64
+	q850                      [128]atomic.Uint64
+	sipCause                  [numCodes]atomic.Uint64
+	srd                       [3]observer // success, failure, challenge (never re-sent)
+	rrd                       [3]observer // success, failure, challenge (never re-sent)
+	sdd                       observer
+	duration                  observer
 	// Established sessions (answered dialogs without BYE) and how they
 	// ended, indexed by endBye etc.
 	sessions atomic.Int64
@@ -241,29 +264,39 @@ const (
 // included, count as such (sip_response_retransmissions_total) and not as
 // unmatched.
 //
-// An answered dialog is an established session (sip_sessions_active)
-// until a BYE from either side, a 481 (Call/Transaction Does Not Exist)
+// An answered dialog is an established session (sip_sessions_active) on
+// each leg it was answered on (the two hosts its 2xx travels between,
+// [TxEvent.Leg]: both sides of a proxy, which keeps Call-ID and tags, are
+// two sessions, each under the label set of its own INVITE), until a BYE
+// from either side on that leg, a 481 (Call/Transaction Does Not Exist)
 // or 408 (Request Timeout) to a request inside it (RFC 3261 §12.2.1.2:
 // the UAC ends the dialog), SessionMaxAge after its 2xx, or its eviction,
-// when MaxTransactions other dialogs are open. A registration is kept per
+// when MaxTransactions other sessions are open; a BYE on no answered leg
+// of its dialog (one that bypasses a proxy) ends them all. An initial
+// INVITE or REGISTER challenged with 401 or 407 and its re-send with
+// credentials are one attempt (see challengeEntry). A registration is kept per
 // address of record ([AORKey] of the To URI, in the canonical form of RFC
 // 3261 §10.3) in a table of at most MaxRegistrations until its expiry.
 type Tracker struct {
 	cfg TrackerConfig
 
 	// Owned by the handling goroutine.
-	table     *txTable[txEntry]     // open transactions
-	txQ       expiryQueue[uint64]   // their keys by start: classes txInvite, txOther
-	dialogs   *txTable[dialogEntry] // answered dialogs waiting for their BYE
-	dialogQ   expiryQueue[uint64]   // their keys by the time of the 2xx
-	regs      *txTable[regEntry]    // addresses of record registered
-	regQ      expiryQueue[uint64]   // their keys by expiry
-	held      earlyResponses
-	nodeIndex map[*Node]uint32
-	nodes     []*txNode
-	lastNode  *Node
-	lastIndex uint32
-	clock     int64 // the tracker's time: the latest watermark or event time, ns
+	table   *txTable[txEntry]     // open transactions
+	txQ     expiryQueue[uint64]   // their keys by start: classes txInvite, txOther
+	dialogs *txTable[dialogEntry] // answered dialogs waiting for their BYE
+	dialogQ expiryQueue[uint64]   // their keys by the time of the 2xx
+	regs    *txTable[regEntry]    // addresses of record registered
+	regQ    expiryQueue[uint64]   // their keys by expiry
+	held    earlyResponses
+	// Challenges waiting for their re-send, or for the re-send's final
+	// response (see challengeEntry), by retryKey.
+	challenges *txTable[challengeEntry]
+	challengeQ expiryQueue[uint64] // classes chWaiting, chOpen
+	nodeIndex  map[*Node]uint32
+	nodes      []*txNode
+	lastNode   *Node
+	lastIndex  uint32
+	clock      int64 // the tracker's time: the latest watermark or event time, ns
 
 	mu        sync.Mutex // guards published
 	published []*txNode
@@ -324,6 +357,7 @@ func newTracker(cfg TrackerConfig, m trackerMetrics) *Tracker {
 		table:          newTxTable[txEntry](cfg.MaxTransactions),
 		dialogs:        newTxTable[dialogEntry](cfg.MaxTransactions),
 		regs:           newTxTable[regEntry](cfg.MaxRegistrations),
+		challenges:     newTxTable[challengeEntry](cfg.MaxTransactions),
 		nodeIndex:      map[*Node]uint32{},
 		trackerMetrics: m,
 	}
@@ -333,6 +367,11 @@ func newTracker(cfg TrackerConfig, m trackerMetrics) *Tracker {
 	t.txQ = newFIFOQueue(cfg.MaxTransactions, t.txLive, int64(cfg.InviteTimeout), int64(NonInviteTimeout))
 	t.dialogQ = newFIFOQueue(cfg.MaxTransactions, t.dialogLive, int64(cfg.SessionMaxAge))
 	t.regQ = newOrderedQueue(cfg.MaxRegistrations, t.regLive)
+	// A re-send's challenge lasts as long as its transaction waits for a
+	// final response: InviteTimeout (not restarted before its SRD is
+	// measured, and not needed after) or NonInviteTimeout.
+	t.challengeQ = newFIFOQueue(cfg.MaxTransactions, t.challengeLive, int64(NonInviteTimeout),
+		int64(max(cfg.InviteTimeout, NonInviteTimeout)))
 	t.held.q = newFIFOQueue(earlySlots, heldLive, int64(cmp.Or(cfg.EarlyResponseWindow, EarlyResponseWindow)))
 	return t
 }
@@ -433,6 +472,7 @@ func (t *Tracker) Advance(now int64) {
 // Advance.
 func (t *Tracker) End() {
 	t.expireTx(math.MaxInt64)
+	t.expireChallenges(math.MaxInt64)
 	t.publish()
 }
 
@@ -495,17 +535,23 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 		t.evicted.Add(1)
 	}
 	e := txEntry{start: ev.Time, node: idx, method: ev.Method}
-	if ev.Flags&TxToTag != 0 && ev.Method != MethodCANCEL {
+	// A REGISTER belongs to no dialog (RFC 3261 §10), whatever its To:
+	// its Dialog is its address of record.
+	if ev.Flags&TxToTag != 0 && ev.Method != MethodCANCEL && ev.Method != MethodREGISTER {
 		e.flags |= txInDialog
 	}
 	switch {
 	case ev.Method == MethodINVITE && ev.Flags&TxToTag == 0:
 		e.flags |= txInitial
-		mine.attempts.Add(1)
+		if !t.resend(ev, &e) {
+			mine.attempts.Add(1)
+		}
 	case ev.Method == MethodACK:
 		e.flags |= txNoReply
 	case ev.Method == MethodREGISTER:
-		mine.regAttempts.Add(1)
+		if !t.resend(ev, &e) {
+			mine.regAttempts.Add(1)
+		}
 		if ev.Flags&TxUnregister != 0 {
 			e.flags |= txUnregister
 		}
@@ -518,9 +564,7 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 		t.causes(ev, mine)
 	}
 	if ev.Method == MethodBYE {
-		if d, ok := t.hangUp(ev.Dialog, endBye); ok {
-			t.nodes[d.node].duration.observe(ev.Time - d.answered)
-		}
+		t.hangUp(ev, endBye)
 	}
 }
 
@@ -570,21 +614,22 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 	code := int(ev.Code)
 	t.causes(ev, mine)
 	owner := t.nodes[e.node]
-	delay := ev.Time - e.start
 	final := code >= 200
+	// A 401 or 407 to an initial INVITE or a REGISTER is no outcome: the
+	// request is re-sent with credentials, and the attempt's outcome and
+	// delay are those of the re-send, measured from the first request
+	// (firstRequest).
+	challenge := final && e.flags&txFinal == 0 && isChallenge(code) &&
+		(e.flags&txInitial != 0 || e.method == MethodREGISTER)
 	if e.flags&txInitial != 0 {
 		if e.flags&txSRD == 0 && (code >= 180 && code < 300) {
-			owner.srd[0].observe(delay)
+			owner.srd[0].observe(ev.Time - t.firstRequest(ev, e))
 			e.flags |= txSRD
 		}
-		if final && e.flags&txFinal == 0 {
+		if final && e.flags&txFinal == 0 && !challenge {
 			owner.outcomes[code-sipstatus.MinCode].Add(1)
 			if e.flags&txSRD == 0 {
-				if code == 401 || code == 407 {
-					owner.srd[2].observe(delay)
-				} else {
-					owner.srd[1].observe(delay)
-				}
+				owner.srd[1].observe(ev.Time - t.firstRequest(ev, e))
 				e.flags |= txSRD
 			}
 		}
@@ -595,16 +640,24 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 	if !final || e.flags&txFinal != 0 {
 		return
 	}
+	switch {
+	case challenge:
+		t.challenged(ev, e, t.firstRequest(ev, e))
+	case e.flags&txInitial != 0:
+		t.settle(ev, e)
+	}
+	delay := ev.Time - e.start
 	switch e.method {
 	case MethodREGISTER:
 		switch {
+		case challenge:
 		case code < 300:
-			owner.rrd[0].observe(delay)
+			owner.rrd[0].observe(ev.Time - t.firstRequest(ev, e))
+			t.settle(ev, e)
 			t.registered(ev, e)
-		case code == 401 || code == 407:
-			owner.rrd[2].observe(delay)
 		default:
-			owner.rrd[1].observe(delay)
+			owner.rrd[1].observe(ev.Time - t.firstRequest(ev, e))
+			t.settle(ev, e)
 		}
 	case MethodBYE:
 		owner.sdd.observe(delay)
@@ -621,9 +674,9 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 	if e.flags&txInDialog != 0 {
 		switch code {
 		case 481:
-			t.hangUp(ev.Dialog, endNoDialog)
+			t.hangUp(ev, endNoDialog)
 		case 408:
-			t.hangUp(ev.Dialog, endRequestTimeout)
+			t.hangUp(ev, endRequestTimeout)
 		}
 	}
 	e.flags |= txFinal
@@ -704,12 +757,13 @@ func latest(v *atomic.Int64, ns int64) {
 }
 
 // registered handles the first 2xx to a REGISTER transaction e: the
-// address of record ev.AOR is registered until the expiry the 2xx grants,
+// address of record ev.AOR() is registered until the expiry the 2xx grants,
 // or removed by an expiry of 0. A 2xx that grants none removes it when
 // the request removed bindings (TxUnregister), else changes nothing. A
 // refresh leaves the former expiry in the queue, stale.
 func (t *Tracker) registered(ev *TxEvent, e *txEntry) {
-	if ev.AOR == 0 {
+	aor := ev.AOR()
+	if aor == 0 {
 		return
 	}
 	exp := int64(ev.Expires)
@@ -720,18 +774,18 @@ func (t *Tracker) registered(ev *TxEvent, e *txEntry) {
 		exp = 0
 	}
 	expires := ev.Time + exp*int64(time.Second)
-	if r := t.regs.get(ev.AOR); r != nil {
+	if r := t.regs.get(aor); r != nil {
 		t.nodes[r.node].registrations.Add(-1)
 		switch {
 		case exp == 0:
-			t.regs.del(ev.AOR)
+			t.regs.del(aor)
 			t.regQ.deleted()
 			t.openRegs.Store(int64(t.regs.len()))
 			return
 		case r.expires != expires:
 			r.expires, r.node = expires, e.node
 			t.regQ.deleted()
-			t.regQ.push(0, timed[uint64]{expires, ev.AOR}) // no eviction: one fewer is live
+			t.regQ.push(0, timed[uint64]{expires, aor}) // no eviction: one fewer is live
 		default: // the same expiry: its item stands
 			r.node = e.node
 		}
@@ -739,11 +793,11 @@ func (t *Tracker) registered(ev *TxEvent, e *txEntry) {
 		if exp == 0 {
 			return
 		}
-		if old, ok := t.regQ.push(0, timed[uint64]{expires, ev.AOR}); ok { // the one expiring soonest
+		if old, ok := t.regQ.push(0, timed[uint64]{expires, aor}); ok { // the one expiring soonest
 			t.dropReg(old.v)
 			t.regsEvicted.Add(1)
 		}
-		t.regs.put(ev.AOR, regEntry{expires: expires, node: e.node})
+		t.regs.put(aor, regEntry{expires: expires, node: e.node})
 	}
 	t.nodes[e.node].registrations.Add(1)
 	t.openRegs.Store(int64(t.regs.len()))
@@ -756,17 +810,37 @@ func (t *Tracker) dropReg(aor uint64) {
 	t.nodes[r.node].registrations.Add(-1)
 }
 
-// answered remembers the dialog of a 2xx to an initial INVITE (one per
-// fork) until its BYE.
+// answered remembers the session of a 2xx to an initial INVITE, ev: one
+// per fork (dialog) and leg (the two hosts it travels between, in either
+// direction: both sides of a proxy are two sessions, each under the label
+// set of its own INVITE), until its BYE. The leg takes the first free
+// slot of its dialog; a leg with a session in a slot before it has one
+// already (a second 2xx on one leg and dialog: another INVITE transaction
+// of it; one behind a slot freed by a BYE is not looked for, as a dialog's
+// 2xx all come before its BYE). A dialog answered on maxLegs legs already
+// gets no more. The first leg costs one lookup, as a dialog did before
+// legs.
 func (t *Tracker) answered(ev *TxEvent, node uint32) {
-	if t.dialogs.get(ev.Dialog) != nil {
+	free := -1
+	for i := range maxLegs {
+		d := t.dialogs.get(legKey(ev.Dialog, i))
+		if d == nil {
+			free = i
+			break
+		}
+		if d.leg == ev.Leg {
+			return
+		}
+	}
+	if free < 0 {
 		return
 	}
-	if old, ok := t.dialogQ.push(0, timed[uint64]{ev.Time, ev.Dialog}); ok { // the one answered first
+	key := legKey(ev.Dialog, free)
+	if old, ok := t.dialogQ.push(0, timed[uint64]{ev.Time, key}); ok { // the one answered first
 		t.endDialog(old.v, endEvicted)
 		t.dialogsEvicted.Add(1)
 	}
-	t.dialogs.put(ev.Dialog, dialogEntry{answered: ev.Time, node: node})
+	t.dialogs.put(key, dialogEntry{answered: ev.Time, node: node, leg: ev.Leg})
 	t.nodes[node].sessions.Add(1)
 	t.openDialogs.Store(int64(t.dialogs.len()))
 }
@@ -779,19 +853,38 @@ func (t *Tracker) endDialog(key uint64, reason int) {
 	n.ended[reason].Add(1)
 }
 
-// hangUp ends the session of dialog key, when one is open, before its
-// expiry (a BYE, a 481 or 408 inside it) for reason, and returns it.
-func (t *Tracker) hangUp(key uint64, reason int) (dialogEntry, bool) {
+// hangUp ends, before their expiry, the sessions of the dialog of ev (a
+// BYE, or a 481 or 408 to a request inside it) for reason: the session
+// of ev's leg, the BYE's path; when none is open on that leg (a BYE that
+// bypasses a proxy that did not record-route, or whose leg was seen under
+// other addresses), every session of the dialog, since the dialog has
+// ended. A BYE observes each session's duration.
+func (t *Tracker) hangUp(ev *TxEvent, reason int) {
+	for i := range maxLegs {
+		if d := t.dialogs.get(legKey(ev.Dialog, i)); d != nil && d.leg == ev.Leg {
+			t.hangUpLeg(ev, legKey(ev.Dialog, i), reason)
+			return
+		}
+	}
+	for i := range maxLegs {
+		t.hangUpLeg(ev, legKey(ev.Dialog, i), reason)
+	}
+}
+
+// hangUpLeg ends the session kept under key, when one is open.
+func (t *Tracker) hangUpLeg(ev *TxEvent, key uint64, reason int) {
 	d, ok := t.dialogs.del(key)
 	if !ok {
-		return d, false
+		return
 	}
 	t.dialogQ.deleted()
 	n := t.nodes[d.node]
 	n.sessions.Add(-1)
 	n.ended[reason].Add(1)
+	if reason == endBye {
+		n.duration.observe(ev.Time - d.answered)
+	}
 	t.openDialogs.Store(int64(t.dialogs.len()))
-	return d, true
 }
 
 // expire ends the transactions whose timeout has passed at now, the
@@ -799,6 +892,7 @@ func (t *Tracker) hangUp(key uint64, reason int) (dialogEntry, bool) {
 // registrations whose expiry is at or before now.
 func (t *Tracker) expire(now int64) {
 	t.expireTx(now)
+	t.expireChallenges(now)
 	for t.dialogQ.due(0, now) {
 		if it, live := t.dialogQ.pop(0); live {
 			t.endDialog(it.v, endMaxAge)

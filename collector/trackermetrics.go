@@ -33,6 +33,7 @@ type trackerMetrics struct {
 	unmatchedDesc, earlyDesc                                                              *prometheus.Desc
 	sessionsDesc, endedDesc, regsDesc, regAttemptsDesc, regTimeoutsDesc                   *prometheus.Desc
 	optionsOKDesc, optionsFailedDesc, regsTrackedDesc, regsEvictedDesc                    *prometheus.Desc
+	challengesDesc, regChallengesDesc                                                     *prometheus.Desc
 	// peerLabels: the label sets have a peer (--config.file): the
 	// sip_peer_options_* families are exported.
 	peerLabels bool
@@ -123,31 +124,35 @@ func newTrackerMetrics(sip *SIP) trackerMetrics {
 	}
 	m := trackerMetrics{
 		srdVec: hist("sip_session_request_delay_seconds",
-			"Session request delay (SRD, RFC 6076 §4.3), seconds: from an initial INVITE to its first 18x or 2xx (outcome=\"success\"), else to its final response: 401 or 407 (outcome=\"challenge\": re-sent with credentials in a new transaction) or another failure (outcome=\"failure\").",
+			"Session request delay (SRD, RFC 6076 §4.3), seconds, of each session attempt: from its first INVITE (a challenged one: the challenge and the re-sent INVITE are within) to the first 18x or 2xx (outcome=\"success\"), else to its final response (outcome=\"failure\"), or to a 401 or 407 challenge that no INVITE re-sent within 64*T1 = 32 s (outcome=\"challenge\").",
 			DelayBuckets, "outcome"),
 		rrdVec: hist("sip_registration_request_delay_seconds",
-			"Registration request delay (RRD, RFC 6076 §4.1), seconds: from a REGISTER to its final response; outcome is success (2xx), challenge (401, 407) or failure.",
+			"Registration request delay (RRD, RFC 6076 §4.1), seconds, of each registration attempt: from its first REGISTER (a challenged one: the challenge and the re-sent REGISTER are within) to its final response, success (2xx) or failure, or to a 401 or 407 challenge that no REGISTER re-sent within 64*T1 = 32 s (outcome=\"challenge\").",
 			DelayBuckets, "outcome"),
 		sddVec: hist("sip_session_disconnect_delay_seconds",
 			"Session disconnect delay (SDD, RFC 6076 §4.4), seconds: from a BYE to its final response.",
 			DelayBuckets),
 		durationVec: hist("sip_session_duration_seconds",
-			"Session duration (SDT, RFC 6076 §4.5), seconds: from the 2xx of an initial INVITE to the first BYE of that dialog.",
+			"Session duration (SDT, RFC 6076 §4.5), seconds: from the 2xx of an initial INVITE to the first BYE of that dialog on the same leg (the same two hosts, either way; both sides of a proxy are two sessions).",
 			DurationBuckets),
 		attemptsDesc: prometheus.NewDesc("sip_session_attempts_total",
-			"Initial INVITE transactions (no To tag), each counted once, challenged ones included: the attempts of SER, SEER, ISA and SCR (RFC 6076 §4.6-4.9).", lbl(), nil),
+			"Session attempts: initial INVITE transactions (no To tag), each counted once; one challenged with 401 or 407 and the INVITE re-sent with credentials (same Call-ID and From tag, on the same leg, within 32 s) are one attempt. The attempts of SER, SEER, ISA and SCR (RFC 6076 §4.6-4.9).", lbl(), nil),
 		outcomesDesc: prometheus.NewDesc("sip_session_outcomes_total",
-			"Initial INVITE transactions by their final response, the first one seen (SER, SEER, ISA: RFC 6076 §4.6-4.8).", lbl("code", "class", "reason"), nil),
+			"Session attempts by their final response, the first one seen: that of the re-sent INVITE after a challenge, or the challenge (401, 407) when none was re-sent within 64*T1 = 32 s (SER, SEER, ISA: RFC 6076 §4.6-4.8).", lbl("code", "class", "reason"), nil),
+		challengesDesc: prometheus.NewDesc("sip_session_challenges_total",
+			"Digest challenges (401 Unauthorized, 407 Proxy Authentication Required; RFC 3261 §22) to the INVITEs of session attempts, each counted once; not outcomes: the INVITE re-sent with credentials is the same attempt.", lbl("code"), nil),
+		regChallengesDesc: prometheus.NewDesc("sip_registration_challenges_total",
+			"Digest challenges (401 Unauthorized, 407 Proxy Authentication Required; RFC 3261 §22) to REGISTERs, each counted once; the REGISTER re-sent with credentials is the same registration attempt.", lbl("code"), nil),
 		sessionsDesc: prometheus.NewDesc("sip_sessions_active",
-			"Established sessions: dialogs whose initial INVITE got a 2xx (each fork's dialog once) and that have not ended (sip_sessions_ended_total).", lbl(), nil),
+			"Established sessions: dialogs whose initial INVITE got a 2xx (each fork's dialog once, on each leg once: both sides of a proxy are two sessions, each under the label set of its own INVITE) and that have not ended (sip_sessions_ended_total).", lbl(), nil),
 		endedDesc: prometheus.NewDesc("sip_sessions_ended_total",
 			"Established sessions that ended, by reason: bye (a BYE from either side), no_dialog (a 481 Call/Transaction Does Not Exist to a request inside the dialog: the far end no longer has it, RFC 3261 §12.2.1.2), request_timeout (a 408 Request Timeout to a request inside the dialog, likewise), max_age (no BYE seen within --sip.session-max-age of the 2xx), evicted (the dialog table was full).", lbl("reason"), nil),
 		regsDesc: prometheus.NewDesc("sip_registrations_active",
 			"Addresses of record (To URI of REGISTER) with an unexpired registration: a 2xx to REGISTER granting a positive expiry (its Contact's expires parameter, else its Expires header, seconds; RFC 3261 §10.3) until then; an expiry of 0 removes it.", lbl(), nil),
 		regAttemptsDesc: prometheus.NewDesc("sip_registration_attempts_total",
-			"REGISTER transactions, each counted once, challenged ones included: the denominator of IRA (RFC 6076 §4.2).", lbl(), nil),
+			"Registration attempts: REGISTER transactions, each counted once; one challenged with 401 or 407 and the REGISTER re-sent with credentials (same Call-ID and From tag, on the same leg, within 32 s) are one attempt. The denominator of IRA (RFC 6076 §4.2).", lbl(), nil),
 		regTimeoutsDesc: prometheus.NewDesc("sip_registration_timeouts_total",
-			"REGISTER transactions that ended (64*T1 = 32 s, or end of the capture files) without a final response: ineffective registration attempts (IRA, RFC 6076 §4.2) with the failure outcomes of sip_registration_request_delay_seconds.", lbl(), nil),
+			"Registration attempts whose (last) REGISTER transaction ended (64*T1 = 32 s, or end of the capture files) without a final response: ineffective registration attempts (IRA, RFC 6076 §4.2) with the failure outcomes of sip_registration_request_delay_seconds.", lbl(), nil),
 		optionsOKDesc: prometheus.NewDesc("sip_peer_options_last_success_timestamp_seconds",
 			"Capture time, Unix seconds, of the last 2xx to an OPTIONS request (a keepalive) of this peer and direction; with --config.file only, absent until one is seen.", lbl(), nil),
 		optionsFailedDesc: prometheus.NewDesc("sip_peer_options_last_failure_timestamp_seconds",
@@ -157,7 +162,7 @@ func newTrackerMetrics(sip *SIP) trackerMetrics {
 		regsEvictedDesc: prometheus.NewDesc("sip_exporter_registrations_evicted_total",
 			"Registrations forgotten before they expired because the table was full (--sip.max-registrations; the one expiring soonest goes).", nil, nil),
 		timeoutsDesc: prometheus.NewDesc("sip_session_timeouts_total",
-			"Initial INVITE transactions that ended (timeout, or end of the capture files) without a final response.", lbl(), nil),
+			"Session attempts whose (last) initial INVITE transaction ended (timeout, or end of the capture files) without a final response.", lbl(), nil),
 		respRetransDesc: prometheus.NewDesc("sip_response_retransmissions_total",
 			"SIP responses that repeat a response of an open transaction (same code and To tag), the retransmitted subset of sip_responses_total (RFC 3261 §17).",
 			lbl("method", "code", "class", "reason"), nil),
@@ -173,7 +178,7 @@ func newTrackerMetrics(sip *SIP) trackerMetrics {
 		timedOutDesc: prometheus.NewDesc("sip_exporter_transactions_timed_out_total",
 			"SIP transactions that expired without a final response, by kind (invite, non_invite); ACKs excluded.", []string{"kind"}, nil),
 		dialogsDesc: prometheus.NewDesc("sip_exporter_dialogs",
-			"Answered SIP dialogs tracked until their BYE, for sip_session_duration_seconds and sip_sessions_active.", nil, nil),
+			"Answered SIP dialogs tracked until their BYE, one per leg, for sip_session_duration_seconds and sip_sessions_active.", nil, nil),
 		dialogsEvictedDesc: prometheus.NewDesc("sip_exporter_dialogs_evicted_total",
 			"Answered dialogs forgotten before their BYE because the dialog table was full (the oldest goes).", nil, nil),
 		unmatchedDesc: prometheus.NewDesc("sip_exporter_transaction_responses_unmatched_total",
@@ -217,7 +222,7 @@ func (t *trackerMetrics) describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{t.attemptsDesc, t.outcomesDesc, t.timeoutsDesc, t.respRetransDesc, t.reqRetransDesc,
 		t.causesDesc, t.openDesc, t.evictedDesc, t.timedOutDesc, t.dialogsDesc, t.dialogsEvictedDesc, t.unmatchedDesc, t.earlyDesc,
 		t.sessionsDesc, t.endedDesc, t.regsDesc, t.regAttemptsDesc, t.regTimeoutsDesc, t.optionsOKDesc, t.optionsFailedDesc,
-		t.regsTrackedDesc, t.regsEvictedDesc} {
+		t.regsTrackedDesc, t.regsEvictedDesc, t.challengesDesc, t.regChallengesDesc} {
 		ch <- d
 	}
 	t.srdVec.Describe(ch)
@@ -315,6 +320,10 @@ func (t *trackerMetrics) collect(ch chan<- prometheus.Metric, shards []*Tracker)
 		gauge(t.regsDesc, float64(sum(tns, func(n *txNode) uint64 { return uint64(n.registrations.Load()) })), lv...)
 		counter(t.regAttemptsDesc, sum(tns, func(n *txNode) uint64 { return n.regAttempts.Load() }), lv...)
 		counter(t.regTimeoutsDesc, sum(tns, func(n *txNode) uint64 { return n.regTimeouts.Load() }), lv...)
+		for i, code := range challengeCodes {
+			counter(t.challengesDesc, sum(tns, func(n *txNode) uint64 { return n.challenges[i].Load() }), with(code)...)
+			counter(t.regChallengesDesc, sum(tns, func(n *txNode) uint64 { return n.regChallenges[i].Load() }), with(code)...)
+		}
 		if t.peerLabels && first.node.Peer() != OtherPeer {
 			if ns := latest(tns, func(n *txNode) int64 { return n.optionsOK.Load() }); ns != 0 {
 				gauge(t.optionsOKDesc, unixSeconds(ns), lv...)

@@ -15,7 +15,7 @@ import (
 
 // ev builds an event of transaction i at ms milliseconds.
 func ev(n *Node, i uint64, ms int64, code uint16, m Method, flags TxEventFlags) TxEvent {
-	e := TxEvent{Time: 1_800_000_000e9 + ms*1e6, Key: mix64(i + 1), Dialog: mix64(i + 7), Node: n, Code: code, Method: m, Flags: flags, Q850Cause: -1, SIPCause: -1}
+	e := TxEvent{Time: 1_800_000_000e9 + ms*1e6, Key: mix64(i + 1), Dialog: mix64(i + 7), Retry: uint32(mix64(i + 11)), Node: n, Code: code, Method: m, Flags: flags, Q850Cause: -1, SIPCause: -1}
 	if code != 0 {
 		e.Flags |= TxResponse
 		e.ToTag = 42
@@ -96,10 +96,10 @@ sip_exporter_transactions_timed_out_total{kind="non_invite"} 1
 # TYPE sip_reason_causes_total counter
 sip_reason_causes_total{cause="17",node="sbc1",protocol="Q.850"} 1
 sip_reason_causes_total{cause="200",node="sbc1",protocol="SIP"} 1
-# HELP sip_session_attempts_total Initial INVITE transactions (no To tag), each counted once, challenged ones included: the attempts of SER, SEER, ISA and SCR (RFC 6076 §4.6-4.9).
+# HELP sip_session_attempts_total Session attempts: initial INVITE transactions (no To tag), each counted once; one challenged with 401 or 407 and the INVITE re-sent with credentials (same Call-ID and From tag, on the same leg, within 32 s) are one attempt. The attempts of SER, SEER, ISA and SCR (RFC 6076 §4.6-4.9).
 # TYPE sip_session_attempts_total counter
 sip_session_attempts_total{node="sbc1"} 1
-# HELP sip_session_timeouts_total Initial INVITE transactions that ended (timeout, or end of the capture files) without a final response.
+# HELP sip_session_timeouts_total Session attempts whose (last) initial INVITE transaction ended (timeout, or end of the capture files) without a final response.
 # TYPE sip_session_timeouts_total counter
 sip_session_timeouts_total{node="sbc1"} 0
 `

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"hash/maphash"
 	"math/bits"
+	"net/netip"
 )
 
 // TxEventFlags qualify a [TxEvent].
@@ -35,7 +36,10 @@ type TxEvent struct {
 	// of Call-ID, CSeq number, CSeq method and the branch of the top Via.
 	Key uint64
 	// Dialog identifies the dialog: [DialogKey] of Call-ID, From tag and To
-	// tag; it is the same in both directions.
+	// tag; it is the same in both directions. A REGISTER and its
+	// responses belong to no dialog (RFC 3261 §10): for them it is
+	// [AORKey] of the To URI, the address of record (§10.2) in its
+	// canonical form (§10.3 step 5), or 0 without one; see [TxEvent.AOR].
 	Dialog uint64
 	// Node is the counters' node of the message.
 	Node *Node
@@ -55,10 +59,26 @@ type TxEvent struct {
 	// Method is the CSeq method.
 	Method Method
 	Flags  TxEventFlags
-	// AOR is, for REGISTER and its responses, [AORKey] of the To URI: the
-	// address of record (RFC 3261 §10.2) in its canonical form (§10.3
-	// step 5); 0 otherwise.
-	AOR uint64
+	// Retry is [RetryKey] of Call-ID and From tag, of Call-ID alone for
+	// REGISTER and its responses. A request re-sent with credentials
+	// after a 401 or 407 keeps them (RFC 3261 §8.1.3.5, §22.2; a UA keeps
+	// the Call-ID of its REGISTERs to one registrar, §10.2, but some
+	// change the From tag): with Leg and Method it links a challenged
+	// initial INVITE or REGISTER to its re-send.
+	Retry uint32
+	// Leg is [LegKey] of the two hosts (IP addresses) between which the
+	// message travels, the same in both directions: the leg of a proxy or
+	// B2BUA that it belongs to.
+	Leg uint32
+}
+
+// AOR returns, for REGISTER and its responses, [AORKey] of the To URI
+// (kept in Dialog), or 0 without one; 0 for any other method.
+func (ev *TxEvent) AOR() uint64 {
+	if ev.Method != MethodREGISTER {
+		return 0
+	}
+	return ev.Dialog
 }
 
 // hashSeed seeds every hash of the package; made once per process.
@@ -164,6 +184,34 @@ func unhex(c byte) byte {
 		return c - 'A' + 10
 	}
 	return 16
+}
+
+// RetryKey returns [TxEvent.Retry] of a message: a 32-bit hash of its
+// Call-ID and its From tag ([TagHash]), which a request re-sent with
+// credentials after a challenge keeps (RFC 3261 §22.2). It does not
+// allocate.
+func RetryKey(callID []byte, fromTag uint32) uint32 {
+	return uint32(mix64(maphash.Bytes(hashSeed, callID)^uint64(fromTag)*0xc2b2ae3d27d4eb4f) >> 32)
+}
+
+// LegKey returns [TxEvent.Leg] of a message sent from a to b: a hash of
+// the two IP addresses (not the ports: a leg's requests and responses,
+// its ACK and BYE included, travel between the same two hosts, in either
+// direction, but not always between the same ports), the same for (a, b)
+// and (b, a). An IPv4 address and its IPv4-mapped IPv6 form are the same
+// host. It does not allocate.
+func LegKey(a, b netip.Addr) uint32 {
+	return uint32(mix64(hostHash(a)+hostHash(b)) >> 32)
+}
+
+// hostHash hashes an IP address for LegKey.
+func hostHash(a netip.Addr) uint64 {
+	b := a.As16()
+	hi := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+	lo := uint64(b[8])<<56 | uint64(b[9])<<48 | uint64(b[10])<<40 | uint64(b[11])<<32 |
+		uint64(b[12])<<24 | uint64(b[13])<<16 | uint64(b[14])<<8 | uint64(b[15])
+	return mix64(mix64(hi^0x9e3779b97f4a7c15) ^ lo)
 }
 
 // DialogKey returns the key of the dialog of a message: Call-ID and the two

@@ -354,8 +354,8 @@ func (pr *Producer) handle(o *decode.Origin, m *sip.Message) {
 func (p *Pipeline) shardOf(o *decode.Origin, m *sip.Message, msg *message) int {
 	var h uint64
 	switch {
-	case msg.hasTx && msg.tx.AOR != 0:
-		h = msg.tx.AOR
+	case msg.hasTx && msg.tx.AOR() != 0:
+		h = msg.tx.AOR()
 	case m.CallID != nil:
 		h = maphash.Bytes(p.seed, m.CallID)
 	case p.keys != nil:

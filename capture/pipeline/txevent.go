@@ -15,14 +15,16 @@ func txEvent(o *decode.Origin, m *sip.Message, n *collector.Node, ev *collector.
 	if m.CSeqMethod == nil || m.CallID == nil {
 		return false
 	}
-	toTag := collector.TagHash(m.ToTag)
+	toTag, fromTag := collector.TagHash(m.ToTag), collector.TagHash(m.FromTag)
 	// A looped capture file's later passes are other traffic with the
 	// same Call-IDs: their transactions and dialogs are others.
 	salt := uint64(o.Pass) * 0x9e3779b97f4a7c15
 	*ev = collector.TxEvent{
 		Time:      o.Time,
 		Key:       collector.TxKey(m.CallID, m.CSeq, m.CSeqMethod, m.ViaBranch) ^ salt,
-		Dialog:    collector.DialogKey(m.CallID, collector.TagHash(m.FromTag), toTag) ^ salt,
+		Dialog:    collector.DialogKey(m.CallID, fromTag, toTag) ^ salt,
+		Retry:     collector.RetryKey(m.CallID, fromTag) ^ uint32(salt>>32), // REGISTER's: below
+		Leg:       collector.LegKey(o.Src.Addr(), o.Dst.Addr()),
 		Node:      n,
 		ToTag:     toTag,
 		Method:    collector.MethodOf(m.CSeqMethod),
@@ -38,8 +40,15 @@ func txEvent(o *decode.Origin, m *sip.Message, n *collector.Node, ev *collector.
 	}
 	ev.Expires = collector.NoExpiry
 	if ev.Method == collector.MethodREGISTER {
+		// A UA keeps the Call-ID of its registrations with a registrar
+		// (RFC 3261 §10.2), but some put a new From tag in a REGISTER
+		// re-sent with credentials: its Retry is the Call-ID's alone.
+		ev.Retry = collector.RetryKey(m.CallID, 0) ^ uint32(salt>>32)
+		// No dialog (RFC 3261 §10): the Dialog of a REGISTER is its
+		// address of record.
+		ev.Dialog = 0
 		if m.ToURI != nil {
-			ev.AOR = collector.AORKey(m.ToURI)
+			ev.Dialog = collector.AORKey(m.ToURI)
 		}
 		// The expiry of a binding: the Contact's expires parameter, else
 		// the Expires header (RFC 3261 §10.2.1.1, §10.3 step 8).

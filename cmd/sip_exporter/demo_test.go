@@ -51,10 +51,12 @@ type demoTx struct {
 	attempts int         // initial INVITEs written
 	outcomes map[int]int // their final response codes
 	// byes counts the answered calls ended by a BYE: every one, so no
-	// session is active at the end. registers counts the REGISTER
-	// transactions; registered the addresses of record left registered:
-	// none, since the 200s grant no expiry (no Contact, no Expires).
-	byes, registers, registered int
+	// session is active at the end. registers counts the registration
+	// attempts (a REGISTER challenged and the one re-sent with credentials
+	// are one, RFC 6076 §4.1), regChallenges their 401s; registered the
+	// addresses of record left registered: none, since the 200s grant no
+	// expiry (no Contact, no Expires).
+	byes, registers, regChallenges, registered int
 	// delays holds every delay sample by histogram and outcome, keyed like
 	// demoTxValues: "sip_session_request_delay_seconds{outcome=success}".
 	delays map[string][]time.Duration
@@ -139,16 +141,16 @@ func (d *demoWriter) dialog(a, b endpoint, kind int) {
 	var mark time.Time
 	since := func() time.Duration { return d.t.Sub(mark) }
 	switch kind {
-	case 0: // REGISTER challenged, then accepted
-		d.tx.registers += 2
+	case 0: // REGISTER challenged, then accepted: one attempt, whose RRD
+		// runs from the first REGISTER, the challenge within (RFC 6076 §4.1)
+		d.tx.registers++
 		br := branch()
 		req("REGISTER", 1, br, "")
 		mark = d.t
 		resp(401, "REGISTER", 1, br, tag)
-		d.tx.observe("sip_registration_request_delay_seconds", "challenge", since())
+		d.tx.regChallenges++
 		br = branch()
 		req("REGISTER", 2, br, "")
-		mark = d.t
 		resp(200, "REGISTER", 2, br, tag)
 		d.tx.observe("sip_registration_request_delay_seconds", "success", since())
 	case 1: // OPTIONS keep-alive
@@ -272,7 +274,10 @@ func TestDemoCapture(t *testing.T) {
 //   - sip_sessions_ended_total{reason="bye"}: the BYEs written (every
 //     answered call has one, so sip_sessions_active is 0 and no session
 //     ends otherwise);
-//   - sip_registration_attempts_total: the REGISTERs written;
+//   - sip_registration_attempts_total: the registrations written (each a
+//     REGISTER challenged with 401 and one re-sent with credentials: one
+//     attempt), sip_registration_challenges_total{code="401"} their
+//     challenges, the other challenge series 0;
 //     sip_registrations_active 0, since the 200s written grant no expiry;
 //   - sip_session_timeouts_total, sip_registration_timeouts_total and every sip_request_retransmissions_total
 //     and sip_response_retransmissions_total series: 0, since every INVITE
@@ -305,7 +310,7 @@ func TestDemoTransactions(t *testing.T) {
 	// vacuous: every kind of sample is present.
 	for _, k := range []string{
 		"sip_session_request_delay_seconds{outcome=success}", "sip_session_request_delay_seconds{outcome=failure}",
-		"sip_registration_request_delay_seconds{outcome=success}", "sip_registration_request_delay_seconds{outcome=challenge}",
+		"sip_registration_request_delay_seconds{outcome=success}",
 		"sip_session_disconnect_delay_seconds", "sip_session_duration_seconds",
 	} {
 		if len(tx.delays[k]) == 0 {
@@ -370,6 +375,7 @@ var demoTxFamilies = []string{
 	"sip_session_disconnect_delay_seconds", "sip_session_duration_seconds",
 	"sip_sessions_active", "sip_sessions_ended_total", "sip_registrations_active",
 	"sip_registration_attempts_total", "sip_registration_timeouts_total",
+	"sip_session_challenges_total", "sip_registration_challenges_total",
 }
 
 // demoTxValues flattens the demoTxFamilies of an exposition: a counter as
@@ -432,6 +438,11 @@ func (x *demoTx) expected(mfs map[string]*dto.MetricFamily) map[string]float64 {
 		"sip_registrations_active":                         float64(x.registered),
 		"sip_registration_attempts_total":                  float64(x.registers),
 		"sip_registration_timeouts_total":                  0,
+		// Every REGISTER is challenged once with 401, no INVITE.
+		"sip_registration_challenges_total{code=401}": float64(x.regChallenges),
+		"sip_registration_challenges_total{code=407}": 0,
+		"sip_session_challenges_total{code=401}":      0,
+		"sip_session_challenges_total{code=407}":      0,
 	}
 	for code, n := range x.outcomes {
 		want["sip_session_outcomes_total{code="+strconv.Itoa(code)+"}"] = float64(n)

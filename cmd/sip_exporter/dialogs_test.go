@@ -238,11 +238,12 @@ func TestScriptedDialogs(t *testing.T) {
 			{ms: 100, method: "REGISTER", cseq: 2, branch: "z9hG4bKr2", fromTag: "a1"},
 			{ms: 130, fromB: true, method: "REGISTER", code: 200, cseq: 2, branch: "z9hG4bKr2", fromTag: "a1", toTag: "b1"},
 		}, map[string]float64{
-			"sip_registration_request_delay_seconds_count{outcome=challenge}": 1,
-			"sip_registration_request_delay_seconds_sum{outcome=challenge}":   0.02,
-			"sip_registration_request_delay_seconds_count{outcome=success}":   1,
-			"sip_registration_request_delay_seconds_sum{outcome=success}":     0.03,
-			"sip_registration_attempts_total":                                 2,
+			// One attempt, its RRD from the first REGISTER to the 200,
+			// the challenge within (RFC 6076 §4.1).
+			"sip_registration_request_delay_seconds_count{outcome=success}": 1,
+			"sip_registration_request_delay_seconds_sum{outcome=success}":   0.13,
+			"sip_registration_attempts_total":                               1,
+			"sip_registration_challenges_total{code=401}":                   1,
 		}},
 		{"re-invite", slices.Concat(answered(), []sipMsg{
 			{ms: 3000, method: "INVITE", cseq: 2, branch: "z9hG4bKre", fromTag: "a1", toTag: "b1"},

@@ -86,8 +86,9 @@ const (
 //     the UAS sent plus those the UAC received (every answered call rings
 //     first in split-uas.xml), outcome="failure" the other final responses;
 //   - sip_session_duration_seconds_count: the 200 OKs of INVITE the UAS
-//     sent (the proxy keeps Call-ID and tags, so both hops are one dialog,
-//     ended once by the first BYE).
+//     sent plus those the UAC received: a session per leg (the proxy keeps
+//     Call-ID and tags, but each hop is a leg of its own, between its own
+//     two hosts), each ended by the BYE of its leg.
 //
 // Subtest files: the traffic runs on lo (127.0.9.0/24) while the test
 // captures it with its own AF_PACKET socket into merged.pcap (kernel
@@ -409,7 +410,7 @@ func (r splitResult) figures() map[string]float64 {
 	f := map[string]float64{
 		figAttempts: float64(r.uac.sent[sippMessage{method: "INVITE"}] + r.uas.recv[sippMessage{method: "INVITE"}]),
 		figTimeouts: 0,
-		figDuration: float64(r.uas.sent[invite("200")]),
+		figDuration: float64(r.uas.sent[invite("200")] + r.uac.recv[invite("200")]),
 	}
 	var finals float64
 	for _, tally := range []map[sippMessage]int64{r.uac.recv, r.uas.sent} {

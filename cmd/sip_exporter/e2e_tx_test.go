@@ -51,9 +51,10 @@ var txSRDOutcome = map[string]string{"uas_invite.xml": "success", "uas_invite_re
 // histogram series, keyed like txScrape ("srd" is resolved with
 // txSRDOutcome).
 var txRTD = map[string]string{
-	"sdd":           "sip_session_disconnect_delay_seconds",
-	"rrd_challenge": "sip_registration_request_delay_seconds{outcome=challenge}",
-	"rrd_success":   "sip_registration_request_delay_seconds{outcome=success}",
+	"sdd": "sip_session_disconnect_delay_seconds",
+	// From the first REGISTER to the 200, the 401 challenge within: one
+	// registration attempt (RFC 6076 §4.1).
+	"rrd": "sip_registration_request_delay_seconds{outcome=success}",
 }
 
 // TestLiveTransactionsSIPp runs the real binary capturing on lo while SIPp
