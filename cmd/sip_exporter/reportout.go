@@ -231,7 +231,8 @@ func writeCounts(w io.Writer, ls *countsSummary, tracking bool) {
 
 	if ss := ls.Sessions; ss != nil && (ss.Attempts > 0 || ss.ActiveAtEnd > 0) {
 		rows := [][3]string{
-			{"attempts", fmt.Sprint(ss.Attempts), "initial INVITE transactions, challenged ones included"},
+			{"attempts", fmt.Sprint(ss.Attempts), "initial INVITE transactions; a challenged one and its re-send are one"},
+			{"challenged", fmt.Sprint(ss.Challenges), "401/407 answered by a re-send with credentials: not outcomes"},
 			{"answered", fmt.Sprint(ss.Answered), "2xx"},
 			{"timed out", fmt.Sprint(ss.Timeouts), "no final response"},
 			{"completed", fmt.Sprint(ss.Completed), "answered, then ended by a BYE"},
@@ -260,7 +261,8 @@ func writeCounts(w io.Writer, ls *countsSummary, tracking bool) {
 	}
 	if rs := ls.Registrations; rs != nil && rs.Attempts > 0 {
 		rows := [][3]string{
-			{"attempts", fmt.Sprint(rs.Attempts), "REGISTER transactions"},
+			{"attempts", fmt.Sprint(rs.Attempts), "REGISTER transactions; a challenged one and its re-send are one"},
+			{"challenged", fmt.Sprint(rs.Challenges), "401/407 answered by a re-send with credentials"},
 			{"failed", fmt.Sprint(rs.Failures), "final response other than 2xx, 401, 407"},
 			{"timed out", fmt.Sprint(rs.Timeouts), "no final response"},
 			{"registered at the end", fmt.Sprint(rs.ActiveAtEnd), "addresses of record"},

@@ -138,8 +138,12 @@ type responseSummary struct {
 // sessionSummary is about initial INVITE transactions (session attempts).
 // A ratio is null when its denominator is 0.
 type sessionSummary struct {
-	// Attempts are initial INVITE transactions, challenged ones included.
+	// Attempts are initial INVITE transactions; one challenged (401, 407)
+	// and its re-send with credentials are one attempt.
 	Attempts uint64 `json:"attempts"`
+	// Challenges are the 401 and 407 answered by a re-send: part of an
+	// attempt, not an outcome.
+	Challenges uint64 `json:"challenges"`
 	// Answered are attempts whose first final response was a 2xx.
 	Answered uint64 `json:"answered"`
 	// Timeouts are attempts without any final response (timed out, or
@@ -171,7 +175,8 @@ type sessionSummary struct {
 	// SCR, session completion ratio (RFC 6076 §4.9): Completed / Attempts.
 	SCR *float64 `json:"scr"`
 	// SRD, session request delay (RFC 6076 §4.3), by outcome: success
-	// (to the first 18x or 2xx), failure, challenge (401, 407).
+	// (to the first 18x or 2xx), failure, challenge (a 401 or 407 no
+	// re-send answered), each from the first request of the attempt.
 	SRD map[string]delaySummary `json:"srd_seconds"`
 	// ACDSeconds, average duration of the Completed sessions; null when
 	// none.
@@ -188,7 +193,11 @@ type outcomeSummary struct {
 
 // registrationSummary is about REGISTER transactions.
 type registrationSummary struct {
+	// Attempts are REGISTER transactions; one challenged and its re-send
+	// are one attempt.
 	Attempts uint64 `json:"attempts"`
+	// Challenges are the 401 and 407 answered by a re-send.
+	Challenges uint64 `json:"challenges"`
 	// Timeouts are REGISTERs without a final response.
 	Timeouts uint64 `json:"timeouts"`
 	// Failures are REGISTERs with a final response other than 2xx and
@@ -231,20 +240,22 @@ type labelKey struct{ node, peer, direction string }
 
 // tally gathers the series of one label set, or of all.
 type tally struct {
-	requests    map[string]*requestSummary
-	responses   map[[2]string]*responseSummary // code, method
-	tx, regs    bool                           // sessions, registrations tracked
-	attempts    float64
-	timeouts    float64
-	active      float64
-	outcomes    map[int]*outcomeSummary
-	srd         map[string]*bucketCounts
-	duration    bucketCounts
-	regAttempts float64
-	regTimeouts float64
-	regActive   float64
-	rrd         map[string]*bucketCounts
-	causes      map[[2]string]float64 // protocol, cause
+	requests      map[string]*requestSummary
+	responses     map[[2]string]*responseSummary // code, method
+	tx, regs      bool                           // sessions, registrations tracked
+	attempts      float64
+	challenges    float64
+	timeouts      float64
+	active        float64
+	outcomes      map[int]*outcomeSummary
+	srd           map[string]*bucketCounts
+	duration      bucketCounts
+	regAttempts   float64
+	regChallenges float64
+	regTimeouts   float64
+	regActive     float64
+	rrd           map[string]*bucketCounts
+	causes        map[[2]string]float64 // protocol, cause
 }
 
 func newTally() *tally {
@@ -382,6 +393,10 @@ func (t *tally) observe(name string, l map[string]string, m *dto.Metric) {
 		}
 	case "sip_session_attempts_total":
 		t.attempts += v
+	case "sip_session_challenges_total":
+		t.challenges += v
+	case "sip_registration_challenges_total":
+		t.regChallenges += v
 	case "sip_session_timeouts_total":
 		t.timeouts += v
 	case "sip_sessions_active":
@@ -471,7 +486,7 @@ func (t *tally) summary() countsSummary {
 			failures = uint64(b.count)
 		}
 		r := &registrationSummary{
-			Attempts: uint64(t.regAttempts), Timeouts: uint64(t.regTimeouts), Failures: failures,
+			Attempts: uint64(t.regAttempts), Challenges: uint64(t.regChallenges), Timeouts: uint64(t.regTimeouts), Failures: failures,
 			ActiveAtEnd: uint64(t.regActive), RRD: map[string]delaySummary{},
 		}
 		r.IRA = ratio(float64(r.Timeouts+r.Failures), t.regAttempts)
@@ -502,7 +517,7 @@ func (t *tally) summary() countsSummary {
 // sessions returns the session summary of t.
 func (t *tally) sessions() *sessionSummary {
 	s := &sessionSummary{
-		Attempts: uint64(t.attempts), Timeouts: uint64(t.timeouts), ActiveAtEnd: uint64(t.active),
+		Attempts: uint64(t.attempts), Challenges: uint64(t.challenges), Timeouts: uint64(t.timeouts), ActiveAtEnd: uint64(t.active),
 		Completed: uint64(t.duration.count), Outcomes: []outcomeSummary{}, SRD: map[string]delaySummary{},
 	}
 	var answered, ner, ser, seer, isa, redirected float64
