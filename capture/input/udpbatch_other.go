@@ -3,9 +3,23 @@
 package input
 
 import (
+	"context"
 	"net"
 	"net/netip"
 )
+
+// udpSocket is a UDP socket: where recvmmsg(2) is not available, a
+// net.UDPConn read through the runtime's poller.
+type udpSocket = net.UDPConn
+
+// listenUDPSocket opens a UDP socket on addr with lc.
+func listenUDPSocket(lc net.ListenConfig, addr string) (*udpSocket, error) {
+	pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UDPConn), nil
+}
 
 // udpBatch reads one datagram at a time where recvmmsg(2) is not
 // available.
@@ -17,7 +31,7 @@ type udpBatch struct {
 }
 
 // newUDPBatch prepares reads from c; size is ignored.
-func newUDPBatch(c *net.UDPConn, size int) (*udpBatch, error) {
+func newUDPBatch(c *udpSocket, size int) (*udpBatch, error) {
 	return &udpBatch{c: c, buf: make([]byte, 64<<10)}, nil
 }
 

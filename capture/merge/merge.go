@@ -60,13 +60,22 @@ type Config struct {
 //	clock threshold  C = L/10, at most 100 ms  a live clock is corrected once it is off by more
 //	skew window      W = 2C                    two clocks left uncorrected disagree by at most W:
 //	                                           responses held for their request (early), copies removed (dedup)
+//	read interval    R = C/10                  a live reader that found little waits this long before it
+//	                                           reads again (the HEP listener); its time of receipt is one
+//	                                           reading of the wall clock per read, at most R late
+//	release step     S = 5R = C/2              the merge wakes on the ticks of a grid of S (multiples of R
+//	                                           since the epoch), releasing a stretch of S at a time
 //
 // A clock within C of the exporter's is merged on its own times; two such
 // clocks are at most 2C = W apart, which the early-response window and
 // the dedup window cover, so that no skew is neither corrected nor
 // matched. C must exceed the AF_PACKET block timeout (a right kernel clock
 // whose packets waited in the ring is not "corrected"), and W stays below
-// T1 = 500 ms (a SIP retransmission is never a copy).
+// T1 = 500 ms (a SIP retransmission is never a copy). R keeps what a
+// reader's wait adds to a clock's apparent offset a tenth of C, and the
+// reader's and the merge's ticks fall together, so that a moderate source
+// costs the process one wake-up per R, not one per message: at the
+// default lateness R = 10 ms and S = 50 ms.
 const maxClockThreshold = 100 * time.Millisecond
 
 // ClockThreshold returns C of the time model: how far a live clock's
@@ -83,6 +92,27 @@ func (c Config) ClockThreshold() time.Duration {
 // W apart (the least dedup window).
 func (c Config) SkewWindow() time.Duration { return 2 * c.ClockThreshold() }
 
+// ReadInterval returns R of the time model, a tenth of
+// [Config.ClockThreshold] (10 ms at the default lateness), at least 1 µs:
+// how long a live reader that found little to read waits before it reads
+// again, so that a moderate source is read in batches. A reader that
+// waits until the next multiple of R since the Unix epoch wakes with the
+// merge, whose wake-ups fall on multiples of 5R.
+func (c Config) ReadInterval() time.Duration {
+	return max(c.ClockThreshold()/10, time.Microsecond)
+}
+
+// releaseStep returns S of the time model, 5R: the step of the grid of
+// times the merge wakes at while live messages are pending.
+func (c Config) releaseStep() time.Duration { return 5 * c.ReadInterval() }
+
+// untilTick returns the time from now (ns since the Unix epoch) to the
+// next multiple of step after it.
+func untilTick(now int64, step time.Duration) time.Duration {
+	s := int64(step)
+	return time.Duration(s - (now%s+s)%s)
+}
+
 // DefaultConfig returns the defaults of the exporter's flags.
 func DefaultConfig() Config {
 	return Config{Lateness: DefaultLateness, QueueSize: 1 << 14, MaxPending: 1 << 18, FullWait: DefaultFullWait}
@@ -95,10 +125,6 @@ const DefaultFullWait = 100 * time.Millisecond
 // DefaultLateness is the default of [Config.Lateness]: well above the
 // 64 ms TPACKET_V3 block timeout and the batching of HEP agents.
 const DefaultLateness = time.Second
-
-// wakeSlack is added to the time a live message becomes due, so that one
-// wake-up releases the messages of a stretch of time, not one each.
-const wakeSlack = 20 * time.Millisecond
 
 // idleTick is how often the merge moves its watermark on while live
 // inputs are quiet, so that the consumer's timeouts still expire.
@@ -134,10 +160,13 @@ type Sink[E any] interface {
 // over one UDP socket) keeps its own order, within the skew window of the
 // time model. A message that reaches the merge after the watermark passed
 // its time is handed on at once, as late. It sleeps while it has nothing to do:
-// until the earliest pending live message is due (plus 20 ms, so that one
-// wake-up releases many), until a producer wakes it (when it waits for any
-// data, or when a live queue is half full), and with live inputs at least
-// once a second to move the watermark on.
+// until the first tick of the release grid (S of the time model, 50 ms at
+// the default lateness) after the earliest pending live message is due, so
+// that one wake-up releases many and falls together with the other
+// shards' and the readers' (see [Config.ReadInterval]); until a producer
+// wakes it (when it waits for any data, or when a live queue is half
+// full); and with live inputs at least once a second to move the
+// watermark on.
 type Merger[E any] struct {
 	cfg  Config
 	sink Sink[E]
@@ -325,11 +354,13 @@ func (m *Merger[E]) Run(ctx context.Context) {
 		// message is due, or until the next idle tick.
 		var wait time.Duration = -1
 		if m.live.Load() {
-			wait = idleTick
+			// The first tick of the release grid after the earliest
+			// pending message is due, or after the idle tick.
+			at := now + int64(idleTick)
 			if len(m.ready) > 0 && !starved {
-				due := time.Duration(m.ready[0].front().t + int64(m.cfg.Lateness) - now)
-				wait = min(wait, max(due, 0)+wakeSlack)
+				at = max(min(at, m.ready[0].front().t+int64(m.cfg.Lateness)), now)
 			}
+			wait = time.Duration(at-now) + untilTick(at, m.cfg.releaseStep())
 		}
 		// Producers wake us only when no live message is pending (or an
 		// exact input is awaited): under steady live traffic the merge
@@ -702,9 +733,21 @@ func (in *Input[E]) Push(ctx context.Context, t int64, clockKey string, e *E) bo
 // capture file between them give the packet's number in the file, so that
 // the merged stream keeps the file's order.
 func (in *Input[E]) PushOrdered(ctx context.Context, t int64, order uint64, clockKey string, e *E) bool {
+	return in.PushReceived(ctx, t, order, 0, clockKey, e)
+}
+
+// PushReceived is PushOrdered for a message received at received (ns
+// since the Unix epoch): the time its producer read the batch that held
+// it, one reading of the wall clock per batch (a HEP listener's read of a
+// socket). A live input's clock-offset estimate takes it for the time of
+// receipt; 0 makes the input read the wall clock itself, per message.
+func (in *Input[E]) PushReceived(ctx context.Context, t int64, order uint64, received int64, clockKey string, e *E) bool {
 	var lane uint16
 	if in.kind == Live {
-		t, lane = in.correct(t, clockKey)
+		if received == 0 {
+			received = time.Now().UnixNano()
+		}
+		t, lane = in.correct(t, received, clockKey)
 	}
 	return in.push(ctx, t, order, lane, e)
 }
