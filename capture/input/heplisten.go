@@ -341,6 +341,9 @@ func (l *HEPListener) serveUDPWorker(i int) error {
 	if err != nil {
 		return fmt.Errorf("hep listener %s: %w", l.udp[i].LocalAddr(), err)
 	}
+	if len(l.cfg.AllowedNetworks) == 0 {
+		b.skipSenders() // only the allowlist reads them
+	}
 	for {
 		n, err := l.receiveUDP(b, l.udpD[i])
 		if err != nil {

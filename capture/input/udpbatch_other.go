@@ -45,6 +45,9 @@ func (b *udpBatch) read() (int, error) {
 	return 1, nil
 }
 
+// skipSenders does nothing here: a read gives the sender anyway.
+func (b *udpBatch) skipSenders() {}
+
 // datagram returns the datagram of the last read and its sender.
 func (b *udpBatch) datagram(int) ([]byte, netip.Addr) { return b.buf[:b.n], b.from }
 

@@ -181,6 +181,7 @@ type Merger[E any] struct {
 	waiting  atomic.Bool   // the merge sleeps until a producer wakes it
 	sleeping atomic.Bool   // the merge sleeps on its timer: wake it only for a half-full queue
 	wake     chan struct{} // capacity 1
+	_        [64]byte      // producers read the above per message; the merge writes the below
 
 	// Owned by the merge goroutine.
 	ready    []*lane[E] // lanes with pending messages: a heap by their earliest
@@ -441,12 +442,13 @@ func (m *Merger[E]) drain(inputs []*Input[E]) int {
 	n := 0
 	soft := max(m.cfg.MaxPending/2, 1)
 	for _, in := range inputs {
-		for k := 0; k < 4096; k++ {
+		// The queue's indices are read once and head stored once per
+		// run, not per message: each is a cache line the other side
+		// writes.
+		h, t := in.head.Load(), in.tail.Load()
+		start := h
+		for k := 0; k < 4096 && h != t; k++ {
 			if in.kind == Exact && in.drained && m.npending >= soft && in.last > m.laggard(inputs) {
-				break
-			}
-			h, t := in.head.Load(), in.tail.Load()
-			if h == t {
 				break
 			}
 			it := &in.buf[h&in.mask]
@@ -470,13 +472,17 @@ func (m *Merger[E]) drain(inputs []*Input[E]) int {
 					m.readyPush(l)
 				}
 			}
-			in.head.Store(h + 1)
-			n++
-			if in.waiting.Load() {
-				select {
-				case in.room <- struct{}{}:
-				default:
-				}
+			h++
+		}
+		if h == start {
+			continue
+		}
+		in.head.Store(h)
+		n += int(h - start)
+		if in.waiting.Load() {
+			select {
+			case in.room <- struct{}{}:
+			default:
 			}
 		}
 	}
@@ -655,8 +661,9 @@ type Input[E any] struct {
 	id      uint64     // order of creation: ties between inputs
 	lanes   []*lane[E] // by item.lane
 
-	// Owned by the producer: clocks of live inputs by key, and the timer
-	// of its waits on a full live queue.
+	// Owned by the producer: the head it last read, clocks of live
+	// inputs by key, and the timer of its waits on a full live queue.
+	seenHead  uint64
 	timer     *time.Timer
 	threshold int64
 	clocks    map[string]*clock
@@ -765,11 +772,17 @@ func (in *Input[E]) Progress(ctx context.Context, t int64) bool {
 	return in.push(ctx, t, 0, 0, nil)
 }
 
-// push queues message e (a progress mark when nil) at t.
+// push queues message e (a progress mark when nil) at t. It reads the
+// merge's head of the queue only when the copy it last read says the
+// queue is full or half full: that is a cache line the merge writes.
 func (in *Input[E]) push(ctx context.Context, t int64, order uint64, lane uint16, e *E) bool {
+	size := uint64(len(in.buf))
 	for {
 		tail := in.tail.Load()
-		if tail-in.head.Load() < uint64(len(in.buf)) {
+		if tail-in.seenHead >= size {
+			in.seenHead = in.head.Load()
+		}
+		if tail-in.seenHead < size {
 			it := &in.buf[tail&in.mask]
 			it.t, it.order, it.mark, it.lane = t, order, e == nil, lane
 			if e != nil {
@@ -777,12 +790,15 @@ func (in *Input[E]) push(ctx context.Context, t int64, order uint64, lane uint16
 			}
 			in.tail.Store(tail + 1)
 			in.m.signal()
-			if tail+1-in.head.Load() >= uint64(len(in.buf)/2) && in.m.sleeping.Load() {
-				// The merge sleeps until its pending messages are due;
-				// wake it before this queue fills.
-				select {
-				case in.m.wake <- struct{}{}:
-				default:
+			if tail+1-in.seenHead >= size/2 {
+				in.seenHead = in.head.Load()
+				if tail+1-in.seenHead >= size/2 && in.m.sleeping.Load() {
+					// The merge sleeps until its pending messages are
+					// due; wake it before this queue fills.
+					select {
+					case in.m.wake <- struct{}{}:
+					default:
+					}
 				}
 			}
 			return true

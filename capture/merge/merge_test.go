@@ -303,6 +303,29 @@ func BenchmarkPushDrain(b *testing.B) {
 	}
 }
 
+// BenchmarkPushDrainConcurrent is the merge's cost per message with the
+// producer and the merge on goroutines of their own, as they run: one
+// exact input, pushed into until it is full, drained as it fills.
+func BenchmarkPushDrainConcurrent(b *testing.B) {
+	m, _ := New[ev](DefaultConfig(), discard{})
+	in := m.Input(m.Source("a"), Exact, 0)
+	m.Seal()
+	ctx := context.Background()
+	done := make(chan struct{})
+	go func() {
+		m.Run(ctx)
+		close(done)
+	}()
+	b.ReportAllocs()
+	ts := int64(0)
+	for b.Loop() {
+		ts++
+		in.Push(ctx, ts, "", &ev{0, 1})
+	}
+	in.Close()
+	<-done
+}
+
 type discard struct{}
 
 func (discard) Message(int64, *ev, bool) {}
