@@ -311,13 +311,13 @@ func (m *Merger[E]) Watermark() int64 { return m.released.Load() }
 // find the others' messages handed on already.
 func (m *Merger[E]) Run(ctx context.Context) {
 	var inputs []*Input[E]
-	sealed := false
+	sealed, started := false, false
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	for {
 		if m.changed.Swap(false) {
-			inputs, sealed = m.prune(inputs)
+			inputs, sealed, started = m.prune(inputs)
 		}
 		now := time.Now().UnixNano()
 		drained := m.drain(inputs)
@@ -328,11 +328,13 @@ func (m *Merger[E]) Run(ctx context.Context) {
 			m.wm = w
 			m.released.Store(w)
 			m.sink.Advance(w)
-		case w == math.MaxInt64 && m.npending == 0 && !open:
+		case w == math.MaxInt64 && m.npending == 0 && !open && (started || sealed):
 			// Every input has ended (files read as fast as possible):
 			// time is over for whatever is still open. The time of the
 			// last message or progress comes first, as while an input was
 			// open: it may have closed in the same round as it got there.
+			// A merger that has had no input yet (HEP over TCP alone,
+			// before its first connection) waits for one, unless sealed.
 			if m.end > m.wm && m.wm != math.MaxInt64 {
 				m.wm = m.end
 				m.released.Store(m.end)
@@ -398,9 +400,9 @@ func (m *Merger[E]) Run(ctx context.Context) {
 }
 
 // prune drops inputs that are closed and empty from the merger's list and
-// returns a copy of the list in inputs' storage, and whether the merger is
-// sealed.
-func (m *Merger[E]) prune(inputs []*Input[E]) ([]*Input[E], bool) {
+// returns a copy of the list in inputs' storage, whether the merger is
+// sealed, and whether it has had any input.
+func (m *Merger[E]) prune(inputs []*Input[E]) (list []*Input[E], sealed, started bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	kept := m.inputs[:0]
@@ -411,7 +413,7 @@ func (m *Merger[E]) prune(inputs []*Input[E]) ([]*Input[E], bool) {
 	}
 	clear(m.inputs[len(kept):])
 	m.inputs = kept
-	return append(inputs[:0], kept...), m.sealed
+	return append(inputs[:0], kept...), m.sealed, m.nextID > 0
 }
 
 // anyHalfFull reports whether any input's queue is at least half full.

@@ -238,6 +238,27 @@ func TestClockAhead(t *testing.T) {
 	}
 }
 
+// TestLiveFirstInputLater: a merger that runs with no input yet (a HEP
+// listener over TCP alone, before its first connection) does not end its
+// time: the messages of a live input added later are merged in time, not
+// handed on as late, and the watermark follows the wall clock.
+func TestLiveFirstInputLater(t *testing.T) {
+	m, r := newTest(t, Config{Lateness: 50 * time.Millisecond, QueueSize: 64, MaxPending: 64})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.Run(ctx)
+	time.Sleep(20 * time.Millisecond) // the merge has looked at its (no) inputs
+	in := m.Input(m.Source("tcp://:9060"), Live, 0)
+	in.Push(ctx, time.Now().UnixNano(), "", &ev{0, 0})
+	r.waitFor(t, 1)
+	if _, _, late := r.snapshot(); late[0] {
+		t.Error("the first live input's message was handed on as late")
+	}
+	if w := m.Watermark(); w == math.MaxInt64 {
+		t.Error("the watermark ended time before any input was added")
+	}
+}
+
 // TestLiveDrop: a full live input whose merge does not run drops and
 // counts, after FullWait (none here), instead of blocking its producer.
 func TestLiveDrop(t *testing.T) {

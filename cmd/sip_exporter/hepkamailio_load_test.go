@@ -44,6 +44,7 @@ var kamLoadMix = []struct {
 // It runs only with SIP_EXPORTER_HEP_KAMAILIO_LOAD=1, as root (kamailio
 // and sipp on PATH). SIP_EXPORTER_BIN runs another binary (the one before
 // a change), SIP_EXPORTER_HEP_ARGS adds flags (space separated),
+// SIP_EXPORTER_HEP_TRANSPORT=tcp mirrors over TCP instead,
 // SIP_EXPORTER_HEP_PERF=FILE records the exporter with perf.
 func TestHEPKamailioLoad(t *testing.T) {
 	if os.Getenv("SIP_EXPORTER_HEP_KAMAILIO_LOAD") == "" {
@@ -63,15 +64,24 @@ func TestHEPKamailioLoad(t *testing.T) {
 	if bin == "" {
 		bin = buildExporter(t)
 	}
-	hepAddr := freeUDPAddrOn(t, kamLoadHEPIP)
-	args := []string{"--hep.listen-address=" + hepAddr, "--hep.transport=udp", "--log.level=warn"}
+	transport := envString("SIP_EXPORTER_HEP_TRANSPORT", "udp")
+	hepURI, hepAddr := "", freeUDPAddrOn(t, kamLoadHEPIP)
+	switch transport {
+	case "udp":
+		hepURI = "sip:" + hepAddr
+	case "tcp":
+		hepURI = "sip:" + hepAddr + ";transport=tcp"
+	default:
+		t.Fatalf("SIP_EXPORTER_HEP_TRANSPORT %q: udp or tcp", transport)
+	}
+	args := []string{"--hep.listen-address=" + hepAddr, "--hep.transport=" + transport, "--log.level=warn"}
 	args = append(args, strings.Fields(os.Getenv("SIP_EXPORTER_HEP_ARGS"))...)
 	e := startExporter(t, bin, args...)
-	source := "udp://" + hepAddr
+	source := transport + "://" + hepAddr
 	if err := e.waitSourceUp(source, "hep", 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	k := startKamailio(t, "", cfg, kamLoadKamailioIP, hepDefines("sip:"+hepAddr, kamailioCaptureID)...)
+	k := startKamailio(t, "", cfg, kamLoadKamailioIP, hepDefines(hepURI, kamailioCaptureID)...)
 	if err := waitListening(k.cmd.Process.Pid, "udp", kamLoadKamailioIP, sippPort, k.exited, 10*time.Second); err != nil {
 		t.Fatalf("kamailio: %v", err)
 	}
@@ -137,10 +147,12 @@ func TestHEPKamailioLoad(t *testing.T) {
 	dropped, _ := gaugeValue(mfs, "sip_exporter_messages_dropped_total", src)
 	received, _ := gaugeValue(mfs, "sip_exporter_hep_packets_received_total", src)
 	reads, hasReads := gaugeValue(mfs, "sip_exporter_hep_udp_reads_total", src)
+	offset, _ := gaugeValue(mfs, "sip_exporter_clock_offset_seconds", src)
 	cpu := time.Duration(cpu1-cpu0) * 10 * time.Millisecond // USER_HZ 100 on Linux
 	t.Logf("load average before %s, after %s", strings.Join(strings.Fields(string(load0))[:3], " "), strings.Join(strings.Fields(string(load1))[:3], " "))
 	t.Logf("%d calls/s for %v (SIPp done after %v): SIPp sent %d INVITEs, counted %d; received %.0f HEP packets (%.0f/s); kernel drops %.0f, merge late %.0f, dropped %.0f",
 		cps, dur, sendTime.Round(time.Millisecond), want.requests["INVITE"], got.requests["INVITE"], received, received/wall.Seconds(), kernel, late, dropped)
+	t.Logf("clock offset of Kamailio's node %.3f s", offset)
 	t.Logf("exporter CPU %v in %v: %.2f %% of a core, %.1f CPU-µs per HEP packet; %d context switches, %.3f per packet",
 		cpu, wall.Round(time.Millisecond), 100*cpu.Seconds()/wall.Seconds(), float64(cpu.Microseconds())/received, sw1-sw0, float64(sw1-sw0)/received)
 	if hasReads {
@@ -151,6 +163,9 @@ func TestHEPKamailioLoad(t *testing.T) {
 	}
 	if kernel != 0 || dropped != 0 {
 		t.Errorf("lost: %.0f kernel drops, %.0f dropped in the merge", kernel, dropped)
+	}
+	if late != 0 {
+		t.Errorf("%.0f messages late", late)
 	}
 }
 
