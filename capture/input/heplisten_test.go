@@ -410,6 +410,19 @@ func mustUDP(t *testing.T) *net.UDPConn {
 	return c
 }
 
+// unstampedPacket returns a HEPv3 packet of hepOK without timestamp
+// chunks: the listener stamps it with its time of receipt.
+func unstampedPacket(t *testing.T) []byte {
+	t.Helper()
+	b, err := hep.AppendV3(nil, &hep.Packet{Version: 3, IPFamily: hep.FamilyIPv4, IPProtocol: 17,
+		SrcIP: []byte{192, 0, 2, 1}, DstIP: []byte{192, 0, 2, 2}, SrcPort: 5060, DstPort: 5060,
+		ProtocolType: hep.ProtocolSIP, CaptureAgentID: 1, Payload: []byte(hepOK)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestHEPListenerUDPBatchClock: every datagram of one read gets the same
 // time of receipt, read from the wall clock after the read; a datagram
 // without timestamp chunks is stamped with it. Without an allowlist the
@@ -435,12 +448,7 @@ func TestHEPListenerUDPBatchClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.skipSenders()
-	unstamped, err := hep.AppendV3(nil, &hep.Packet{Version: 3, IPFamily: hep.FamilyIPv4, IPProtocol: 17,
-		SrcIP: []byte{192, 0, 2, 1}, DstIP: []byte{192, 0, 2, 2}, SrcPort: 5060, DstPort: 5060,
-		ProtocolType: hep.ProtocolSIP, CaptureAgentID: 1, Payload: []byte(hepOK)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	unstamped := unstampedPacket(t)
 	c, err := net.Dial("udp", l.UDPAddr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -513,12 +521,7 @@ func TestHEPListenerTCPReceived(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = l.ServeTCP(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	unstamped, err := hep.AppendV3(nil, &hep.Packet{Version: 3, IPFamily: hep.FamilyIPv4, IPProtocol: 6,
-		SrcIP: []byte{192, 0, 2, 1}, DstIP: []byte{192, 0, 2, 2}, SrcPort: 5060, DstPort: 5060,
-		ProtocolType: hep.ProtocolSIP, CaptureAgentID: 1, Payload: []byte(hepOK)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	unstamped := unstampedPacket(t)
 	c, err := net.Dial("tcp", l.TCPAddr().String())
 	if err != nil {
 		t.Fatal(err)

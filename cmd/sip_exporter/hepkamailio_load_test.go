@@ -45,7 +45,8 @@ var kamLoadMix = []struct {
 // and sipp on PATH). SIP_EXPORTER_BIN runs another binary (the one before
 // a change), SIP_EXPORTER_HEP_ARGS adds flags (space separated),
 // SIP_EXPORTER_HEP_TRANSPORT=tcp mirrors over TCP instead,
-// SIP_EXPORTER_HEP_PERF=FILE records the exporter with perf.
+// SIP_EXPORTER_HEP_PERF=FILE records the exporter with perf (as
+// TestHEPLoadUDP).
 func TestHEPKamailioLoad(t *testing.T) {
 	if os.Getenv("SIP_EXPORTER_HEP_KAMAILIO_LOAD") == "" {
 		t.Skip("set SIP_EXPORTER_HEP_KAMAILIO_LOAD=1 to run the Kamailio HEP load test (300 calls/s for 2 min)")
@@ -86,16 +87,7 @@ func TestHEPKamailioLoad(t *testing.T) {
 		t.Fatalf("kamailio: %v", err)
 	}
 	pid := e.cmd.Process.Pid
-	if out := os.Getenv("SIP_EXPORTER_HEP_PERF"); out != "" {
-		perf := exec.Command("perf", "record", "-F", "499", "-g", "-o", out, "-p", strconv.Itoa(pid))
-		if err := perf.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			_ = perf.Process.Signal(os.Interrupt)
-			_ = perf.Wait()
-		}()
-	}
+	defer startPerf(t, pid)()
 	load0, _ := os.ReadFile("/proc/loadavg")
 	cpu0, sw0 := procCPUTicks(t, pid), procSwitches(t, pid)
 	start := time.Now()
@@ -141,13 +133,8 @@ func TestHEPKamailioLoad(t *testing.T) {
 	}
 	want := newSIPCounts()
 	want.add(sent...)
-	src := map[string]string{"source": source}
-	kernel, _ := gaugeValue(mfs, "sip_exporter_packets_dropped_total", map[string]string{"source": source, "reason": "kernel"})
-	late, _ := gaugeValue(mfs, "sip_exporter_messages_late_total", src)
-	dropped, _ := gaugeValue(mfs, "sip_exporter_messages_dropped_total", src)
-	received, _ := gaugeValue(mfs, "sip_exporter_hep_packets_received_total", src)
-	reads, hasReads := gaugeValue(mfs, "sip_exporter_hep_udp_reads_total", src)
-	offset, _ := gaugeValue(mfs, "sip_exporter_clock_offset_seconds", src)
+	kernel, late, dropped, received, reads, hasReads := hepLoadCounters(mfs, source)
+	offset, _ := gaugeValue(mfs, "sip_exporter_clock_offset_seconds", map[string]string{"source": source})
 	cpu := time.Duration(cpu1-cpu0) * 10 * time.Millisecond // USER_HZ 100 on Linux
 	t.Logf("load average before %s, after %s", strings.Join(strings.Fields(string(load0))[:3], " "), strings.Join(strings.Fields(string(load1))[:3], " "))
 	t.Logf("%d calls/s for %v (SIPp done after %v): SIPp sent %d INVITEs, counted %d; received %.0f HEP packets (%.0f/s); kernel drops %.0f, merge late %.0f, dropped %.0f",

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/net/ipv4"
 
 	"github.com/sip-exporter/sip_exporter/capture/hep"
@@ -69,19 +70,7 @@ func TestHEPLoadUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := e.cmd.Process.Pid
-	if out := os.Getenv("SIP_EXPORTER_HEP_PERF"); out != "" {
-		// perf record of the exporter while the load runs.
-		// SIP_EXPORTER_HEP_PERF_EVENTS chooses what (default: -F 499).
-		pargs := append([]string{"record"}, strings.Fields(envString("SIP_EXPORTER_HEP_PERF_EVENTS", "-F 499"))...)
-		perf := exec.Command("perf", append(pargs, "-g", "-o", out, "-p", strconv.Itoa(pid))...)
-		if err := perf.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			_ = perf.Process.Signal(os.Interrupt)
-			_ = perf.Wait()
-		}()
-	}
+	defer startPerf(t, pid)()
 	cpu0, sw0 := procCPUTicks(t, pid), procSwitches(t, pid)
 	start := time.Now()
 	want, sent := sendHEPLoad(t, hepAddr, rate, dur, agents)
@@ -94,12 +83,7 @@ func TestHEPLoadUDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := map[string]string{"source": source}
-	kernel, _ := gaugeValue(mfs, "sip_exporter_packets_dropped_total", map[string]string{"source": source, "reason": "kernel"})
-	late, _ := gaugeValue(mfs, "sip_exporter_messages_late_total", src)
-	dropped, _ := gaugeValue(mfs, "sip_exporter_messages_dropped_total", src)
-	received, _ := gaugeValue(mfs, "sip_exporter_hep_packets_received_total", src)
-	reads, hasReads := gaugeValue(mfs, "sip_exporter_hep_udp_reads_total", src)
+	kernel, late, dropped, received, reads, hasReads := hepLoadCounters(mfs, source)
 	tick := 10 * time.Millisecond // USER_HZ 100 on Linux
 	cpu := time.Duration(cpu1-cpu0) * tick
 	perMsg := float64(cpu.Microseconds()) / float64(sent)
@@ -129,6 +113,39 @@ func TestHEPLoadUDP(t *testing.T) {
 			t.Errorf("%.2f CPU-µs per message, above %v", perMsg, limit)
 		}
 	}
+}
+
+// startPerf starts perf record of process pid when SIP_EXPORTER_HEP_PERF
+// names its output file (SIP_EXPORTER_HEP_PERF_EVENTS chooses what,
+// default -F 499), and returns the function that stops it.
+func startPerf(t *testing.T, pid int) func() {
+	t.Helper()
+	out := os.Getenv("SIP_EXPORTER_HEP_PERF")
+	if out == "" {
+		return func() {}
+	}
+	pargs := append([]string{"record"}, strings.Fields(envString("SIP_EXPORTER_HEP_PERF_EVENTS", "-F 499"))...)
+	perf := exec.Command("perf", append(pargs, "-g", "-o", out, "-p", strconv.Itoa(pid))...)
+	if err := perf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		_ = perf.Process.Signal(os.Interrupt)
+		_ = perf.Wait()
+	}
+}
+
+// hepLoadCounters returns what a load test reads of a HEP source: kernel
+// drops, late and dropped messages of the merge, HEP packets received and
+// UDP reads (hasReads false when the source has none: TCP).
+func hepLoadCounters(mfs map[string]*dto.MetricFamily, source string) (kernel, late, dropped, received, reads float64, hasReads bool) {
+	src := map[string]string{"source": source}
+	kernel, _ = gaugeValue(mfs, "sip_exporter_packets_dropped_total", map[string]string{"source": source, "reason": "kernel"})
+	late, _ = gaugeValue(mfs, "sip_exporter_messages_late_total", src)
+	dropped, _ = gaugeValue(mfs, "sip_exporter_messages_dropped_total", src)
+	received, _ = gaugeValue(mfs, "sip_exporter_hep_packets_received_total", src)
+	reads, hasReads = gaugeValue(mfs, "sip_exporter_hep_udp_reads_total", src)
+	return kernel, late, dropped, received, reads, hasReads
 }
 
 func envString(name, def string) string {
