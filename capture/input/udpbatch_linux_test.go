@@ -48,7 +48,7 @@ func TestHEPListenerUDPSocket(t *testing.T) {
 	t.Logf("receive buffer %d bytes", rcvbuf)
 	done := make(chan error, 1)
 	go func() { done <- l.ServeUDP(context.Background()) }()
-	time.Sleep(50 * time.Millisecond) // let the worker wait in ppoll
+	time.Sleep(50 * time.Millisecond) // let the worker park on the socket's epoll
 	l.Close()
 	select {
 	case err := <-done:
@@ -58,4 +58,19 @@ func TestHEPListenerUDPSocket(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not wake the worker waiting for its socket")
 	}
+}
+
+// TestHEPListenerUDPRearm: a worker that found nothing parks until a
+// datagram comes, again and again: its socket's one-shot epoll is armed
+// anew for every wait.
+func TestHEPListenerUDPRearm(t *testing.T) {
+	l, rec, st, _ := listenBatch(t, 1, nil)
+	serve(t, l)
+	for i := range 5 {
+		time.Sleep(30 * time.Millisecond) // past the read interval: the worker parks
+		sendFrom(t, 80, l.UDPAddr(), seqPacket(t, "r", i+1))
+		waitFor(t, 5*time.Second, "the datagram after a wait", func() bool { return rec.total() == i+1 })
+	}
+	checkOrder(t, rec)
+	t.Logf("%d reads for 5 datagrams", st.HEPUDPReads.Load())
 }
