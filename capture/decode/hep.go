@@ -28,6 +28,10 @@ type Origin struct {
 	// it, for TCP), or the HEP timestamp chunks (0x0009, 0x000a), or the
 	// time of receipt when a HEP packet has none.
 	Time int64
+	// Received is when the packet's source read it, in nanoseconds since
+	// the Unix epoch, as the source last said ([Decoder.SetReceived]: once
+	// per batch it reads); 0 when the source does not say.
+	Received int64
 	// Src and Dst are the transport addresses of the innermost IP header
 	// (of the HEP address and port chunks, for HEP). They are the zero
 	// AddrPort when unknown (a HEP packet without address chunks).
@@ -94,7 +98,10 @@ func (d *Decoder) HEP(b []byte) bool {
 	if p.TimestampSeconds != 0 || p.TimestampMicros != 0 {
 		o.Time = int64(p.TimestampSeconds)*1e9 + int64(p.TimestampMicros)*1e3
 	} else if o.Time == 0 {
-		o.Time = time.Now().UnixNano()
+		o.Time = o.Received
+		if o.Time == 0 {
+			o.Time = time.Now().UnixNano()
+		}
 	}
 	o.Src = addrPort(p.SrcIP, p.SrcPort)
 	o.Dst = addrPort(p.DstIP, p.DstPort)
@@ -103,6 +110,13 @@ func (d *Decoder) HEP(b []byte) bool {
 	*o = saved
 	return true
 }
+
+// SetReceived says that the packets decoded from now on were read at t
+// (ns since the Unix epoch; 0 for unknown): their messages' Origin.Received,
+// and the time of a HEP packet without timestamp chunks. A source that
+// reads in batches calls it once per batch, so that no message costs a
+// reading of the wall clock.
+func (d *Decoder) SetReceived(t int64) { d.origin.Received = t }
 
 // addrPort makes an AddrPort of a 4- or 16-byte address chunk; the zero
 // AddrPort for any other length.

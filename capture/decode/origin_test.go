@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket/layers"
 
@@ -81,4 +82,48 @@ func TestOrigin(t *testing.T) {
 			t.Errorf("origins %+v, want twice %+v", got, want)
 		}
 	})
+}
+
+// TestOriginReceived: the time of receipt a batch reader gives
+// (SetReceived) reaches the handler with each message, and is the capture
+// time of a HEP packet without timestamp chunks; without it such a packet
+// is stamped with the wall clock.
+func TestOriginReceived(t *testing.T) {
+	pkt := func(sec, usec uint32) []byte {
+		b, err := hep.AppendV3(nil, &hep.Packet{
+			IPFamily: hep.FamilyIPv4, IPProtocol: 17, ProtocolType: hep.ProtocolSIP,
+			SrcIP: []byte{198, 51, 100, 1}, DstIP: []byte{198, 51, 100, 2}, SrcPort: 5080, DstPort: 5090,
+			TimestampSeconds: sec, TimestampMicros: usec, CaptureAgentID: 7, Payload: []byte(ok.text),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var times, received []int64
+	d, err := decode.New(decode.DefaultConfig(), new(decode.Stats), func(o *decode.Origin, _ *sip.Message) {
+		times, received = append(times, o.Time), append(received, o.Received)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const at = 1_700_000_123_000_000_000
+	d.SetReceived(at)
+	d.HEP(pkt(1_700_000_000, 250))
+	d.HEP(pkt(0, 0))
+	d.SetReceived(0)
+	before := time.Now().UnixNano()
+	d.HEP(pkt(0, 0))
+	if len(times) != 3 {
+		t.Fatalf("%d messages, want 3", len(times))
+	}
+	if times[0] != 1_700_000_000_000_250_000 || received[0] != at {
+		t.Errorf("stamped packet: time %d, received %d; want 1700000000000250000, %d", times[0], received[0], int64(at))
+	}
+	if times[1] != at || received[1] != at {
+		t.Errorf("unstamped packet: time %d, received %d; want both %d", times[1], received[1], int64(at))
+	}
+	if times[2] < before || received[2] != 0 {
+		t.Errorf("unstamped packet, no time of receipt: time %d (want the wall clock, at least %d), received %d (want 0)", times[2], before, received[2])
+	}
 }

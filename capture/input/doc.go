@@ -12,7 +12,11 @@
 //     FreeSWITCH, Asterisk res_hep, heplify, captagent), with bounded
 //     connections; UDP is read in batches (recvmmsg), on one socket or
 //     on several sharing the port with SO_REUSEPORT, each with its own
-//     decoder; datagrams the kernel drops are counted.
+//     decoder, outside the runtime's poller: a worker whose read found
+//     little waits for the next tick of [HEPConfig.ReadInterval] (the
+//     socket holds what comes meanwhile) and reads the wall clock once
+//     per batch, so that a moderate source costs wake-ups per interval,
+//     not per datagram; datagrams the kernel drops are counted.
 //
 // Each source hands its packets to a [decode.Decoder] of its own and counts
 // what happens before decoding in its [Stats]; Stats.Decode holds the

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sip-exporter/sip_exporter/capture/decode"
@@ -47,14 +48,24 @@ type HEPConfig struct {
 	// them by a hash of their address and port, so the datagrams of one
 	// sender stay on one socket, in order.
 	UDPWorkers int
+	// ReadInterval is how long a UDP worker whose read did not fill its
+	// batch waits before it reads again: until the next multiple of
+	// ReadInterval since the Unix epoch, so that the workers and the
+	// merge (merge.Config.ReadInterval, whose value main gives here) wake
+	// together. The socket's buffer holds what comes meanwhile: a
+	// moderate source is read in batches, and costs a wake-up per
+	// interval, not per datagram. 0 reads again at once.
+	ReadInterval time.Duration
 }
 
 // DefaultHEPConfig returns UDP and TCP on :9060, 1,024 connections, 64
 // from one address, a 5 minute read (idle) timeout, a 10 second packet
-// timeout and 64 KiB packets, from any address, and one UDP socket.
+// timeout and 64 KiB packets, from any address, one UDP socket, and a
+// read interval of 10 ms (the merge's at its default lateness).
 func DefaultHEPConfig() HEPConfig {
 	return HEPConfig{Addr: ":9060", UDP: true, TCP: true, MaxConns: 1024, MaxConnsPerAddr: 64,
-		ReadTimeout: 5 * time.Minute, PacketTimeout: 10 * time.Second, MaxPacketBytes: 64 << 10, UDPWorkers: 1}
+		ReadTimeout: 5 * time.Minute, PacketTimeout: 10 * time.Second, MaxPacketBytes: 64 << 10, UDPWorkers: 1,
+		ReadInterval: 10 * time.Millisecond}
 }
 
 // MaxUDPWorkers bounds [HEPConfig.UDPWorkers].
@@ -65,11 +76,15 @@ const MaxUDPWorkers = 64
 // datagrams are written to become resident.
 const hepBatch = 64
 
-// hepBatchWait is how long a UDP worker waits after a read that did not
-// fill its batch, so that under steady traffic the next read finds a
-// batch: one wake-up per millisecond rather than one per datagram. At
-// 100,000 datagrams per second the socket holds about 100 meanwhile.
-const hepBatchWait = time.Millisecond
+// hepReadBuffer is the receive buffer asked for each UDP socket. The
+// kernel counts a datagram at its buffer's true size (about 2.3 KB for a
+// HEP packet of a 900-byte SIP message on loopback) and doubles what is
+// asked: 32 MiB hold about 14,000 such datagrams, 140 ms at 100,000 per
+// second, 14 read intervals, room for a reader that waits its interval
+// and then for the CPU. As root (CAP_NET_ADMIN) it is set past
+// net.core.rmem_max (SO_RCVBUFFORCE), else up to it. The memory is taken
+// only while datagrams wait.
+const hepReadBuffer = 16 << 20
 
 // hepFirstRead is the buffer a HEP TCP connection starts with: a SIP
 // message of a few kilobytes and its HEP chunks. It grows on demand,
@@ -82,7 +97,7 @@ const hepFirstRead = 4 << 10
 // path: decoded, authenticated, and its SIP payload scanned and handed on.
 type HEPListener struct {
 	cfg      HEPConfig
-	udp      []*net.UDPConn // one per worker
+	udp      []*udpSocket // one per worker
 	tcp      net.Listener
 	udpD     []*decode.Decoder // one per worker
 	udpStats *Stats
@@ -140,12 +155,11 @@ func (l *HEPListener) listenUDP() error {
 	}
 	at := addr.String()
 	for range l.cfg.UDPWorkers {
-		pc, err := lc.ListenPacket(context.Background(), "udp", at)
+		c, err := listenUDPSocket(lc, at)
 		if err != nil {
 			return fmt.Errorf("hep listener: %w", err)
 		}
-		c := pc.(*net.UDPConn)
-		_ = c.SetReadBuffer(8 << 20) // best effort: bursts from many agents
+		setReadBuffer(c, hepReadBuffer) // best effort
 		l.udp = append(l.udp, c)
 		at = c.LocalAddr().String()
 	}
@@ -155,7 +169,7 @@ func (l *HEPListener) listenUDP() error {
 // Validate checks cfg as [ListenHEP] does, without opening anything: at
 // least one transport, MaxConns, MaxConnsPerAddr and MaxPacketBytes (64 to
 // 1 MiB) in range, UDPWorkers 1 to [MaxUDPWorkers] with UDP, positive timeouts with PacketTimeout at most
-// ReadTimeout, and AllowedNetworks of network addresses. The error names
+// ReadTimeout, ReadInterval 0 to 1 s, and AllowedNetworks of network addresses. The error names
 // the address and the value.
 func (cfg HEPConfig) Validate() error {
 	switch {
@@ -173,6 +187,8 @@ func (cfg HEPConfig) Validate() error {
 		return fmt.Errorf("hep listener %s: packet timeout %v: must be positive and at most the read timeout %v", cfg.Addr, cfg.PacketTimeout, cfg.ReadTimeout)
 	case cfg.UDP && (cfg.UDPWorkers < 1 || cfg.UDPWorkers > MaxUDPWorkers):
 		return fmt.Errorf("hep listener %s: UDP workers %d: must be 1..%d", cfg.Addr, cfg.UDPWorkers, MaxUDPWorkers)
+	case cfg.ReadInterval < 0 || cfg.ReadInterval > time.Second:
+		return fmt.Errorf("hep listener %s: read interval %v: must be 0 to 1s", cfg.Addr, cfg.ReadInterval)
 	}
 	for _, p := range cfg.AllowedNetworks {
 		if !p.IsValid() || p != p.Masked() {
@@ -277,13 +293,17 @@ func (l *HEPListener) ServeUDP(ctx context.Context) error {
 	// statsInterval off the read path; after a reopening they add to
 	// those of the sockets before.
 	base := l.udpStats.KernelDrops.Load()
+	socks := make([]syscall.Conn, len(l.udp))
+	for i, c := range l.udp {
+		socks[i] = c
+	}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
 		t := time.NewTicker(statsInterval)
 		defer t.Stop()
 		for {
-			if n, ok := udpSocketDrops(l.udp...); ok {
+			if n, ok := udpSocketDrops(socks...); ok {
 				l.udpStats.KernelDrops.Store(base + n)
 			}
 			select {
@@ -312,13 +332,17 @@ func (l *HEPListener) ServeUDP(ctx context.Context) error {
 }
 
 // serveUDPWorker reads batches from UDP socket i into decoder i until a
-// read fails. A read that did not fill the batch is followed by a wait of
-// hepBatchWait, so that steady traffic is read in batches, not a datagram
-// per wake-up.
+// read fails. A read that did not fill the batch is followed by a wait
+// until the next tick of ReadInterval, so that steady traffic is read in
+// batches, not a datagram per wake-up; a read that finds nothing waits
+// for the socket (no wake-ups while the source is silent).
 func (l *HEPListener) serveUDPWorker(i int) error {
 	b, err := newUDPBatch(l.udp[i], hepBatch)
 	if err != nil {
 		return fmt.Errorf("hep listener %s: %w", l.udp[i].LocalAddr(), err)
+	}
+	if len(l.cfg.AllowedNetworks) == 0 {
+		b.skipSenders() // only the allowlist reads them
 	}
 	for {
 		n, err := l.receiveUDP(b, l.udpD[i])
@@ -326,21 +350,34 @@ func (l *HEPListener) serveUDPWorker(i int) error {
 			return fmt.Errorf("hep listener %s: read: %w", l.udp[i].LocalAddr(), err)
 		}
 		if n < b.size() {
-			time.Sleep(hepBatchWait)
+			sleepTick(l.cfg.ReadInterval)
 		}
 	}
 }
 
+// sleepTick waits until the next multiple of step since the Unix epoch
+// (at once for step 0): readers on one grid wake together, and with the
+// merge, whose grid is a multiple of theirs.
+func sleepTick(step time.Duration) {
+	if step <= 0 {
+		return
+	}
+	s := int64(step)
+	time.Sleep(time.Duration(s - time.Now().UnixNano()%s))
+}
+
 // receiveUDP reads one batch of datagrams (at least one: it waits) and
 // decodes them in order into d: the whole per-packet path of the UDP
-// listener. With AllowedNetworks, a datagram from elsewhere is dropped and
-// counted (reason not_allowed) undecoded. It returns how many datagrams
-// the batch held.
+// listener. The wall clock is read once, after the read: the batch's
+// time of receipt ([decode.Decoder.SetReceived]). With AllowedNetworks, a
+// datagram from elsewhere is dropped and counted (reason not_allowed)
+// undecoded. It returns how many datagrams the batch held.
 func (l *HEPListener) receiveUDP(b *udpBatch, d *decode.Decoder) (int, error) {
 	n, err := b.read()
 	if err != nil {
 		return 0, err
 	}
+	d.SetReceived(time.Now().UnixNano())
 	l.udpStats.HEPUDPReads.Add(1)
 	check := len(l.cfg.AllowedNetworks) > 0
 	for i := range n {
@@ -453,6 +490,10 @@ func (l *HEPListener) ServeTCP(ctx context.Context) error {
 // starts at hepFirstRead bytes and doubles when a packet fills it, up to
 // the packet's length field (never past MaxPacketBytes): a connection
 // holds about twice what it has sent of its current packet.
+//
+// The wall clock is read once per read of the connection: the time of
+// receipt of the packets it completes ([decode.Decoder.SetReceived]) and
+// of their deadlines.
 func (l *HEPListener) serveConn(raw net.Conn) CloseReason {
 	// The packet deadline starts at the first byte on the wire, under
 	// TLS too (where a record is decrypted only once complete): a
@@ -478,6 +519,9 @@ func (l *HEPListener) serveConn(raw net.Conn) CloseReason {
 	have := 0
 	for {
 		n, err := c.Read(buf[have:])
+		if n > 0 {
+			d.SetReceived(pc.last.UnixNano())
+		}
 		completed := false
 		have += n
 		data := buf[:have]
@@ -516,11 +560,11 @@ func (l *HEPListener) serveConn(raw net.Conn) CloseReason {
 		case completed && have == 0:
 			// Between packets: idle until the next byte arrives.
 			pc.idle = true
-			_ = raw.SetReadDeadline(time.Now().Add(l.cfg.ReadTimeout))
+			_ = raw.SetReadDeadline(pc.last.Add(l.cfg.ReadTimeout))
 		case completed:
 			// The next packet came with this read: it must be
 			// complete within PacketTimeout of now.
-			_ = raw.SetReadDeadline(time.Now().Add(l.cfg.PacketTimeout))
+			_ = raw.SetReadDeadline(pc.last.Add(l.cfg.PacketTimeout))
 		}
 		if err != nil {
 			var ne net.Error
@@ -548,15 +592,19 @@ type pacedConn struct {
 	net.Conn
 	idle   bool          // between packets; set by serveConn
 	packet time.Duration // PacketTimeout
+	last   time.Time     // when the latest read that got bytes returned
 }
 
-// Read reads from the connection and starts the packet deadline at the
-// first byte after an idle period.
+// Read reads from the connection, notes the time, and starts the packet
+// deadline at the first byte after an idle period.
 func (c *pacedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 && c.idle {
-		c.idle = false
-		_ = c.Conn.SetReadDeadline(time.Now().Add(c.packet))
+	if n > 0 {
+		c.last = time.Now()
+		if c.idle {
+			c.idle = false
+			_ = c.Conn.SetReadDeadline(c.last.Add(c.packet))
+		}
 	}
 	return n, err
 }

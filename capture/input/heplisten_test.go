@@ -409,3 +409,135 @@ func mustUDP(t *testing.T) *net.UDPConn {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// unstampedPacket returns a HEPv3 packet of hepOK without timestamp
+// chunks: the listener stamps it with its time of receipt.
+func unstampedPacket(t *testing.T) []byte {
+	t.Helper()
+	b, err := hep.AppendV3(nil, &hep.Packet{Version: 3, IPFamily: hep.FamilyIPv4, IPProtocol: 17,
+		SrcIP: []byte{192, 0, 2, 1}, DstIP: []byte{192, 0, 2, 2}, SrcPort: 5060, DstPort: 5060,
+		ProtocolType: hep.ProtocolSIP, CaptureAgentID: 1, Payload: []byte(hepOK)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestHEPListenerUDPBatchClock: every datagram of one read gets the same
+// time of receipt, read from the wall clock after the read; a datagram
+// without timestamp chunks is stamped with it. Without an allowlist the
+// senders are not asked for, and the read allocates nothing.
+func TestHEPListenerUDPBatchClock(t *testing.T) {
+	cfg := DefaultHEPConfig()
+	cfg.Addr, cfg.TCP = "127.0.0.1:0", false
+	var times, received []int64
+	st := new(Stats)
+	d, err := decode.New(decode.DefaultConfig(), &st.Decode, func(o *decode.Origin, _ *sip.Message) {
+		times, received = append(times, o.Time), append(received, o.Received)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ListenHEP(cfg, []*decode.Decoder{d}, st, nil, new(Stats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	b, err := newUDPBatch(l.udp[0], hepBatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.skipSenders()
+	unstamped := unstampedPacket(t)
+	c, err := net.Dial("udp", l.UDPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 5 {
+		if _, err := c.Write(unstamped); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := time.Now().UnixNano()
+	n, err := l.receiveUDP(b, d)
+	after := time.Now().UnixNano()
+	if err != nil || n != 5 {
+		t.Fatalf("read %d (%v), want the 5 datagrams sent", n, err)
+	}
+	for i := range received {
+		if received[i] < before || received[i] > after || received[i] != received[0] || times[i] != received[i] {
+			t.Errorf("datagram %d: time %d, received %d; want one time of receipt in [%d, %d] for the batch", i, times[i], received[i], before, after)
+		}
+	}
+	if _, from := b.datagram(0); from.IsValid() {
+		t.Errorf("sender %v read without an allowlist", from)
+	}
+	// AllocsPerRun reads 5 batches of 16 (one to warm up).
+	b, err = newUDPBatch(l.udp[0], 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.skipSenders()
+	for range 6 * 16 {
+		if _, err := c.Write(unstamped); err != nil {
+			t.Fatal(err)
+		}
+	}
+	times, received = make([]int64, 0, 128), make([]int64, 0, 128)
+	if a := testing.AllocsPerRun(4, func() {
+		if _, err := l.receiveUDP(b, d); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("%.1f allocations per batch, want 0", a)
+	}
+}
+
+// TestHEPListenerTCPReceived: the packets a TCP read completes get the
+// time of that read as their time of receipt, the capture time of those
+// without timestamp chunks.
+func TestHEPListenerTCPReceived(t *testing.T) {
+	cfg := DefaultHEPConfig()
+	cfg.Addr, cfg.UDP = "127.0.0.1:0", false
+	var mu sync.Mutex
+	var times, received []int64
+	newDec := func() (*decode.Decoder, func()) {
+		d, err := decode.New(decode.DefaultConfig(), new(decode.Stats), func(o *decode.Origin, _ *sip.Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			times, received = append(times, o.Time), append(received, o.Received)
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		return d, nil
+	}
+	l, err := ListenHEP(cfg, nil, new(Stats), newDec, new(Stats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = l.ServeTCP(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	unstamped := unstampedPacket(t)
+	c, err := net.Dial("tcp", l.TCPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	before := time.Now().UnixNano()
+	if _, err := c.Write(append(append([]byte{}, unstamped...), unstamped...)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "two packets over TCP", func() bool { mu.Lock(); defer mu.Unlock(); return len(times) == 2 })
+	after := time.Now().UnixNano()
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range times {
+		if received[i] < before || received[i] > after || times[i] != received[i] {
+			t.Errorf("packet %d: time %d, received %d; want the time of its read, in [%d, %d]", i, times[i], received[i], before, after)
+		}
+	}
+}

@@ -18,3 +18,16 @@ func reusePort(_, _ string, c syscall.RawConn) error {
 	}
 	return serr
 }
+
+// setReadBuffer asks for a receive buffer of bytes for s (the kernel
+// doubles it): past net.core.rmem_max with SO_RCVBUFFORCE when the
+// process may (CAP_NET_ADMIN), else as far as SO_RCVBUF goes.
+func setReadBuffer(s *udpSocket, bytes int) {
+	var serr error
+	if err := s.raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bytes)
+	}); err == nil && serr == nil {
+		return
+	}
+	_ = s.SetReadBuffer(bytes)
+}

@@ -12,3 +12,7 @@ import (
 func reusePort(_, _ string, _ syscall.RawConn) error {
 	return errors.New("several UDP sockets on one address (SO_REUSEPORT) are only supported on Linux")
 }
+
+// setReadBuffer asks for a receive buffer of bytes for s, as far as the
+// system allows.
+func setReadBuffer(s *udpSocket, bytes int) { _ = s.SetReadBuffer(bytes) }

@@ -3,9 +3,23 @@
 package input
 
 import (
+	"context"
 	"net"
 	"net/netip"
 )
+
+// udpSocket is a UDP socket: where recvmmsg(2) is not available, a
+// net.UDPConn read through the runtime's poller.
+type udpSocket = net.UDPConn
+
+// listenUDPSocket opens a UDP socket on addr with lc.
+func listenUDPSocket(lc net.ListenConfig, addr string) (*udpSocket, error) {
+	pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UDPConn), nil
+}
 
 // udpBatch reads one datagram at a time where recvmmsg(2) is not
 // available.
@@ -17,7 +31,7 @@ type udpBatch struct {
 }
 
 // newUDPBatch prepares reads from c; size is ignored.
-func newUDPBatch(c *net.UDPConn, size int) (*udpBatch, error) {
+func newUDPBatch(c *udpSocket, size int) (*udpBatch, error) {
 	return &udpBatch{c: c, buf: make([]byte, 64<<10)}, nil
 }
 
@@ -30,6 +44,9 @@ func (b *udpBatch) read() (int, error) {
 	b.n, b.from = n, from.Addr()
 	return 1, nil
 }
+
+// skipSenders does nothing here: a read gives the sender anyway.
+func (b *udpBatch) skipSenders() {}
 
 // datagram returns the datagram of the last read and its sender.
 func (b *udpBatch) datagram(int) ([]byte, netip.Addr) { return b.buf[:b.n], b.from }

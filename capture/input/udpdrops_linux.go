@@ -4,17 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // udpSocketDrops returns the datagrams the kernel dropped for the sockets
 // cs, summed, because their receive buffers were full: the "drops" column
 // of their rows in /proc/net/udp or /proc/net/udp6, found by socket inode
 // (each table read once). ok is false when a socket's row cannot be read.
-func udpSocketDrops(cs ...*net.UDPConn) (drops uint64, ok bool) {
+func udpSocketDrops(cs ...syscall.Conn) (drops uint64, ok bool) {
 	inodes := make(map[string]bool, len(cs))
 	for _, c := range cs {
 		inode, found := socketInode(c)
@@ -35,7 +35,7 @@ func udpSocketDrops(cs ...*net.UDPConn) (drops uint64, ok bool) {
 }
 
 // socketInode returns the inode of c's socket, as /proc/net/udp shows it.
-func socketInode(c *net.UDPConn) (string, bool) {
+func socketInode(c syscall.Conn) (string, bool) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return "", false

@@ -2,7 +2,7 @@
 
 package input
 
-import "net"
+import "syscall"
 
 // udpSocketDrops is only implemented on Linux (/proc/net/udp).
-func udpSocketDrops(...*net.UDPConn) (uint64, bool) { return 0, false }
+func udpSocketDrops(...syscall.Conn) (uint64, bool) { return 0, false }

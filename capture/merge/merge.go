@@ -60,13 +60,22 @@ type Config struct {
 //	clock threshold  C = L/10, at most 100 ms  a live clock is corrected once it is off by more
 //	skew window      W = 2C                    two clocks left uncorrected disagree by at most W:
 //	                                           responses held for their request (early), copies removed (dedup)
+//	read interval    R = C/10                  a live reader that found little waits this long before it
+//	                                           reads again (the HEP listener); its time of receipt is one
+//	                                           reading of the wall clock per read, at most R late
+//	release step     S = 5R = C/2              the merge wakes on the ticks of a grid of S (multiples of R
+//	                                           since the epoch), releasing a stretch of S at a time
 //
 // A clock within C of the exporter's is merged on its own times; two such
 // clocks are at most 2C = W apart, which the early-response window and
 // the dedup window cover, so that no skew is neither corrected nor
 // matched. C must exceed the AF_PACKET block timeout (a right kernel clock
 // whose packets waited in the ring is not "corrected"), and W stays below
-// T1 = 500 ms (a SIP retransmission is never a copy).
+// T1 = 500 ms (a SIP retransmission is never a copy). R keeps what a
+// reader's wait adds to a clock's apparent offset a tenth of C, and the
+// reader's and the merge's ticks fall together, so that a moderate source
+// costs the process one wake-up per R, not one per message: at the
+// default lateness R = 10 ms and S = 50 ms.
 const maxClockThreshold = 100 * time.Millisecond
 
 // ClockThreshold returns C of the time model: how far a live clock's
@@ -83,6 +92,27 @@ func (c Config) ClockThreshold() time.Duration {
 // W apart (the least dedup window).
 func (c Config) SkewWindow() time.Duration { return 2 * c.ClockThreshold() }
 
+// ReadInterval returns R of the time model, a tenth of
+// [Config.ClockThreshold] (10 ms at the default lateness), at least 1 µs:
+// how long a live reader that found little to read waits before it reads
+// again, so that a moderate source is read in batches. A reader that
+// waits until the next multiple of R since the Unix epoch wakes with the
+// merge, whose wake-ups fall on multiples of 5R.
+func (c Config) ReadInterval() time.Duration {
+	return max(c.ClockThreshold()/10, time.Microsecond)
+}
+
+// releaseStep returns S of the time model, 5R: the step of the grid of
+// times the merge wakes at while live messages are pending.
+func (c Config) releaseStep() time.Duration { return 5 * c.ReadInterval() }
+
+// untilTick returns the time from now (ns since the Unix epoch) to the
+// next multiple of step after it.
+func untilTick(now int64, step time.Duration) time.Duration {
+	s := int64(step)
+	return time.Duration(s - (now%s+s)%s)
+}
+
 // DefaultConfig returns the defaults of the exporter's flags.
 func DefaultConfig() Config {
 	return Config{Lateness: DefaultLateness, QueueSize: 1 << 14, MaxPending: 1 << 18, FullWait: DefaultFullWait}
@@ -95,10 +125,6 @@ const DefaultFullWait = 100 * time.Millisecond
 // DefaultLateness is the default of [Config.Lateness]: well above the
 // 64 ms TPACKET_V3 block timeout and the batching of HEP agents.
 const DefaultLateness = time.Second
-
-// wakeSlack is added to the time a live message becomes due, so that one
-// wake-up releases the messages of a stretch of time, not one each.
-const wakeSlack = 20 * time.Millisecond
 
 // idleTick is how often the merge moves its watermark on while live
 // inputs are quiet, so that the consumer's timeouts still expire.
@@ -134,10 +160,13 @@ type Sink[E any] interface {
 // over one UDP socket) keeps its own order, within the skew window of the
 // time model. A message that reaches the merge after the watermark passed
 // its time is handed on at once, as late. It sleeps while it has nothing to do:
-// until the earliest pending live message is due (plus 20 ms, so that one
-// wake-up releases many), until a producer wakes it (when it waits for any
-// data, or when a live queue is half full), and with live inputs at least
-// once a second to move the watermark on.
+// until the first tick of the release grid (S of the time model, 50 ms at
+// the default lateness) after the earliest pending live message is due, so
+// that one wake-up releases many and falls together with the other
+// shards' and the readers' (see [Config.ReadInterval]); until a producer
+// wakes it (when it waits for any data, or when a live queue is half
+// full); and with live inputs at least once a second to move the
+// watermark on.
 type Merger[E any] struct {
 	cfg  Config
 	sink Sink[E]
@@ -152,6 +181,7 @@ type Merger[E any] struct {
 	waiting  atomic.Bool   // the merge sleeps until a producer wakes it
 	sleeping atomic.Bool   // the merge sleeps on its timer: wake it only for a half-full queue
 	wake     chan struct{} // capacity 1
+	_        [64]byte      // producers read the above per message; the merge writes the below
 
 	// Owned by the merge goroutine.
 	ready    []*lane[E] // lanes with pending messages: a heap by their earliest
@@ -281,13 +311,13 @@ func (m *Merger[E]) Watermark() int64 { return m.released.Load() }
 // find the others' messages handed on already.
 func (m *Merger[E]) Run(ctx context.Context) {
 	var inputs []*Input[E]
-	sealed := false
+	sealed, started := false, false
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	for {
 		if m.changed.Swap(false) {
-			inputs, sealed = m.prune(inputs)
+			inputs, sealed, started = m.prune(inputs)
 		}
 		now := time.Now().UnixNano()
 		drained := m.drain(inputs)
@@ -298,11 +328,13 @@ func (m *Merger[E]) Run(ctx context.Context) {
 			m.wm = w
 			m.released.Store(w)
 			m.sink.Advance(w)
-		case w == math.MaxInt64 && m.npending == 0 && !open:
+		case w == math.MaxInt64 && m.npending == 0 && !open && (started || sealed):
 			// Every input has ended (files read as fast as possible):
 			// time is over for whatever is still open. The time of the
 			// last message or progress comes first, as while an input was
 			// open: it may have closed in the same round as it got there.
+			// A merger that has had no input yet (HEP over TCP alone,
+			// before its first connection) waits for one, unless sealed.
 			if m.end > m.wm && m.wm != math.MaxInt64 {
 				m.wm = m.end
 				m.released.Store(m.end)
@@ -325,11 +357,13 @@ func (m *Merger[E]) Run(ctx context.Context) {
 		// message is due, or until the next idle tick.
 		var wait time.Duration = -1
 		if m.live.Load() {
-			wait = idleTick
+			// The first tick of the release grid after the earliest
+			// pending message is due, or after the idle tick.
+			at := now + int64(idleTick)
 			if len(m.ready) > 0 && !starved {
-				due := time.Duration(m.ready[0].front().t + int64(m.cfg.Lateness) - now)
-				wait = min(wait, max(due, 0)+wakeSlack)
+				at = max(min(at, m.ready[0].front().t+int64(m.cfg.Lateness)), now)
 			}
+			wait = time.Duration(at-now) + untilTick(at, m.cfg.releaseStep())
 		}
 		// Producers wake us only when no live message is pending (or an
 		// exact input is awaited): under steady live traffic the merge
@@ -366,9 +400,9 @@ func (m *Merger[E]) Run(ctx context.Context) {
 }
 
 // prune drops inputs that are closed and empty from the merger's list and
-// returns a copy of the list in inputs' storage, and whether the merger is
-// sealed.
-func (m *Merger[E]) prune(inputs []*Input[E]) ([]*Input[E], bool) {
+// returns a copy of the list in inputs' storage, whether the merger is
+// sealed, and whether it has had any input.
+func (m *Merger[E]) prune(inputs []*Input[E]) (list []*Input[E], sealed, started bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	kept := m.inputs[:0]
@@ -379,7 +413,7 @@ func (m *Merger[E]) prune(inputs []*Input[E]) ([]*Input[E], bool) {
 	}
 	clear(m.inputs[len(kept):])
 	m.inputs = kept
-	return append(inputs[:0], kept...), m.sealed
+	return append(inputs[:0], kept...), m.sealed, m.nextID > 0
 }
 
 // anyHalfFull reports whether any input's queue is at least half full.
@@ -410,12 +444,13 @@ func (m *Merger[E]) drain(inputs []*Input[E]) int {
 	n := 0
 	soft := max(m.cfg.MaxPending/2, 1)
 	for _, in := range inputs {
-		for k := 0; k < 4096; k++ {
+		// The queue's indices are read once and head stored once per
+		// run, not per message: each is a cache line the other side
+		// writes.
+		h, t := in.head.Load(), in.tail.Load()
+		start := h
+		for k := 0; k < 4096 && h != t; k++ {
 			if in.kind == Exact && in.drained && m.npending >= soft && in.last > m.laggard(inputs) {
-				break
-			}
-			h, t := in.head.Load(), in.tail.Load()
-			if h == t {
 				break
 			}
 			it := &in.buf[h&in.mask]
@@ -439,13 +474,17 @@ func (m *Merger[E]) drain(inputs []*Input[E]) int {
 					m.readyPush(l)
 				}
 			}
-			in.head.Store(h + 1)
-			n++
-			if in.waiting.Load() {
-				select {
-				case in.room <- struct{}{}:
-				default:
-				}
+			h++
+		}
+		if h == start {
+			continue
+		}
+		in.head.Store(h)
+		n += int(h - start)
+		if in.waiting.Load() {
+			select {
+			case in.room <- struct{}{}:
+			default:
 			}
 		}
 	}
@@ -624,8 +663,9 @@ type Input[E any] struct {
 	id      uint64     // order of creation: ties between inputs
 	lanes   []*lane[E] // by item.lane
 
-	// Owned by the producer: clocks of live inputs by key, and the timer
-	// of its waits on a full live queue.
+	// Owned by the producer: the head it last read, clocks of live
+	// inputs by key, and the timer of its waits on a full live queue.
+	seenHead  uint64
 	timer     *time.Timer
 	threshold int64
 	clocks    map[string]*clock
@@ -702,9 +742,21 @@ func (in *Input[E]) Push(ctx context.Context, t int64, clockKey string, e *E) bo
 // capture file between them give the packet's number in the file, so that
 // the merged stream keeps the file's order.
 func (in *Input[E]) PushOrdered(ctx context.Context, t int64, order uint64, clockKey string, e *E) bool {
+	return in.PushReceived(ctx, t, order, 0, clockKey, e)
+}
+
+// PushReceived is PushOrdered for a message received at received (ns
+// since the Unix epoch): the time its producer read the batch that held
+// it, one reading of the wall clock per batch (a HEP listener's read of a
+// socket). A live input's clock-offset estimate takes it for the time of
+// receipt; 0 makes the input read the wall clock itself, per message.
+func (in *Input[E]) PushReceived(ctx context.Context, t int64, order uint64, received int64, clockKey string, e *E) bool {
 	var lane uint16
 	if in.kind == Live {
-		t, lane = in.correct(t, clockKey)
+		if received == 0 {
+			received = time.Now().UnixNano()
+		}
+		t, lane = in.correct(t, received, clockKey)
 	}
 	return in.push(ctx, t, order, lane, e)
 }
@@ -722,11 +774,17 @@ func (in *Input[E]) Progress(ctx context.Context, t int64) bool {
 	return in.push(ctx, t, 0, 0, nil)
 }
 
-// push queues message e (a progress mark when nil) at t.
+// push queues message e (a progress mark when nil) at t. It reads the
+// merge's head of the queue only when the copy it last read says the
+// queue is full or half full: that is a cache line the merge writes.
 func (in *Input[E]) push(ctx context.Context, t int64, order uint64, lane uint16, e *E) bool {
+	size := uint64(len(in.buf))
 	for {
 		tail := in.tail.Load()
-		if tail-in.head.Load() < uint64(len(in.buf)) {
+		if tail-in.seenHead >= size {
+			in.seenHead = in.head.Load()
+		}
+		if tail-in.seenHead < size {
 			it := &in.buf[tail&in.mask]
 			it.t, it.order, it.mark, it.lane = t, order, e == nil, lane
 			if e != nil {
@@ -734,12 +792,15 @@ func (in *Input[E]) push(ctx context.Context, t int64, order uint64, lane uint16
 			}
 			in.tail.Store(tail + 1)
 			in.m.signal()
-			if tail+1-in.head.Load() >= uint64(len(in.buf)/2) && in.m.sleeping.Load() {
-				// The merge sleeps until its pending messages are due;
-				// wake it before this queue fills.
-				select {
-				case in.m.wake <- struct{}{}:
-				default:
+			if tail+1-in.seenHead >= size/2 {
+				in.seenHead = in.head.Load()
+				if tail+1-in.seenHead >= size/2 && in.m.sleeping.Load() {
+					// The merge sleeps until its pending messages are
+					// due; wake it before this queue fills.
+					select {
+					case in.m.wake <- struct{}{}:
+					default:
+					}
 				}
 			}
 			return true

@@ -238,6 +238,27 @@ func TestClockAhead(t *testing.T) {
 	}
 }
 
+// TestLiveFirstInputLater: a merger that runs with no input yet (a HEP
+// listener over TCP alone, before its first connection) does not end its
+// time: the messages of a live input added later are merged in time, not
+// handed on as late, and the watermark follows the wall clock.
+func TestLiveFirstInputLater(t *testing.T) {
+	m, r := newTest(t, Config{Lateness: 50 * time.Millisecond, QueueSize: 64, MaxPending: 64})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go m.Run(ctx)
+	time.Sleep(20 * time.Millisecond) // the merge has looked at its (no) inputs
+	in := m.Input(m.Source("tcp://:9060"), Live, 0)
+	in.Push(ctx, time.Now().UnixNano(), "", &ev{0, 0})
+	r.waitFor(t, 1)
+	if _, _, late := r.snapshot(); late[0] {
+		t.Error("the first live input's message was handed on as late")
+	}
+	if w := m.Watermark(); w == math.MaxInt64 {
+		t.Error("the watermark ended time before any input was added")
+	}
+}
+
 // TestLiveDrop: a full live input whose merge does not run drops and
 // counts, after FullWait (none here), instead of blocking its producer.
 func TestLiveDrop(t *testing.T) {
@@ -301,6 +322,29 @@ func BenchmarkPushDrain(b *testing.B) {
 			m.release(ts)
 		}
 	}
+}
+
+// BenchmarkPushDrainConcurrent is the merge's cost per message with the
+// producer and the merge on goroutines of their own, as they run: one
+// exact input, pushed into until it is full, drained as it fills.
+func BenchmarkPushDrainConcurrent(b *testing.B) {
+	m, _ := New[ev](DefaultConfig(), discard{})
+	in := m.Input(m.Source("a"), Exact, 0)
+	m.Seal()
+	ctx := context.Background()
+	done := make(chan struct{})
+	go func() {
+		m.Run(ctx)
+		close(done)
+	}()
+	b.ReportAllocs()
+	ts := int64(0)
+	for b.Loop() {
+		ts++
+		in.Push(ctx, ts, "", &ev{0, 1})
+	}
+	in.Close()
+	<-done
 }
 
 type discard struct{}
@@ -508,16 +552,90 @@ func TestClockStepKeepsOrder(t *testing.T) {
 }
 
 // TestTimeModel: the clock threshold is a tenth of the lateness, at most
-// 100 ms, and the skew window twice it.
+// 100 ms, the skew window twice it, the read interval a tenth of it (at
+// least 1 µs) and the release step five read intervals.
 func TestTimeModel(t *testing.T) {
-	for _, tc := range []struct{ lateness, c, w time.Duration }{
-		{time.Second, 100 * time.Millisecond, 200 * time.Millisecond},
-		{10 * time.Second, 100 * time.Millisecond, 200 * time.Millisecond},
-		{500 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond},
+	for _, tc := range []struct{ lateness, c, w, r, s time.Duration }{
+		{time.Second, 100 * time.Millisecond, 200 * time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond},
+		{10 * time.Second, 100 * time.Millisecond, 200 * time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond},
+		{500 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 5 * time.Millisecond, 25 * time.Millisecond},
+		{time.Microsecond, 100, 200, time.Microsecond, 5 * time.Microsecond},
 	} {
 		cfg := Config{Lateness: tc.lateness}
 		if c, w := cfg.ClockThreshold(), cfg.SkewWindow(); c != tc.c || w != tc.w {
 			t.Errorf("lateness %v: threshold %v, window %v; want %v, %v", tc.lateness, c, w, tc.c, tc.w)
 		}
+		if r, s := cfg.ReadInterval(), cfg.releaseStep(); r != tc.r || s != tc.s {
+			t.Errorf("lateness %v: read interval %v, release step %v; want %v, %v", tc.lateness, r, s, tc.r, tc.s)
+		}
+	}
+}
+
+// TestUntilTick: the time to the next multiple of the step since the
+// epoch, a whole step from a multiple, and for times before the epoch.
+func TestUntilTick(t *testing.T) {
+	for _, tc := range []struct {
+		now  int64
+		step time.Duration
+		want time.Duration
+	}{
+		{0, 10, 10},
+		{1, 10, 9},
+		{9, 10, 1},
+		{10, 10, 10},
+		{1_700_000_000_123_456_789, 10 * time.Millisecond, 6_543_211},
+		{-3, 10, 3},
+	} {
+		if got := untilTick(tc.now, tc.step); got != tc.want {
+			t.Errorf("untilTick(%d, %v) = %v, want %v", tc.now, tc.step, got, tc.want)
+		}
+	}
+}
+
+// TestPushReceived: a live input takes the time of receipt its producer
+// hands on (one reading of the wall clock per batch) for the clock's
+// offset estimate: a clock 5 s ahead of it is estimated exactly 5 s
+// ahead, and its messages corrected by that, in the order pushed.
+func TestPushReceived(t *testing.T) {
+	m, r := newTest(t, Config{Lateness: 100 * time.Millisecond, QueueSize: 64, MaxPending: 64})
+	src := m.Source("udp://:9060")
+	in := m.Input(src, Live, 0)
+	received := time.Now().UnixNano()
+	const ahead = int64(5 * time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for n := range 3 {
+		in.PushReceived(ctx, received+ahead+int64(n), 0, received, "agent", &ev{0, n})
+	}
+	if o, ok := src.Offset("agent"); !ok || o != ahead {
+		t.Errorf("offset %v (%v), want exactly %v", time.Duration(o), ok, time.Duration(ahead))
+	}
+	go m.Run(ctx)
+	r.waitFor(t, 3)
+	times, evs, _ := r.snapshot()
+	for n := range 3 {
+		if times[n] != received+int64(n) || evs[n].n != n {
+			t.Errorf("message %d: %+v at %d, want n %d at %d", n, evs[n], times[n], n, received+int64(n))
+		}
+	}
+}
+
+// TestPushReceivedAllocs: pushing with a time of receipt allocates nothing
+// once the clock has been seen.
+func TestPushReceivedAllocs(t *testing.T) {
+	m, _ := newTest(t, Config{Lateness: time.Second, QueueSize: 1 << 12, MaxPending: 1 << 12})
+	in := m.Input(m.Source("a"), Live, 0)
+	ctx := context.Background()
+	now := time.Now().UnixNano()
+	in.PushReceived(ctx, now, 0, now, "agent", &ev{0, 0})
+	n := 0
+	if a := testing.AllocsPerRun(1000, func() {
+		n++
+		in.PushReceived(ctx, now+int64(n), 0, now+int64(n), "agent", &ev{0, n})
+		if n%1024 == 0 {
+			in.head.Store(in.tail.Load()) // drained, as the merge would
+		}
+	}); a != 0 {
+		t.Errorf("%v allocations per push, want 0", a)
 	}
 }

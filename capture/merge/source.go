@@ -12,8 +12,10 @@ import (
 // inputs, and the clock offsets of its live inputs.
 //
 // Clocks: every live message is stamped with the exporter's wall clock
-// when it is pushed. d = capture time - time of receipt is the clock's
-// offset less the transit delay, so the largest d over a window (10 s) is
+// when it is pushed, or when its batch was read ([Input.PushReceived]).
+// d = capture time - time of receipt is the clock's offset less the
+// transit delay (and the wait in a socket until the read, at most the
+// read interval R of the time model), so the largest d over a window (10 s) is
 // the best estimate of the offset; it is exported per clock (the HEP node)
 // in sip_exporter_clock_offset_seconds. The merge corrects a clock only
 // when that estimate is off by more than [Config.ClockThreshold], and then
@@ -82,8 +84,8 @@ type clock struct {
 }
 
 // correct returns t corrected by the offset of clock key, updating the
-// clock's estimate with the time of receipt, and the clock's lane.
-func (in *Input[E]) correct(t int64, key string) (int64, uint16) {
+// clock's estimate with now, the time of receipt, and the clock's lane.
+func (in *Input[E]) correct(t, now int64, key string) (int64, uint16) {
 	c := in.lastClock
 	if c == nil || key != in.lastKey {
 		c = in.clocks[key]
@@ -101,7 +103,6 @@ func (in *Input[E]) correct(t int64, key string) (int64, uint16) {
 		}
 		in.lastKey, in.lastClock = key, c
 	}
-	now := time.Now().UnixNano()
 	d := t - now
 	before := c.offset
 	th := in.threshold

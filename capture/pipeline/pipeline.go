@@ -344,7 +344,7 @@ func (pr *Producer) handle(o *decode.Origin, m *sip.Message) {
 	if len(pr.ins) > 1 {
 		s = pr.p.shardOf(o, m, &msg)
 	}
-	pr.ins[s].PushOrdered(pr.ctx, o.Time, o.Seq, clock, &msg)
+	pr.ins[s].PushReceived(pr.ctx, o.Time, o.Seq, o.Received, clock, &msg)
 }
 
 // shardOf returns the shard of a classified message: by its address of

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/net/ipv4"
 
 	"github.com/sip-exporter/sip_exporter/capture/hep"
@@ -22,12 +23,12 @@ import (
 // on .1, agent i sends from .(10+i).
 const (
 	hepLoadListenIP = "127.0.16.1"
-	hepLoadAgents   = 8
+	hepLoadAgents   = 8 // the default; at most 200
 )
 
-// TestHEPLoadUDP is the HEP-over-UDP target of issue 12: the shipped binary
+// TestHEPLoadUDP is the HEP-over-UDP target of issues 12 and 18: the shipped binary
 // with its defaults (dedup and transactions on, --hep.transport=udp)
-// receives HEPv3 from 8 agents paced at SIP_EXPORTER_HEP_RATE messages per
+// receives HEPv3 from SIP_EXPORTER_HEP_AGENTS agents (default 8) paced at SIP_EXPORTER_HEP_RATE messages per
 // second (default 100,000) for SIP_EXPORTER_HEP_DURATION (default 10s):
 // realistic calls (INVITE with SDP, 100, 180, 200 with SDP, ACK, BYE, 200;
 // every fifth call INVITE, 100, 486, ACK), each agent's messages in order.
@@ -48,6 +49,10 @@ func TestHEPLoadUDP(t *testing.T) {
 		t.Skip("set SIP_EXPORTER_HEP_LOAD=1 to run the HEP load test (100k msg/s for 10 s)")
 	}
 	rate := envInt(t, "SIP_EXPORTER_HEP_RATE", 100000)
+	agents := envInt(t, "SIP_EXPORTER_HEP_AGENTS", hepLoadAgents)
+	if agents > 200 {
+		t.Fatalf("SIP_EXPORTER_HEP_AGENTS %d: at most 200 (one address each in 127.0.16.0/24)", agents)
+	}
 	dur, err := time.ParseDuration(envString("SIP_EXPORTER_HEP_DURATION", "10s"))
 	if err != nil {
 		t.Fatal(err)
@@ -65,22 +70,10 @@ func TestHEPLoadUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := e.cmd.Process.Pid
-	if out := os.Getenv("SIP_EXPORTER_HEP_PERF"); out != "" {
-		// perf record of the exporter while the load runs.
-		// SIP_EXPORTER_HEP_PERF_EVENTS chooses what (default: -F 499).
-		pargs := append([]string{"record"}, strings.Fields(envString("SIP_EXPORTER_HEP_PERF_EVENTS", "-F 499"))...)
-		perf := exec.Command("perf", append(pargs, "-g", "-o", out, "-p", strconv.Itoa(pid))...)
-		if err := perf.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			_ = perf.Process.Signal(os.Interrupt)
-			_ = perf.Wait()
-		}()
-	}
+	defer startPerf(t, pid)()
 	cpu0, sw0 := procCPUTicks(t, pid), procSwitches(t, pid)
 	start := time.Now()
-	want, sent := sendHEPLoad(t, hepAddr, rate, dur)
+	want, sent := sendHEPLoad(t, hepAddr, rate, dur, agents)
 	sendTime := time.Since(start)
 	time.Sleep(1500 * time.Millisecond) // --capture.max-lateness and its slack: everything counted
 	cpu1, sw1 := procCPUTicks(t, pid), procSwitches(t, pid)
@@ -90,12 +83,7 @@ func TestHEPLoadUDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := map[string]string{"source": source}
-	kernel, _ := gaugeValue(mfs, "sip_exporter_packets_dropped_total", map[string]string{"source": source, "reason": "kernel"})
-	late, _ := gaugeValue(mfs, "sip_exporter_messages_late_total", src)
-	dropped, _ := gaugeValue(mfs, "sip_exporter_messages_dropped_total", src)
-	received, _ := gaugeValue(mfs, "sip_exporter_hep_packets_received_total", src)
-	reads, hasReads := gaugeValue(mfs, "sip_exporter_hep_udp_reads_total", src)
+	kernel, late, dropped, received, reads, hasReads := hepLoadCounters(mfs, source)
 	tick := 10 * time.Millisecond // USER_HZ 100 on Linux
 	cpu := time.Duration(cpu1-cpu0) * tick
 	perMsg := float64(cpu.Microseconds()) / float64(sent)
@@ -104,7 +92,7 @@ func TestHEPLoadUDP(t *testing.T) {
 		counted += v
 	}
 	t.Logf("sent %d messages in %v (%.0f msg/s) from %d agents; received %.0f HEP packets, counted %d SIP messages; kernel drops %.0f, merge late %.0f, dropped %.0f",
-		sent, sendTime.Round(time.Millisecond), float64(sent)/sendTime.Seconds(), hepLoadAgents, received, counted, kernel, late, dropped)
+		sent, sendTime.Round(time.Millisecond), float64(sent)/sendTime.Seconds(), agents, received, counted, kernel, late, dropped)
 	t.Logf("exporter CPU %v: %.2f CPU-µs per message sent, %.2f per message received; %d context switches, %.3f per message sent",
 		cpu, perMsg, float64(cpu.Microseconds())/received, sw1-sw0, float64(sw1-sw0)/float64(sent))
 	if hasReads {
@@ -125,6 +113,39 @@ func TestHEPLoadUDP(t *testing.T) {
 			t.Errorf("%.2f CPU-µs per message, above %v", perMsg, limit)
 		}
 	}
+}
+
+// startPerf starts perf record of process pid when SIP_EXPORTER_HEP_PERF
+// names its output file (SIP_EXPORTER_HEP_PERF_EVENTS chooses what,
+// default -F 499), and returns the function that stops it.
+func startPerf(t *testing.T, pid int) func() {
+	t.Helper()
+	out := os.Getenv("SIP_EXPORTER_HEP_PERF")
+	if out == "" {
+		return func() {}
+	}
+	pargs := append([]string{"record"}, strings.Fields(envString("SIP_EXPORTER_HEP_PERF_EVENTS", "-F 499"))...)
+	perf := exec.Command("perf", append(pargs, "-g", "-o", out, "-p", strconv.Itoa(pid))...)
+	if err := perf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		_ = perf.Process.Signal(os.Interrupt)
+		_ = perf.Wait()
+	}
+}
+
+// hepLoadCounters returns what a load test reads of a HEP source: kernel
+// drops, late and dropped messages of the merge, HEP packets received and
+// UDP reads (hasReads false when the source has none: TCP).
+func hepLoadCounters(mfs map[string]*dto.MetricFamily, source string) (kernel, late, dropped, received, reads float64, hasReads bool) {
+	src := map[string]string{"source": source}
+	kernel, _ = gaugeValue(mfs, "sip_exporter_packets_dropped_total", map[string]string{"source": source, "reason": "kernel"})
+	late, _ = gaugeValue(mfs, "sip_exporter_messages_late_total", src)
+	dropped, _ = gaugeValue(mfs, "sip_exporter_messages_dropped_total", src)
+	received, _ = gaugeValue(mfs, "sip_exporter_hep_packets_received_total", src)
+	reads, hasReads = gaugeValue(mfs, "sip_exporter_hep_udp_reads_total", src)
+	return kernel, late, dropped, received, reads, hasReads
 }
 
 func envString(name, def string) string {
@@ -280,17 +301,17 @@ var (
 	loadUAS = []byte{192, 0, 2, 2}
 )
 
-// sendHEPLoad sends rate messages per second for dur from hepLoadAgents
-// agents to hepAddr, each tick of 1 ms what is due (sendmmsg per agent),
-// and returns what it sent, as the exporter should count it, and how many.
-func sendHEPLoad(t *testing.T, hepAddr string, rate int, dur time.Duration) (sipCounts, int) {
+// sendHEPLoad sends rate messages per second for dur from n agents to
+// hepAddr, each tick of 1 ms what is due (sendmmsg per agent), and
+// returns what it sent, as the exporter should count it, and how many.
+func sendHEPLoad(t *testing.T, hepAddr string, rate int, dur time.Duration, n int) (sipCounts, int) {
 	t.Helper()
 	raddr, err := net.ResolveUDPAddr("udp", hepAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := newSIPCounts()
-	agents := make([]*loadAgent, hepLoadAgents)
+	agents := make([]*loadAgent, n)
 	for i := range agents {
 		c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 16, byte(10+i))}, raddr)
 		if err != nil {

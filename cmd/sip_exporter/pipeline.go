@@ -65,6 +65,7 @@ func defaultUDPWorkers(cpus int) int { return min(max(cpus/2, 1), 4) }
 // transport, so that their counters stay apart.
 func hepSources(ctx context.Context, o *options, p *pipeline.Pipeline) ([]*source, error) {
 	cfg := o.hep
+	cfg.ReadInterval = p.Config().Merge.ReadInterval() // the time model: readers wake with the merge
 	switch o.hepTransport {
 	case "udp":
 		cfg.TCP = false
