@@ -27,8 +27,9 @@ type HEPConfig struct {
 	AuthKey  []byte      // when set, HEPv3 packets whose auth key chunk differs are dropped and counted
 	MaxConns int         // TCP connections served at once; further ones are closed at once and counted
 	// MaxConnsPerAddr bounds the TCP connections served at once from one
-	// source address (at least 1; above MaxConns it has no effect); further ones are closed at once and
-	// counted, so that one host cannot take every slot.
+	// source address, an IPv6 sender's /64 (at least 1; above MaxConns it
+	// has no effect); further ones are closed at once and counted, so that
+	// one host cannot take every slot.
 	MaxConnsPerAddr int
 	// AllowedNetworks, when not empty, are the only sender networks: a
 	// datagram from elsewhere is dropped and a connection from elsewhere
@@ -150,10 +151,19 @@ func (l *HEPListener) listenUDP() error {
 		return fmt.Errorf("hep listener %s: %w", l.cfg.Addr, err)
 	}
 	lc := net.ListenConfig{}
+	at := addr.String()
 	if l.cfg.UDPWorkers > 1 {
 		lc.Control = reusePort
+		// The port first bound plainly: a port taken by another process,
+		// even one that set SO_REUSEPORT too, fails here, at start,
+		// instead of the two sharing the traffic unseen.
+		probe, err := net.ListenPacket("udp", at)
+		if err != nil {
+			return fmt.Errorf("hep listener: %w", err)
+		}
+		at = probe.LocalAddr().String()
+		probe.Close()
 	}
-	at := addr.String()
 	for range l.cfg.UDPWorkers {
 		c, err := listenUDPSocket(lc, at)
 		if err != nil {
@@ -439,16 +449,17 @@ func (l *HEPListener) ServeTCP(ctx context.Context) error {
 			c.Close()
 			continue
 		}
+		sender := senderKey(addr)
 		mu.Lock()
 		reject := RejectReason(-1)
 		switch {
-		case perAddr[addr] >= l.cfg.MaxConnsPerAddr:
+		case perAddr[sender] >= l.cfg.MaxConnsPerAddr:
 			reject = RejectPerAddress
 		case len(open) >= l.cfg.MaxConns:
 			reject = RejectMaxConnections
 		default:
 			open[c] = struct{}{}
-			perAddr[addr]++
+			perAddr[sender]++
 		}
 		mu.Unlock()
 		if reject >= 0 {
@@ -467,8 +478,8 @@ func (l *HEPListener) ServeTCP(ctx context.Context) error {
 				why = CloseShutdown
 			}
 			delete(open, c)
-			if perAddr[addr]--; perAddr[addr] == 0 {
-				delete(perAddr, addr)
+			if perAddr[sender]--; perAddr[sender] == 0 {
+				delete(perAddr, sender)
 			}
 			mu.Unlock()
 			c.Close()
@@ -607,4 +618,15 @@ func (c *pacedConn) Read(b []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// senderKey returns the key of a HEP sender for --hep.max-connections-per-
+// address: its IPv4 address, or the /64 of its IPv6 address (one host, or
+// one subnet's hosts, may use any address of its /64, RFC 4291 §2.5.4).
+func senderKey(a netip.Addr) netip.Addr {
+	if a.Is6() && !a.Is4In6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
 }

@@ -149,7 +149,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	serve.Flag("hep.max-connections", "HEP TCP connections served at once; more are closed and counted.").Default(fmt.Sprint(o.hep.MaxConns)).IntVar(&o.hep.MaxConns)
 	serve.Flag("hep.read-timeout", "Close a HEP TCP connection idle for this long.").Default(o.hep.ReadTimeout.String()).DurationVar(&o.hep.ReadTimeout)
 	serve.Flag("hep.max-packet-size", "Largest HEP packet accepted on TCP; a larger length closes the connection.").Default("64KiB").BytesVar(&hepMaxPacket)
-	serve.Flag("hep.max-connections-per-address", "HEP TCP connections served at once from one sender address; more are closed and counted.").Default(fmt.Sprint(o.hep.MaxConnsPerAddr)).IntVar(&o.hep.MaxConnsPerAddr)
+	serve.Flag("hep.max-connections-per-address", "HEP TCP connections served at once from one sender address (an IPv6 sender's /64); more are closed and counted.").Default(fmt.Sprint(o.hep.MaxConnsPerAddr)).IntVar(&o.hep.MaxConnsPerAddr)
 	serve.Flag("hep.packet-timeout", "Close a HEP TCP connection whose packet (or TLS handshake) is not complete this long after its first byte.").Default(o.hep.PacketTimeout.String()).DurationVar(&o.hep.PacketTimeout)
 	serve.Flag("hep.udp-workers", "UDP sockets on --hep.listen-address, each read in batches (recvmmsg) by its own goroutine; above 1 they share the port with SO_REUSEPORT (Linux) and the kernel keeps each sender on one socket. Default: half the CPUs, 1 to 4.").Default(fmt.Sprint(defaultUDPWorkers(runtime.NumCPU()))).IntVar(&o.hep.UDPWorkers)
 	var hepAllowed []string
