@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 )
@@ -92,17 +91,7 @@ func TestScriptedChallenges(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := txValues(t, writeScript(t, "call-"+strings.ReplaceAll(tc.name, " ", "-")+"@example.com", tc.msgs))
-			for k, v := range tc.want {
-				if g, ok := got[k]; !ok || fmt.Sprintf("%.6f", g) != fmt.Sprintf("%.6f", v) {
-					t.Errorf("%s = %v, want %v", k, got[k], v)
-				}
-			}
-			for k, v := range got {
-				if _, ok := tc.want[k]; !ok {
-					t.Errorf("unexpected %s = %v", k, v)
-				}
-			}
+			compareTx(t, txValues(t, writeScript(t, "call-"+strings.ReplaceAll(tc.name, " ", "-")+"@example.com", tc.msgs)), tc.want)
 		})
 	}
 }

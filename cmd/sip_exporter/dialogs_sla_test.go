@@ -10,22 +10,6 @@ import (
 	"time"
 )
 
-// compareTx reports every value of want that got lacks or differs in, and
-// every value of got that want does not list.
-func compareTx(t *testing.T, got, want map[string]float64) {
-	t.Helper()
-	for _, k := range slices.Sorted(maps.Keys(want)) {
-		if g, ok := got[k]; !ok || (g != want[k] && fmt.Sprintf("%.6f", g) != fmt.Sprintf("%.6f", want[k])) {
-			t.Errorf("%s = %v, want %v", k, got[k], want[k])
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(got)) {
-		if _, ok := want[k]; !ok {
-			t.Errorf("unexpected %s = %v", k, got[k])
-		}
-	}
-}
-
 // TestScriptedSLA replays generated captures of the SLA cases of issue 19
 // (items 3 and 4) through the report pipeline with the default flags
 // (--sip.invite-timeout=180s), each checked at checkpoints: the capture

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -347,18 +348,24 @@ func TestScriptedDialogs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := txValues(t, writeScript(t, "call-"+strings.ReplaceAll(tc.name, " ", "-")+"@example.com", tc.msgs))
-			for k, v := range tc.want {
-				if g, ok := got[k]; !ok || (g != v && fmt.Sprintf("%.6f", g) != fmt.Sprintf("%.6f", v)) {
-					t.Errorf("%s = %v, want %v", k, got[k], v)
-				}
-			}
-			for k, v := range got {
-				if _, ok := tc.want[k]; !ok {
-					t.Errorf("unexpected %s = %v", k, v)
-				}
-			}
+			compareTx(t, txValues(t, writeScript(t, "call-"+strings.ReplaceAll(tc.name, " ", "-")+"@example.com", tc.msgs)), tc.want)
 		})
+	}
+}
+
+// compareTx reports every value of want that got lacks or differs in, and
+// every value of got that want does not list.
+func compareTx(t *testing.T, got, want map[string]float64) {
+	t.Helper()
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if g, ok := got[k]; !ok || (g != want[k] && fmt.Sprintf("%.6f", g) != fmt.Sprintf("%.6f", want[k])) {
+			t.Errorf("%s = %v, want %v", k, got[k], want[k])
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(got)) {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected %s = %v", k, got[k])
+		}
 	}
 }
 
