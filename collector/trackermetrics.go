@@ -18,8 +18,9 @@ import (
 var (
 	// DelayBuckets suit RFC 6076 delays: 10 ms .. 60 s.
 	DelayBuckets = []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
-	// DurationBuckets suit call durations: 1 s .. 2 h.
-	DurationBuckets = []float64{1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200}
+	// DurationBuckets suit call durations: 1 s .. 2 h, with the bands of
+	// NOC KPI dictionaries: short calls under 6 s, and 6 to 12 s.
+	DurationBuckets = []float64{1, 5, 6, 10, 12, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200}
 )
 
 // trackerMetrics is the exposition of a [Tracker]: the descriptions of
