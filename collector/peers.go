@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -43,7 +44,28 @@ type PeerConfig struct {
 	Name     string         // label value; see [ValidPeerName]
 	Prefixes []netip.Prefix // IPv4 and IPv6 networks, host bits zero
 	Ports    []PortRange    // empty: any port
+	// MaxSessions is the concurrent sessions (channels) the peer's
+	// contract allows, exported as sip_peer_max_sessions; 0 declares none.
+	MaxSessions int
+	// KeepaliveDownAfter and KeepaliveUpAfter are how many consecutive
+	// failed, and successful, OPTIONS keepalives turn the peer's
+	// sip_peer_up to 0, and to 1; 0 selects [DefaultKeepaliveDownAfter]
+	// and [DefaultKeepaliveUpAfter]. At most [MaxKeepaliveRun].
+	KeepaliveDownAfter, KeepaliveUpAfter int
 }
+
+// The keepalive thresholds of [PeerConfig], as the SIP address reachability
+// services of session border controllers count them.
+const (
+	// DefaultKeepaliveDownAfter is the default of
+	// PeerConfig.KeepaliveDownAfter: three consecutive failed keepalives.
+	DefaultKeepaliveDownAfter = 3
+	// DefaultKeepaliveUpAfter is the default of
+	// PeerConfig.KeepaliveUpAfter: two consecutive successful keepalives.
+	DefaultKeepaliveUpAfter = 2
+	// MaxKeepaliveRun bounds both thresholds.
+	MaxKeepaliveRun = 100
+)
 
 // PeersConfig is the peer table of the configuration file, in file order,
 // and the node display names.
@@ -63,6 +85,11 @@ type Peers struct {
 	v4    []entry4
 	v6    []entry6
 	nodes map[string]string
+	// By peer index: the declared session limit (0 none) and the
+	// keepalive thresholds, defaults filled in; index by name.
+	maxSessions        []int
+	downAfter, upAfter []int
+	index              map[string]int
 }
 
 // entry4 is one IPv4 prefix of a peer, as a masked 32-bit value.
@@ -108,11 +135,12 @@ func ValidPeerName(s string) bool {
 // NewPeers checks cfg and compiles it. Errors: a name that is not
 // [ValidPeerName] or given twice, a peer without prefixes, a prefix with
 // host bits set or invalid, a port range outside 1..65535 or reversed, a
-// node display name that is not valid. Overlaps are not checked here (the
-// configuration loader reports them with line numbers); the first matching
-// peer wins.
+// negative MaxSessions, a keepalive threshold outside 0..[MaxKeepaliveRun],
+// a node display name that is not valid. Overlaps are not checked here
+// (the configuration loader reports them with line numbers); the first
+// matching peer wins.
 func NewPeers(cfg PeersConfig) (*Peers, error) {
-	p := &Peers{nodes: map[string]string{}}
+	p := &Peers{nodes: map[string]string{}, index: map[string]int{}}
 	seen := map[string]bool{}
 	for i, pc := range cfg.Peers {
 		if !ValidPeerName(pc.Name) {
@@ -129,6 +157,13 @@ func NewPeers(cfg PeersConfig) (*Peers, error) {
 			if r.First == 0 || r.First > r.Last {
 				return nil, fmt.Errorf("peer %q: bad port range %d-%d", pc.Name, r.First, r.Last)
 			}
+		}
+		if pc.MaxSessions < 0 {
+			return nil, fmt.Errorf("peer %q: max sessions %d: must not be negative", pc.Name, pc.MaxSessions)
+		}
+		down, up := cmp.Or(pc.KeepaliveDownAfter, DefaultKeepaliveDownAfter), cmp.Or(pc.KeepaliveUpAfter, DefaultKeepaliveUpAfter)
+		if down < 1 || down > MaxKeepaliveRun || up < 1 || up > MaxKeepaliveRun {
+			return nil, fmt.Errorf("peer %q: keepalive thresholds down after %d, up after %d: must be 1 to %d", pc.Name, down, up, MaxKeepaliveRun)
 		}
 		ports := slices.Clone(pc.Ports)
 		peer := int32(len(p.names))
@@ -150,7 +185,11 @@ func NewPeers(cfg PeersConfig) (*Peers, error) {
 			mhi, mlo := mask64(pfx.Bits()), mask64(pfx.Bits()-64)
 			p.v6 = append(p.v6, entry6{hi: hi, lo: lo, maskHi: mhi, maskLo: mlo, peer: peer, ports: ports})
 		}
+		p.index[pc.Name] = len(p.names)
 		p.names = append(p.names, pc.Name)
+		p.maxSessions = append(p.maxSessions, pc.MaxSessions)
+		p.downAfter = append(p.downAfter, down)
+		p.upAfter = append(p.upAfter, up)
 	}
 	for raw, name := range cfg.Nodes {
 		if raw == "" {
@@ -187,6 +226,23 @@ func (p *Peers) Name(i int) string {
 		return OtherPeer
 	}
 	return p.names[i]
+}
+
+// MaxSessions returns the session limit declared for peer i (0 <= i <
+// Len), 0 when none.
+func (p *Peers) MaxSessions(i int) int { return p.maxSessions[i] }
+
+// Keepalive returns how many consecutive failed and successful OPTIONS
+// keepalives turn the peer called name down and up ([PeerConfig]); the
+// defaults for a nil p and a name not configured (a peer removed by a
+// reload). It does not allocate.
+func (p *Peers) Keepalive(name string) (downAfter, upAfter int) {
+	if p != nil {
+		if i, ok := p.index[name]; ok {
+			return p.downAfter[i], p.upAfter[i]
+		}
+	}
+	return DefaultKeepaliveDownAfter, DefaultKeepaliveUpAfter
 }
 
 // NodeName returns the display name configured for the raw node value, if

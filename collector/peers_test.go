@@ -3,7 +3,10 @@ package collector_test
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sip-exporter/sip_exporter/collector"
 )
@@ -85,6 +88,9 @@ func TestNewPeersErrors(t *testing.T) {
 		{"host bits", collector.PeersConfig{Peers: []collector.PeerConfig{{Name: "a", Prefixes: []netip.Prefix{netip.PrefixFrom(netip.MustParseAddr("10.0.0.1"), 8)}}}}, `peer "a": bad cidr 10.0.0.1/8`},
 		{"ports", collector.PeersConfig{Peers: []collector.PeerConfig{{Name: "a", Prefixes: pfx("10.0.0.0/8"), Ports: []collector.PortRange{{6, 5}}}}}, `peer "a": bad port range 6-5`},
 		{"node", collector.PeersConfig{Nodes: map[string]string{"1": "\x00"}}, `node "1": invalid display name "\x00"`},
+		{"negative max sessions", collector.PeersConfig{Peers: []collector.PeerConfig{{Name: "a", Prefixes: pfx("10.0.0.0/8"), MaxSessions: -1}}}, `peer "a": max sessions -1: must not be negative`},
+		{"down after above the bound", collector.PeersConfig{Peers: []collector.PeerConfig{{Name: "a", Prefixes: pfx("10.0.0.0/8"), KeepaliveDownAfter: 101}}}, `peer "a": keepalive thresholds down after 101, up after 2: must be 1 to 100`},
+		{"negative up after", collector.PeersConfig{Peers: []collector.PeerConfig{{Name: "a", Prefixes: pfx("10.0.0.0/8"), KeepaliveUpAfter: -1}}}, `peer "a": keepalive thresholds down after 3, up after -1: must be 1 to 100`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := collector.NewPeers(tc.cfg)
@@ -155,5 +161,73 @@ func BenchmarkPeerMatch(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestPeersLimits: the session limits and keepalive thresholds of the
+// peers, defaults filled in; the defaults for a peer not configured and for
+// no peers at all.
+func TestPeersLimits(t *testing.T) {
+	p := mustPeers(t, collector.PeersConfig{Peers: []collector.PeerConfig{
+		{Name: "a", Prefixes: pfx("10.0.0.0/8"), MaxSessions: 30, KeepaliveDownAfter: 5},
+		{Name: "b", Prefixes: pfx("192.0.2.0/24"), KeepaliveUpAfter: 1},
+	}})
+	if p.MaxSessions(0) != 30 || p.MaxSessions(1) != 0 {
+		t.Errorf("max sessions %d, %d; want 30, 0", p.MaxSessions(0), p.MaxSessions(1))
+	}
+	for _, tc := range []struct {
+		p        *collector.Peers
+		name     string
+		down, up int
+	}{
+		{p, "a", 5, 2},
+		{p, "b", 3, 1},
+		{p, "removed", 3, 2},
+		{nil, "a", 3, 2},
+	} {
+		if down, up := tc.p.Keepalive(tc.name); down != tc.down || up != tc.up {
+			t.Errorf("Keepalive(%q): %d, %d; want %d, %d", tc.name, down, up, tc.down, tc.up)
+		}
+	}
+}
+
+// TestSIPMaxSessions: sip_peer_max_sessions has a series per peer that
+// declares a limit, labelled by peer alone, and follows a reload; none
+// without peers.
+func TestSIPMaxSessions(t *testing.T) {
+	c, err := collector.NewSIPWithConfig(collector.SIPConfig{MaxNodes: 4, Peers: mustPeers(t, collector.PeersConfig{Peers: []collector.PeerConfig{
+		{Name: "carrier-a", Prefixes: pfx("10.0.0.0/8"), MaxSessions: 30},
+		{Name: "pbx", Prefixes: pfx("192.0.2.0/24")},
+	}})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const head = `# HELP sip_peer_max_sessions Concurrent sessions (channels) the peer's contract allows, as declared by max_sessions in --config.file (the file in force, reloads included); absent for a peer that declares none. Compare with sip_sessions_active summed over the peer's nodes and directions.
+# TYPE sip_peer_max_sessions gauge
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(head+`sip_peer_max_sessions{peer="carrier-a"} 30
+`), "sip_peer_max_sessions"); err != nil {
+		t.Error(err)
+	}
+	if err := c.SetPeers(mustPeers(t, collector.PeersConfig{Peers: []collector.PeerConfig{
+		{Name: "carrier-a", Prefixes: pfx("10.0.0.0/8"), MaxSessions: 60},
+		{Name: "pbx", Prefixes: pfx("192.0.2.0/24"), MaxSessions: 8},
+	}})); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(head+`sip_peer_max_sessions{peer="carrier-a"} 60
+sip_peer_max_sessions{peer="pbx"} 8
+`), "sip_peer_max_sessions"); err != nil {
+		t.Errorf("after the reload: %v", err)
+	}
+	problems, err := testutil.CollectAndLint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint %s: %s", p.Metric, p.Text)
+	}
+	if n := testutil.CollectAndCount(collector.NewSIP(1), "sip_peer_max_sessions"); n != 0 {
+		t.Errorf("without peers: %d series", n)
 	}
 }

@@ -321,8 +321,8 @@ type SIPConfig struct {
 
 // SIP is the collector of the `sip_` families, sip_responses_total and
 // sip_requests_total, labelled by node (and by peer and direction when
-// peers are configured), and of sip_response_phrases_total when phrases are
-// counted. The set of nodes is bounded: past the limit, messages of new
+// peers are configured), of sip_response_phrases_total when phrases are
+// counted, and of sip_peer_max_sessions (by peer) with peers. The set of nodes is bounded: past the limit, messages of new
 // nodes are counted under node="other".
 type SIP struct {
 	maxNodes   int
@@ -350,6 +350,8 @@ type SIP struct {
 	show [numCodes][numMethods]bool
 
 	responsesDesc, requestsDesc, nodesDesc, overflowDesc, phrasesDesc *prometheus.Desc
+	// maxSessionsDesc is sip_peer_max_sessions; nil without peer labels.
+	maxSessionsDesc *prometheus.Desc
 }
 
 // NewSIP returns a SIP collector labelled by node only, that tracks at most
@@ -405,6 +407,11 @@ func NewSIPWithConfig(cfg SIPConfig) (*SIP, error) {
 		c.phrasesDesc = prometheus.NewDesc("sip_response_phrases_total",
 			"SIP response messages seen, by node, status code and reason phrase as sent (normalised; \"other\" past the limit of distinct phrases per code) (RFC 3261 §7.2).",
 			[]string{"node", "code", "phrase"}, nil)
+	}
+	if c.peerLabels {
+		c.maxSessionsDesc = prometheus.NewDesc("sip_peer_max_sessions",
+			"Concurrent sessions (channels) the peer's contract allows, as declared by max_sessions in --config.file (the file in force, reloads included); absent for a peer that declares none. Compare with sip_sessions_active summed over the peer's nodes and directions.",
+			[]string{"peer"}, nil)
 	}
 	c.view.Store(&view{peers: cfg.Peers, names: map[string]*nodeSlots{}})
 	for m, codes := range preinitialised {
@@ -700,6 +707,9 @@ func (c *SIP) Describe(ch chan<- *prometheus.Desc) {
 	if c.phrasesDesc != nil {
 		ch <- c.phrasesDesc
 	}
+	if c.maxSessionsDesc != nil {
+		ch <- c.maxSessionsDesc
+	}
 }
 
 // codeLabels are the decimal label values of every status code, made once.
@@ -734,4 +744,11 @@ func (c *SIP) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.nodesDesc, prometheus.GaugeValue, float64(tracked))
 	ch <- prometheus.MustNewConstMetric(c.overflowDesc, prometheus.CounterValue, float64(c.overflow.Load()))
+	if p := c.Peers(); p != nil {
+		for i := range p.Len() {
+			if m := p.MaxSessions(i); m > 0 {
+				ch <- prometheus.MustNewConstMetric(c.maxSessionsDesc, prometheus.GaugeValue, float64(m), p.Name(i))
+			}
+		}
+	}
 }

@@ -202,6 +202,46 @@ type txNode struct {
 	// Capture times (ns; 0 never) of the last OPTIONS transaction that
 	// got a 2xx, and of the last that got another final response or none.
 	optionsOK, optionsFailed atomic.Int64
+	// keepalive is the peer's reachability from those outcomes
+	// (sip_peer_up).
+	keepalive keepalive
+}
+
+// The reachability of a peer: the values of keepalive.state.
+const (
+	peerUnknown int32 = iota // no run of outcomes has reached its threshold yet
+	peerDown
+	peerUp
+)
+
+// keepalive is the reachability of one label set's peer from its OPTIONS
+// keepalives, as the SIP address reachability services of session border
+// controllers judge it: downAfter consecutive failed keepalives turn it
+// down, upAfter consecutive successful ones up, and from the start
+// (unknown) the first of the two runs to complete decides. The outcomes
+// come in the order the tracker learns them: a 2xx or another final
+// response when it is seen, a timeout 64*T1 after the request. run is the
+// handling goroutine's; state is read at scrape.
+type keepalive struct {
+	run   int32 // > 0: that many successes in a row; < 0: failures
+	state atomic.Int32
+}
+
+// observe counts one keepalive outcome, ok a success, under the
+// thresholds downAfter and upAfter (1..MaxKeepaliveRun).
+func (k *keepalive) observe(ok bool, downAfter, upAfter int) {
+	switch {
+	case ok:
+		k.run = min(max(k.run, 0)+1, MaxKeepaliveRun)
+	default:
+		k.run = max(min(k.run, 0)-1, -MaxKeepaliveRun)
+	}
+	switch {
+	case int(k.run) >= upAfter:
+		k.state.Store(peerUp)
+	case int(-k.run) >= downAfter:
+		k.state.Store(peerDown)
+	}
 }
 
 // How sessions end: the index of txNode.ended, and of endReasons.
@@ -220,7 +260,7 @@ const (
 // keepalives, Reason causes (RFC 3326) and the RFC 6076 delays. It is a
 // [prometheus.Collector] of the families sip_session_*, sip_sessions_*,
 // sip_registration_*, sip_registrations_active, sip_peer_options_*,
-// sip_*_retransmissions_total and sip_reason_causes_total, and of the
+// sip_peer_up, sip_*_retransmissions_total and sip_reason_causes_total, and of the
 // sip_exporter_transaction*, sip_exporter_dialogs* and
 // sip_exporter_registrations* self-metrics.
 //
@@ -662,11 +702,7 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 	case MethodBYE:
 		owner.sdd.observe(delay)
 	case MethodOPTIONS:
-		if code < 300 {
-			latest(&owner.optionsOK, ev.Time)
-		} else {
-			latest(&owner.optionsFailed, ev.Time)
-		}
+		t.keepaliveOutcome(owner, code < 300, ev.Time)
 	}
 	// A 481 or 408 to a request inside a dialog: the UAC ends the dialog
 	// (RFC 3261 §12.2.1.2), the far end having lost it (a restart) or not
@@ -942,6 +978,21 @@ func (t *Tracker) timedOut(e *txEntry, invite bool) {
 	case e.method == MethodOPTIONS:
 		// It timed out at its start plus Timer F, or, ended by End, at the
 		// tracker's time.
-		latest(&n.optionsFailed, min(e.start+int64(NonInviteTimeout), t.clock))
+		t.keepaliveOutcome(n, false, min(e.start+int64(NonInviteTimeout), t.clock))
+	}
+}
+
+// keepaliveOutcome counts the outcome of an OPTIONS transaction of n, a
+// 2xx (ok) or not, at ns: its time stamp and, for a configured peer, the
+// peer's reachability under the thresholds of the peer file in force.
+func (t *Tracker) keepaliveOutcome(n *txNode, ok bool, ns int64) {
+	if ok {
+		latest(&n.optionsOK, ns)
+	} else {
+		latest(&n.optionsFailed, ns)
+	}
+	if peer := n.node.Peer(); peer != "" && peer != OtherPeer {
+		down, up := t.cfg.SIP.Peers().Keepalive(peer)
+		n.keepalive.observe(ok, down, up)
 	}
 }

@@ -34,6 +34,7 @@ type trackerMetrics struct {
 	unmatchedDesc, earlyDesc                                                              *prometheus.Desc
 	sessionsDesc, endedDesc, regsDesc, regAttemptsDesc, regTimeoutsDesc                   *prometheus.Desc
 	optionsOKDesc, optionsFailedDesc, regsTrackedDesc, regsEvictedDesc                    *prometheus.Desc
+	peerUpDesc                                                                            *prometheus.Desc
 	challengesDesc, regChallengesDesc                                                     *prometheus.Desc
 	// peerLabels: the label sets have a peer (--config.file): the
 	// sip_peer_options_* families are exported.
@@ -158,6 +159,8 @@ func newTrackerMetrics(sip *SIP) trackerMetrics {
 			"Capture time, Unix seconds, of the last 2xx to an OPTIONS request (a keepalive) of this peer and direction; with --config.file only, absent until one is seen.", lbl(), nil),
 		optionsFailedDesc: prometheus.NewDesc("sip_peer_options_last_failure_timestamp_seconds",
 			"Capture time, Unix seconds, of the last OPTIONS transaction of this peer and direction that failed: a final response other than 2xx, or none within 64*T1 = 32 s (the time it timed out); with --config.file only, absent until one is seen.", lbl(), nil),
+		peerUpDesc: prometheus.NewDesc("sip_peer_up",
+			"Whether the peer answers the OPTIONS keepalives of this direction, as the SIP address reachability services of SBCs judge it: 0 after keepalive_down_after (default 3) consecutive failed keepalives (a final response other than 2xx, or none within 64*T1 = 32 s), 1 after keepalive_up_after (default 2) consecutive 2xx; with --config.file only, absent until one of the two runs first completes.", lbl(), nil),
 		regsTrackedDesc: prometheus.NewDesc("sip_exporter_registrations",
 			"Addresses of record with an unexpired registration, tracked for sip_registrations_active.", nil, nil),
 		regsEvictedDesc: prometheus.NewDesc("sip_exporter_registrations_evicted_total",
@@ -222,7 +225,7 @@ func (ts *Trackers) Describe(ch chan<- *prometheus.Desc) { ts.describe(ch) }
 func (t *trackerMetrics) describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{t.attemptsDesc, t.outcomesDesc, t.timeoutsDesc, t.respRetransDesc, t.reqRetransDesc,
 		t.causesDesc, t.openDesc, t.evictedDesc, t.timedOutDesc, t.dialogsDesc, t.dialogsEvictedDesc, t.unmatchedDesc, t.earlyDesc,
-		t.sessionsDesc, t.endedDesc, t.regsDesc, t.regAttemptsDesc, t.regTimeoutsDesc, t.optionsOKDesc, t.optionsFailedDesc,
+		t.sessionsDesc, t.endedDesc, t.regsDesc, t.regAttemptsDesc, t.regTimeoutsDesc, t.optionsOKDesc, t.optionsFailedDesc, t.peerUpDesc,
 		t.regsTrackedDesc, t.regsEvictedDesc, t.challengesDesc, t.regChallengesDesc} {
 		ch <- d
 	}
@@ -230,6 +233,22 @@ func (t *trackerMetrics) describe(ch chan<- *prometheus.Desc) {
 	t.rrdVec.Describe(ch)
 	t.sddVec.Describe(ch)
 	t.durationVec.Describe(ch)
+}
+
+// keepaliveState returns the reachability of a label set from the txNodes
+// of its shards: that of the one whose last keepalive outcome is the
+// latest among those that know one. The pipeline puts all of a peer's
+// keepalives in one shard, so that one state machine sees them all in
+// order; this only chooses that shard.
+func keepaliveState(tns []*txNode) int32 {
+	st, at := peerUnknown, int64(0)
+	for _, tn := range tns {
+		s := tn.keepalive.state.Load()
+		if last := max(tn.optionsOK.Load(), tn.optionsFailed.Load()); s != peerUnknown && (st == peerUnknown || last > at) {
+			st, at = s, last
+		}
+	}
+	return st
 }
 
 // q850Labels are the decimal label values of the Q.850 causes.
@@ -331,6 +350,13 @@ func (t *trackerMetrics) collect(ch chan<- prometheus.Metric, shards []*Tracker)
 			}
 			if ns := latest(tns, func(n *txNode) int64 { return n.optionsFailed.Load() }); ns != 0 {
 				gauge(t.optionsFailedDesc, unixSeconds(ns), lv...)
+			}
+			if st := keepaliveState(tns); st != peerUnknown {
+				up := 0.0
+				if st == peerUp {
+					up = 1
+				}
+				gauge(t.peerUpDesc, up, lv...)
 			}
 		}
 		for i := range first.outcomes {
