@@ -31,6 +31,9 @@ import (
 //	  - name: carrier-a    # the peer label value
 //	    cidrs: [192.0.2.0/24, 2001:db8::/32]
 //	    ports: [5060, "5080-5090"]   # optional; any port when absent
+//	    max_sessions: 120            # optional: sip_peer_max_sessions
+//	    keepalive_down_after: 3      # optional: failed OPTIONS in a row for sip_peer_up 0
+//	    keepalive_up_after: 2        # optional: 2xx to OPTIONS in a row for sip_peer_up 1
 //	nodes:                 # node value as seen -> node label value
 //	  "4711": sbc-fra-1
 //
@@ -46,15 +49,18 @@ type fileConfig struct {
 
 // filePeer is one entry of peers.
 type filePeer struct {
-	Name  yaml.Node   `yaml:"name"`
-	CIDRs []yaml.Node `yaml:"cidrs"`
-	Ports []yaml.Node `yaml:"ports"`
+	Name               yaml.Node   `yaml:"name"`
+	CIDRs              []yaml.Node `yaml:"cidrs"`
+	Ports              []yaml.Node `yaml:"ports"`
+	MaxSessions        yaml.Node   `yaml:"max_sessions"`
+	KeepaliveDownAfter yaml.Node   `yaml:"keepalive_down_after"`
+	KeepaliveUpAfter   yaml.Node   `yaml:"keepalive_up_after"`
 }
 
 // yamlTypeNames turns the Go type names in the YAML decoder's messages into
 // the words of the file.
 var yamlTypeNames = strings.NewReplacer(
-	"in type main.filePeer", "in a peer (want name, cidrs, ports)",
+	"in type main.filePeer", "in a peer (want name, cidrs, ports, max_sessions, keepalive_down_after, keepalive_up_after)",
 	"in type main.fileConfig", "at the top level (want peers, nodes)",
 	"into []main.filePeer", "into peers (want a list)",
 	"into main.filePeer", "into a peer (want a mapping)",
@@ -133,6 +139,22 @@ func parseConfig(data []byte) (collector.PeersConfig, error) {
 				return cfg, fmt.Errorf("line %d: peer %q: %w", n.Line, name, err)
 			}
 			pc.Ports = append(pc.Ports, r)
+		}
+		for _, f := range []struct {
+			key  string
+			n    *yaml.Node
+			max  int
+			into *int
+		}{
+			{"max_sessions", &fp.MaxSessions, maxSessionsLimit, &pc.MaxSessions},
+			{"keepalive_down_after", &fp.KeepaliveDownAfter, collector.MaxKeepaliveRun, &pc.KeepaliveDownAfter},
+			{"keepalive_up_after", &fp.KeepaliveUpAfter, collector.MaxKeepaliveRun, &pc.KeepaliveUpAfter},
+		} {
+			v, err := parseCount(f.n, f.max)
+			if err != nil {
+				return cfg, fmt.Errorf("line %d: peer %q: %s: %w", f.n.Line, name, f.key, err)
+			}
+			*f.into = v
 		}
 		// A cidr that an earlier peer covers with all of its ports can
 		// never match: the earlier peer is matched first.
@@ -251,6 +273,23 @@ func parsePorts(n *yaml.Node) (collector.PortRange, error) {
 		return collector.PortRange{}, fmt.Errorf("bad port %q: want 1 to 65535 or a range \"FIRST-LAST\"", s)
 	}
 	return collector.PortRange{First: p, Last: p}, nil
+}
+
+// maxSessionsLimit bounds max_sessions: more channels than any trunk
+// carries, and exact as a float64.
+const maxSessionsLimit = 10_000_000
+
+// parseCount parses an optional positive integer of at most max: 0 when
+// the key is absent.
+func parseCount(n *yaml.Node, max int) (int, error) {
+	if n.Kind == 0 {
+		return 0, nil
+	}
+	v, err := strconv.Atoi(n.Value)
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || err != nil || v < 1 || v > max {
+		return 0, fmt.Errorf("%q: want a whole number from 1 to %d", n.Value, max)
+	}
+	return v, nil
 }
 
 // portsCover reports whether the ports of an earlier peer (empty: all)

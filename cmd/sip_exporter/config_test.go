@@ -111,7 +111,7 @@ nodes:
   - name: carrier-a
     cidr: [10.0.0.0/8]
 `,
-			err: "line 3: field cidr not found in a peer (want name, cidrs, ports)",
+			err: "line 3: field cidr not found in a peer (want name, cidrs, ports, max_sessions, keepalive_down_after, keepalive_up_after)",
 		},
 		{
 			name: "unknown top-level key",
@@ -205,6 +205,63 @@ nodes:
 			name: "invalid name",
 			in:   "peers:\n  - name: \"carrier \\\"a\\\"\"\n    cidrs: [10.0.0.0/8]\n",
 			err:  `line 2: invalid peer name "carrier \"a\"": want 1 to 64 ASCII letters, digits, spaces and -_.:/+@, starting and ending with a letter or digit`,
+		},
+		{
+			name: "capacity and keepalive thresholds",
+			in: `peers:
+  - name: carrier-a
+    cidrs: [192.0.2.0/24]
+    max_sessions: 120
+    keepalive_down_after: 5
+    keepalive_up_after: 1
+  - name: pbx
+    cidrs: [198.51.100.0/24]
+    keepalive_up_after: 100
+`,
+			want: collector.PeersConfig{Peers: []collector.PeerConfig{
+				{Name: "carrier-a", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, MaxSessions: 120, KeepaliveDownAfter: 5, KeepaliveUpAfter: 1},
+				{Name: "pbx", Prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}, KeepaliveUpAfter: 100},
+			}},
+		},
+		{
+			name: "max_sessions zero",
+			in:   "peers:\n  - name: carrier-a\n    cidrs: [10.0.0.0/8]\n    max_sessions: 0\n",
+			err:  `line 4: peer "carrier-a": max_sessions: "0": want a whole number from 1 to 10000000`,
+		},
+		{
+			name: "max_sessions negative",
+			in:   "peers:\n  - name: carrier-a\n    cidrs: [10.0.0.0/8]\n    max_sessions: -30\n",
+			err:  `line 4: peer "carrier-a": max_sessions: "-30": want a whole number from 1 to 10000000`,
+		},
+		{
+			name: "max_sessions not a number",
+			in:   "peers:\n  - name: carrier-a\n    cidrs: [10.0.0.0/8]\n    max_sessions: \"30\"\n",
+			err:  `line 4: peer "carrier-a": max_sessions: "30": want a whole number from 1 to 10000000`,
+		},
+		{
+			name: "max_sessions fractional",
+			in:   "peers:\n  - name: carrier-a\n    cidrs: [10.0.0.0/8]\n    max_sessions: 29.5\n",
+			err:  `line 4: peer "carrier-a": max_sessions: "29.5": want a whole number from 1 to 10000000`,
+		},
+		{
+			name: "max_sessions empty",
+			in:   "peers:\n  - name: carrier-a\n    cidrs: [10.0.0.0/8]\n    max_sessions:\n",
+			err:  `line 4: peer "carrier-a": max_sessions: "": want a whole number from 1 to 10000000`,
+		},
+		{
+			name: "max_sessions a list",
+			in:   "peers:\n  - name: carrier-a\n    cidrs: [10.0.0.0/8]\n    max_sessions: [30]\n",
+			err:  `line 4: peer "carrier-a": max_sessions: "": want a whole number from 1 to 10000000`,
+		},
+		{
+			name: "keepalive_down_after zero",
+			in:   "peers:\n  - name: carrier-a\n    cidrs: [10.0.0.0/8]\n    keepalive_down_after: 0\n",
+			err:  `line 4: peer "carrier-a": keepalive_down_after: "0": want a whole number from 1 to 100`,
+		},
+		{
+			name: "keepalive_up_after above the bound",
+			in:   "peers:\n  - name: pbx\n    cidrs: [10.0.0.0/8]\n    keepalive_up_after: 101\n",
+			err:  `line 4: peer "pbx": keepalive_up_after: "101": want a whole number from 1 to 100`,
 		},
 		{
 			name: "node mapping not a mapping",
