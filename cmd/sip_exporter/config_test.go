@@ -471,7 +471,7 @@ func TestBadConfigAtStart(t *testing.T) {
 	}
 	var stdout, stderr strings.Builder
 	code := run([]string{"report", "--config.file=" + path, "../../deploy/demo/sip-demo.pcap"}, &stdout, &stderr)
-	want := program + `: error: config file "` + path + `": line 4: field colour not found in a peer (want name, cidrs, ports)` + "\n"
+	want := program + `: error: config file "` + path + `": line 4: field colour not found in a peer (want name, cidrs, ports, max_sessions, keepalive_down_after, keepalive_up_after)` + "\n"
 	if code != 1 || stderr.String() != want {
 		t.Errorf("exit %d, stderr %q; want 1, %q", code, stderr.String(), want)
 	}
