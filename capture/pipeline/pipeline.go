@@ -349,11 +349,13 @@ func (pr *Producer) handle(o *decode.Origin, m *sip.Message) {
 
 // shardOf returns the shard of a classified message: by its address of
 // record for REGISTER and its responses (a registration may be refreshed
-// or removed with another Call-ID), else by Call-ID (every transaction and
+// or removed with another Call-ID), by its peer for the OPTIONS of a
+// configured peer (keepaliveKey), else by Call-ID (every transaction and
 // dialog lies within one), else by its bytes (copies meet).
 func (p *Pipeline) shardOf(o *decode.Origin, m *sip.Message, msg *message) int {
-	var h uint64
+	h, keepalive := p.keepaliveKey(o, msg)
 	switch {
+	case keepalive:
 	case msg.hasTx && msg.tx.AOR() != 0:
 		h = msg.tx.AOR()
 	case m.CallID != nil:
@@ -364,6 +366,34 @@ func (p *Pipeline) shardOf(o *decode.Origin, m *sip.Message, msg *message) int {
 		h = maphash.Bytes(p.seed, o.Payload)
 	}
 	return int((h >> 32) * uint64(len(p.shards)) >> 32)
+}
+
+// keepaliveKey returns the shard key of an OPTIONS request or response
+// (by its CSeq method) whose request is attributed to a configured peer:
+// a hash of that peer's name. The tracker's reachability of a peer
+// (sip_peer_up) follows all its keepalives in order, each with a new
+// Call-ID as a rule, so they must meet in one shard; a response is
+// attributed by its addresses swapped, as its request, and copies have
+// the same addresses. The name, not the index, so that a reload that
+// keeps it keeps the shard. ok is false for any other message. It takes
+// no lock and does not allocate.
+func (p *Pipeline) keepaliveKey(o *decode.Origin, msg *message) (h uint64, ok bool) {
+	if msg.method != collector.MethodOPTIONS {
+		return 0, false
+	}
+	peers := p.sip.Peers()
+	if peers == nil {
+		return 0, false
+	}
+	src, dst := o.Src, o.Dst
+	if msg.response {
+		src, dst = dst, src
+	}
+	i, _ := peers.Match(src, dst)
+	if i < 0 {
+		return 0, false
+	}
+	return maphash.String(p.seed, peers.Name(i)), true
 }
 
 // classify fills msg for m seen at o by a source of node sn, and returns
