@@ -175,7 +175,7 @@ func TestRulesPromtool(t *testing.T) {
 
 var (
 	recordNameRE = regexp.MustCompile(`^([a-z]+(?:_[a-z]+)*):([a-z][a-z0-9_]*):([a-z0-9_]+)$`)
-	levelLabels  = []string{"node", "peer", "method", "code", "class", "outcome", "instance", "source"}
+	levelLabels  = []string{"node", "peer", "method", "code", "class", "outcome", "instance", "source", "failure"}
 )
 
 // TestRuleFiles checks the conventions of the rules: level:metric:operation
