@@ -48,15 +48,24 @@ const (
 // OPTIONS refused with 503 trunk-down: every message of theirs is inbound
 // from their peer (its sender), one label set each, so that sbc, with two,
 // has the most series and is the value the "first" pass of every variable
-// picks (the one with INVITE errors and answered OPTIONS).
+// picks (the one with INVITE errors and answered OPTIONS). sbc and
+// pbx-held declare max_sessions (sip_peer_max_sessions); trunk-down is
+// down after its two refused keepalives, sbc up after its answered ones
+// (the default 2).
 const promPeers = `peers:
   - name: sbc
     cidrs: [127.0.4.10/32, 127.0.4.12/32, 127.0.4.14/32, 127.0.4.16/32, 127.0.4.18/32, 127.0.4.20/32, 127.0.4.22/32]
+    max_sessions: 10
   - name: pbx-held
     cidrs: [127.0.4.40/31]
+    max_sessions: 5
   - name: trunk-down
     cidrs: [127.0.4.42/31]
+    keepalive_down_after: 2
 `
+
+// promHeldMax is the max_sessions of pbx-held in promPeers.
+const promHeldMax = 5
 
 // issue5Metrics are the transaction and session families of issue 5 that
 // dashboards and rules read. Until they are exported, expressions that
@@ -78,6 +87,8 @@ var issue5Metrics = []string{
 var peerMetrics = []string{
 	"sip_peer_options_last_success_timestamp_seconds",
 	"sip_peer_options_last_failure_timestamp_seconds",
+	"sip_peer_up", "sip_peer_max_sessions",
+	"peer:sip_sessions_utilisation:ratio", // of sip_peer_max_sessions alone
 }
 
 // TestPrometheusDashboardsAndRules runs the real exporter on lo, a real
@@ -233,6 +244,24 @@ func TestPrometheusDashboardsAndRules(t *testing.T) {
 	keepalive := panelTargets(t, overview, "Trunk keepalives")
 	checker.exact("overview trunk keepalive state of sbc", substitute(keepalive["A"], allVars), map[string]string{"peer": "sbc", "direction": "outbound"}, 1)
 	checker.exact("overview trunk keepalive state of trunk-down", substitute(keepalive["A"], allVars), map[string]string{"peer": "trunk-down", "direction": "inbound"}, 0)
+	// Issue 20. Reachability: sbc answered its keepalives (up after 2),
+	// trunk-down refused its 2 (down after 2). Capacity: the held calls
+	// over pbx-held's max_sessions; sbc's calls have all ended. The
+	// failure mix of the hour (both rounds) from the five INVITE pairs to
+	// sbc: one 503, one 404, no timeout. The short-call ratio: every call
+	// answered by SIPp is held 50 ms (uac_invite.xml), at most 6 s.
+	reach := substitute(findTarget(t, overview, "Trunk reachability"), allVars)
+	checker.exact("overview trunk reachability of sbc", reach, map[string]string{"peer": "sbc", "direction": "outbound"}, 1)
+	checker.exact("overview trunk reachability of trunk-down", reach, map[string]string{"peer": "trunk-down", "direction": "inbound"}, 0)
+	util := substitute(findTarget(t, overview, "Trunk utilisation"), allVars)
+	checker.exact("overview trunk utilisation of pbx-held", util, map[string]string{"peer": "pbx-held"}, float64(promHeldCalls)/promHeldMax)
+	checker.exact("overview trunk utilisation of sbc", util, map[string]string{"peer": "sbc"}, 0)
+	checker.exact("recording rule peer:sip_sessions_utilisation:ratio", `peer:sip_sessions_utilisation:ratio`, map[string]string{"peer": "pbx-held"}, float64(promHeldCalls)/promHeldMax)
+	for failure, want := range map[string]float64{"5xx": 1.0 / 5, "404": 1.0 / 5, "timeout": 0} {
+		checker.exact("recording rule node_peer_failure:sip_session_failures:ratio1h "+failure, `node_peer_failure:sip_session_failures:ratio1h`,
+			map[string]string{"peer": "sbc", "direction": "outbound", "failure": failure}, want)
+	}
+	checker.exact("recording rule node_peer:sip_session_short_calls:ratio5m", `node_peer:sip_session_short_calls:ratio5m`, map[string]string{"peer": "sbc", "direction": "outbound"}, 1)
 
 	// SLA ratios: one of the five INVITE pairs answers (200), one refuses
 	// with 503 (a network failure), 404, 486 and 603 come from the user.
