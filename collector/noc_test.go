@@ -234,14 +234,7 @@ func TestTrackerRegistrationBound(t *testing.T) {
 // or no response within 64*T1: stamped at the timeout) in capture time;
 // the "other" peer and a collector without peers export neither.
 func TestTrackerOptions(t *testing.T) {
-	peers, err := NewPeers(PeersConfig{Peers: []PeerConfig{{Name: "carrier-a", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewSIPWithConfig(SIPConfig{MaxNodes: 4, Peers: peers})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := carrierASIP(t, 1)
 	ours, theirs, stranger := netip.MustParseAddrPort("203.0.113.1:5060"), netip.MustParseAddrPort("192.0.2.1:5060"), netip.MustParseAddrPort("198.51.100.9:5060")
 	out, in := c.Lookup(nil, ours, theirs), c.Lookup(nil, theirs, ours)
 	other := c.Lookup(nil, ours, stranger)

@@ -159,6 +159,21 @@ func TestTrackerPeerUp(t *testing.T) {
 	}
 }
 
+// carrierASIP returns a SIP collector of shards shards whose peers file
+// names one peer, carrier-a, 192.0.2.0/24.
+func carrierASIP(t *testing.T, shards int) *SIP {
+	t.Helper()
+	peers, err := NewPeers(PeersConfig{Peers: []PeerConfig{{Name: "carrier-a", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewSIPWithConfig(SIPConfig{MaxNodes: 4, Peers: peers, Shards: shards})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // peerUpSamples returns the sip_peer_up samples of c as "peer/direction value",
 // in the registry's order (by direction, then peer).
 func peerUpSamples(t *testing.T, c prometheus.Collector) []string {
@@ -189,18 +204,11 @@ func peerUpSamples(t *testing.T, c prometheus.Collector) []string {
 // that saw its keepalives (the pipeline puts them all in one); the others
 // know none.
 func TestTrackerPeerUpShards(t *testing.T) {
-	peers, err := NewPeers(PeersConfig{Peers: []PeerConfig{{Name: "carrier-a", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// No subtests: the allocation test that follows counts every
 	// goroutine's mallocs, and a subtest's goroutine may still be
 	// reporting.
 	for shard := range 3 {
-		c, err := NewSIPWithConfig(SIPConfig{MaxNodes: 4, Peers: peers, Shards: 3})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := carrierASIP(t, 3)
 		cfg := DefaultTrackerConfig()
 		cfg.SIP = c
 		ts, err := NewTrackers(cfg, 3)
@@ -227,14 +235,7 @@ func TestTrackerPeerUpShards(t *testing.T) {
 // TestPeerUpSteadyStateAllocs: with peers, OPTIONS keepalives of a
 // configured peer, answered and not, allocate nothing once warm.
 func TestPeerUpSteadyStateAllocs(t *testing.T) {
-	peers, err := NewPeers(PeersConfig{Peers: []PeerConfig{{Name: "carrier-a", Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewSIPWithConfig(SIPConfig{MaxNodes: 4, Peers: peers})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := carrierASIP(t, 1)
 	cfg := DefaultTrackerConfig()
 	cfg.SIP = c
 	cfg.MaxTransactions = 10_000
