@@ -53,8 +53,8 @@ func TestKeepaliveShard(t *testing.T) {
 					m.Method = []byte(method)
 				}
 				var msg message
-				p.classify(&o, &m, &msg, p.SourceNode(""))
-				seen[p.shardOf(&o, &m, &msg)] = true
+				_, call := p.classify(&o, &m, &msg, p.SourceNode(""))
+				seen[p.shardOf(&o, &m, &msg, call)] = true
 			}
 		}
 		return seen
@@ -109,10 +109,10 @@ func TestKeepaliveShardAllocs(t *testing.T) {
 	in := decode.Origin{Src: out.Dst, Dst: out.Src}
 	var msg message
 	step := func() {
-		p.classify(&out, &req, &msg, sn)
-		s1 := p.shardOf(&out, &req, &msg)
-		p.classify(&in, &resp, &msg, sn)
-		if s2 := p.shardOf(&in, &resp, &msg); s1 != s2 {
+		_, call := p.classify(&out, &req, &msg, sn)
+		s1 := p.shardOf(&out, &req, &msg, call)
+		_, call = p.classify(&in, &resp, &msg, sn)
+		if s2 := p.shardOf(&in, &resp, &msg, call); s1 != s2 {
 			t.Fatalf("request in shard %d, its response in %d", s1, s2)
 		}
 	}
