@@ -202,6 +202,7 @@ type txNode struct {
 	// Capture times (ns; 0 never) of the last OPTIONS transaction that
 	// got a 2xx, and of the last that got another final response or none.
 	optionsOK, optionsFailed atomic.Int64
+	stir                     stirCounts // initial INVITEs by attestation and verstat
 }
 
 // How sessions end: the index of txNode.ended, and of endReasons.
@@ -543,6 +544,7 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 	switch {
 	case ev.Method == MethodINVITE && ev.Flags&TxToTag == 0:
 		e.flags |= txInitial
+		mine.stir.observe(ev.STIR)
 		if !t.resend(ev, &e) {
 			mine.attempts.Add(1)
 		}
@@ -569,7 +571,7 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 }
 
 func (t *Tracker) causes(ev *TxEvent, mine *txNode) {
-	if ev.Q850Cause >= 0 && ev.Q850Cause < 128 {
+	if ev.Q850Cause >= 0 {
 		mine.q850[ev.Q850Cause].Add(1)
 	}
 	if sipstatus.Valid(int(ev.SIPCause)) {

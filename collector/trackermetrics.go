@@ -39,6 +39,7 @@ type trackerMetrics struct {
 	peerLabels bool
 	// exact are the series of the histograms, shared by the shards.
 	exact *exactSet
+	stir  stirMetrics
 }
 
 // exactHistogram is one series of a delay or duration histogram whose
@@ -188,6 +189,7 @@ func newTrackerMetrics(sip *SIP) trackerMetrics {
 	}
 	m.peerLabels = len(series) > 1
 	m.exact = &exactSet{by: map[string]*exactHistogram{}}
+	m.stir = newStirMetrics(lbl)
 	return m
 }
 
@@ -229,6 +231,7 @@ func (t *trackerMetrics) describe(ch chan<- *prometheus.Desc) {
 	t.rrdVec.Describe(ch)
 	t.sddVec.Describe(ch)
 	t.durationVec.Describe(ch)
+	t.stir.describe(ch)
 }
 
 // q850Labels are the decimal label values of the Q.850 causes.
@@ -346,6 +349,7 @@ func (t *trackerMetrics) collect(ch chan<- prometheus.Metric, shards []*Tracker)
 			code := i + sipstatus.MinCode
 			counter(t.respRetransDesc, v, with(Methods[m], codeLabels[i], sipstatus.Class(code), sipstatus.Text(code))...)
 		}, retrans...)
+		t.stir.collect(ch, tns, lv)
 		for m := range first.reqRetrans {
 			counter(t.reqRetransDesc, sum(tns, func(n *txNode) uint64 { return n.reqRetrans[m].Load() }), with(Methods[m])...)
 		}

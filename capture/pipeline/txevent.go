@@ -28,7 +28,7 @@ func txEvent(o *decode.Origin, m *sip.Message, n *collector.Node, ev *collector.
 		Node:      n,
 		ToTag:     toTag,
 		Method:    collector.MethodOf(m.CSeqMethod),
-		Q850Cause: cause(m.Q850Cause, 127),
+		Q850Cause: int8(cause(m.Q850Cause, 127)),
 		SIPCause:  cause(m.SIPCause, 699),
 	}
 	if m.Response {
@@ -37,6 +37,8 @@ func txEvent(o *decode.Origin, m *sip.Message, n *collector.Node, ev *collector.
 	}
 	if toTag != 0 {
 		ev.Flags |= collector.TxToTag
+	} else if !m.Response && ev.Method == collector.MethodINVITE {
+		ev.STIR = stirOf(m) // an initial INVITE
 	}
 	ev.Expires = collector.NoExpiry
 	if ev.Method == collector.MethodREGISTER {
