@@ -184,10 +184,13 @@ func FuzzAttestation(f *testing.F) {
 }
 
 // oracle reads the attest claim of payload with encoding/json, as
-// Attestation should: ErrJSON unless it is one JSON object (nesting at
+// Attestation should: ErrCompact when it is empty, ErrJSON unless it is one JSON object (nesting at
 // most MaxDepth), ErrNoAttest without a top-level "attest", ErrAttest for
 // a duplicate or a value other than "A", "B", "C".
 func oracle(payload []byte) (byte, error) {
+	if len(payload) == 0 {
+		return 0, stir.ErrCompact // header..signature: RFC 8225 §7
+	}
 	if !json.Valid(payload) || depth(payload) > stir.MaxDepth {
 		return 0, stir.ErrJSON
 	}
