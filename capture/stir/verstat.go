@@ -1,5 +1,7 @@
 package stir
 
+import "bytes"
+
 // Verstat returns the value of the verstat parameter (ATIS-1000074
 // §5.3.1: the verification service's result, such as
 // "TN-Validation-Passed") in pai, the value of the P-Asserted-Identity
@@ -41,7 +43,7 @@ func verstatParam(v []byte) []byte {
 			}
 		case ';':
 			j := i + 1
-			if len(v)-j < len(name) || !equalFoldASCII(v[j:j+len(name)], name) {
+			if len(v)-j < len(name) || !bytes.EqualFold(v[j:j+len(name)], []byte(name)) {
 				continue
 			}
 			s := j + len(name)
@@ -62,19 +64,4 @@ func verstatEnd(c byte) bool {
 		return true
 	}
 	return false
-}
-
-// equalFoldASCII reports whether b is s (lower case) without regard to
-// the case of ASCII letters.
-func equalFoldASCII(b []byte, s string) bool {
-	for i := range len(s) {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -3,9 +3,7 @@
 package main
 
 import (
-	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -202,50 +200,32 @@ func stirFigures(mfs map[string]*dto.MetricFamily) map[string]float64 {
 	return out
 }
 
-// runSTIRPair runs pair p over UDP, its UAS (uas_invite.xml answering 486,
-// ignoring txLost % of the INVITEs: lossyScenario) on uasIP, its UAC
-// (uac_invite_stir.xml with the pair's headers) on uacIP, and returns the
-// INVITEs the UAC sent first and retransmitted, from its -trace_counts,
-// once its -trace_msg log shows the pair's headers on the wire.
+// runSTIRPair runs pair p over UDP with runSIPpPair: its UAS
+// (uas_invite.xml answering 486, ignoring txLost % of the INVITEs and
+// ACKs: lossyScenario) on uasIP, its UAC (uac_invite_stir.xml with the
+// pair's headers, waiting 8 s at the end to ACK a repeated 486 again) on
+// uacIP. It returns the INVITEs the UAC sent first and retransmitted, from
+// its -trace_counts, once its -trace_msg log shows the pair's headers on
+// the wire.
 func runSTIRPair(dir string, p stirPair, uasIP, uacIP string) (sent, retrans float64, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, 0, err
 	}
-	uasScenario, err := lossyScenario(dir, "uas_invite.xml", uasLossRE)
+	uas, err := lossyScenario(dir, "uas_invite.xml", uasLossRE)
 	if err != nil {
 		return 0, 0, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	uas, err := startSIPp(ctx, "", filepath.Join(dir, "uas"), uasScenario, "u1", uasIP, stirCalls, "-set", "code", "486")
+	uac, err := lossyScenario(dir, "uac_invite_stir.xml", nil)
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := waitListening(uas.cmd.Process.Pid, "udp", uasIP, sippPort, uas.exited, 5*time.Second); err != nil {
-		cancel()
-		uas.wait()
-		return 0, 0, fmt.Errorf("UAS: %w%s", err, uas.details())
-	}
-	uac, err := startSIPp(ctx, "", filepath.Join(dir, "uac"), "uac_invite_stir.xml", "u1", uacIP, stirCalls,
-		"-set", "identity", p.identity, "-set", "pai", p.pai, "-set", "fromuser", p.fromuser, "-trace_msg",
-		"-r", strconv.Itoa(sippRate), net.JoinHostPort(uasIP, strconv.Itoa(sippPort)))
-	if err != nil {
-		cancel()
-		uas.wait()
+	pair := sippPair{name: p.name, uas: uas, uac: uac, uasArgs: []string{"-set", "code", "486"},
+		uacArgs: []string{"-set", "identity", p.identity, "-set", "pai", p.pai, "-set", "fromuser", p.fromuser, "-trace_msg"}}
+	if _, err := runSIPpPair(dir, pair, "u1", uasIP, uacIP, stirCalls); err != nil {
 		return 0, 0, err
 	}
-	var failed []error
-	if err := uac.wait(); err != nil {
-		failed = append(failed, fmt.Errorf("UAC: %w%s", err, uac.details()))
-	}
-	if err := uas.wait(); err != nil {
-		failed = append(failed, fmt.Errorf("UAS: %w%s", err, uas.details()))
-	}
-	if len(failed) > 0 {
-		return 0, 0, errors.Join(failed...)
-	}
-	// What went on the wire carries the pair's headers as given.
-	logFile, log, err := sippFile(uac.dir, "_messages.log")
+	uacDir := filepath.Join(dir, "uac")
+	logFile, log, err := sippFile(uacDir, "_messages.log")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -254,7 +234,7 @@ func runSTIRPair(dir string, p stirPair, uasIP, uacIP string) (sent, retrans flo
 			return 0, 0, fmt.Errorf("%s: no INVITE carries %q", logFile, h)
 		}
 	}
-	file, header, last, err := sippCountsOf(uac.dir)
+	file, header, last, err := sippCountsOf(uacDir)
 	if err != nil {
 		return 0, 0, err
 	}
