@@ -397,6 +397,7 @@ func (p *Pipeline) classify(o *decode.Origin, m *sip.Message, msg *message, sn *
 	}
 	msg.hasTx = p.tx != nil && txEvent(o, m, n, &msg.tx)
 	msg.tx.Node = n
+	msg.tx.CallID.Set(m.CallID) // the exemplars' Call-ID, with or without the tracker
 	if o.Node != nil {
 		return n.Label()
 	}
@@ -425,7 +426,7 @@ func (s *shard) Message(t int64, m *message, late bool) {
 	n := m.tx.Node
 	c := n.Shard(s.i)
 	if m.response {
-		c.ObserveResponseMethod(int(m.code), m.method)
+		c.ObserveResponseCallID(int(m.code), m.method, &m.tx.CallID)
 		n.ObservePhraseIndex(int(m.code), int(m.phrase))
 	} else {
 		c.ObserveRequestMethod(m.method)
