@@ -4,12 +4,14 @@ import (
 	"encoding/binary"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sip-exporter/sip_exporter/collector/sipstatus"
 )
@@ -180,7 +182,37 @@ func withExemplar(m prometheus.Metric, r exemplarRead, node string) prometheus.M
 	if err != nil { // cannot happen: the labels are bounded and valid
 		return m
 	}
-	return em
+	return sortedExemplars{em}
+}
+
+// sortedExemplars is a metric whose exemplars' labels are written in
+// order of name (call_id, node), not in the random order of the map that
+// [prometheus.NewMetricWithExemplars] takes: the exposition is
+// deterministic.
+type sortedExemplars struct{ prometheus.Metric }
+
+// Write implements [prometheus.Metric].
+func (m sortedExemplars) Write(out *dto.Metric) error {
+	if err := m.Metric.Write(out); err != nil {
+		return err
+	}
+	sortLabels := func(e *dto.Exemplar) {
+		if e != nil {
+			slices.SortFunc(e.Label, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
+		}
+	}
+	if c := out.Counter; c != nil {
+		sortLabels(c.Exemplar)
+	}
+	if h := out.Histogram; h != nil {
+		for _, b := range h.Bucket {
+			sortLabels(b.Exemplar)
+		}
+		for _, e := range h.Exemplars {
+			sortLabels(e)
+		}
+	}
+	return nil
 }
 
 // outcomeExemplar returns the exemplar of the session outcome code, made
