@@ -317,6 +317,7 @@ type Tracker struct {
 	lastNode  *Node
 	lastIndex uint32
 	clock     int64 // the tracker's time: the latest watermark or event time, ns
+	publishAt int64 // the tracker's time of the next publish while messages come
 
 	mu        sync.Mutex // guards published
 	published []*txNode
@@ -497,7 +498,16 @@ func (t *Tracker) End() {
 	t.publish()
 }
 
+// publishEvery is how far, in capture time, the tracker's time moves on
+// between two publications of the open transactions, dialogs and
+// registrations (sip_exporter_transactions and the like) while messages
+// come: their atomic stores are not paid per message. Advance and End
+// publish at once.
+const publishEvery = int64(time.Millisecond)
+
+// publish stores the numbers of open entries for the scrape.
 func (t *Tracker) publish() {
+	t.publishAt = t.clock + publishEvery
 	t.open.Store(int64(t.table.len()))
 	t.openDialogs.Store(int64(t.dialogs.len()))
 	t.openRegs.Store(int64(t.regs.len()))
@@ -538,7 +548,6 @@ func (t *Tracker) Observe(ev *TxEvent) {
 	} else {
 		t.request(ev, idx)
 	}
-	t.open.Store(int64(t.table.len()))
 }
 
 func (t *Tracker) request(ev *TxEvent, idx uint32) {
@@ -805,7 +814,6 @@ func (t *Tracker) registered(ev *TxEvent, e *txEntry) {
 		case exp == 0:
 			t.regs.del(aor)
 			t.regQ.deleted()
-			t.openRegs.Store(int64(t.regs.len()))
 			return
 		case r.expires != expires:
 			r.expires, r.node = expires, e.node
@@ -825,7 +833,6 @@ func (t *Tracker) registered(ev *TxEvent, e *txEntry) {
 		t.regs.put(aor, regEntry{expires: expires, node: e.node})
 	}
 	t.nodes[e.node].registrations.Add(1)
-	t.openRegs.Store(int64(t.regs.len()))
 }
 
 // dropReg forgets the registration of an address of record, taken from
@@ -867,7 +874,6 @@ func (t *Tracker) answered(ev *TxEvent, node uint32) {
 	}
 	t.dialogs.put(key, dialogEntry{answered: ev.Time, node: node, leg: ev.Leg})
 	t.nodes[node].sessions.Add(1)
-	t.openDialogs.Store(int64(t.dialogs.len()))
 }
 
 // endDialog ends the session of a dialog taken from its queue.
@@ -909,7 +915,6 @@ func (t *Tracker) hangUpLeg(ev *TxEvent, key uint64, reason int) {
 	if reason == endBye {
 		n.duration.observe(ev.Time-d.answered, &ev.CallID)
 	}
-	t.openDialogs.Store(int64(t.dialogs.len()))
 }
 
 // expire ends the transactions whose timeout has passed at now, the
@@ -928,7 +933,9 @@ func (t *Tracker) expire(now int64) {
 			t.dropReg(it.v)
 		}
 	}
-	t.publish()
+	if now >= t.publishAt {
+		t.publish()
+	}
 }
 
 // expireTx ends the transactions whose timeout has passed at now and the

@@ -46,22 +46,22 @@ func TestNewTrackerErrors(t *testing.T) {
 }
 
 func TestTxKey(t *testing.T) {
-	base := TxKey([]byte("c1"), 1, []byte("INVITE"), []byte("z9hG4bK1"))
-	if base != TxKey([]byte("c1"), 1, []byte("INVITE"), []byte("z9hG4bK1")) {
+	base := TxKey(CallIDHash([]byte("c1")), 1, []byte("INVITE"), []byte("z9hG4bK1"))
+	if base != TxKey(CallIDHash([]byte("c1")), 1, []byte("INVITE"), []byte("z9hG4bK1")) {
 		t.Fatal("TxKey is not deterministic")
 	}
 	for name, k := range map[string]uint64{
-		"call-id": TxKey([]byte("c2"), 1, []byte("INVITE"), []byte("z9hG4bK1")),
-		"cseq":    TxKey([]byte("c1"), 2, []byte("INVITE"), []byte("z9hG4bK1")),
-		"method":  TxKey([]byte("c1"), 1, []byte("CANCEL"), []byte("z9hG4bK1")),
-		"branch":  TxKey([]byte("c1"), 1, []byte("INVITE"), []byte("z9hG4bK2")),
+		"call-id": TxKey(CallIDHash([]byte("c2")), 1, []byte("INVITE"), []byte("z9hG4bK1")),
+		"cseq":    TxKey(CallIDHash([]byte("c1")), 2, []byte("INVITE"), []byte("z9hG4bK1")),
+		"method":  TxKey(CallIDHash([]byte("c1")), 1, []byte("CANCEL"), []byte("z9hG4bK1")),
+		"branch":  TxKey(CallIDHash([]byte("c1")), 1, []byte("INVITE"), []byte("z9hG4bK2")),
 	} {
 		if k == base {
 			t.Errorf("another %s gives the same key", name)
 		}
 	}
 	a, b := TagHash([]byte("a")), TagHash([]byte("b"))
-	if DialogKey([]byte("c"), a, b) != DialogKey([]byte("c"), b, a) {
+	if DialogKey(CallIDHash([]byte("c")), a, b) != DialogKey(CallIDHash([]byte("c")), b, a) {
 		t.Error("DialogKey depends on the direction")
 	}
 	if TagHash(nil) != 0 || a == 0 {
@@ -324,8 +324,8 @@ func TestTrackerAllocs(t *testing.T) {
 		t.Errorf("Observe, response first: %v allocs per run", a)
 	}
 	key := func() {
-		_ = TxKey([]byte("a84b4c76e66710@pc33.atlanta.example.com"), 1, []byte("INVITE"), []byte("z9hG4bK776asdhds"))
-		_ = DialogKey([]byte("a84b4c76e66710@pc33.atlanta.example.com"), TagHash([]byte("1928301774")), TagHash([]byte("a6c85cf")))
+		_ = TxKey(CallIDHash([]byte("a84b4c76e66710@pc33.atlanta.example.com")), 1, []byte("INVITE"), []byte("z9hG4bK776asdhds"))
+		_ = DialogKey(CallIDHash([]byte("a84b4c76e66710@pc33.atlanta.example.com")), TagHash([]byte("1928301774")), TagHash([]byte("a6c85cf")))
 	}
 	if a := testing.AllocsPerRun(1000, key); a != 0 {
 		t.Errorf("TxKey/DialogKey: %v allocs per run", a)
@@ -454,8 +454,8 @@ func BenchmarkTxKey(b *testing.B) {
 	callID, method, branch := []byte("a84b4c76e66710@pc33.atlanta.example.com"), []byte("INVITE"), []byte("z9hG4bK776asdhds")
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = TxKey(callID, 314159, method, branch)
-		_ = DialogKey(callID, TagHash([]byte("1928301774")), TagHash([]byte("a6c85cf")))
+		_ = TxKey(CallIDHash(callID), 314159, method, branch)
+		_ = DialogKey(CallIDHash(callID), TagHash([]byte("1928301774")), TagHash([]byte("a6c85cf")))
 	}
 }
 

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"bytes"
+	"encoding/binary"
 	"hash/maphash"
 	"math/bits"
 	"net/netip"
@@ -102,13 +103,19 @@ func mix64(x uint64) uint64 {
 // topmost Via (empty for RFC 2543 clients, which then rely on Call-ID and
 // CSeq). The method is part of the key, so a CANCEL or the ACK of a non-2xx
 // response, which share the INVITE's branch, are transactions of their own
-// (§9.1, §17.1.1.3). It does not allocate.
-func TxKey(callID []byte, cseq uint32, method, branch []byte) uint64 {
-	h := maphash.Bytes(hashSeed, callID)
+// (§9.1, §17.1.1.3). callID is [CallIDHash] of the Call-ID. It does not
+// allocate.
+func TxKey(callID uint64, cseq uint32, method, branch []byte) uint64 {
+	h := callID
 	h ^= bits.RotateLeft64(maphash.Bytes(hashSeed, branch), 21)
 	h ^= bits.RotateLeft64(maphash.Bytes(hashSeed, method), 42)
 	return mix64(h ^ uint64(cseq)*0x9e3779b97f4a7c15)
 }
+
+// CallIDHash returns the 64-bit hash of a Call-ID (RFC 3261 §20.8) that
+// [TxKey], [DialogKey] and [RetryKey] take, so that a message's Call-ID is
+// hashed once. It does not allocate.
+func CallIDHash(callID []byte) uint64 { return maphash.Bytes(hashSeed, callID) }
 
 // TagHash returns a 32-bit hash of a From or To tag, 0 for an empty tag and
 // never 0 otherwise. It does not allocate.
@@ -192,10 +199,10 @@ func unhex(c byte) byte {
 
 // RetryKey returns [TxEvent.Retry] of a message: a 32-bit hash of its
 // Call-ID and its From tag ([TagHash]), which a request re-sent with
-// credentials after a challenge keeps (RFC 3261 §22.2). It does not
-// allocate.
-func RetryKey(callID []byte, fromTag uint32) uint32 {
-	return uint32(mix64(maphash.Bytes(hashSeed, callID)^uint64(fromTag)*0xc2b2ae3d27d4eb4f) >> 32)
+// credentials after a challenge keeps (RFC 3261 §22.2). callID is
+// [CallIDHash] of the Call-ID. It does not allocate.
+func RetryKey(callID uint64, fromTag uint32) uint32 {
+	return uint32(mix64(callID^uint64(fromTag)*0xc2b2ae3d27d4eb4f) >> 32)
 }
 
 // LegKey returns [TxEvent.Leg] of a message sent from a to b: a hash of
@@ -208,18 +215,18 @@ func LegKey(a, b netip.Addr) uint32 {
 	return uint32(mix64(hostHash(a)+hostHash(b)) >> 32)
 }
 
-// hostHash hashes an IP address for LegKey.
+// hostHash hashes an IP address for LegKey: a multiply of each half by an
+// odd constant, a bijection of each, which is enough where keys only have
+// to differ between the few legs of one call; LegKey mixes the sum.
 func hostHash(a netip.Addr) uint64 {
 	b := a.As16()
-	hi := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
-	lo := uint64(b[8])<<56 | uint64(b[9])<<48 | uint64(b[10])<<40 | uint64(b[11])<<32 |
-		uint64(b[12])<<24 | uint64(b[13])<<16 | uint64(b[14])<<8 | uint64(b[15])
-	return mix64(mix64(hi^0x9e3779b97f4a7c15) ^ lo)
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	return hi*0x9e3779b97f4a7c15 ^ bits.RotateLeft64(lo*0xc2b2ae3d27d4eb4f, 29)
 }
 
 // DialogKey returns the key of the dialog of a message: Call-ID and the two
 // tags (RFC 3261 §12), the same whichever side sends (From and To swap).
-func DialogKey(callID []byte, fromTag, toTag uint32) uint64 {
-	return mix64(maphash.Bytes(hashSeed, callID) ^ (uint64(fromTag)+uint64(toTag))*0xff51afd7ed558ccd)
+// callID is [CallIDHash] of the Call-ID.
+func DialogKey(callID uint64, fromTag, toTag uint32) uint64 {
+	return mix64(callID ^ (uint64(fromTag)+uint64(toTag))*0xff51afd7ed558ccd)
 }

@@ -387,10 +387,12 @@ func (d *Decoder) transport(proto uint8, key *stream.Key, data []byte, ts int64)
 // (decapsulated when the config says so, always for the HEP listener's
 // decoders). CR and LF bytes before the start line are dropped, as on a
 // stream (RFC 3261 §7.5); a payload of nothing else is a keep-alive
-// (SkipKeepalive), one that does not start a SIP message after them is
-// SkipNotSIP. An empty payload is not counted.
+// (SkipKeepalive), and so is an empty payload (a NAT keep-alive some user
+// agents send); one that does not start a SIP message after them is
+// SkipNotSIP.
 func (d *Decoder) Datagram(p []byte) {
 	if len(p) == 0 {
+		d.stats.skip(SkipKeepalive)
 		return
 	}
 	if d.decapsulate && hep.IsHEP(p) {

@@ -220,6 +220,7 @@ func TestDecodePackets(t *testing.T) {
 			eth(udpPacket(t, netip.MustParseAddrPort("[2001:db8::1]:12345"), netip.MustParseAddrPort("[2001:db8::2]:7000"), []byte(trying))),
 		}, []got{{200, "INVITE"}, {100, "INVITE"}}, map[string]uint64{"responses": 2}},
 		{"ethernet padding after keep-alive", []packet{eth(udp4("\r\n\r\n")), eth(udp4("\r\n"))}, nil, map[string]uint64{"skip/keepalive": 2}},
+		{"empty datagram is a keep-alive", []packet{eth(udp4("")), raw(udp4(""))}, nil, map[string]uint64{"skip/keepalive": 2}},
 		{"ethernet padding after short TCP keep-alive", []packet{
 			eth(tcpPacket(t, alice4, bob4, 1, fSYN, nil)),
 			eth(tcpPacket(t, alice4, bob4, 2, fACK, []byte("\r\n\r\n"))),
@@ -227,7 +228,6 @@ func TestDecodePackets(t *testing.T) {
 		}, []got{{100, "INVITE"}}, map[string]uint64{"responses": 1, "tcp_flows": 1}},
 		{"not sip on 5060", []packet{eth(udp4(string(rtp))), eth(udp4(string(stun))), eth(udp4(string(http))), eth(udp4(string(httpR))), eth(udp4(string(tlsHello)))},
 			nil, map[string]uint64{"skip/not_sip": 5}},
-		{"empty datagram", []packet{eth(udp4(""))}, nil, map[string]uint64{}},
 		{"icmpv4 quoting sip", []packet{eth(icmpError(t, udp4(ok200)))}, nil, map[string]uint64{"skip/ip_protocol": 1}},
 		{"icmpv6 quoting sip", []packet{eth(icmpError(t, udp6(ok200)))}, nil, map[string]uint64{"skip/ip_protocol": 1}},
 		{"ipv4 fragments", frags(udp4(ok200)), resp200, map[string]uint64{"responses": 1, "reassembled/ipv4": 1}},

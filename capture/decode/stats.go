@@ -62,7 +62,7 @@ const (
 	SkipIPProtocol               // IP payload is not UDP, TCP, SCTP or a tunnel (ICMP, ESP, OSPF, ...)
 	SkipIPFragment               // IP fragment while reassembly is disabled (defrag.Config.MaxDatagrams 0)
 	SkipNotSIP                   // UDP/TCP payload or SCTP user message is not SIP (RTP, HTTP, STUN, ...)
-	SkipKeepalive                // CRLF keep-alive (RFC 5626 §3.5.1): a datagram or message of CR and LF bytes only
+	SkipKeepalive                // CRLF keep-alive (RFC 5626 §3.5.1): a datagram or message of CR and LF bytes only, or an empty datagram
 	SkipSCTPControl              // SCTP packet without user data: INIT, SACK, HEARTBEAT, ... chunks only
 	SkipSCTPFragment             // SCTP DATA/I-DATA chunk with part of a user message (not reassembled)
 	// WebSocket message compressed with permessage-deflate (RFC 7692,

@@ -278,8 +278,14 @@ func (r *recordWalk) record(ctx context.Context, lt layers.LinkType, data []byte
 		mine = h%r.workers == r.worker
 	}
 	if mine {
-		if r.cfg.Realtime && !r.pace(ctx, raw) {
-			return false
+		if r.cfg.Realtime {
+			if !r.pace(ctx, raw) {
+				return false
+			}
+			// pace hands the record on when the wall clock has come to
+			// its time ts: that is its time of receipt, and the merge
+			// reads no clock for it.
+			r.d.SetReceived(ts)
 		}
 		r.d.FilePacket(r.n, lt, data, ts, wireLen)
 	}

@@ -227,6 +227,12 @@ func (w *worker) next() error {
 			return nil
 		}
 	}
+	// The kernel stamped the packet with this host's wall clock when it
+	// took it in: that is its time of receipt, so the merge reads no
+	// clock per message, and a wait in the ring (up to the block
+	// timeout) or a stall of the exporter is not taken for an offset of
+	// the interface's clock.
+	w.d.SetReceived(ts)
 	w.d.Packet(w.lt, data, ts, ci.Length)
 	return nil
 }

@@ -319,7 +319,12 @@ func (m *Merger[E]) Run(ctx context.Context) {
 		if m.changed.Swap(false) {
 			inputs, sealed, started = m.prune(inputs)
 		}
-		now := time.Now().UnixNano()
+		// Only live inputs need the wall clock: a merge of exact inputs
+		// (report's files) reads none.
+		var now int64
+		if m.live.Load() {
+			now = time.Now().UnixNano()
+		}
 		drained := m.drain(inputs)
 		w, open, starved := m.watermark(inputs, now)
 		released := m.release(w)

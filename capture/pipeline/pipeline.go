@@ -52,6 +52,11 @@ type Config struct {
 	NoTx bool
 	// Shards is the number of shards (--capture.shards), 1 to 64; 0 means 1.
 	Shards int
+	// Exemplars carries each message's Call-ID to the counters and the
+	// tracker, for the exemplars of the failure series and the delay
+	// histograms (collector/README.md, "Exemplars"); off, nothing records
+	// one (the report command, which serves no metrics).
+	Exemplars bool
 }
 
 // DefaultDedupWindow is the default of [Config.DedupWindow]: the largest
@@ -63,7 +68,7 @@ const DefaultDedupWindow = 200 * time.Millisecond
 func DefaultConfig() Config {
 	dc := decode.DefaultConfig()
 	return Config{TCP: dc.TCP, HEP: dc.HEP, Fragments: dc.Fragments, MaxNodes: 256, DedupWindow: DefaultDedupWindow,
-		Merge: merge.DefaultConfig(), Tx: collector.DefaultTrackerConfig(), Shards: 1}
+		Merge: merge.DefaultConfig(), Tx: collector.DefaultTrackerConfig(), Shards: 1, Exemplars: true}
 }
 
 // DecoderConfig returns the configuration of the sources' decoders.
@@ -97,7 +102,7 @@ type Pipeline struct {
 	merge  *merge.Group[message]
 	shards []*shard
 	keys   *merge.Dedup // computes the dedup keys of every shard; nil when disabled
-	seed   maphash.Seed // of the Call-ID hash that picks a shard
+	seed   maphash.Seed // of the hash of the bytes of a message without a Call-ID, which picks its shard
 	// nodes are the nodes of interface and file sources by value, made
 	// when the sources are set up (SourceNode).
 	nodesMu sync.Mutex
@@ -339,10 +344,10 @@ func (pr *Producer) Close() {
 // and does not allocate once the label set and clock have been seen.
 func (pr *Producer) handle(o *decode.Origin, m *sip.Message) {
 	var msg message
-	clock := pr.p.classify(o, m, &msg, pr.sn)
+	clock, call := pr.p.classify(o, m, &msg, pr.sn)
 	s := 0
 	if len(pr.ins) > 1 {
-		s = pr.p.shardOf(o, m, &msg)
+		s = pr.p.shardOf(o, m, &msg, call)
 	}
 	pr.ins[s].PushReceived(pr.ctx, o.Time, o.Seq, o.Received, clock, &msg)
 }
@@ -350,14 +355,15 @@ func (pr *Producer) handle(o *decode.Origin, m *sip.Message) {
 // shardOf returns the shard of a classified message: by its address of
 // record for REGISTER and its responses (a registration may be refreshed
 // or removed with another Call-ID), else by Call-ID (every transaction and
-// dialog lies within one), else by its bytes (copies meet).
-func (p *Pipeline) shardOf(o *decode.Origin, m *sip.Message, msg *message) int {
+// dialog lies within one), else by its bytes (copies meet). call is the
+// Call-ID's hash that classify returned.
+func (p *Pipeline) shardOf(o *decode.Origin, m *sip.Message, msg *message, call uint64) int {
 	var h uint64
 	switch {
 	case msg.hasTx && msg.tx.AOR() != 0:
 		h = msg.tx.AOR()
 	case m.CallID != nil:
-		h = maphash.Bytes(p.seed, m.CallID)
+		h = call
 	case p.keys != nil:
 		h = msg.dedup
 	default:
@@ -369,8 +375,10 @@ func (p *Pipeline) shardOf(o *decode.Origin, m *sip.Message, msg *message) int {
 // classify fills msg for m seen at o by a source of node sn, and returns
 // the key of the clock that stamped it: the node of a HEP agent (bounded
 // by MaxNodes), "" for a source with one clock. The node is o.Node when
-// the message brought one (HEP), else the source's.
-func (p *Pipeline) classify(o *decode.Origin, m *sip.Message, msg *message, sn *SourceNode) (clock string) {
+// the message brought one (HEP), else the source's; and
+// [collector.CallIDHash] of its Call-ID (0 without one), hashed once for
+// the tracker's keys and the shard.
+func (p *Pipeline) classify(o *decode.Origin, m *sip.Message, msg *message, sn *SourceNode) (clock string, call uint64) {
 	var n *collector.Node
 	switch {
 	case p.cfg.Peers != nil:
@@ -395,13 +403,18 @@ func (p *Pipeline) classify(o *decode.Origin, m *sip.Message, msg *message, sn *
 	if p.keys != nil {
 		msg.dedup = p.keys.Key(o.Payload, o.Src, o.Dst, o.IPID)
 	}
-	msg.hasTx = p.tx != nil && txEvent(o, m, n, &msg.tx)
-	msg.tx.Node = n
-	msg.tx.CallID.Set(m.CallID) // the exemplars' Call-ID, with or without the tracker
-	if o.Node != nil {
-		return n.Label()
+	if m.CallID != nil {
+		call = collector.CallIDHash(m.CallID)
 	}
-	return ""
+	msg.hasTx = p.tx != nil && txEvent(o, m, call, n, &msg.tx)
+	msg.tx.Node = n
+	if p.cfg.Exemplars {
+		msg.tx.CallID.Set(m.CallID) // with or without the tracker
+	}
+	if o.Node != nil {
+		return n.Label(), call
+	}
+	return "", call
 }
 
 // Observe handles m seen at o by a source of node sn at once, on the

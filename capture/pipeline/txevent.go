@@ -9,9 +9,10 @@ import (
 )
 
 // txEvent fills ev with the transaction tracker's view of m, counted under
-// node n. It returns false for a message without Call-ID or CSeq, which
-// belongs to no transaction. It does not allocate.
-func txEvent(o *decode.Origin, m *sip.Message, n *collector.Node, ev *collector.TxEvent) bool {
+// node n; call is [collector.CallIDHash] of its Call-ID. It returns false
+// for a message without Call-ID or CSeq, which belongs to no transaction.
+// It does not allocate.
+func txEvent(o *decode.Origin, m *sip.Message, call uint64, n *collector.Node, ev *collector.TxEvent) bool {
 	if m.CSeqMethod == nil || m.CallID == nil {
 		return false
 	}
@@ -21,9 +22,9 @@ func txEvent(o *decode.Origin, m *sip.Message, n *collector.Node, ev *collector.
 	salt := uint64(o.Pass) * 0x9e3779b97f4a7c15
 	*ev = collector.TxEvent{
 		Time:      o.Time,
-		Key:       collector.TxKey(m.CallID, m.CSeq, m.CSeqMethod, m.ViaBranch) ^ salt,
-		Dialog:    collector.DialogKey(m.CallID, fromTag, toTag) ^ salt,
-		Retry:     collector.RetryKey(m.CallID, fromTag) ^ uint32(salt>>32), // REGISTER's: below
+		Key:       collector.TxKey(call, m.CSeq, m.CSeqMethod, m.ViaBranch) ^ salt,
+		Dialog:    collector.DialogKey(call, fromTag, toTag) ^ salt,
+		Retry:     collector.RetryKey(call, fromTag) ^ uint32(salt>>32), // REGISTER's: below
 		Leg:       collector.LegKey(o.Src.Addr(), o.Dst.Addr()),
 		Node:      n,
 		ToTag:     toTag,
@@ -43,7 +44,7 @@ func txEvent(o *decode.Origin, m *sip.Message, n *collector.Node, ev *collector.
 		// A UA keeps the Call-ID of its registrations with a registrar
 		// (RFC 3261 §10.2), but some put a new From tag in a REGISTER
 		// re-sent with credentials: its Retry is the Call-ID's alone.
-		ev.Retry = collector.RetryKey(m.CallID, 0) ^ uint32(salt>>32)
+		ev.Retry = collector.RetryKey(call, 0) ^ uint32(salt>>32)
 		// No dialog (RFC 3261 §10): the Dialog of a REGISTER is its
 		// address of record.
 		ev.Dialog = 0

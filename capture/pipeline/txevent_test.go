@@ -27,7 +27,7 @@ func TestTxEventRegister(t *testing.T) {
 	}
 	n := collector.NewSIP(1).Node(nil)
 	var ev collector.TxEvent
-	if !txEvent(&decode.Origin{Time: 1}, &m, n, &ev) || ev.Expires != 3600 || ev.AOR() != collector.AORKey([]byte("sip:bob@192.0.2.2")) || ev.Method != collector.MethodREGISTER {
+	if !txEvent(&decode.Origin{Time: 1}, &m, collector.CallIDHash(m.CallID), n, &ev) || ev.Expires != 3600 || ev.AOR() != collector.AORKey([]byte("sip:bob@192.0.2.2")) || ev.Method != collector.MethodREGISTER {
 		t.Errorf("the 2xx's event: expires %d, AOR %x, method %v", ev.Expires, ev.AOR(), ev.Method)
 	}
 }
@@ -61,7 +61,7 @@ func TestTxEventAOR(t *testing.T) {
 			t.Fatal(err)
 		}
 		var ev collector.TxEvent
-		if !txEvent(&decode.Origin{Time: 1}, &m, collector.NewSIP(1).Node(nil), &ev) {
+		if !txEvent(&decode.Origin{Time: 1}, &m, collector.CallIDHash(m.CallID), collector.NewSIP(1).Node(nil), &ev) {
 			t.Fatalf("To %s: no event", to)
 		}
 		if same := ev.AOR() == want; same != tc.same {
@@ -95,7 +95,7 @@ func TestTxEventLegRetry(t *testing.T) {
 			t.Fatal(err)
 		}
 		var ev collector.TxEvent
-		if !txEvent(&decode.Origin{Time: 1, Src: src, Dst: dst}, &m, n, &ev) {
+		if !txEvent(&decode.Origin{Time: 1, Src: src, Dst: dst}, &m, collector.CallIDHash(m.CallID), n, &ev) {
 			t.Fatalf("no event for %q", raw)
 		}
 		return ev
