@@ -52,11 +52,12 @@ type Config struct {
 	NoTx bool
 	// Shards is the number of shards (--capture.shards), 1 to 64; 0 means 1.
 	Shards int
-	// Exemplars carries each message's Call-ID to the counters and the
-	// tracker, for the exemplars of the failure series and the delay
-	// histograms (collector/README.md, "Exemplars"); off, nothing records
-	// one (the report command, which serves no metrics).
-	Exemplars bool
+	// NoExemplars leaves each message's Call-ID out of what the counters
+	// and the tracker get, so that no exemplar is recorded (the report
+	// command, which serves no metrics); by default the failure series
+	// and the delay histograms carry one (collector/README.md,
+	// "Exemplars").
+	NoExemplars bool
 }
 
 // DefaultDedupWindow is the default of [Config.DedupWindow]: the largest
@@ -68,7 +69,7 @@ const DefaultDedupWindow = 200 * time.Millisecond
 func DefaultConfig() Config {
 	dc := decode.DefaultConfig()
 	return Config{TCP: dc.TCP, HEP: dc.HEP, Fragments: dc.Fragments, MaxNodes: 256, DedupWindow: DefaultDedupWindow,
-		Merge: merge.DefaultConfig(), Tx: collector.DefaultTrackerConfig(), Shards: 1, Exemplars: true}
+		Merge: merge.DefaultConfig(), Tx: collector.DefaultTrackerConfig(), Shards: 1}
 }
 
 // DecoderConfig returns the configuration of the sources' decoders.
@@ -408,7 +409,7 @@ func (p *Pipeline) classify(o *decode.Origin, m *sip.Message, msg *message, sn *
 	}
 	msg.hasTx = p.tx != nil && txEvent(o, m, call, n, &msg.tx)
 	msg.tx.Node = n
-	if p.cfg.Exemplars {
+	if !p.cfg.NoExemplars {
 		msg.tx.CallID.Set(m.CallID) // with or without the tracker
 	}
 	if o.Node != nil {
