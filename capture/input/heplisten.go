@@ -50,12 +50,13 @@ type HEPConfig struct {
 	// sender stay on one socket, in order.
 	UDPWorkers int
 	// ReadInterval is how long a UDP worker whose read did not fill its
-	// batch waits before it reads again: until the next multiple of
+	// batch, or a plain TCP connection whose read did not fill its
+	// buffer, waits before it reads again: until the next multiple of
 	// ReadInterval since the Unix epoch, so that the workers and the
 	// merge (merge.Config.ReadInterval, whose value main gives here) wake
 	// together. The socket's buffer holds what comes meanwhile: a
 	// moderate source is read in batches, and costs a wake-up per
-	// interval, not per datagram. 0 reads again at once.
+	// interval, not per datagram or segment. 0 reads again at once.
 	ReadInterval time.Duration
 }
 
@@ -504,7 +505,8 @@ func (l *HEPListener) ServeTCP(ctx context.Context) error {
 //
 // The wall clock is read once per read of the connection: the time of
 // receipt of the packets it completes ([decode.Decoder.SetReceived]) and
-// of their deadlines.
+// of their deadlines. A plain TCP read that did not fill the buffer is
+// followed by a wait until the next tick of ReadInterval, as on UDP.
 func (l *HEPListener) serveConn(raw net.Conn) CloseReason {
 	// The packet deadline starts at the first byte on the wire, under
 	// TLS too (where a record is decrypted only once complete): a
@@ -529,6 +531,7 @@ func (l *HEPListener) serveConn(raw net.Conn) CloseReason {
 	buf := make([]byte, min(hepFirstRead, l.cfg.MaxPacketBytes))
 	have := 0
 	for {
+		room := len(buf) - have
 		n, err := c.Read(buf[have:])
 		if n > 0 {
 			d.SetReceived(pc.last.UnixNano())
@@ -592,6 +595,15 @@ func (l *HEPListener) serveConn(raw net.Conn) CloseReason {
 				return CloseIdle
 			}
 			return CloseReadError
+		}
+		// A plain TCP read that did not fill the buffer emptied the
+		// socket: wait for the next tick of ReadInterval, as a UDP
+		// worker does, so that the segments of steady traffic are read
+		// in batches, not one per wake-up (the socket holds what comes
+		// meanwhile). Not under TLS, whose reads return a record at a
+		// time whatever is waiting.
+		if l.cfg.TLS == nil && n < room {
+			sleepTick(l.cfg.ReadInterval)
 		}
 	}
 }
