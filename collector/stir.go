@@ -81,8 +81,8 @@ func VerstatOf(value []byte) Verstat {
 	return VerstatOther
 }
 
-// STIR is an initial INVITE's Attestation and Verstat in one byte, so
-// that a [TxEvent] stays 56 bytes. Its zero value is AttestationNone and
+// STIR is an initial INVITE's Attestation and Verstat in one byte, which
+// a [TxEvent] holds in what was padding. Its zero value is AttestationNone and
 // VerstatNone.
 type STIR uint8
 

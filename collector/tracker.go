@@ -167,9 +167,22 @@ func (e *txEntry) class() int {
 	return txOther
 }
 
-// observer takes the delays and durations, in ns: a histogram of the
-// exposition ([exactHistogram]).
-type observer interface{ observe(ns int64) }
+// observer takes the delays and durations, in ns, of one shard: a
+// histogram series of the exposition ([exactHistogram]), shared by the
+// shards, and the shard's exemplar of it.
+type observer struct {
+	h  *exactHistogram
+	ex *exemplar
+}
+
+// observe records a delay of ns (a negative one counts as 0) and makes it,
+// with the Call-ID id, the exemplar of the series; a nil id (none known)
+// leaves the exemplar as it was.
+func (o observer) observe(ns int64, id *CallID) {
+	ns = max(ns, 0)
+	o.h.observe(ns)
+	o.ex.record(id, float64(ns)/1e9)
+}
 
 // txNode holds the counts of one Node, kept here as they happen and read
 // by the exposition ([Tracker.Collect]).
@@ -179,6 +192,10 @@ type txNode struct {
 	attempts atomic.Uint64
 	timeouts atomic.Uint64
 	outcomes [numCodes]atomic.Uint64
+	// Exemplars of the session outcomes other than 2xx, by code (made on
+	// the first of each code), and of the timeouts.
+	outcomeEx [numCodes]atomic.Pointer[exemplar]
+	timeoutEx exemplar
 	// Digest challenges to session attempts and REGISTERs, by
 	// challengeIndex (401, 407).
 	challenges, regChallenges [2]atomic.Uint64
@@ -293,12 +310,15 @@ type Tracker struct {
 	// response (see challengeEntry), by retryKey.
 	challenges *txTable[challengeEntry]
 	challengeQ expiryQueue[uint64] // classes chWaiting, chOpen
-	nodeIndex  map[*Node]uint32
-	nodes      []*txNode
-	lastNode   *Node
-	lastIndex  uint32
-	clock      int64 // the tracker's time: the latest watermark or event time, ns
-	publishAt  int64 // the tracker's time of the next publish while messages come
+	// inviteIDs are the Call-IDs of recent initial INVITEs, for the
+	// exemplar of the timeouts.
+	inviteIDs *inviteCallIDs
+	nodeIndex map[*Node]uint32
+	nodes     []*txNode
+	lastNode  *Node
+	lastIndex uint32
+	clock     int64 // the tracker's time: the latest watermark or event time, ns
+	publishAt int64 // the tracker's time of the next publish while messages come
 
 	mu        sync.Mutex // guards published
 	published []*txNode
@@ -361,6 +381,7 @@ func newTracker(cfg TrackerConfig, m trackerMetrics) *Tracker {
 		regs:           newTxTable[regEntry](cfg.MaxRegistrations),
 		challenges:     newTxTable[challengeEntry](cfg.MaxTransactions),
 		nodeIndex:      map[*Node]uint32{},
+		inviteIDs:      new(inviteCallIDs),
 		trackerMetrics: m,
 	}
 	// Transactions leave their table only through their queue (expiry,
@@ -557,6 +578,7 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 		if !t.resend(ev, &e) {
 			mine.attempts.Add(1)
 		}
+		t.inviteIDs.put(ev.Key, &ev.CallID)
 	case ev.Method == MethodACK:
 		e.flags |= txNoReply
 	case ev.Method == MethodREGISTER:
@@ -634,13 +656,16 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 		(e.flags&txInitial != 0 || e.method == MethodREGISTER)
 	if e.flags&txInitial != 0 {
 		if e.flags&txSRD == 0 && (code >= 180 && code < 300) {
-			owner.srd[0].observe(ev.Time - t.firstRequest(ev, e))
+			owner.srd[0].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID)
 			e.flags |= txSRD
 		}
 		if final && e.flags&txFinal == 0 && !challenge {
 			owner.outcomes[code-sipstatus.MinCode].Add(1)
+			if code >= 300 {
+				owner.outcomeExemplar(code).record(&ev.CallID, 1)
+			}
 			if e.flags&txSRD == 0 {
-				owner.srd[1].observe(ev.Time - t.firstRequest(ev, e))
+				owner.srd[1].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID)
 				e.flags |= txSRD
 			}
 		}
@@ -663,15 +688,15 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 		switch {
 		case challenge:
 		case code < 300:
-			owner.rrd[0].observe(ev.Time - t.firstRequest(ev, e))
+			owner.rrd[0].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID)
 			t.settle(ev, e)
 			t.registered(ev, e)
 		default:
-			owner.rrd[1].observe(ev.Time - t.firstRequest(ev, e))
+			owner.rrd[1].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID)
 			t.settle(ev, e)
 		}
 	case MethodBYE:
-		owner.sdd.observe(delay)
+		owner.sdd.observe(delay, &ev.CallID)
 	case MethodOPTIONS:
 		if code < 300 {
 			latest(&owner.optionsOK, ev.Time)
@@ -890,7 +915,7 @@ func (t *Tracker) hangUpLeg(ev *TxEvent, key uint64, reason int) {
 	n.sessions.Add(-1)
 	n.ended[reason].Add(1)
 	if reason == endBye {
-		n.duration.observe(ev.Time - d.answered)
+		n.duration.observe(ev.Time-d.answered, &ev.CallID)
 	}
 }
 
@@ -927,13 +952,14 @@ func (t *Tracker) expireTx(now int64) {
 		for t.txQ.due(class, now) {
 			if it, live := t.txQ.pop(class); live {
 				e, _ := t.table.del(it.v)
-				t.timedOut(&e, class == txInvite)
+				t.timedOut(it.v, &e, class == txInvite)
 			}
 		}
 	}
 }
 
-func (t *Tracker) timedOut(e *txEntry, invite bool) {
+// timedOut counts the expiry of transaction key, entry e.
+func (t *Tracker) timedOut(key uint64, e *txEntry, invite bool) {
 	if e.flags&(txFinal|txNoReply) != 0 {
 		return
 	}
@@ -946,6 +972,7 @@ func (t *Tracker) timedOut(e *txEntry, invite bool) {
 	switch {
 	case e.flags&txInitial != 0:
 		n.timeouts.Add(1)
+		n.timeoutEx.record(t.inviteIDs.get(key), 1)
 	case e.method == MethodREGISTER:
 		n.regTimeouts.Add(1)
 	case e.method == MethodOPTIONS:
