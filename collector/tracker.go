@@ -238,7 +238,8 @@ const (
 // keepalives, Reason causes (RFC 3326) and the RFC 6076 delays. It is a
 // [prometheus.Collector] of the families sip_session_*, sip_sessions_*,
 // sip_registration_*, sip_registrations_active, sip_peer_options_*,
-// sip_*_retransmissions_total and sip_reason_causes_total, and of the
+// sip_*_retransmissions_total, sip_reason_causes_total and sip_stir_*
+// (initial INVITEs by STIR/SHAKEN attestation and verstat), and of the
 // sip_exporter_transaction*, sip_exporter_dialogs* and
 // sip_exporter_registrations* self-metrics.
 //
