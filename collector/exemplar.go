@@ -64,28 +64,42 @@ func (c *CallID) Bytes() []byte { return c.b[:c.n] }
 // exemplarWords are the 8-byte words of an exemplar's Call-ID.
 const exemplarWords = CallIDBytes / 8
 
-// exemplar is the latest exemplar of one series in one shard: 96 bytes,
+// exemplar is the latest exemplar of one series in one shard: 104 bytes,
 // the Call-ID copied into fixed words. One goroutine records into it
 // (the shard's), without a lock or an allocation; the scrape reads it
 // at any time through a sequence lock of atomics (a torn read is retried).
 type exemplar struct {
 	seq   atomic.Uint64 // odd while a record is being written
-	at    atomic.Int64  // time of observation, ns since the Unix epoch; 0 none
+	at    atomic.Int64  // capture time of the event, ns since the Unix epoch; 0 none
 	value atomic.Uint64 // float64 bits
 	n     atomic.Uint32 // bytes of id
 	id    [exemplarWords]atomic.Uint64
+	// next is the capture time from which the next event is recorded;
+	// only the writer reads and writes it.
+	next int64
 }
 
-// record makes (id, v) observed now the exemplar; a CallID without bytes
-// changes nothing. Only the shard's goroutine calls it.
-func (e *exemplar) record(id *CallID, v float64) {
-	if id == nil || id.n == 0 {
+// exemplarEvery is how long, in capture time, an exemplar stands before
+// a later event of its series replaces it: the exemplar of a series is
+// the latest of its events at most once per second. A scrape every few
+// seconds or more sees the same calls as with every event recorded,
+// and the atomic stores of a record are paid once per second and series,
+// not per event.
+const exemplarEvery = int64(time.Second)
+
+// record makes (id, v) of the event at capture time at (ns since the Unix
+// epoch) the exemplar, unless the exemplar in place was recorded less
+// than exemplarEvery before at; a CallID without bytes changes nothing.
+// The shard's events come in capture-time order (its merge), so its
+// exemplars' times never go back. Only the shard's goroutine calls it.
+func (e *exemplar) record(id *CallID, v float64, at int64) {
+	if id == nil || id.n == 0 || at < e.next {
 		return
 	}
-	now := time.Now().UnixNano()
+	e.next = at + exemplarEvery
 	s := e.seq.Load()
 	e.seq.Store(s + 1)
-	e.at.Store(now)
+	e.at.Store(at)
 	e.value.Store(math.Float64bits(v))
 	e.n.Store(uint32(id.n))
 	var w [CallIDBytes]byte
@@ -216,7 +230,7 @@ func (m sortedExemplars) Write(out *dto.Metric) error {
 }
 
 // outcomeExemplar returns the exemplar of the session outcome code, made
-// on first use (96 bytes per code seen). Only the shard's goroutine calls
+// on first use (104 bytes per code seen). Only the shard's goroutine calls
 // it.
 func (tn *txNode) outcomeExemplar(code int) *exemplar {
 	p := &tn.outcomeEx[code-sipstatus.MinCode]

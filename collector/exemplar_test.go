@@ -79,8 +79,8 @@ func TestExemplarLabels(t *testing.T) {
 // TestExemplarSize pins the memory of an exemplar, per series and shard
 // (documented in collector/README.md).
 func TestExemplarSize(t *testing.T) {
-	if n := unsafe.Sizeof(exemplar{}); n != 96 {
-		t.Errorf("exemplar is %d bytes, want 96", n)
+	if n := unsafe.Sizeof(exemplar{}); n != 104 {
+		t.Errorf("exemplar is %d bytes, want 104", n)
 	}
 	if n := unsafe.Sizeof(inviteCallIDs{}); n != 80*inviteIDSlots {
 		t.Errorf("inviteCallIDs is %d bytes, want %d", n, 80*inviteIDSlots)
@@ -129,11 +129,10 @@ func TestExemplarsOpenMetrics(t *testing.T) {
 		for _, e := range c.evs {
 			e.CallID.Set([]byte(c.id))
 			if e.Code != 0 {
-				n.Shard(c.shard).ObserveResponseCallID(int(e.Code), e.Method, &e.CallID)
+				n.Shard(c.shard).ObserveResponseCallID(int(e.Code), e.Method, &e.CallID, e.Time)
 			}
 			ts.Shard(c.shard).Observe(&e)
 		}
-		time.Sleep(time.Millisecond) // the next call's exemplars are later, whatever the clock's resolution
 	}
 	ts.End()
 	reg := prometheus.NewPedanticRegistry()
@@ -260,17 +259,20 @@ func TestExemplarAllocs(t *testing.T) {
 	var id CallID
 	wire := []byte("a84b4c76e66710@pc33.atlanta.com")
 	id.Set(wire)
-	c.ObserveResponseCallID(503, MethodINVITE, &id) // the row of 503
+	c.ObserveResponseCallID(503, MethodINVITE, &id, 1) // the row of 503
 	var e exemplar
+	// Each call a second later than the one before: every one records.
+	var at int64
+	later := func() int64 { at += int64(time.Second); return at }
 	o := observer{h: &exactHistogram{h: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "h"})}, ex: &e}
 	for _, f := range []struct {
 		name string
 		f    func()
 	}{
 		{"CallID.Set", func() { id.Set(wire) }},
-		{"Counts.ObserveResponseCallID", func() { c.ObserveResponseCallID(503, MethodINVITE, &id) }},
-		{"exemplar.record", func() { e.record(&id, 1) }},
-		{"observer.observe", func() { o.observe(12_345_678, &id) }}, // last: e holds its value
+		{"Counts.ObserveResponseCallID", func() { c.ObserveResponseCallID(503, MethodINVITE, &id, later()) }},
+		{"exemplar.record", func() { e.record(&id, 1, later()) }},
+		{"observer.observe", func() { o.observe(12_345_678, &id, later()) }}, // last: e holds its value
 	} {
 		if n := testing.AllocsPerRun(1000, f.f); n != 0 {
 			t.Errorf("%s allocates %v times", f.name, n)
@@ -296,10 +298,22 @@ func BenchmarkExemplar(b *testing.B) {
 			c.ObserveResponseMethod(503, MethodINVITE)
 		}
 	})
+	// Every 5xx a second after the one before: each is recorded.
 	b.Run("count+exemplar", func(b *testing.B) {
 		b.ReportAllocs()
+		var at int64
 		for b.Loop() {
-			c.ObserveResponseCallID(503, MethodINVITE, &id)
+			at += int64(time.Second)
+			c.ObserveResponseCallID(503, MethodINVITE, &id, at)
+		}
+	})
+	// 5xx a microsecond apart: one in a million is recorded.
+	b.Run("count+exemplar-throttled", func(b *testing.B) {
+		b.ReportAllocs()
+		var at int64
+		for b.Loop() {
+			at += int64(time.Microsecond)
+			c.ObserveResponseCallID(503, MethodINVITE, &id, at)
 		}
 	})
 	b.Run("CallID.Set", func(b *testing.B) {

@@ -145,7 +145,7 @@ type Counts struct {
 
 // serverErrorExemplars are the exemplars of one shard's 5xx responses by
 // code (500..599), each row of methods made on the first count of its
-// code: 15 × 96 bytes.
+// code: 15 × 104 bytes.
 type serverErrorExemplars [100]atomic.Pointer[[numMethods]exemplar]
 
 // serverError returns the exemplar of the 5xx response code to m, made on
@@ -173,17 +173,17 @@ func (c *Counts) serverError(code int, m Method, create bool) *exemplar {
 
 // ObserveResponseCallID is [Counts.ObserveResponseMethod] of a response
 // whose Call-ID is id: a 5xx makes it the exemplar of its series
-// (sip_responses_total, code 500..599), value 1, at the time of
-// observation. One goroutine per shard calls it (the shard's); it takes
-// no lock and allocates only on the first 5xx of a code (1,440 bytes: the
+// (sip_responses_total, code 500..599), value 1, at its capture time at
+// (ns since the Unix epoch; see [exemplar.record]). One goroutine per shard calls it (the shard's); it takes
+// no lock and allocates only on the first 5xx of a code (1,560 bytes: the
 // exemplars of its 15 methods) and on the first 5xx of all (800 bytes).
-func (c *Counts) ObserveResponseCallID(code int, m Method, id *CallID) {
+func (c *Counts) ObserveResponseCallID(code int, m Method, id *CallID, at int64) {
 	if !sipstatus.Valid(code) {
 		return
 	}
 	c.responses.add(code, m)
 	if code >= 500 && code < 600 {
-		c.serverError(code, m, true).record(id, 1)
+		c.serverError(code, m, true).record(id, 1, at)
 	}
 }
 

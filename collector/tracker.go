@@ -175,13 +175,14 @@ type observer struct {
 	ex *exemplar
 }
 
-// observe records a delay of ns (a negative one counts as 0) and makes it,
-// with the Call-ID id, the exemplar of the series; a nil id (none known)
-// leaves the exemplar as it was.
-func (o observer) observe(ns int64, id *CallID) {
+// observe records a delay of ns (a negative one counts as 0) that ended
+// at capture time at and makes it, with the Call-ID id, the exemplar of
+// the series ([exemplar.record]); a nil id (none known) leaves the
+// exemplar as it was.
+func (o observer) observe(ns int64, id *CallID, at int64) {
 	ns = max(ns, 0)
 	o.h.observe(ns)
-	o.ex.record(id, float64(ns)/1e9)
+	o.ex.record(id, float64(ns)/1e9, at)
 }
 
 // txNode holds the counts of one Node, kept here as they happen and read
@@ -657,16 +658,16 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 		(e.flags&txInitial != 0 || e.method == MethodREGISTER)
 	if e.flags&txInitial != 0 {
 		if e.flags&txSRD == 0 && (code >= 180 && code < 300) {
-			owner.srd[0].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID)
+			owner.srd[0].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID, ev.Time)
 			e.flags |= txSRD
 		}
 		if final && e.flags&txFinal == 0 && !challenge {
 			owner.outcomes[code-sipstatus.MinCode].Add(1)
 			if code >= 300 {
-				owner.outcomeExemplar(code).record(&ev.CallID, 1)
+				owner.outcomeExemplar(code).record(&ev.CallID, 1, ev.Time)
 			}
 			if e.flags&txSRD == 0 {
-				owner.srd[1].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID)
+				owner.srd[1].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID, ev.Time)
 				e.flags |= txSRD
 			}
 		}
@@ -689,15 +690,15 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 		switch {
 		case challenge:
 		case code < 300:
-			owner.rrd[0].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID)
+			owner.rrd[0].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID, ev.Time)
 			t.settle(ev, e)
 			t.registered(ev, e)
 		default:
-			owner.rrd[1].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID)
+			owner.rrd[1].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID, ev.Time)
 			t.settle(ev, e)
 		}
 	case MethodBYE:
-		owner.sdd.observe(delay, &ev.CallID)
+		owner.sdd.observe(delay, &ev.CallID, ev.Time)
 	case MethodOPTIONS:
 		if code < 300 {
 			latest(&owner.optionsOK, ev.Time)
@@ -916,7 +917,7 @@ func (t *Tracker) hangUpLeg(ev *TxEvent, key uint64, reason int) {
 	n.sessions.Add(-1)
 	n.ended[reason].Add(1)
 	if reason == endBye {
-		n.duration.observe(ev.Time-d.answered, &ev.CallID)
+		n.duration.observe(ev.Time-d.answered, &ev.CallID, ev.Time)
 	}
 }
 
@@ -973,7 +974,7 @@ func (t *Tracker) timedOut(key uint64, e *txEntry, invite bool) {
 	switch {
 	case e.flags&txInitial != 0:
 		n.timeouts.Add(1)
-		n.timeoutEx.record(t.inviteIDs.get(key), 1)
+		n.timeoutEx.record(t.inviteIDs.get(key), 1, t.clock)
 	case e.method == MethodREGISTER:
 		n.regTimeouts.Add(1)
 	case e.method == MethodOPTIONS:

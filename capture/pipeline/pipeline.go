@@ -440,7 +440,7 @@ func (s *shard) Message(t int64, m *message, late bool) {
 	n := m.tx.Node
 	c := n.Shard(s.i)
 	if m.response {
-		c.ObserveResponseCallID(int(m.code), m.method, &m.tx.CallID)
+		c.ObserveResponseCallID(int(m.code), m.method, &m.tx.CallID, t)
 		n.ObservePhraseIndex(int(m.code), int(m.phrase))
 	} else {
 		c.ObserveRequestMethod(m.method)
