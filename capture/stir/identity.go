@@ -48,7 +48,10 @@ func Attestation(identity []byte) (byte, error) {
 	}
 	dot1, dot2, end := -1, -1, len(v)
 	for i, c := range v {
-		if c == '.' {
+		switch jwsClass[c] {
+		case jwsBase64:
+			continue
+		case jwsDot:
 			if dot2 >= 0 {
 				return 0, ErrForm
 			}
@@ -58,14 +61,12 @@ func Attestation(identity []byte) (byte, error) {
 				dot2 = i
 			}
 			continue
-		}
-		if c == ';' || isLWS(c) {
+		case jwsEnd:
 			end = i
-			break
-		}
-		if !isBase64URL(c) {
+		default:
 			return 0, ErrForm
 		}
+		break
 	}
 	if dot2 < 0 || dot1 == 0 || dot2 == end-1 {
 		return 0, ErrForm
@@ -78,22 +79,58 @@ func Attestation(identity []byte) (byte, error) {
 		return 0, ErrTooLong
 	case len(payload)%4 == 1:
 		return 0, ErrBase64
+	case len(payload) <= smallPayloadLen:
+		// The usual SHAKEN payload (about 200 to 400 characters): a
+		// buffer of a quarter of the bound, which the stack clears in a
+		// quarter of the time.
+		var buf [smallPayloadLen / 4 * 3]byte
+		return decodeAttest(buf[:], payload)
 	}
 	var buf [MaxPayloadLen / 4 * 3]byte
-	n, err := base64.RawURLEncoding.Decode(buf[:], payload)
+	return decodeAttest(buf[:], payload)
+}
+
+// smallPayloadLen is the payload length up to which Attestation decodes
+// into a buffer of a quarter of the bound.
+const smallPayloadLen = MaxPayloadLen / 4
+
+// decodeAttest decodes the base64url payload into buf, which holds its
+// bytes, and reads its attest claim.
+func decodeAttest(buf, payload []byte) (byte, error) {
+	n, err := base64.RawURLEncoding.Decode(buf, payload)
 	if err != nil {
 		return 0, ErrBase64
 	}
 	return attest(buf[:n])
 }
 
-// isBase64URL reports a character of the base64url alphabet (RFC 4648 §5).
-func isBase64URL(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'
-}
+// Classes of the bytes of an Identity header value, for Attestation's one
+// scan of the JWS: the base64url alphabet (RFC 4648 §5), the dots between
+// the segments, and what ends the JWS (";" of the parameters, or SIP
+// linear white space, RFC 3261 §25.1); any other byte is none of them.
+const (
+	jwsOther uint8 = iota
+	jwsBase64
+	jwsDot
+	jwsEnd
+)
+
+var jwsClass = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+			t[c] = jwsBase64
+		case c == '.':
+			t[c] = jwsDot
+		case c == ';', c == ' ', c == '\t', c == '\r', c == '\n':
+			t[c] = jwsEnd
+		}
+	}
+	return t
+}()
 
 // isLWS reports SIP linear white space (RFC 3261 §25.1), folds included.
-func isLWS(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+func isLWS(c byte) bool { return jwsClass[c] == jwsEnd && c != ';' }
 
 // attest reads the attest claim of the JSON text b, which must be one
 // object: it validates the whole text (RFC 8259 grammar) and looks at the
