@@ -16,8 +16,9 @@
 // package collector, which never imports capture: main turns each decoded
 // message into a small value (label set, status code, method, hashes) on
 // the source's goroutine and pushes it into the merge, whose one goroutine
-// counts and tracks. A package imports only the stages below it; sip and
-// hep are leaves that import only the standard library.
+// counts and tracks. A package imports only the stages below it; sip, hep
+// and stir (the STIR/SHAKEN fields of an INVITE) are leaves that import
+// only the standard library.
 //
 // Each stage declares the counters it increments in a Stats of its own and
 // exports them from there as sip_exporter_ self-metrics, labelled by

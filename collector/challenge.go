@@ -199,11 +199,11 @@ func (t *Tracker) challengeEnded(c challengeEntry, class int) {
 	}
 	n := t.nodes[c.node]
 	if c.method == MethodREGISTER {
-		n.rrd[2].observe(c.at - c.first)
+		n.rrd[2].observe(c.at-c.first, nil, c.at) // a challenge keeps no Call-ID: no exemplar
 		return
 	}
 	n.outcomes[int(c.code)-sipstatus.MinCode].Add(1)
 	if c.flags&chSRD == 0 {
-		n.srd[2].observe(c.at - c.first)
+		n.srd[2].observe(c.at-c.first, nil, c.at)
 	}
 }

@@ -22,7 +22,8 @@
 // causes (RFC 3326) and the RFC 6076 delays as histograms. It also keeps
 // the established sessions until their BYE or a maximum age, the
 // registered addresses of record until their expiry (RFC 3261 §10), and
-// the last OPTIONS keepalive success and failure per peer. Its state
+// the last OPTIONS keepalive success and failure per peer, and counts
+// initial INVITEs by STIR/SHAKEN attestation and verstat (stir.go). Its state
 // machine (tracker.go, with its events in txevent.go) counts into plain
 // atomic counters and imports no Prometheus package; its exposition
 // (trackermetrics.go) turns them into metrics at scrape time. Its tables

@@ -137,7 +137,54 @@ type Counts struct {
 	_         cpu.CacheLinePad
 	responses codeCounts
 	requests  [numMethods]atomic.Uint64
-	_         cpu.CacheLinePad
+	// serverErrors are the exemplars of the 5xx responses, made on the
+	// first 5xx ([Counts.ObserveResponseCallID]).
+	serverErrors atomic.Pointer[serverErrorExemplars]
+	_            cpu.CacheLinePad
+}
+
+// serverErrorExemplars are the exemplars of one shard's 5xx responses by
+// code (500..599), each row of methods made on the first count of its
+// code: 15 × 104 bytes.
+type serverErrorExemplars [100]atomic.Pointer[[numMethods]exemplar]
+
+// serverError returns the exemplar of the 5xx response code to m, made on
+// first use; nil if c has none yet and create is false.
+func (c *Counts) serverError(code int, m Method, create bool) *exemplar {
+	t := c.serverErrors.Load()
+	if t == nil {
+		if !create {
+			return nil
+		}
+		c.serverErrors.CompareAndSwap(nil, new(serverErrorExemplars))
+		t = c.serverErrors.Load()
+	}
+	row := &t[code-500]
+	r := row.Load()
+	if r == nil {
+		if !create {
+			return nil
+		}
+		row.CompareAndSwap(nil, new([numMethods]exemplar))
+		r = row.Load()
+	}
+	return &r[m]
+}
+
+// ObserveResponseCallID is [Counts.ObserveResponseMethod] of a response
+// whose Call-ID is id: a 5xx makes it the exemplar of its series
+// (sip_responses_total, code 500..599), value 1, at its capture time at
+// (ns since the Unix epoch; see [exemplar.record]). One goroutine per shard calls it (the shard's); it takes
+// no lock and allocates only on the first 5xx of a code (1,560 bytes: the
+// exemplars of its 15 methods) and on the first 5xx of all (800 bytes).
+func (c *Counts) ObserveResponseCallID(code int, m Method, id *CallID, at int64) {
+	if !sipstatus.Valid(code) {
+		return
+	}
+	c.responses.add(code, m)
+	if code >= 500 && code < 600 {
+		c.serverError(code, m, true).record(id, 1, at)
+	}
 }
 
 // Shard returns the counters of shard i (0 <= i < [SIPConfig.Shards]).
@@ -247,6 +294,16 @@ func (n *Node) Request(m Method) uint64 {
 // method) pair counted at least once, with its count over the shards.
 func (n *Node) EachResponse(fn func(code int, m Method, count uint64)) {
 	n.eachResponse(nil, func(i int, m Method, v uint64) { fn(i+sipstatus.MinCode, m, v) })
+}
+
+// serverErrorExemplar returns the latest exemplar over the shards of the
+// 5xx response code to m.
+func (n *Node) serverErrorExemplar(code int, m Method) exemplarRead {
+	var es [maxShards]*exemplar
+	for k, c := range n.shards {
+		es[k] = c.serverError(code, m, false)
+	}
+	return latestExemplar(es[:len(n.shards)]...)
 }
 
 // eachResponse is eachSum over the shards' response counts.
@@ -729,8 +786,12 @@ func (c *SIP) Collect(ch chan<- prometheus.Metric) {
 		lv := n.labelValues()
 		n.eachResponse(&c.show, func(i int, m Method, v uint64) {
 			code := i + sipstatus.MinCode
-			ch <- prometheus.MustNewConstMetric(c.responsesDesc, prometheus.CounterValue, float64(v),
+			metric := prometheus.MustNewConstMetric(c.responsesDesc, prometheus.CounterValue, float64(v),
 				append(lv, Methods[m], codeLabels[i], sipstatus.Class(code), sipstatus.Text(code))...)
+			if code >= 500 && code < 600 {
+				metric = withExemplar(metric, n.serverErrorExemplar(code, m), n.label)
+			}
+			ch <- metric
 		})
 		for m := range numMethods {
 			ch <- prometheus.MustNewConstMetric(c.requestsDesc, prometheus.CounterValue, float64(n.Request(m)), append(lv, Methods[m])...)

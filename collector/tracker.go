@@ -167,9 +167,23 @@ func (e *txEntry) class() int {
 	return txOther
 }
 
-// observer takes the delays and durations, in ns: a histogram of the
-// exposition ([exactHistogram]).
-type observer interface{ observe(ns int64) }
+// observer takes the delays and durations, in ns, of one shard: a
+// histogram series of the exposition ([exactHistogram]), shared by the
+// shards, and the shard's exemplar of it.
+type observer struct {
+	h  *exactHistogram
+	ex *exemplar
+}
+
+// observe records a delay of ns (a negative one counts as 0) that ended
+// at capture time at and makes it, with the Call-ID id, the exemplar of
+// the series ([exemplar.record]); a nil id (none known) leaves the
+// exemplar as it was.
+func (o observer) observe(ns int64, id *CallID, at int64) {
+	ns = max(ns, 0)
+	o.h.observe(ns)
+	o.ex.record(id, float64(ns)/1e9, at)
+}
 
 // txNode holds the counts of one Node, kept here as they happen and read
 // by the exposition ([Tracker.Collect]).
@@ -179,6 +193,10 @@ type txNode struct {
 	attempts atomic.Uint64
 	timeouts atomic.Uint64
 	outcomes [numCodes]atomic.Uint64
+	// Exemplars of the session outcomes other than 2xx, by code (made on
+	// the first of each code), and of the timeouts.
+	outcomeEx [numCodes]atomic.Pointer[exemplar]
+	timeoutEx exemplar
 	// Digest challenges to session attempts and REGISTERs, by
 	// challengeIndex (401, 407).
 	challenges, regChallenges [2]atomic.Uint64
@@ -205,6 +223,7 @@ type txNode struct {
 	// keepalive is the peer's reachability from those outcomes
 	// (sip_peer_up).
 	keepalive keepalive
+	stir      stirCounts // initial INVITEs by attestation and verstat
 }
 
 // The reachability of a peer: the values of keepalive.state.
@@ -260,7 +279,8 @@ const (
 // keepalives, Reason causes (RFC 3326) and the RFC 6076 delays. It is a
 // [prometheus.Collector] of the families sip_session_*, sip_sessions_*,
 // sip_registration_*, sip_registrations_active, sip_peer_options_*,
-// sip_peer_up, sip_*_retransmissions_total and sip_reason_causes_total, and of the
+// sip_peer_up, sip_*_retransmissions_total, sip_reason_causes_total and sip_stir_*
+// (initial INVITEs by STIR/SHAKEN attestation and verstat), and of the
 // sip_exporter_transaction*, sip_exporter_dialogs* and
 // sip_exporter_registrations* self-metrics.
 //
@@ -332,12 +352,15 @@ type Tracker struct {
 	// response (see challengeEntry), by retryKey.
 	challenges *txTable[challengeEntry]
 	challengeQ expiryQueue[uint64] // classes chWaiting, chOpen
-	nodeIndex  map[*Node]uint32
-	nodes      []*txNode
-	lastNode   *Node
-	lastIndex  uint32
-	clock      int64 // the tracker's time: the latest watermark or event time, ns
-	publishAt  int64 // the tracker's time of the next publish while messages come
+	// inviteIDs are the Call-IDs of recent initial INVITEs, for the
+	// exemplar of the timeouts.
+	inviteIDs *inviteCallIDs
+	nodeIndex map[*Node]uint32
+	nodes     []*txNode
+	lastNode  *Node
+	lastIndex uint32
+	clock     int64 // the tracker's time: the latest watermark or event time, ns
+	publishAt int64 // the tracker's time of the next publish while messages come
 
 	mu        sync.Mutex // guards published
 	published []*txNode
@@ -400,6 +423,7 @@ func newTracker(cfg TrackerConfig, m trackerMetrics) *Tracker {
 		regs:           newTxTable[regEntry](cfg.MaxRegistrations),
 		challenges:     newTxTable[challengeEntry](cfg.MaxTransactions),
 		nodeIndex:      map[*Node]uint32{},
+		inviteIDs:      new(inviteCallIDs),
 		trackerMetrics: m,
 	}
 	// Transactions leave their table only through their queue (expiry,
@@ -592,9 +616,11 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 	switch {
 	case ev.Method == MethodINVITE && ev.Flags&TxToTag == 0:
 		e.flags |= txInitial
+		mine.stir.observe(ev.STIR)
 		if !t.resend(ev, &e) {
 			mine.attempts.Add(1)
 		}
+		t.inviteIDs.put(ev.Key, &ev.CallID)
 	case ev.Method == MethodACK:
 		e.flags |= txNoReply
 	case ev.Method == MethodREGISTER:
@@ -618,7 +644,7 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 }
 
 func (t *Tracker) causes(ev *TxEvent, mine *txNode) {
-	if ev.Q850Cause >= 0 && ev.Q850Cause < 128 {
+	if ev.Q850Cause >= 0 {
 		mine.q850[ev.Q850Cause].Add(1)
 	}
 	if sipstatus.Valid(int(ev.SIPCause)) {
@@ -672,13 +698,16 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 		(e.flags&txInitial != 0 || e.method == MethodREGISTER)
 	if e.flags&txInitial != 0 {
 		if e.flags&txSRD == 0 && (code >= 180 && code < 300) {
-			owner.srd[0].observe(ev.Time - t.firstRequest(ev, e))
+			owner.srd[0].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID, ev.Time)
 			e.flags |= txSRD
 		}
 		if final && e.flags&txFinal == 0 && !challenge {
 			owner.outcomes[code-sipstatus.MinCode].Add(1)
+			if code >= 300 {
+				owner.outcomeExemplar(code).record(&ev.CallID, 1, ev.Time)
+			}
 			if e.flags&txSRD == 0 {
-				owner.srd[1].observe(ev.Time - t.firstRequest(ev, e))
+				owner.srd[1].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID, ev.Time)
 				e.flags |= txSRD
 			}
 		}
@@ -701,15 +730,15 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 		switch {
 		case challenge:
 		case code < 300:
-			owner.rrd[0].observe(ev.Time - t.firstRequest(ev, e))
+			owner.rrd[0].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID, ev.Time)
 			t.settle(ev, e)
 			t.registered(ev, e)
 		default:
-			owner.rrd[1].observe(ev.Time - t.firstRequest(ev, e))
+			owner.rrd[1].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID, ev.Time)
 			t.settle(ev, e)
 		}
 	case MethodBYE:
-		owner.sdd.observe(delay)
+		owner.sdd.observe(delay, &ev.CallID, ev.Time)
 	case MethodOPTIONS:
 		t.keepaliveOutcome(owner, code < 300, ev.Time)
 	}
@@ -924,7 +953,7 @@ func (t *Tracker) hangUpLeg(ev *TxEvent, key uint64, reason int) {
 	n.sessions.Add(-1)
 	n.ended[reason].Add(1)
 	if reason == endBye {
-		n.duration.observe(ev.Time - d.answered)
+		n.duration.observe(ev.Time-d.answered, &ev.CallID, ev.Time)
 	}
 }
 
@@ -961,13 +990,14 @@ func (t *Tracker) expireTx(now int64) {
 		for t.txQ.due(class, now) {
 			if it, live := t.txQ.pop(class); live {
 				e, _ := t.table.del(it.v)
-				t.timedOut(&e, class == txInvite)
+				t.timedOut(it.v, &e, class == txInvite)
 			}
 		}
 	}
 }
 
-func (t *Tracker) timedOut(e *txEntry, invite bool) {
+// timedOut counts the expiry of transaction key, entry e.
+func (t *Tracker) timedOut(key uint64, e *txEntry, invite bool) {
 	if e.flags&(txFinal|txNoReply) != 0 {
 		return
 	}
@@ -980,6 +1010,7 @@ func (t *Tracker) timedOut(e *txEntry, invite bool) {
 	switch {
 	case e.flags&txInitial != 0:
 		n.timeouts.Add(1)
+		n.timeoutEx.record(t.inviteIDs.get(key), 1, t.clock)
 	case e.method == MethodREGISTER:
 		n.regTimeouts.Add(1)
 	case e.method == MethodOPTIONS:

@@ -41,6 +41,7 @@ type trackerMetrics struct {
 	peerLabels bool
 	// exact are the series of the histograms, shared by the shards.
 	exact *exactSet
+	stir  stirMetrics
 }
 
 // exactHistogram is one series of a delay or duration histogram whose
@@ -48,9 +49,14 @@ type trackerMetrics struct {
 // the order of the observations and however many shards make them (a
 // float sum depends on the order of its additions). Its buckets are those
 // of the client library's histogram, counts that commute.
+//
+// Each shard keeps its own exemplar of the series (the latest delay it
+// observed and its Call-ID); the scrape shows the latest of them.
 type exactHistogram struct {
-	h  prometheus.Histogram
-	ns atomic.Int64
+	h    prometheus.Histogram
+	ns   atomic.Int64
+	node string      // the node label value, for the exemplar
+	exs  []*exemplar // one per shard that observes it; guarded by exactSet.mu
 }
 
 // observe records a delay of d ns; a negative one (clock skew between
@@ -69,27 +75,36 @@ type exactSet struct {
 	list []*exactHistogram
 }
 
-// get returns the series of vec with label values lv.
-func (s *exactSet) get(vec *prometheus.HistogramVec, lv ...string) *exactHistogram {
+// observer returns a new shard's observer of the series of vec with label
+// values lv (the node first): the series, made on first use, and an
+// exemplar of the shard's own.
+func (s *exactSet) observer(vec *prometheus.HistogramVec, lv ...string) observer {
 	key := fmt.Sprintf("%p\xff%s", vec, strings.Join(lv, "\xff"))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.by[key]; e != nil {
-		return e
+	e := s.by[key]
+	if e == nil {
+		e = &exactHistogram{h: vec.WithLabelValues(lv...).(prometheus.Histogram), node: lv[0]}
+		s.by[key] = e
+		s.list = append(s.list, e)
 	}
-	e := &exactHistogram{h: vec.WithLabelValues(lv...).(prometheus.Histogram)}
-	s.by[key] = e
-	s.list = append(s.list, e)
-	return e
+	ex := new(exemplar)
+	e.exs = append(e.exs, ex)
+	return observer{h: e, ex: ex}
 }
 
-// collect sends every series, its sum the exact one.
+// collect sends every series, its sum the exact one, with the latest
+// exemplar of its shards.
 func (s *exactSet) collect(ch chan<- prometheus.Metric) {
 	s.mu.Lock()
 	list := slices.Clone(s.list)
+	exs := make([][]*exemplar, len(list))
+	for i, e := range list {
+		exs[i] = slices.Clone(e.exs)
+	}
 	s.mu.Unlock()
-	for _, e := range list {
-		ch <- exactSum{Metric: e.h, sum: float64(e.ns.Load()) / 1e9}
+	for i, e := range list {
+		ch <- withExemplar(exactSum{Metric: e.h, sum: float64(e.ns.Load()) / 1e9}, latestExemplar(exs[i]...), e.node)
 	}
 }
 
@@ -192,17 +207,28 @@ func newTrackerMetrics(sip *SIP) trackerMetrics {
 	}
 	m.peerLabels = len(series) > 1
 	m.exact = &exactSet{by: map[string]*exactHistogram{}}
+	m.stir = newStirMetrics(lbl)
 	return m
 }
 
 // observers gives a new txNode its histograms.
 func (m *trackerMetrics) observers(tn *txNode) {
 	for k, o := range []string{"success", "failure", "challenge"} {
-		tn.srd[k] = m.exact.get(m.srdVec, append(slices.Clone(tn.lv), o)...)
-		tn.rrd[k] = m.exact.get(m.rrdVec, append(slices.Clone(tn.lv), o)...)
+		tn.srd[k] = m.exact.observer(m.srdVec, append(slices.Clone(tn.lv), o)...)
+		tn.rrd[k] = m.exact.observer(m.rrdVec, append(slices.Clone(tn.lv), o)...)
 	}
-	tn.sdd = m.exact.get(m.sddVec, tn.lv...)
-	tn.duration = m.exact.get(m.durationVec, tn.lv...)
+	tn.sdd = m.exact.observer(m.sddVec, tn.lv...)
+	tn.duration = m.exact.observer(m.durationVec, tn.lv...)
+}
+
+// latestOf returns the latest exemplar of the txNodes of one label set
+// (its shards), f giving each one's (nil: none).
+func latestOf(tns []*txNode, f func(*txNode) *exemplar) exemplarRead {
+	var es [maxShards]*exemplar
+	for k, tn := range tns {
+		es[k] = f(tn)
+	}
+	return latestExemplar(es[:len(tns)]...)
 }
 
 // endReasons are the label values of sip_sessions_ended_total, indexed
@@ -233,6 +259,7 @@ func (t *trackerMetrics) describe(ch chan<- *prometheus.Desc) {
 	t.rrdVec.Describe(ch)
 	t.sddVec.Describe(ch)
 	t.durationVec.Describe(ch)
+	t.stir.describe(ch)
 }
 
 // keepaliveState returns the reachability of a label set from the txNodes
@@ -332,7 +359,9 @@ func (t *trackerMetrics) collect(ch chan<- prometheus.Metric, shards []*Tracker)
 		lv := first.lv
 		with := func(extra ...string) []string { return append(slices.Clone(lv), extra...) }
 		counter(t.attemptsDesc, sum(tns, func(n *txNode) uint64 { return n.attempts.Load() }), lv...)
-		counter(t.timeoutsDesc, sum(tns, func(n *txNode) uint64 { return n.timeouts.Load() }), lv...)
+		ch <- withExemplar(prometheus.MustNewConstMetric(t.timeoutsDesc, prometheus.CounterValue,
+			float64(sum(tns, func(n *txNode) uint64 { return n.timeouts.Load() })), lv...),
+			latestOf(tns, func(n *txNode) *exemplar { return &n.timeoutEx }), first.node.label)
 		gauge(t.sessionsDesc, float64(sum(tns, func(n *txNode) uint64 { return uint64(n.sessions.Load()) })), lv...)
 		for r := range first.ended {
 			counter(t.endedDesc, sum(tns, func(n *txNode) uint64 { return n.ended[r].Load() }), with(endReasons[r])...)
@@ -362,7 +391,9 @@ func (t *trackerMetrics) collect(ch chan<- prometheus.Metric, shards []*Tracker)
 		for i := range first.outcomes {
 			if v := sum(tns, func(n *txNode) uint64 { return n.outcomes[i].Load() }); v > 0 || outcomeShown[i] {
 				code := i + sipstatus.MinCode
-				counter(t.outcomesDesc, v, with(codeLabels[i], sipstatus.Class(code), sipstatus.Text(code))...)
+				ch <- withExemplar(prometheus.MustNewConstMetric(t.outcomesDesc, prometheus.CounterValue, float64(v),
+					with(codeLabels[i], sipstatus.Class(code), sipstatus.Text(code))...),
+					latestOf(tns, func(n *txNode) *exemplar { return n.outcomeEx[i].Load() }), first.node.label)
 			}
 		}
 		retrans := make([]*codeCounts, len(tns))
@@ -373,6 +404,7 @@ func (t *trackerMetrics) collect(ch chan<- prometheus.Metric, shards []*Tracker)
 			code := i + sipstatus.MinCode
 			counter(t.respRetransDesc, v, with(Methods[m], codeLabels[i], sipstatus.Class(code), sipstatus.Text(code))...)
 		}, retrans...)
+		t.stir.collect(ch, tns, lv)
 		for m := range first.reqRetrans {
 			counter(t.reqRetransDesc, sum(tns, func(n *txNode) uint64 { return n.reqRetrans[m].Load() }), with(Methods[m])...)
 		}

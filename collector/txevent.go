@@ -54,12 +54,16 @@ type TxEvent struct {
 	Expires int32
 	// Code is the status code of a response (100..699); 0 for a request.
 	Code uint16
-	// Q850Cause and SIPCause are the causes of the message's Reason header
-	// (RFC 3326): 0..127 and 100..699, or -1 when absent or out of range.
-	Q850Cause, SIPCause int16
+	// SIPCause and Q850Cause are the causes of the message's Reason header
+	// (RFC 3326): 100..699 and 0..127, or -1 when absent or out of range.
+	SIPCause  int16
+	Q850Cause int8
 	// Method is the CSeq method.
 	Method Method
 	Flags  TxEventFlags
+	// STIR is, for an initial INVITE, its attestation and verification
+	// status (RFC 8588, ATIS-1000074); the zero value says none of either.
+	STIR STIR
 	// Retry is [RetryKey] of Call-ID and From tag, of Call-ID alone for
 	// REGISTER and its responses. A request re-sent with credentials
 	// after a 401 or 407 keeps them (RFC 3261 §8.1.3.5, §22.2; a UA keeps
@@ -71,6 +75,10 @@ type TxEvent struct {
 	// message travels, the same in both directions: the leg of a proxy or
 	// B2BUA that it belongs to.
 	Leg uint32
+	// CallID is the message's Call-ID as seen on the wire, cut to
+	// [CallIDBytes]: the exemplar of the series it counts in (a failure
+	// outcome, a timeout, a 5xx, a delay or duration).
+	CallID CallID
 }
 
 // AOR returns, for REGISTER and its responses, [AORKey] of the To URI

@@ -52,6 +52,12 @@ type Config struct {
 	NoTx bool
 	// Shards is the number of shards (--capture.shards), 1 to 64; 0 means 1.
 	Shards int
+	// NoExemplars leaves each message's Call-ID out of what the counters
+	// and the tracker get, so that no exemplar is recorded (the report
+	// command, which serves no metrics); by default the failure series
+	// and the delay histograms carry one (collector/README.md,
+	// "Exemplars").
+	NoExemplars bool
 }
 
 // DefaultDedupWindow is the default of [Config.DedupWindow]: the largest
@@ -433,6 +439,9 @@ func (p *Pipeline) classify(o *decode.Origin, m *sip.Message, msg *message, sn *
 	}
 	msg.hasTx = p.tx != nil && txEvent(o, m, call, n, &msg.tx)
 	msg.tx.Node = n
+	if !p.cfg.NoExemplars {
+		msg.tx.CallID.Set(m.CallID) // with or without the tracker
+	}
 	if o.Node != nil {
 		return n.Label(), call
 	}
@@ -461,7 +470,7 @@ func (s *shard) Message(t int64, m *message, late bool) {
 	n := m.tx.Node
 	c := n.Shard(s.i)
 	if m.response {
-		c.ObserveResponseMethod(int(m.code), m.method)
+		c.ObserveResponseCallID(int(m.code), m.method, &m.tx.CallID, t)
 		n.ObservePhraseIndex(int(m.code), int(m.phrase))
 	} else {
 		c.ObserveRequestMethod(m.method)

@@ -29,7 +29,7 @@ func txEvent(o *decode.Origin, m *sip.Message, call uint64, n *collector.Node, e
 		Node:      n,
 		ToTag:     toTag,
 		Method:    collector.MethodOf(m.CSeqMethod),
-		Q850Cause: cause(m.Q850Cause, 127),
+		Q850Cause: int8(cause(m.Q850Cause, 127)),
 		SIPCause:  cause(m.SIPCause, 699),
 	}
 	if m.Response {
@@ -38,6 +38,8 @@ func txEvent(o *decode.Origin, m *sip.Message, call uint64, n *collector.Node, e
 	}
 	if toTag != 0 {
 		ev.Flags |= collector.TxToTag
+	} else if !m.Response && ev.Method == collector.MethodINVITE {
+		ev.STIR = stirOf(m) // an initial INVITE
 	}
 	ev.Expires = collector.NoExpiry
 	if ev.Method == collector.MethodREGISTER {

@@ -201,4 +201,8 @@ var oracleInputs = []string{
 	"INVITE sip:bob@b SIP/2.0\r\nIdentity:\r\n eyJ.eyJ.sig;\r\n info=<https://x/c>\r\nP-ASSERTED-IDENTITY:\r\n\r\n",
 	"INVITE sip:bob@b SIP/2.0\r\nIdentity: \r\nIdentity: late\r\nP-Asserted-Identit: x\r\nP-Asserted-Identityy: y\r\nIdentity-Info: <https://x>\r\n\r\n",
 	"SIP/2.0 200 OK\r\nY: response-identity\r\nP-Asserted-Identity: <sip:a@b>\r\n\r\n",
+	"INVITE sip:bob@b SIP/2.0\r\nIdentity: d.d.d;ppt=div\r\ny: s.s.s;ppt=\"SHAKEN\"\r\nIdentity: t.t.t;ppt=shaken\r\nIdentity:\r\n\r\n",
+	"INVITE sip:bob@b SIP/2.0\r\nIdentity: a.a.a;ppt=\"shaken\r\nIdentity: b.b.b;info=<x;ppt=shaken>;ppt = shaken\r\n\r\n",
+	"INVITE sip:bob@b SIP/2.0\r\nFrom: \"A\" <sip:+1;verstat=TN-Validation-Passed@b;user=phone>;tag=1\r\nf: <sip:second@b>\r\nFrom:\r\n\r\n",
+	"INVITE sip:bob@b SIP/2.0\r\nFrom:\r\nFrom: <sip:late@b>\r\nf:\r\n <tel:+1;verstat=No-TN-Validation>;tag=x\r\n\r\n",
 }

@@ -11,7 +11,8 @@
 // §10.2), the Expires header (§20.19) and the largest expires parameter of
 // the Contact values and whether one is "*" (§10.2.1.1, §10.2.2, §20.10),
 // the Q.850 and SIP causes of the Reason header (RFC 3326), the Identity
-// (RFC 8224 §4) and P-Asserted-Identity (RFC 3325 §9.1) values,
+// (RFC 8224 §4; of several, the SHAKEN one), P-Asserted-Identity (RFC
+// 3325 §9.1) and From (§20.20) values,
 // Content-Length (§20.14) and the length of the header. The byte slices in a
 // Message alias the input. Compact header forms (§7.3.3), folded header lines
 // (§7.3.1), LF-only line ends and header sections cut short by a truncated

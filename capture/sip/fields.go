@@ -17,6 +17,9 @@ func (m *Message) value(k uint8, v []byte) error {
 		m.ToURI, m.ToTag = nameAddr(v)
 	case hFrom:
 		m.FromTag = param(v, "tag")
+		if len(v) > 0 {
+			m.From = v
+		}
 	case hCL:
 		n, ok := contentLength(v)
 		if !ok {
@@ -28,9 +31,7 @@ func (m *Message) value(k uint8, v []byte) error {
 			m.Expires = v
 		}
 	case hIdentity:
-		if len(v) > 0 {
-			m.Identity = v
-		}
+		m.identity(v)
 	case hPAI:
 		if len(v) > 0 {
 			m.PAssertedIdentity = v

@@ -54,7 +54,7 @@ func FuzzParse(f *testing.F) {
 		default:
 			t.Fatalf("Parse returned unexpected error %v", err)
 		}
-		for _, s := range [][]byte{m.Reason, m.Method, m.CSeqMethod, m.CallID, m.ViaBranch, m.ToTag, m.FromTag, m.Q850Cause, m.SIPCause, m.ToURI, m.Expires, m.ContactExpires, m.Identity, m.PAssertedIdentity} {
+		for _, s := range [][]byte{m.Reason, m.Method, m.CSeqMethod, m.CallID, m.ViaBranch, m.ToTag, m.FromTag, m.Q850Cause, m.SIPCause, m.ToURI, m.Expires, m.ContactExpires, m.Identity, m.PAssertedIdentity, m.From} {
 			if !within(b, s) {
 				t.Fatalf("slice %q does not alias the input", s)
 			}
@@ -79,7 +79,7 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 			if (m.ContactExpires != nil && len(m.ContactExpires) == 0) || (m.Expires != nil && len(m.Expires) == 0) || (m.ToURI != nil && len(m.ToURI) == 0) ||
-				(m.Identity != nil && len(m.Identity) == 0) || (m.PAssertedIdentity != nil && len(m.PAssertedIdentity) == 0) {
+				(m.Identity != nil && len(m.Identity) == 0) || (m.PAssertedIdentity != nil && len(m.PAssertedIdentity) == 0) || (m.From != nil && len(m.From) == 0) {
 				t.Fatalf("empty field that is not nil: %s", render(&m))
 			}
 		}

@@ -6,7 +6,7 @@ import "bytes"
 // line-walking scanner of issue 18 (item 7), as of commit 13f1bdc, as the
 // oracle of FuzzParseDifferential and TestParseDifferential. It is the old
 // code with its identifiers renamed (an "o" prefix) and one addition, marked
-// "oracle addition": the Identity and P-Asserted-Identity headers, which the
+// "oracle addition": the Identity, P-Asserted-Identity and From headers, which the
 // old scanner did not read, in the old scanner's style, so that the
 // differential covers the new fields too. Do not optimise it: its value is
 // that it is simple and was the reference the corpus counts were taken with.
@@ -228,9 +228,27 @@ const (
 	oSeenReason // never set: every Reason header is scanned
 	oSeenExpires
 	oSeenContact  // never set: every Contact header is scanned
-	oSeenIdentity // oracle addition
+	oSeenIdentity // oracle addition; never set: every Identity header is scanned
 	oSeenPAI      // oracle addition
 )
+
+// oIdentity keeps the Identity value v unless one is kept already that
+// has ppt=shaken, or that v does not have either (oracle addition).
+func (m *Message) oIdentity(v []byte) {
+	if len(v) == 0 {
+		return
+	}
+	isShaken := func(v []byte) bool {
+		p := oParam(v, "ppt")
+		if len(p) >= 2 && p[0] == '"' && p[len(p)-1] == '"' {
+			p = p[1 : len(p)-1]
+		}
+		return oEqFold(p, "shaken")
+	}
+	if m.Identity == nil || (!isShaken(m.Identity) && isShaken(v)) {
+		m.Identity = v
+	}
+}
 
 // header scans one logical header line h (folds included, no final CRLF).
 func (m *Message) oHeader(h []byte, seen *uint16, clOnly bool) error {
@@ -315,6 +333,9 @@ func (m *Message) oHeader(h []byte, seen *uint16, clOnly bool) error {
 	case oSeenContact:
 		m.oContact(v)
 		return nil
+	case oSeenIdentity: // oracle addition: every one is read
+		m.oIdentity(v)
+		return nil
 	}
 	if *seen&bit != 0 {
 		return nil
@@ -342,9 +363,8 @@ func (m *Message) oHeader(h []byte, seen *uint16, clOnly bool) error {
 		}
 	case oSeenFrom:
 		m.FromTag = oParam(v, "tag")
-	case oSeenIdentity: // oracle addition
-		if len(v) > 0 {
-			m.Identity = v
+		if len(v) > 0 { // oracle addition
+			m.From = v
 		}
 	case oSeenPAI: // oracle addition
 		if len(v) > 0 {

@@ -49,18 +49,26 @@ type Message struct {
 	ContentLength  int    // value of Content-Length (compact "l") in bytes; -1 when absent or malformed
 	HeaderLength   int    // bytes from the start up to and including the empty line that ends the header; len(input) when the header is not terminated
 
-	// Identity is the value of the first Identity header (RFC 8224 §4;
-	// compact "y", in the IANA SIP header field registry for RFC 8224,
-	// first assigned by RFC 4474), as sent, trimmed, folds as sent, not
-	// empty: the PASSporT and its parameters (";info=<...>;alg=ES256;
-	// ppt=shaken"), not checked; nil when absent or empty. It is read in
-	// every message, requests and responses alike.
+	// Identity is the value of an Identity header (RFC 8224 §4; compact
+	// "y", in the IANA SIP header field registry for RFC 8224, first
+	// assigned by RFC 4474), as sent, trimmed, folds as sent, not empty:
+	// the PASSporT and its parameters (";info=<...>;alg=ES256;
+	// ppt=shaken"), not checked; nil when absent or empty. Of several
+	// Identity headers (a SHAKEN PASSporT and, after a diversion, a "div"
+	// one, RFC 8946), it is the first whose ppt parameter is shaken (RFC
+	// 8588 §5, token or quoted string, matched without case), else the
+	// first. It is read in every message, requests and responses alike.
 	Identity []byte
 	// PAssertedIdentity is the value of the first P-Asserted-Identity
 	// header (RFC 3325 §9.1; no compact form), as sent, trimmed, folds as
 	// sent, not empty: one or two comma-separated name-addr or addr-spec
 	// values, not split; nil when absent or empty. Read in every message.
 	PAssertedIdentity []byte
+	// From is the value of the first From header (RFC 3261 §20.20;
+	// compact "f"), as sent, trimmed, folds as sent, not empty: display
+	// name, URI and parameters, not split (FromTag is its tag); nil when
+	// absent or empty. Read in every message.
+	From []byte
 }
 
 // Reset clears m to the state for "nothing scanned": zero values and
@@ -92,12 +100,13 @@ func (m *Message) Reset() {
 // HeaderLength is len(b) and no error is returned; header names are matched
 // case-insensitively, with the compact forms i, v, t, f, l, m (§7.3.3) and y
 // (Identity); a header may be folded onto continuation lines beginning
-// with SP or HT (§7.3.1), and CallID, Expires, Identity and
-// PAssertedIdentity then span the fold as sent; whitespace may surround
-// the colon. Of repeated Call-ID, CSeq, To, From, Content-Length, Expires,
-// Identity and P-Asserted-Identity headers the first one counts and later
-// ones are ignored; of the Via headers only the first value of the first
-// one counts (§8.1.1.7). Every Contact header and every value in it is
+// with SP or HT (§7.3.1), and CallID, Expires, Identity,
+// PAssertedIdentity and From then span the fold as sent; whitespace may
+// surround the colon. Of repeated Call-ID, CSeq, To, From,
+// Content-Length, Expires and P-Asserted-Identity headers the first one
+// counts and later ones are ignored; of repeated Identity headers the
+// first with ppt=shaken, else the first (see [Message.Identity]); of the
+// Via headers only the first value of the first one counts (§8.1.1.7). Every Contact header and every value in it is
 // looked at for ContactExpires and ContactStar (§10.3: a 2xx to REGISTER
 // lists every binding with its expires). Every Reason header (RFC 3326 §2;
 // no compact form) and every comma-separated value in it is looked at; the
@@ -289,10 +298,10 @@ const (
 	hFrom
 	hCL
 	hExpires
-	hIdentity
 	hPAI
-	hReason  // every Reason header is read
-	hContact // every Contact header is read
+	hReason   // every Reason header is read
+	hContact  // every Contact header is read
+	hIdentity // every Identity header is read: the SHAKEN one is kept
 )
 
 // Header names as little-endian words of their lower-case bytes, for

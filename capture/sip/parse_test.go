@@ -20,9 +20,9 @@ func render(m *sip.Message) string {
 		}
 		return fmt.Sprintf("%q", b)
 	}
-	return fmt.Sprintf("{resp:%v code:%d reason:%s method:%s cseq:%d %s callid:%s branch:%s totag:%s fromtag:%s q850:%s sipcause:%s touri:%s expires:%s contactexpires:%s star:%v cl:%d hl:%d identity:%s pai:%s}",
+	return fmt.Sprintf("{resp:%v code:%d reason:%s method:%s cseq:%d %s callid:%s branch:%s totag:%s fromtag:%s q850:%s sipcause:%s touri:%s expires:%s contactexpires:%s star:%v cl:%d hl:%d identity:%s pai:%s from:%s}",
 		m.Response, m.StatusCode, q(m.Reason), q(m.Method), m.CSeq, q(m.CSeqMethod), q(m.CallID),
-		q(m.ViaBranch), q(m.ToTag), q(m.FromTag), q(m.Q850Cause), q(m.SIPCause), q(m.ToURI), q(m.Expires), q(m.ContactExpires), m.ContactStar, m.ContentLength, m.HeaderLength, q(m.Identity), q(m.PAssertedIdentity))
+		q(m.ViaBranch), q(m.ToTag), q(m.FromTag), q(m.Q850Cause), q(m.SIPCause), q(m.ToURI), q(m.Expires), q(m.ContactExpires), m.ContactStar, m.ContentLength, m.HeaderLength, q(m.Identity), q(m.PAssertedIdentity), q(m.From))
 }
 
 // headerEnd is the expected HeaderLength: just past the first empty line, or len(s).
@@ -60,15 +60,15 @@ func with(m sip.Message, f func(*sip.Message)) sip.Message { f(&m); return m }
 
 var parseCases = []parseCase{
 	// Whole messages.
-	{"200 with sdp", ok200, nil, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 314159, CSeqMethod: bs("INVITE"),
+	{"200 with sdp", ok200, nil, sip.Message{From: bs(`Alice <sip:alice@atlanta.example.com>;tag=1928301774`), Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 314159, CSeqMethod: bs("INVITE"),
 		CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"), ViaBranch: bs("z9hG4bK776asdhds"), ToTag: bs("a6c85cf"), FromTag: bs("1928301774"), ToURI: bs("sip:bob@biloxi.example.com"), ContentLength: len(crlf(sdpBody))}},
-	{"invite", inviteSDP, nil, sip.Message{Method: bs("INVITE"), CSeq: 314159, CSeqMethod: bs("INVITE"),
+	{"invite", inviteSDP, nil, sip.Message{From: bs(`Alice <sip:alice@atlanta.example.com>;tag=1928301774`), Method: bs("INVITE"), CSeq: 314159, CSeqMethod: bs("INVITE"),
 		CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"), ViaBranch: bs("z9hG4bK776asdhds"), FromTag: bs("1928301774"), ToURI: bs("sip:bob@biloxi.example.com"), ContentLength: len(crlf(sdpBody))}},
-	{"401 folded www-authenticate", unauth401, nil, sip.Message{Response: true, StatusCode: 401, Reason: bs("Unauthorized"), CSeq: 1, CSeqMethod: bs("REGISTER"),
+	{"401 folded www-authenticate", unauth401, nil, sip.Message{From: bs(`Bob <sips:bob@biloxi.example.com>;tag=a73kszlfl`), Response: true, StatusCode: 401, Reason: bs("Unauthorized"), CSeq: 1, CSeqMethod: bs("REGISTER"),
 		CallID: bs("1j9FpLxk3uxtm8tn@biloxi.example.com"), ViaBranch: bs("z9hG4bKnashds7"), ToTag: bs("1410948204"), FromTag: bs("a73kszlfl"), ToURI: bs("sips:bob@biloxi.example.com"), ContentLength: 0}},
-	{"compact forms", compact200, nil, sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 2, CSeqMethod: bs("INVITE"),
+	{"compact forms", compact200, nil, sip.Message{From: bs(`Alice <sip:alice@atlanta.example.com>;tag=9fxced76sl`), Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 2, CSeqMethod: bs("INVITE"),
 		CallID: bs("3848276298220188511@atlanta.example.com"), ViaBranch: bs("z9hG4bKcompact1"), ToTag: bs("8321234356"), FromTag: bs("9fxced76sl"), ToURI: bs("sip:bob@biloxi.example.com"), ContentLength: len(crlf(sdpBody))}},
-	{"bye", bye, nil, sip.Message{Method: bs("BYE"), CSeq: 231, CSeqMethod: bs("BYE"), CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"),
+	{"bye", bye, nil, sip.Message{From: bs(`Bob <sip:bob@biloxi.example.com>;tag=a6c85cf`), Method: bs("BYE"), CSeq: 231, CSeqMethod: bs("BYE"), CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"),
 		ViaBranch: bs("z9hG4bKnashds10"), ToTag: bs("1928301774"), FromTag: bs("a6c85cf"), ToURI: bs("sip:alice@atlanta.example.com"), ContentLength: 0}},
 
 	// Status line.
@@ -147,9 +147,9 @@ var parseCases = []parseCase{
 	{"escaped quote in name", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9b1\r\nTo: \"a\\\";tag=no\" <sip:b@h>;tag=t1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n", nil, resp(200, "OK")},
 
 	// From tag.
-	{"from tag", "SIP/2.0 200 OK\r\nFrom: \"A;tag=no\" <sip:a@b;tag=uri>;tag=ft1\r\n" + hdrs, nil, with(resp(200, "OK"), func(m *sip.Message) { m.FromTag = bs("ft1") })},
-	{"compact from tag", "SIP/2.0 200 OK\r\nf: sip:a@b ; TAG = ft1\r\nFrom: <sip:a@b>;tag=second\r\n" + hdrs, nil, with(resp(200, "OK"), func(m *sip.Message) { m.FromTag = bs("ft1") })},
-	{"from without tag", "SIP/2.0 200 OK\r\nFrom: <sip:a@b>\r\n" + hdrs, nil, resp(200, "OK")},
+	{"from tag", "SIP/2.0 200 OK\r\nFrom: \"A;tag=no\" <sip:a@b;tag=uri>;tag=ft1\r\n" + hdrs, nil, with(resp(200, "OK"), func(m *sip.Message) { m.FromTag, m.From = bs("ft1"), bs(`"A;tag=no" <sip:a@b;tag=uri>;tag=ft1`) })},
+	{"compact from tag", "SIP/2.0 200 OK\r\nf: sip:a@b ; TAG = ft1\r\nFrom: <sip:a@b>;tag=second\r\n" + hdrs, nil, with(resp(200, "OK"), func(m *sip.Message) { m.FromTag, m.From = bs("ft1"), bs("sip:a@b ; TAG = ft1") })},
+	{"from without tag", "SIP/2.0 200 OK\r\nFrom: <sip:a@b>\r\n" + hdrs, nil, with(resp(200, "OK"), func(m *sip.Message) { m.From = bs("<sip:a@b>") })},
 
 	// To URI, Expires and Contact (REGISTER, RFC 3261 §10.2, §10.3).
 	{"register 2xx contact expires", "SIP/2.0 200 OK\r\nTo: \"Bob\" <sips:bob@biloxi.example.com;transport=tls>;tag=2493k59kd\r\nContact: <sips:bob@192.0.2.4;expires=9>;expires=7200\r\nExpires: 60\r\n\r\n", nil,
@@ -184,15 +184,26 @@ var parseCases = []parseCase{
 	{"reason empty", "BYE sip:a@b SIP/2.0\r\nReason:\r\nReason: ,,\r\n\r\n", nil, sip.Message{Method: bs("BYE"), ContentLength: -1}},
 
 	// Identity (RFC 8224 §4) and P-Asserted-Identity (RFC 3325 §9.1).
-	{"invite with identity", inviteIdentity, nil, sip.Message{Method: bs("INVITE"), CSeq: 314159, CSeqMethod: bs("INVITE"),
+	{"invite with identity", inviteIdentity, nil, sip.Message{From: bs(`"Alice" <sip:+12155550199@atlanta.example.com;user=phone>;tag=1928301774`), Method: bs("INVITE"), CSeq: 314159, CSeqMethod: bs("INVITE"),
 		CallID: bs("a84b4c76e66710@pc33.atlanta.example.com"), ViaBranch: bs("z9hG4bK776asdhds"), FromTag: bs("1928301774"), ToURI: bs("sip:+12155550123@biloxi.example.com;user=phone"),
 		ContentLength: len(crlf(sdpBody)), Identity: bs(identityValue), PAssertedIdentity: bs(`"Alice" <sip:+12155550199@atlanta.example.com;user=phone>, <tel:+12155550199>`)}},
 	{"identity compact first wins", "INVITE sip:a@b SIP/2.0\r\nY : a.b.c;info=<https://x/c>\r\nIdentity: second\r\np-asserted-identity:  <sip:a@b> \r\nP-Asserted-Identity: <sip:second@b>\r\n\r\n", nil,
 		sip.Message{Method: bs("INVITE"), Identity: bs("a.b.c;info=<https://x/c>"), PAssertedIdentity: bs("<sip:a@b>"), ContentLength: -1}},
 	{"identity folded", "INVITE sip:a@b SIP/2.0\r\nIdentity:\r\n a.b.c;\r\n\tinfo=<https://x/c>\r\n\r\n", nil,
 		sip.Message{Method: bs("INVITE"), Identity: bs("a.b.c;\r\n\tinfo=<https://x/c>"), ContentLength: -1}},
-	{"identity empty then ignored", "INVITE sip:a@b SIP/2.0\r\nIdentity: \r\nIdentity: late\r\nP-Asserted-Identity:\r\nP-Asserted-Identity: <sip:late@b>\r\n\r\n", nil,
-		sip.Message{Method: bs("INVITE"), ContentLength: -1}},
+	// An empty Identity header is none: the next one counts (every
+	// Identity header is read); an empty P-Asserted-Identity hides the
+	// later ones (only the first is read).
+	{"identity empty then later", "INVITE sip:a@b SIP/2.0\r\nIdentity: \r\nIdentity: late\r\nP-Asserted-Identity:\r\nP-Asserted-Identity: <sip:late@b>\r\n\r\n", nil,
+		sip.Message{Method: bs("INVITE"), Identity: bs("late"), ContentLength: -1}},
+	// Several Identity headers (RFC 8946: a div PASSporT beside the
+	// SHAKEN one): the first with ppt=shaken, else the first.
+	{"identity shaken after div", "INVITE sip:a@b SIP/2.0\r\nIdentity: d.d.d;info=<https://x/d>;ppt=div\r\ny: s.s.s;info=<https://x/s>;alg=ES256;PPT=\"Shaken\"\r\nIdentity: t.t.t;ppt=shaken\r\n\r\n", nil,
+		sip.Message{Method: bs("INVITE"), Identity: bs(`s.s.s;info=<https://x/s>;alg=ES256;PPT="Shaken"`), ContentLength: -1}},
+	{"identity shaken first", "INVITE sip:a@b SIP/2.0\r\nIdentity: s.s.s;ppt=shaken\r\nIdentity: d.d.d;ppt=div\r\n\r\n", nil,
+		sip.Message{Method: bs("INVITE"), Identity: bs("s.s.s;ppt=shaken"), ContentLength: -1}},
+	{"identity none shaken", "INVITE sip:a@b SIP/2.0\r\nIdentity: a.a.a;ppt=div\r\nIdentity: b.b.b\r\nIdentity: c.c.c;info=<https://x/c;ppt=shaken>\r\n\r\n", nil,
+		sip.Message{Method: bs("INVITE"), Identity: bs("a.a.a;ppt=div"), ContentLength: -1}},
 	{"identity look-alikes", "INVITE sip:a@b SIP/2.0\r\nIdentity-Info: <https://x/c>\r\nIdentit: x\r\nP-Asserted-Identit: x\r\nP-Asserted-Identityy: y\r\nP-Preferred-Identity: <sip:p@b>\r\n\r\n", nil,
 		sip.Message{Method: bs("INVITE"), ContentLength: -1}},
 	{"identity in a response", "SIP/2.0 200 OK\r\ny: response-identity\r\nP-ASSERTED-IDENTITY: <sip:a@b>\r\n\r\n", nil,

@@ -279,6 +279,10 @@ func TestDemoCapture(t *testing.T) {
 //     attempt), sip_registration_challenges_total{code="401"} their
 //     challenges, the other challenge series 0;
 //     sip_registrations_active 0, since the 200s written grant no expiry;
+//   - sip_stir_attestations_total{attest="none"} and
+//     sip_stir_verifications_total{verstat="none"}: the initial INVITEs
+//     written (none carries an Identity header or a verstat), the other
+//     values 0;
 //   - sip_session_timeouts_total, sip_registration_timeouts_total and every sip_request_retransmissions_total
 //     and sip_response_retransmissions_total series: 0, since every INVITE
 //     is given a final response and every message is written once;
@@ -376,6 +380,7 @@ var demoTxFamilies = []string{
 	"sip_sessions_active", "sip_sessions_ended_total", "sip_registrations_active",
 	"sip_registration_attempts_total", "sip_registration_timeouts_total",
 	"sip_session_challenges_total", "sip_registration_challenges_total",
+	"sip_stir_attestations_total", "sip_stir_verifications_total",
 }
 
 // demoTxValues flattens the demoTxFamilies of an exposition: a counter as
@@ -443,6 +448,16 @@ func (x *demoTx) expected(mfs map[string]*dto.MetricFamily) map[string]float64 {
 		"sip_registration_challenges_total{code=407}": 0,
 		"sip_session_challenges_total{code=401}":      0,
 		"sip_session_challenges_total{code=407}":      0,
+		// No INVITE written carries an Identity header or a verstat
+		// parameter, and none is challenged: one per attempt.
+		"sip_stir_attestations_total{attest=none}":   float64(x.attempts),
+		"sip_stir_verifications_total{verstat=none}": float64(x.attempts),
+	}
+	for _, a := range []string{"A", "B", "C", "invalid"} {
+		want["sip_stir_attestations_total{attest="+a+"}"] = 0
+	}
+	for _, v := range []string{"TN-Validation-Passed", "TN-Validation-Failed", "No-TN-Validation", "other"} {
+		want["sip_stir_verifications_total{verstat="+v+"}"] = 0
 	}
 	for code, n := range x.outcomes {
 		want["sip_session_outcomes_total{code="+strconv.Itoa(code)+"}"] = float64(n)
