@@ -163,20 +163,20 @@ func TestTrackerInviteAfterFinal(t *testing.T) {
 		t.Errorf("INVITE retransmitted %d, attempts %d; want 1, 2", tn.reqRetrans[MethodINVITE].Load(), tn.attempts.Load())
 	}
 	tr.Advance(at(36_999)) // 1 ms before 486's 5 s + 32 s
-	if tr.open.Load() != 2 || tr.unmatched.Load() != 0 {
-		t.Errorf("at 36.999 s: open %d, unmatched %d; want 2, 0", tr.open.Load(), tr.unmatched.Load())
+	if tr.table.len() != 2 || tr.unmatched.Load() != 0 {
+		t.Errorf("at 36.999 s: open %d, unmatched %d; want 2, 0", tr.table.len(), tr.unmatched.Load())
 	}
 	tr.Advance(at(37_000))
-	if tr.open.Load() != 1 {
-		t.Errorf("at 37 s: open %d, want 1 (call 2 ended by Timer H)", tr.open.Load())
+	if tr.table.len() != 1 {
+		t.Errorf("at 37 s: open %d, want 1 (call 2 ended by Timer H)", tr.table.len())
 	}
 	tr.Advance(at(39_999))
-	if tr.open.Load() != 1 {
-		t.Errorf("at 39.999 s: open %d, want 1", tr.open.Load())
+	if tr.table.len() != 1 {
+		t.Errorf("at 39.999 s: open %d, want 1", tr.table.len())
 	}
 	tr.Advance(at(40_000)) // 8 s + 32 s
-	if tr.open.Load() != 0 || tr.timedOutInvite.Load() != 0 || tn.timeouts.Load() != 0 {
-		t.Errorf("at 40 s: open %d, timed out %d, session timeouts %d; want 0, 0, 0", tr.open.Load(), tr.timedOutInvite.Load(), tn.timeouts.Load())
+	if tr.table.len() != 0 || tr.timedOutInvite.Load() != 0 || tn.timeouts.Load() != 0 {
+		t.Errorf("at 40 s: open %d, timed out %d, session timeouts %d; want 0, 0, 0", tr.table.len(), tr.timedOutInvite.Load(), tn.timeouts.Load())
 	}
 	observe(ev(n, 1, 40_500, 200, MethodINVITE, 0)) // past Timer L: unmatched
 	tr.Advance(at(41_000))
@@ -221,8 +221,8 @@ func TestTrackerInviteProvisional(t *testing.T) {
 		t.Errorf("at 179.999 s: %d timed out, want 0", tn.timeouts.Load())
 	}
 	observe(ev(n, 1, 180*s, 180, MethodINVITE, 0)) // call 2 times out first
-	if tn.timeouts.Load() != 1 || tr.open.Load() != 3 {
-		t.Errorf("at 180 s: %d timed out, %d open; want 1 (call 2), 3", tn.timeouts.Load(), tr.open.Load())
+	if tn.timeouts.Load() != 1 || tr.table.len() != 3 {
+		t.Errorf("at 180 s: %d timed out, %d open; want 1 (call 2), 3", tn.timeouts.Load(), tr.table.len())
 	}
 	observe(ev(n, 1, 200*s, 200, MethodINVITE, 0))
 	tr.Advance(at(240*s - 1))
@@ -238,9 +238,9 @@ func TestTrackerInviteProvisional(t *testing.T) {
 		t.Errorf("at 329.999 s: %d timed out, want 2", tn.timeouts.Load())
 	}
 	tr.Advance(at(330 * s))
-	if tn.timeouts.Load() != 3 || tn.sessions.Load() != 1 || tn.outcomes[200-100].Load() != 1 || tr.open.Load() != 0 {
+	if tn.timeouts.Load() != 3 || tn.sessions.Load() != 1 || tn.outcomes[200-100].Load() != 1 || tr.table.len() != 0 {
 		t.Errorf("at 330 s: %d timed out, %d sessions, %d answered, %d open; want 3, 1 (call 1), 1, 0",
-			tn.timeouts.Load(), tn.sessions.Load(), tn.outcomes[200-100].Load(), tr.open.Load())
+			tn.timeouts.Load(), tn.sessions.Load(), tn.outcomes[200-100].Load(), tr.table.len())
 	}
 	if got := tn.respRetrans.load(180, MethodINVITE); got != 3 {
 		t.Errorf("180 repeated %d, want 3", got)
@@ -268,8 +268,8 @@ func TestTrackerRestartBound(t *testing.T) {
 			t.Fatalf("at %d ms: %d items held for %d live", ms, q, tr.txQ.len())
 		}
 	}
-	if tr.evicted.Load() != 0 || tr.open.Load() != 4 || tr.txQ.len() != 4 || tr.timedOutInvite.Load() != 0 {
-		t.Errorf("evicted %d, open %d, live items %d, timed out %d; want 0, 4, 4, 0", tr.evicted.Load(), tr.open.Load(), tr.txQ.len(), tr.timedOutInvite.Load())
+	if tr.evicted.Load() != 0 || tr.table.len() != 4 || tr.txQ.len() != 4 || tr.timedOutInvite.Load() != 0 {
+		t.Errorf("evicted %d, open %d, live items %d, timed out %d; want 0, 4, 4, 0", tr.evicted.Load(), tr.table.len(), tr.txQ.len(), tr.timedOutInvite.Load())
 	}
 }
 
