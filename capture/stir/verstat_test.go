@@ -1,6 +1,8 @@
 package stir_test
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/sip-exporter/sip_exporter/capture/stir"
@@ -70,9 +72,19 @@ func TestVerstatAllocs(t *testing.T) {
 func BenchmarkVerstat(b *testing.B) {
 	pai := []byte(`"Alice" <sip:+12155551212;verstat=TN-Validation-Passed@example.com;user=phone>, <tel:+12155551212>`)
 	b.ReportAllocs()
-	for b.Loop() {
-		stir.Verstat(pai, nil)
-	}
+	b.Run("pai", func(b *testing.B) {
+		for b.Loop() {
+			stir.Verstat(pai, nil)
+		}
+	})
+	// The usual INVITE outside North America: no P-Asserted-Identity, a
+	// From with a tag and no verstat.
+	from := []byte(`"Alice Liddell" <sip:alice@atlanta.example.com>;tag=1928301774`)
+	b.Run("from-none", func(b *testing.B) {
+		for b.Loop() {
+			stir.Verstat(nil, from)
+		}
+	})
 }
 
 // FuzzVerstat checks that Verstat never panics and returns a part of its
@@ -83,6 +95,13 @@ func FuzzVerstat(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, pai, from []byte) {
 		v := stir.Verstat(pai, from)
+		want := verstatOracle(pai)
+		if want == nil {
+			want = verstatOracle(from)
+		}
+		if !bytes.Equal(v, want) || (v == nil) != (want == nil) {
+			t.Fatalf("Verstat(%q, %q) = %q, the byte-by-byte scan gives %q", pai, from, v, want)
+		}
 		for _, c := range v {
 			switch c {
 			case ';', ',', '<', '>', '@', '?', '&', '"', ' ', '\t', '\r', '\n':
@@ -90,4 +109,33 @@ func FuzzVerstat(f *testing.F) {
 			}
 		}
 	})
+}
+
+// verstatOracle is the first verstat scanner, a test of every byte, kept
+// as the oracle of FuzzVerstat: the value of the first verstat parameter
+// after a ";" outside quoted strings, or nil.
+func verstatOracle(v []byte) []byte {
+	const name = "verstat="
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '"':
+			for i++; i < len(v) && v[i] != '"'; i++ {
+				if v[i] == '\\' {
+					i++
+				}
+			}
+		case ';':
+			j := i + 1
+			if len(v)-j < len(name) || !bytes.EqualFold(v[j:j+len(name)], []byte(name)) {
+				continue
+			}
+			s := j + len(name)
+			e := s
+			for e < len(v) && !strings.ContainsRune(";,<>@?&\" \t\r\n", rune(v[e])) {
+				e++
+			}
+			return v[s:e]
+		}
+	}
+	return nil
 }
