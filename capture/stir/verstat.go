@@ -61,7 +61,9 @@ func verstatParam(v []byte) []byte {
 
 // quotedEnd returns the offset after the quoted string that opens at
 // v[i] == '"' (a backslash escapes the byte after it, RFC 3261 §25.1
-// quoted-pair), or len(v) when it is not closed.
+// quoted-pair), or len(v) when it is not closed. capture/sip has its
+// twin; leaf packages import only the standard library, so each keeps
+// its own.
 func quotedEnd(v []byte, i int) int {
 	for i++; i < len(v); i++ {
 		switch v[i] {
