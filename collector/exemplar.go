@@ -81,11 +81,11 @@ type exemplar struct {
 
 // exemplarEvery is how long, in capture time, an exemplar stands before
 // a later event of its series replaces it: the exemplar of a series is
-// the latest of its events at most once per second. A scrape every few
-// seconds or more sees the same calls as with every event recorded,
-// and the atomic stores of a record are paid once per second and series,
-// not per event.
-const exemplarEvery = int64(time.Second)
+// its latest event to a tenth of a second (an event less than that after
+// the one recorded leaves it in place). A scrape sees the same calls as
+// with every event recorded, and the atomic stores of a record are paid
+// at most ten times a second per series, not per event.
+const exemplarEvery = int64(100 * time.Millisecond)
 
 // record makes (id, v) of the event at capture time at (ns since the Unix
 // epoch) the exemplar, unless the exemplar in place was recorded less

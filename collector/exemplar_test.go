@@ -307,7 +307,7 @@ func BenchmarkExemplar(b *testing.B) {
 			c.ObserveResponseCallID(503, MethodINVITE, &id, at)
 		}
 	})
-	// 5xx a microsecond apart: one in a million is recorded.
+	// 5xx a microsecond apart: one in 100,000 is recorded.
 	b.Run("count+exemplar-throttled", func(b *testing.B) {
 		b.ReportAllocs()
 		var at int64
@@ -322,4 +322,32 @@ func BenchmarkExemplar(b *testing.B) {
 			id.Set(wire)
 		}
 	})
+}
+
+// TestExemplarEvery: an event less than exemplarEvery (100 ms of capture
+// time) after the one recorded leaves the exemplar in place; one at or
+// after it replaces it.
+func TestExemplarEvery(t *testing.T) {
+	var e exemplar
+	const ms = int64(time.Millisecond)
+	t0 := int64(1_700_000_000) * int64(time.Second)
+	for _, step := range []struct {
+		id   string
+		at   int64
+		want string
+	}{
+		{"a@example.com", t0, "a@example.com"},
+		{"b@example.com", t0 + 50*ms, "a@example.com"},
+		{"c@example.com", t0 + 99*ms, "a@example.com"},
+		{"d@example.com", t0 + 100*ms, "d@example.com"},
+		{"e@example.com", t0 + 150*ms, "d@example.com"},
+		{"f@example.com", t0 + 10_000*ms, "f@example.com"},
+	} {
+		var id CallID
+		id.Set([]byte(step.id))
+		e.record(&id, 1, step.at)
+		if r := e.read(); string(r.id[:r.n]) != step.want {
+			t.Errorf("after %s at +%d ms: exemplar %q, want %q", step.id, (step.at-t0)/ms, r.id[:r.n], step.want)
+		}
+	}
 }
