@@ -79,24 +79,20 @@ type exemplar struct {
 	next int64
 }
 
-// exemplarEvery is how long, in capture time, an exemplar stands before
-// a later event of its series replaces it: the exemplar of a series is
-// its latest event to a tenth of a second (an event less than that after
-// the one recorded leaves it in place). A scrape sees the same calls as
-// with every event recorded, and the atomic stores of a record are paid
-// at most ten times a second per series, not per event.
-const exemplarEvery = int64(100 * time.Millisecond)
-
 // record makes (id, v) of the event at capture time at (ns since the Unix
 // epoch) the exemplar, unless the exemplar in place was recorded less
-// than exemplarEvery before at; a CallID without bytes changes nothing.
+// than publishEvery before at; a CallID without bytes changes nothing.
+// An exemplar is thus its series' latest event to a tenth of a second,
+// published at the cadence of the tracker's gauges: a scrape sees the
+// same calls as with every event recorded, and the atomic stores of a
+// record are paid at most ten times a second per series, not per event.
 // The shard's events come in capture-time order (its merge), so its
 // exemplars' times never go back. Only the shard's goroutine calls it.
 func (e *exemplar) record(id *CallID, v float64, at int64) {
 	if id == nil || id.n == 0 || at < e.next {
 		return
 	}
-	e.next = at + exemplarEvery
+	e.next = at + publishEvery
 	s := e.seq.Load()
 	e.seq.Store(s + 1)
 	e.at.Store(at)

@@ -324,7 +324,7 @@ func BenchmarkExemplar(b *testing.B) {
 	})
 }
 
-// TestExemplarEvery: an event less than exemplarEvery (100 ms of capture
+// TestExemplarEvery: an event less than publishEvery (100 ms of capture
 // time) after the one recorded leaves the exemplar in place; one at or
 // after it replaces it.
 func TestExemplarEvery(t *testing.T) {

@@ -545,7 +545,8 @@ func (t *Tracker) End() {
 // registrations (sip_exporter_transactions and the like): their atomic
 // stores are paid once per 100 ms, not per message or watermark step (a
 // capture file or a busy link moves the time on with nearly every
-// message). End publishes at once.
+// message). End publishes at once. Exemplars are recorded at the same
+// cadence ([exemplar.record]).
 const publishEvery = int64(100 * time.Millisecond)
 
 // publish stores the numbers of open entries for the scrape.
