@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -91,14 +92,13 @@ func writePairsCapture(path string, pairs, callsPerPair int, interleaved bool) (
 	}
 	call := func(pair, i int) error {
 		id := fmt.Sprintf("%08x-%d-%d@10.10.%d.1", rng.Uint32(), pair, i, pair)
-		msgs := []sipMsg{{method: "INVITE", cseq: 1, branch: "z9hG4bKi", fromTag: "a"}}
+		// Every message of a call has its transaction's branch and its
+		// dialog's tags, as answered and byeFromB give them.
+		msgs := slices.Concat(answered(), byeFromB(0, ""))
 		if i%5 == 4 {
-			msgs = append(msgs,
-				sipMsg{fromB: true, method: "INVITE", code: 100, cseq: 1, branch: "z9hG4bKi", fromTag: "a"},
-				sipMsg{fromB: true, method: "INVITE", code: 486, cseq: 1, branch: "z9hG4bKi", fromTag: "a", toTag: "b"},
-				sipMsg{method: "ACK", cseq: 1, branch: "z9hG4bKi", fromTag: "a", toTag: "b"})
-		} else {
-			msgs = slices.Concat(msgs, answered()[1:], byeFromB(0, ""))
+			msgs = []sipMsg{msgs[0], msgs[1],
+				{fromB: true, method: "INVITE", code: 486, cseq: 1, branch: msgs[0].branch, fromTag: msgs[0].fromTag, toTag: "b1"},
+				{method: "ACK", cseq: 1, branch: msgs[0].branch, fromTag: msgs[0].fromTag, toTag: "b1"}}
 		}
 		for _, m := range msgs {
 			if m.method == "INVITE" && m.code == 0 || m.code == 200 && m.method == "INVITE" {
@@ -137,4 +137,50 @@ func writePairsCapture(path string, pairs, callsPerPair int, interleaved bool) (
 		return nil, 0, err
 	}
 	return counts, packets, f.Close()
+}
+
+// TestPairsCaptureSessions reads a small capture of writePairsCapture (3
+// pairs of 10 calls, both orders) and checks every non-zero value of the
+// tracker against what the generator put in: every call is an attempt;
+// four in five are answered (INVITE, 100, 180, 200, ACK, BYE, 200, 2 ms
+// apart) and ended by the callee's BYE, the fifth is rejected (INVITE,
+// 100, 486, ACK); nothing else, so nothing times out or goes unmatched.
+// The delays follow from the spacing: request delay 4 ms (to the 180 or
+// the 486), duration 4 ms (200 to BYE), disconnect delay 2 ms. The
+// performance figures of report are only worth what this workload is.
+func TestPairsCaptureSessions(t *testing.T) {
+	const pairs, callsPerPair = 3, 10
+	const calls, answered = pairs * callsPerPair, pairs * callsPerPair * 4 / 5
+	const ms = 0.001
+	want := map[string]float64{
+		"sip_session_attempts_total":                               calls,
+		"sip_session_outcomes_total{code=200}":                     answered,
+		"sip_session_outcomes_total{code=486}":                     calls - answered,
+		"sip_sessions_ended_total{reason=bye}":                     answered,
+		"sip_session_duration_seconds_count":                       answered,
+		"sip_session_duration_seconds_sum":                         answered * 4 * ms,
+		"sip_session_disconnect_delay_seconds_count":               answered,
+		"sip_session_disconnect_delay_seconds_sum":                 answered * 2 * ms,
+		"sip_session_request_delay_seconds_count{outcome=success}": answered,
+		"sip_session_request_delay_seconds_sum{outcome=success}":   answered * 4 * ms,
+		"sip_session_request_delay_seconds_count{outcome=failure}": calls - answered,
+		"sip_session_request_delay_seconds_sum{outcome=failure}":   (calls - answered) * 4 * ms,
+	}
+	for _, interleaved := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "pairs.pcap")
+		if _, _, err := writePairsCapture(path, pairs, callsPerPair, interleaved); err != nil {
+			t.Fatal(err)
+		}
+		got := txValues(t, path)
+		for k, v := range got {
+			if w, ok := want[k]; !ok || math.Abs(v-w) > 1e-9 {
+				t.Errorf("interleaved %v: %s = %v, want %v", interleaved, k, v, w)
+			}
+		}
+		for k, w := range want {
+			if _, ok := got[k]; !ok {
+				t.Errorf("interleaved %v: %s missing, want %v", interleaved, k, w)
+			}
+		}
+	}
 }
