@@ -255,8 +255,12 @@ type inviteCallIDs [inviteIDSlots]struct {
 	id  CallID
 }
 
-// put keeps id as the Call-ID of the transaction key.
+// put keeps id as the Call-ID of the transaction key; nil (none known)
+// keeps nothing.
 func (t *inviteCallIDs) put(key uint64, id *CallID) {
+	if id == nil {
+		return
+	}
 	s := &t[mix64(key)&(inviteIDSlots-1)]
 	s.key, s.id = key, *id
 }

@@ -126,12 +126,13 @@ func TestExemplarsOpenMetrics(t *testing.T) {
 		{"d-timeout@example.net", 1, []TxEvent{ev(n, 4, 0, 0, MethodINVITE, 0)}},
 	}
 	for _, c := range calls {
+		var id CallID
+		id.Set([]byte(c.id))
 		for _, e := range c.evs {
-			e.CallID.Set([]byte(c.id))
 			if e.Code != 0 {
-				n.Shard(c.shard).ObserveResponseCallID(int(e.Code), e.Method, &e.CallID, e.Time)
+				n.Shard(c.shard).ObserveResponseCallID(int(e.Code), e.Method, &id, e.Time)
 			}
-			ts.Shard(c.shard).Observe(&e)
+			ts.Shard(c.shard).ObserveCallID(&e, &id)
 		}
 	}
 	ts.End()

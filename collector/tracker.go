@@ -355,6 +355,12 @@ type Tracker struct {
 	// inviteIDs are the Call-IDs of recent initial INVITEs, for the
 	// exemplar of the timeouts.
 	inviteIDs *inviteCallIDs
+	// id is the Call-ID of the event being observed, for the exemplars
+	// it records: &idCopy, or nil when none is known. A held response
+	// matched by its request is handled under the request's, the same
+	// Call-ID.
+	id        *CallID
+	idCopy    CallID
 	nodeIndex map[*Node]uint32
 	nodes     []*txNode
 	lastNode  *Node
@@ -580,11 +586,27 @@ func (t *Tracker) nodeOf(n *Node) uint32 {
 // Observe handles one event. It is for a single goroutine (not
 // concurrently with Advance or End), does not allocate in the steady state
 // (the tables and queues grow by doubling up to their bound) and takes no
-// lock except when a node is first seen.
-func (t *Tracker) Observe(ev *TxEvent) {
+// lock except when a node is first seen. It records no exemplar: see
+// [Tracker.ObserveCallID].
+func (t *Tracker) Observe(ev *TxEvent) { t.ObserveCallID(ev, nil) }
+
+// ObserveCallID is [Tracker.Observe] of an event whose message has the
+// Call-ID id (as seen on the wire, cut to [CallIDBytes]): the exemplar of
+// the series it counts in (a failure outcome, a timeout, a delay or a
+// duration); nil records none. id is read during the call only: a
+// response held for its request ([TrackerConfig.EarlyResponseWindow]) is
+// handled when the request comes, under the request's Call-ID, which is
+// its own.
+func (t *Tracker) ObserveCallID(ev *TxEvent, id *CallID) {
 	if ev.Time > t.clock {
 		t.clock = ev.Time
 		t.expire(t.clock)
+	}
+	t.id = nil
+	if id != nil {
+		// A copy, so that id does not escape: it is read during the
+		// call only.
+		t.idCopy, t.id = *id, &t.idCopy
 	}
 	idx := t.nodeOf(ev.Node)
 	if ev.Flags&TxResponse != 0 {
@@ -592,6 +614,7 @@ func (t *Tracker) Observe(ev *TxEvent) {
 	} else {
 		t.request(ev, idx)
 	}
+	t.id = nil
 }
 
 func (t *Tracker) request(ev *TxEvent, idx uint32) {
@@ -621,7 +644,7 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 		if !t.resend(ev, &e) {
 			mine.attempts.Add(1)
 		}
-		t.inviteIDs.put(ev.Key, &ev.CallID)
+		t.inviteIDs.put(ev.Key, t.id)
 	case ev.Method == MethodACK:
 		e.flags |= txNoReply
 	case ev.Method == MethodREGISTER:
@@ -699,16 +722,16 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 		(e.flags&txInitial != 0 || e.method == MethodREGISTER)
 	if e.flags&txInitial != 0 {
 		if e.flags&txSRD == 0 && (code >= 180 && code < 300) {
-			owner.srd[0].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID, ev.Time)
+			owner.srd[0].observe(ev.Time-t.firstRequest(ev, e), t.id, ev.Time)
 			e.flags |= txSRD
 		}
 		if final && e.flags&txFinal == 0 && !challenge {
 			owner.outcomes[code-sipstatus.MinCode].Add(1)
 			if code >= 300 {
-				owner.outcomeExemplar(code).record(&ev.CallID, 1, ev.Time)
+				owner.outcomeExemplar(code).record(t.id, 1, ev.Time)
 			}
 			if e.flags&txSRD == 0 {
-				owner.srd[1].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID, ev.Time)
+				owner.srd[1].observe(ev.Time-t.firstRequest(ev, e), t.id, ev.Time)
 				e.flags |= txSRD
 			}
 		}
@@ -731,15 +754,15 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 		switch {
 		case challenge:
 		case code < 300:
-			owner.rrd[0].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID, ev.Time)
+			owner.rrd[0].observe(ev.Time-t.firstRequest(ev, e), t.id, ev.Time)
 			t.settle(ev, e)
 			t.registered(ev, e)
 		default:
-			owner.rrd[1].observe(ev.Time-t.firstRequest(ev, e), &ev.CallID, ev.Time)
+			owner.rrd[1].observe(ev.Time-t.firstRequest(ev, e), t.id, ev.Time)
 			t.settle(ev, e)
 		}
 	case MethodBYE:
-		owner.sdd.observe(delay, &ev.CallID, ev.Time)
+		owner.sdd.observe(delay, t.id, ev.Time)
 	case MethodOPTIONS:
 		t.keepaliveOutcome(owner, code < 300, ev.Time)
 	}
@@ -954,7 +977,7 @@ func (t *Tracker) hangUpLeg(ev *TxEvent, key uint64, reason int) {
 	n.sessions.Add(-1)
 	n.ended[reason].Add(1)
 	if reason == endBye {
-		n.duration.observe(ev.Time-d.answered, &ev.CallID, ev.Time)
+		n.duration.observe(ev.Time-d.answered, t.id, ev.Time)
 	}
 }
 

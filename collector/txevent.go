@@ -75,10 +75,6 @@ type TxEvent struct {
 	// message travels, the same in both directions: the leg of a proxy or
 	// B2BUA that it belongs to.
 	Leg uint32
-	// CallID is the message's Call-ID as seen on the wire, cut to
-	// [CallIDBytes]: the exemplar of the series it counts in (a failure
-	// outcome, a timeout, a 5xx, a delay or duration).
-	CallID CallID
 }
 
 // AOR returns, for REGISTER and its responses, [AORKey] of the To URI

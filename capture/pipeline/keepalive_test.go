@@ -52,9 +52,9 @@ func TestKeepaliveShard(t *testing.T) {
 				} else {
 					m.Method = []byte(method)
 				}
-				var msg message
-				_, call := p.classify(&o, &m, &msg, p.SourceNode(""))
-				seen[p.shardOf(&o, &m, &msg, call)] = true
+				var msg message[withCallID]
+				_, call := classify(p, &o, &m, &msg, p.SourceNode(""))
+				seen[shardOf(p, &o, &m, &msg, call)] = true
 			}
 		}
 		return seen
@@ -107,12 +107,12 @@ func TestKeepaliveShardAllocs(t *testing.T) {
 	resp.Method, resp.Response, resp.StatusCode = nil, true, 200
 	out := decode.Origin{Src: netip.MustParseAddrPort("203.0.113.1:5060"), Dst: netip.MustParseAddrPort("192.0.2.7:5060")}
 	in := decode.Origin{Src: out.Dst, Dst: out.Src}
-	var msg message
+	var msg message[withCallID]
 	step := func() {
-		_, call := p.classify(&out, &req, &msg, sn)
-		s1 := p.shardOf(&out, &req, &msg, call)
-		_, call = p.classify(&in, &resp, &msg, sn)
-		if s2 := p.shardOf(&in, &resp, &msg, call); s1 != s2 {
+		_, call := classify(p, &out, &req, &msg, sn)
+		s1 := shardOf(p, &out, &req, &msg, call)
+		_, call = classify(p, &in, &resp, &msg, sn)
+		if s2 := shardOf(p, &in, &resp, &msg, call); s1 != s2 {
 			t.Fatalf("request in shard %d, its response in %d", s1, s2)
 		}
 	}

@@ -82,15 +82,45 @@ func (c Config) DecoderConfig() decode.Config {
 // message is one SIP message on its way from its source's decoder through
 // the time-ordered merge to the counters: what counting it needs, already
 // classified and hashed where it was decoded (on the source's goroutine),
-// with no pointer into packet memory.
-type message struct {
-	tx       collector.TxEvent // Node is the label set; Time is set by the merge
-	dedup    uint64            // merge.Dedup key: bytes, addresses, ports, IPv4 ID
-	phrase   int16             // collector.Node.PhraseIndex; -1 when not counted
-	code     uint16            // status code of a response
-	method   collector.Method  // request method, or a response's CSeq method
-	response bool
-	hasTx    bool // tx is filled in: the message has a Call-ID and CSeq
+// with no pointer into packet memory. X is what it carries for the
+// exemplars (exemplarID). The fields are in the order that packs them:
+// 144 bytes with the Call-ID, 80 without.
+type message[X exemplarID] struct {
+	id     X
+	phrase int16            // collector.Node.PhraseIndex; -1 when not counted
+	code   uint16           // status code of a response, 0 for a request
+	method collector.Method // request method, or a response's CSeq method
+	hasTx  bool             // tx is filled in: the message has a Call-ID and CSeq
+	tx     collector.TxEvent
+	dedup  uint64 // merge.Dedup key: bytes, addresses, ports, IPv4 ID
+}
+
+// exemplarID is what a message carries for the exemplars of the series it
+// counts in: its Call-ID (withCallID), or nothing (noCallID, with
+// [Config.NoExemplars]: the report command), so that a message that gives
+// none is the smaller to queue.
+type exemplarID interface{ withCallID | noCallID }
+
+// withCallID is a message's Call-ID as seen on the wire, cut to
+// [collector.CallIDBytes].
+type withCallID struct{ id collector.CallID }
+
+// noCallID carries nothing.
+type noCallID struct{}
+
+// setCallID keeps id in x, when x keeps one.
+func setCallID[X exemplarID](x *X, id []byte) {
+	if w, ok := any(x).(*withCallID); ok {
+		w.id.Set(id)
+	}
+}
+
+// callID returns the Call-ID x keeps, nil when it keeps none.
+func callID[X exemplarID](x *X) *collector.CallID {
+	if w, ok := any(x).(*withCallID); ok {
+		return &w.id
+	}
+	return nil
 }
 
 // Pipeline connects the sources' decoders, through the sharded
@@ -100,7 +130,7 @@ type Pipeline struct {
 	cfg    Config
 	sip    *collector.SIP
 	tx     *collector.Trackers // nil with NoTx
-	merge  *merge.Group[message]
+	merge  group               // of message[withCallID], or of message[noCallID] with NoExemplars
 	shards []*shard
 	keys   *merge.Dedup // computes the dedup keys of every shard; nil when disabled
 	seed   maphash.Seed // of the hash of the bytes of a message without a Call-ID, which picks its shard
@@ -110,6 +140,31 @@ type Pipeline struct {
 	nodes   map[string]*SourceNode
 }
 
+// group is what the pipeline uses of its merge.Group, whatever its
+// message type, and what that type decides: the producers' way in.
+type group interface {
+	prometheus.Collector
+	Source(name string) *merge.Source
+	Seal()
+	Run(ctx context.Context)
+	// inputs returns pr's merge inputs, one per shard, and its handler.
+	inputs(pr *Producer, src *merge.Source, k merge.Kind, queue int) ([]inputCtl, func(*decode.Origin, *sip.Message))
+	// observe is Pipeline.Observe.
+	observe(sn *SourceNode, o *decode.Origin, m *sip.Message)
+}
+
+// inputCtl is what a producer does with its merge inputs besides pushing.
+type inputCtl interface {
+	Progress(ctx context.Context, t int64) bool
+	Close()
+}
+
+// stage is the merge group of the pipeline's message type.
+type stage[X exemplarID] struct {
+	*merge.Group[message[X]]
+	p *Pipeline
+}
+
 // shard is one shard's stage after its merge: dedup, counting, tracking.
 // It runs on its merge's goroutine.
 type shard struct {
@@ -117,6 +172,9 @@ type shard struct {
 	dedup *merge.Dedup       // nil when disabled
 	tx    *collector.Tracker // nil with NoTx
 }
+
+// sink is a shard as the merge of message type X hands it messages.
+type sink[X exemplarID] struct{ *shard }
 
 // New returns a pipeline, or an error naming the flag of a value out of
 // range.
@@ -162,7 +220,6 @@ func New(cfg Config) (*Pipeline, error) {
 			return nil, fmt.Errorf("--sip.max-transactions/--sip.invite-timeout: %w", err)
 		}
 	}
-	sinks := make([]merge.Sink[message], cfg.Shards)
 	for i := range cfg.Shards {
 		s := &shard{i: i}
 		if cfg.DedupWindow > 0 {
@@ -174,13 +231,30 @@ func New(cfg Config) (*Pipeline, error) {
 			s.tx = p.tx.Shard(i)
 		}
 		p.shards = append(p.shards, s)
-		sinks[i] = s
 	}
 	p.keys = p.shards[0].dedup
-	if p.merge, err = merge.NewGroup(cfg.Merge, sinks); err != nil {
+	if cfg.NoExemplars {
+		p.merge, err = newStage[noCallID](p)
+	} else {
+		p.merge, err = newStage[withCallID](p)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("--capture.max-lateness: %w", err)
 	}
 	return p, nil
+}
+
+// newStage returns the merge group of p's shards for messages of type X.
+func newStage[X exemplarID](p *Pipeline) (*stage[X], error) {
+	sinks := make([]merge.Sink[message[X]], len(p.shards))
+	for i, s := range p.shards {
+		sinks[i] = sink[X]{s}
+	}
+	g, err := merge.NewGroup(p.cfg.Merge, sinks)
+	if err != nil {
+		return nil, err
+	}
+	return &stage[X]{Group: g, p: p}, nil
 }
 
 // dedupShare returns the dedup table of one of n shards for a table of
@@ -288,9 +362,15 @@ func (p *Pipeline) SourceNode(own string) *SourceNode {
 type Producer struct {
 	p   *Pipeline
 	ctx context.Context
-	ins []*merge.Input[message]
+	ins []inputCtl
 	sn  *SourceNode
 	dec *decode.Decoder
+}
+
+// producer is a Producer's handler for messages of type X.
+type producer[X exemplarID] struct {
+	*Producer
+	ins []*merge.Input[message[X]]
 }
 
 // NewProducer returns a producer of the packet source src (see
@@ -308,8 +388,10 @@ func (p *Pipeline) NewProducer(ctx context.Context, src *merge.Source, k merge.K
 		queue = p.cfg.Merge.QueueSize
 	}
 	queue = max(queue/len(p.shards), minShardQueue)
-	pr := &Producer{p: p, ctx: ctx, ins: p.merge.Inputs(src, k, queue), sn: sn}
-	d, err := decode.New(dc, stats, pr.handle)
+	pr := &Producer{p: p, ctx: ctx, sn: sn}
+	var handle func(*decode.Origin, *sip.Message)
+	pr.ins, handle = p.merge.inputs(pr, src, k, queue)
+	d, err := decode.New(dc, stats, handle)
 	if err != nil {
 		panic(err) // checked in New
 	}
@@ -343,14 +425,24 @@ func (pr *Producer) Close() {
 // peers, under the peer and direction its addresses match), hashes it for
 // dedup and the tracker, and pushes it into its shard. It takes no lock
 // and does not allocate once the label set and clock have been seen.
-func (pr *Producer) handle(o *decode.Origin, m *sip.Message) {
-	var msg message
-	clock, call := pr.p.classify(o, m, &msg, pr.sn)
+func (pr producer[X]) handle(o *decode.Origin, m *sip.Message) {
+	var msg message[X]
+	clock, call := classify(pr.p, o, m, &msg, pr.sn)
 	s := 0
 	if len(pr.ins) > 1 {
-		s = pr.p.shardOf(o, m, &msg, call)
+		s = shardOf(pr.p, o, m, &msg, call)
 	}
 	pr.ins[s].PushReceived(pr.ctx, o.Time, o.Seq, o.Received, clock, &msg)
+}
+
+// inputs implements group.
+func (st *stage[X]) inputs(pr *Producer, src *merge.Source, k merge.Kind, queue int) ([]inputCtl, func(*decode.Origin, *sip.Message)) {
+	h := producer[X]{Producer: pr, ins: st.Inputs(src, k, queue)}
+	ins := make([]inputCtl, len(h.ins))
+	for i, in := range h.ins {
+		ins[i] = in
+	}
+	return ins, h.handle
 }
 
 // shardOf returns the shard of a classified message: by its address of
@@ -359,8 +451,8 @@ func (pr *Producer) handle(o *decode.Origin, m *sip.Message) {
 // configured peer (keepaliveKey), else by Call-ID (every transaction and
 // dialog lies within one), else by its bytes (copies meet). call is the
 // Call-ID's hash that classify returned.
-func (p *Pipeline) shardOf(o *decode.Origin, m *sip.Message, msg *message, call uint64) int {
-	h, keepalive := p.keepaliveKey(o, msg)
+func shardOf[X exemplarID](p *Pipeline, o *decode.Origin, m *sip.Message, msg *message[X], call uint64) int {
+	h, keepalive := keepaliveKey(p, o, msg)
 	switch {
 	case keepalive:
 	case msg.hasTx && msg.tx.AOR() != 0:
@@ -384,7 +476,7 @@ func (p *Pipeline) shardOf(o *decode.Origin, m *sip.Message, msg *message, call 
 // the same addresses. The name, not the index, so that a reload that
 // keeps it keeps the shard. ok is false for any other message. It takes
 // no lock and does not allocate.
-func (p *Pipeline) keepaliveKey(o *decode.Origin, msg *message) (h uint64, ok bool) {
+func keepaliveKey[X exemplarID](p *Pipeline, o *decode.Origin, msg *message[X]) (h uint64, ok bool) {
 	if msg.method != collector.MethodOPTIONS {
 		return 0, false
 	}
@@ -393,7 +485,7 @@ func (p *Pipeline) keepaliveKey(o *decode.Origin, msg *message) (h uint64, ok bo
 		return 0, false
 	}
 	src, dst := o.Src, o.Dst
-	if msg.response {
+	if msg.code != 0 { // a response
 		src, dst = dst, src
 	}
 	i, _ := peers.Match(src, dst)
@@ -409,7 +501,7 @@ func (p *Pipeline) keepaliveKey(o *decode.Origin, msg *message) (h uint64, ok bo
 // the message brought one (HEP), else the source's; and
 // [collector.CallIDHash] of its Call-ID (0 without one), hashed once for
 // the tracker's keys and the shard.
-func (p *Pipeline) classify(o *decode.Origin, m *sip.Message, msg *message, sn *SourceNode) (clock string, call uint64) {
+func classify[X exemplarID](p *Pipeline, o *decode.Origin, m *sip.Message, msg *message[X], sn *SourceNode) (clock string, call uint64) {
 	var n *collector.Node
 	switch {
 	case p.cfg.Peers != nil:
@@ -423,7 +515,7 @@ func (p *Pipeline) classify(o *decode.Origin, m *sip.Message, msg *message, sn *
 	default:
 		n = sn.node
 	}
-	*msg = message{response: m.Response, phrase: -1}
+	*msg = message[X]{phrase: -1}
 	if m.Response {
 		msg.code = uint16(m.StatusCode)
 		msg.method = collector.MethodOf(m.CSeqMethod)
@@ -439,9 +531,7 @@ func (p *Pipeline) classify(o *decode.Origin, m *sip.Message, msg *message, sn *
 	}
 	msg.hasTx = p.tx != nil && txEvent(o, m, call, n, &msg.tx)
 	msg.tx.Node = n
-	if !p.cfg.NoExemplars {
-		msg.tx.CallID.Set(m.CallID) // with or without the tracker
-	}
+	setCallID(&msg.id, m.CallID) // with or without the tracker
 	if o.Node != nil {
 		return n.Label(), call
 	}
@@ -454,36 +544,42 @@ func (p *Pipeline) classify(o *decode.Origin, m *sip.Message, msg *message, sn *
 // benchmarks and allocation tests; a running pipeline must not be given
 // messages this way.
 func (p *Pipeline) Observe(sn *SourceNode, o *decode.Origin, m *sip.Message) {
-	var msg message
-	p.classify(o, m, &msg, sn)
-	p.shards[0].Message(o.Time, &msg, false)
+	p.merge.observe(sn, o, m)
+}
+
+// observe implements group.
+func (st *stage[X]) observe(sn *SourceNode, o *decode.Origin, m *sip.Message) {
+	var msg message[X]
+	classify(st.p, o, m, &msg, sn)
+	sink[X]{st.p.shards[0]}.Message(o.Time, &msg, false)
 }
 
 // Message implements merge.Sink: it counts one message, in capture time
 // order, unless it is a copy of one seen within the dedup window. It runs
 // on the shard's merge goroutine and does not allocate once the label set
 // has been seen.
-func (s *shard) Message(t int64, m *message, late bool) {
+func (s sink[X]) Message(t int64, m *message[X], late bool) {
 	if s.dedup != nil && s.dedup.Seen(m.dedup, t) {
 		return
 	}
 	n := m.tx.Node
 	c := n.Shard(s.i)
-	if m.response {
-		c.ObserveResponseCallID(int(m.code), m.method, &m.tx.CallID, t)
+	id := callID(&m.id)
+	if m.code != 0 {
+		c.ObserveResponseCallID(int(m.code), m.method, id, t)
 		n.ObservePhraseIndex(int(m.code), int(m.phrase))
 	} else {
 		c.ObserveRequestMethod(m.method)
 	}
 	if m.hasTx {
 		m.tx.Time = t
-		s.tx.Observe(&m.tx)
+		s.tx.ObserveCallID(&m.tx, id)
 	}
 }
 
 // Advance implements merge.Sink: the tracker's time is the merge's
 // watermark.
-func (s *shard) Advance(w int64) {
+func (s sink[X]) Advance(w int64) {
 	if s.tx != nil {
 		s.tx.Advance(w)
 	}
