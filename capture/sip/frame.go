@@ -55,7 +55,7 @@ func FrameLength(b []byte) (int, error) {
 	var m Message
 	m.ContentLength = -1
 	// The start line is not a header; skip it.
-	n, _, err := m.headers(hb[:end], bytes.IndexByte(hb, '\n')+1, false, true)
+	n, _, _, err := m.headers(hb[:end], bytes.IndexByte(hb, '\n')+1, false, hCL)
 	if err != nil {
 		return 0, err
 	}

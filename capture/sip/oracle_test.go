@@ -48,6 +48,12 @@ func parseOracle(b []byte, m *Message) error {
 	default:
 		m.HeaderLength = len(b)
 	}
+	// The Contact fields are those of a REGISTER or a response to one
+	// only (see Message.ContactExpires): the oracle reads every Contact
+	// and then drops them elsewhere.
+	if string(m.CSeqMethod) != "REGISTER" {
+		m.ContactExpires, m.ContactStar = nil, false
+	}
 	return err
 }
 

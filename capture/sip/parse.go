@@ -44,8 +44,8 @@ type Message struct {
 	SIPCause       []byte // cause parameter of the first Reason value with protocol SIP and a cause (RFC 3326), as sent, not empty; nil when absent
 	ToURI          []byte // URI of the To header (compact "t"): inside <...>, else the addr-spec up to its parameters (RFC 3261 §20.39), trimmed; nil when absent or empty. In a REGISTER it is the address of record (§10.2)
 	Expires        []byte // value of the Expires header (RFC 3261 §20.19), as sent, trimmed, not empty; nil when absent
-	ContactExpires []byte // largest expires parameter, in seconds, of all Contact values (compact "m"; RFC 3261 §10.2.1.1, §20.10) whose expires is 1*DIGIT, as sent; nil when none
-	ContactStar    bool   // a Contact value is "*": remove every binding (RFC 3261 §10.2.2)
+	ContactExpires []byte // largest expires parameter, in seconds, of all Contact values (compact "m"; RFC 3261 §10.2.1.1, §20.10) whose expires is 1*DIGIT, as sent; nil when none. Only of a REGISTER or a response to one (CSeq method REGISTER): nil in any other message
+	ContactStar    bool   // a Contact value is "*": remove every binding (RFC 3261 §10.2.2). Only of a REGISTER or a response to one, as ContactExpires
 	ContentLength  int    // value of Content-Length (compact "l") in bytes; -1 when absent or malformed
 	HeaderLength   int    // bytes from the start up to and including the empty line that ends the header; len(input) when the header is not terminated
 
@@ -106,9 +106,14 @@ func (m *Message) Reset() {
 // Content-Length, Expires and P-Asserted-Identity headers the first one
 // counts and later ones are ignored; of repeated Identity headers the
 // first with ppt=shaken, else the first (see [Message.Identity]); of the
-// Via headers only the first value of the first one counts (§8.1.1.7). Every Contact header and every value in it is
-// looked at for ContactExpires and ContactStar (§10.3: a 2xx to REGISTER
-// lists every binding with its expires). Every Reason header (RFC 3326 §2;
+// Via headers only the first value of the first one counts (§8.1.1.7). In
+// a REGISTER or a response to one (CSeq method REGISTER), every Contact
+// header and every value in it is looked at for ContactExpires and
+// ContactStar (§10.3: a 2xx to REGISTER lists every binding with its
+// expires); no other message needs them, so Parse skips its Contact
+// headers as it skips any header it does not read, and a REGISTER's are
+// read in a second scan from the first of them, once the CSeq is known
+// (Contact may come before it). Every Reason header (RFC 3326 §2;
 // no compact form) and every comma-separated value in it is looked at; the
 // first value per protocol gives Q850Cause or SIPCause (RFC 3326 allows
 // one value per protocol) when it has a cause. A missing CSeq is not an
@@ -141,7 +146,10 @@ func Parse(b []byte, m *Message) error {
 		m.HeaderLength = len(b)
 		return nil
 	}
-	n, term, err := m.headers(hb, next, cut, false)
+	n, term, contact, err := m.headers(hb, next, cut, hNone)
+	if contact > 0 && string(m.CSeqMethod) == "REGISTER" {
+		m.headers(hb, contact, cut, hContact)
+	}
 	switch {
 	case term:
 		m.HeaderLength = n
@@ -300,7 +308,7 @@ const (
 	hExpires
 	hPAI
 	hReason   // every Reason header is read
-	hContact  // every Contact header is read
+	hContact  // every Contact header of a REGISTER or a response to one is read, in a second scan
 	hIdentity // every Identity header is read: the SHAKEN one is kept
 )
 
@@ -412,10 +420,14 @@ func headerKind(s []byte, n int) uint8 {
 
 // headers scans header lines from b[p] until the empty line or the end of b.
 // cut reports that b is a prefix of the input, so that an unterminated last
-// line is incomplete rather than merely lacking its CRLF. With clOnly only
-// Content-Length is read and only its error is reported. It returns the
-// offset after the empty line (or where the scan stopped), whether the empty
-// line was found, and the first error.
+// line is incomplete rather than merely lacking its CRLF. With only hNone
+// it reads every header a field needs but Contact, whose values only a
+// REGISTER and its responses need: contact is then where the first Contact
+// header line begins (0 when there is none), for a second scan from there
+// with only hContact. With only hCL or hContact only that header is read
+// and no error is reported. It returns the offset after the empty line (or
+// where the scan stopped), whether the empty line was found, contact, and
+// the first error.
 //
 // It walks the physical lines with bytes.IndexByte. A header line's name
 // and colon are on its first physical line (a fold is LWS, which neither a
@@ -424,9 +436,8 @@ func headerKind(s []byte, n int) uint8 {
 // continuation lines only their line end. A header that is read is taken
 // up, with its continuation lines, when the next line that is not a
 // continuation begins.
-func (m *Message) headers(b []byte, p int, cut, clOnly bool) (int, bool, error) {
+func (m *Message) headers(b []byte, p int, cut bool, only uint8) (n int, term bool, contact int, err error) {
 	var (
-		err    error
 		seen   uint16
 		kind   = hNone // header being read, value b[vs:ve]
 		vs, ve int
@@ -447,12 +458,12 @@ func (m *Message) headers(b []byte, p int, cut, clOnly bool) (int, bool, error) 
 					err = e
 				}
 			}
-			if err == nil && !clOnly {
+			if err == nil && only == hNone {
 				err = ErrTooLong
 			}
 			kind, first = hNone, false
 			if !term {
-				return len(b), false, err
+				return len(b), false, contact, err
 			}
 			p = next
 			continue
@@ -466,12 +477,12 @@ func (m *Message) headers(b []byte, p int, cut, clOnly bool) (int, bool, error) 
 					err = e
 				}
 			}
-			return next, term, err
+			return next, term, contact, err
 		}
 		if c := b[p]; c == ' ' || c == '\t' {
 			if kind != hNone {
 				ve = end
-			} else if first && err == nil && !clOnly {
+			} else if first && err == nil && only == hNone {
 				err = ErrHeader
 			}
 			p = next
@@ -503,7 +514,7 @@ func (m *Message) headers(b []byte, p int, cut, clOnly bool) (int, bool, error) 
 			i++
 		}
 		if n == 0 || i >= end || b[i] != ':' {
-			if err == nil && !clOnly {
+			if err == nil && only == hNone {
 				err = ErrHeader
 			}
 			kind, p = hNone, next
@@ -513,14 +524,20 @@ func (m *Message) headers(b []byte, p int, cut, clOnly bool) (int, bool, error) 
 		if n < len(firstBytes) && firstBytes[n]>>((b[p]|0x20)&31)&1 != 0 {
 			kind = headerKind(b[p:i+1], n)
 		}
-		if kind < hReason && kind != hNone {
-			if bit := uint16(1) << kind; seen&bit != 0 || (clOnly && kind != hCL) {
+		switch {
+		case only != hNone && kind != only:
+			kind = hNone
+		case kind == hContact && only == hNone:
+			if contact == 0 {
+				contact = p
+			}
+			kind = hNone
+		case kind < hReason && kind != hNone:
+			if bit := uint16(1) << kind; seen&bit != 0 {
 				kind = hNone
 			} else {
 				seen |= bit
 			}
-		} else if clOnly {
-			kind = hNone
 		}
 		vs, ve, p = i+1, end, next
 	}
@@ -529,5 +546,5 @@ func (m *Message) headers(b []byte, p int, cut, clOnly bool) (int, bool, error) 
 			err = e
 		}
 	}
-	return p, false, err
+	return p, false, contact, err
 }

@@ -152,16 +152,18 @@ var parseCases = []parseCase{
 	{"from without tag", "SIP/2.0 200 OK\r\nFrom: <sip:a@b>\r\n" + hdrs, nil, with(resp(200, "OK"), func(m *sip.Message) { m.From = bs("<sip:a@b>") })},
 
 	// To URI, Expires and Contact (REGISTER, RFC 3261 §10.2, §10.3).
-	{"register 2xx contact expires", "SIP/2.0 200 OK\r\nTo: \"Bob\" <sips:bob@biloxi.example.com;transport=tls>;tag=2493k59kd\r\nContact: <sips:bob@192.0.2.4;expires=9>;expires=7200\r\nExpires: 60\r\n\r\n", nil,
-		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ToTag: bs("2493k59kd"), ToURI: bs("sips:bob@biloxi.example.com;transport=tls"), Expires: bs("60"), ContactExpires: bs("7200"), ContentLength: -1}},
-	{"contact largest expires of all values", "SIP/2.0 200 OK\r\nContact: <sip:a@h1>;expires=3600, \"x,y;expires=99999\" <sip:a@h2>;q=0.5;EXPIRES = 0600\r\nm: sip:a@h3;expires=0999,<sip:a@h4>;expires=7x\r\nContact: <sip:a@h5>;expires=60000;q=1\r\n\r\n", nil,
-		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContactExpires: bs("60000"), ContentLength: -1}},
-	{"contact leading zeros compare as numbers", "SIP/2.0 200 OK\r\nContact: <sip:a@h1>;expires=00090, <sip:a@h2>;expires=100\r\n\r\n", nil,
-		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContactExpires: bs("100"), ContentLength: -1}},
-	{"contact without expires", "SIP/2.0 200 OK\r\nContact: <sip:a@h1;expires=60>\r\nContact: <sip:a@h2>;expires=\r\nExpires: 3600\r\n\r\n", nil,
-		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), Expires: bs("3600"), ContentLength: -1}},
-	{"register contact star", "REGISTER sip:registrar.biloxi.example.com SIP/2.0\r\nTo: sip:bob@biloxi.example.com\r\nContact: *\r\nExpires: 0\r\nexpires: 30\r\n\r\n", nil,
-		sip.Message{Method: bs("REGISTER"), ToURI: bs("sip:bob@biloxi.example.com"), Expires: bs("0"), ContactStar: true, ContentLength: -1}},
+	{"register 2xx contact expires", "SIP/2.0 200 OK\r\nTo: \"Bob\" <sips:bob@biloxi.example.com;transport=tls>;tag=2493k59kd\r\nContact: <sips:bob@192.0.2.4;expires=9>;expires=7200\r\nExpires: 60\r\nCSeq: 2 REGISTER\r\n\r\n", nil,
+		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ToTag: bs("2493k59kd"), ToURI: bs("sips:bob@biloxi.example.com;transport=tls"), Expires: bs("60"), ContactExpires: bs("7200"), CSeq: 2, CSeqMethod: bs("REGISTER"), ContentLength: -1}},
+	{"contact of an INVITE's 2xx not read", "SIP/2.0 200 OK\r\nContact: <sip:bob@192.0.2.4>;expires=7200\r\nm: *\r\nCSeq: 2 INVITE\r\n\r\n", nil,
+		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), CSeq: 2, CSeqMethod: bs("INVITE"), ContentLength: -1}},
+	{"contact largest expires of all values", "SIP/2.0 200 OK\r\nContact: <sip:a@h1>;expires=3600, \"x,y;expires=99999\" <sip:a@h2>;q=0.5;EXPIRES = 0600\r\nm: sip:a@h3;expires=0999,<sip:a@h4>;expires=7x\r\nCSeq: 1 REGISTER\r\nContact: <sip:a@h5>;expires=60000;q=1\r\n\r\n", nil,
+		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContactExpires: bs("60000"), CSeq: 1, CSeqMethod: bs("REGISTER"), ContentLength: -1}},
+	{"contact leading zeros compare as numbers", "SIP/2.0 200 OK\r\nCSeq: 1 REGISTER\r\nContact: <sip:a@h1>;expires=00090, <sip:a@h2>;expires=100\r\n\r\n", nil,
+		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ContactExpires: bs("100"), CSeq: 1, CSeqMethod: bs("REGISTER"), ContentLength: -1}},
+	{"contact without expires", "SIP/2.0 200 OK\r\nContact: <sip:a@h1;expires=60>\r\nContact: <sip:a@h2>;expires=\r\nExpires: 3600\r\nCSeq: 1 REGISTER\r\n\r\n", nil,
+		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), Expires: bs("3600"), CSeq: 1, CSeqMethod: bs("REGISTER"), ContentLength: -1}},
+	{"register contact star", "REGISTER sip:registrar.biloxi.example.com SIP/2.0\r\nTo: sip:bob@biloxi.example.com\r\nContact: *\r\nExpires: 0\r\nexpires: 30\r\nCSeq: 9 REGISTER\r\n\r\n", nil,
+		sip.Message{Method: bs("REGISTER"), ToURI: bs("sip:bob@biloxi.example.com"), Expires: bs("0"), ContactStar: true, CSeq: 9, CSeqMethod: bs("REGISTER"), ContentLength: -1}},
 	{"expires empty", "SIP/2.0 200 OK\r\nExpires:  \r\nTo: <>;tag=x\r\n\r\n", nil,
 		sip.Message{Response: true, StatusCode: 200, Reason: bs("OK"), ToTag: bs("x"), ContentLength: -1}},
 	{"to uri unclosed", "SIP/2.0 200 OK\r\nTo: \"B <x>\" <sip:b@h\r\n\r\n", nil,
@@ -381,7 +383,7 @@ func TestAllocs(t *testing.T) {
 	}
 	reason := []byte("BYE sip:a@b SIP/2.0\r\nFrom: <sip:a@b>;tag=f\r\nReason: SIP;cause=200;text=\"x, y\", Q.850;cause=16\r\n\r\n")
 	tests["ParseReason"] = func() { _ = sip.Parse(reason, &m) }
-	register := []byte("SIP/2.0 200 OK\r\nTo: \"Bob\" <sip:bob@b>;tag=t\r\nContact: <sip:bob@h1>;expires=3600, <sip:bob@h2>;q=0.5;expires=60\r\nm: *\r\nExpires: 3600\r\n\r\n")
+	register := []byte("SIP/2.0 200 OK\r\nTo: \"Bob\" <sip:bob@b>;tag=t\r\nContact: <sip:bob@h1>;expires=3600, <sip:bob@h2>;q=0.5;expires=60\r\nm: *\r\nExpires: 3600\r\nCSeq: 1 REGISTER\r\n\r\n")
 	tests["ParseRegister"] = func() { _ = sip.Parse(register, &m) }
 	compact := []byte(compact200)
 	tests["ParseCompact"] = func() { _ = sip.Parse(compact, &m) }
