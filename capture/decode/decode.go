@@ -407,18 +407,22 @@ func (d *Decoder) Datagram(p []byte) {
 // user agents glue to it as a keep-alive), or counts it as a keep-alive
 // or not SIP.
 func (d *Decoder) sipMessage(p []byte) {
-	if !sip.IsStart(p) {
-		p = trimCRLF(p)
-		switch {
-		case len(p) == 0:
-			d.stats.skip(SkipKeepalive)
-			return
-		case !sip.IsStart(p):
-			d.stats.skip(SkipNotSIP)
-			return
-		}
+	// Scanned first: the start line is read once (sip.Started), not by
+	// IsStart and then by Parse.
+	if err := sip.Parse(p, &d.msg); sip.Started(p, &d.msg) {
+		d.origin.Payload = p
+		d.deliver(&d.msg, err)
+		return
 	}
-	d.message(p)
+	p = trimCRLF(p)
+	switch {
+	case len(p) == 0:
+		d.stats.skip(SkipKeepalive)
+	case !sip.IsStart(p):
+		d.stats.skip(SkipNotSIP)
+	default:
+		d.message(p)
+	}
 }
 
 // setAddrs sets the origin's addresses from a flow key (IPv4 as mapped

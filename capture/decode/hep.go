@@ -84,7 +84,8 @@ func (d *Decoder) HEP(b []byte) bool {
 		node = strconv.AppendUint(d.agentID[:0], uint64(p.CaptureAgentID), 10)
 	}
 	payload := trimCRLF(p.Payload)
-	if !sip.IsStart(payload) {
+	err := sip.Parse(payload, &d.msg)
+	if !sip.Started(payload, &d.msg) {
 		if len(payload) == 0 || isCRLF(payload) {
 			st.skip(SkipKeepalive)
 		} else {
@@ -106,7 +107,8 @@ func (d *Decoder) HEP(b []byte) bool {
 	o.Src = addrPort(p.SrcIP, p.SrcPort)
 	o.Dst = addrPort(p.DstIP, p.DstPort)
 	o.IPID = 0
-	d.message(payload)
+	o.Payload = payload
+	d.deliver(&d.msg, err)
 	*o = saved
 	return true
 }

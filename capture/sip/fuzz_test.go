@@ -86,6 +86,9 @@ func FuzzParse(f *testing.F) {
 		if isStart && err == sip.ErrNotSIP {
 			t.Fatalf("IsStart true, Parse ErrNotSIP")
 		}
+		if started := sip.Started(b, &m); started != isStart {
+			t.Fatalf("Started %v, IsStart %v", started, isStart)
+		}
 
 		n, ferr := sip.FrameLength(b)
 		switch ferr {

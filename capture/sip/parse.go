@@ -294,6 +294,15 @@ func IsStart(b []byte) bool {
 	return err == nil
 }
 
+// Started reports whether b, which [Parse] has just scanned into m, begins
+// with a SIP start line as [IsStart] sees one: a status line ("SIP/2.0 ",
+// whatever follows) or a request line that Parse took. It does not scan
+// the start line again, so that a caller that parses anyway need not call
+// IsStart first.
+func Started(b []byte, m *Message) bool {
+	return m.Response || m.Method != nil || hasPrefix(b, "SIP/2.0 ")
+}
+
 // Kinds of header line that headers reads; hNone is every other one. The
 // kinds before hReason count only at their first occurrence: bit 1<<kind of
 // headers' "seen" records it.
