@@ -28,9 +28,19 @@ const NonInviteTimeout = 64 * 500 * time.Millisecond
 // (merge.Config.SkewWindow).
 const EarlyResponseWindow = 200 * time.Millisecond
 
-// earlySlots bounds the responses held for their request; when more are
-// waiting the oldest counts as unmatched at once.
-const earlySlots = 64
+// MaxHeldResponses bounds the responses held for their request
+// ([TrackerConfig.EarlyResponseWindow]) over all shards; past it the
+// oldest counts as unmatched at once. 65,536 in a window of 200 ms is
+// 327,680 unmatched responses a second (a capture that sees only one
+// direction), about 6 MiB at most. Of one transaction at most
+// heldPerKey are held (a retransmitted response whose request never
+// comes): the bound that one key can reach is the same whatever the
+// shards, so that the counts are too.
+const MaxHeldResponses = 1 << 16
+
+// heldPerKey bounds the responses held for one transaction: its 100, 18x
+// and final response, and one more.
+const heldPerKey = 4
 
 // TrackerConfig configures a [Tracker].
 type TrackerConfig struct {
@@ -66,6 +76,9 @@ type TrackerConfig struct {
 	// its delay as 0; one whose request does not come within the window
 	// counts as unmatched.
 	EarlyResponseWindow time.Duration
+	// maxHeld bounds the held responses of this shard: 0 for
+	// MaxHeldResponses (one shard), else its share (NewTrackers).
+	maxHeld int
 	// SIP is the collector whose label sets ([Node]) the events carry: its
 	// label names (node, and peer and direction with peers) head every
 	// family. Nil means the node label only.
@@ -443,7 +456,9 @@ func newTracker(cfg TrackerConfig, m trackerMetrics) *Tracker {
 	// measured, and not needed after) or NonInviteTimeout.
 	t.challengeQ = newFIFOQueue(cfg.MaxTransactions, t.challengeLive, int64(NonInviteTimeout),
 		int64(max(cfg.InviteTimeout, NonInviteTimeout)))
-	t.held.q = newFIFOQueue(earlySlots, heldLive, int64(cmp.Or(cfg.EarlyResponseWindow, EarlyResponseWindow)))
+	maxHeld := cmp.Or(cfg.maxHeld, MaxHeldResponses)
+	t.held.q = newFIFOQueue(maxHeld, heldLive, int64(cmp.Or(cfg.EarlyResponseWindow, EarlyResponseWindow)))
+	t.held.keys = newTxTable[heldKey](maxHeld)
 	return t
 }
 
@@ -475,6 +490,7 @@ func NewTrackers(cfg TrackerConfig, n int) (*Trackers, error) {
 	share := func(bound int) int { return min(bound, (2*bound+n-1)/n) }
 	cfg.MaxTransactions = share(cfg.MaxTransactions)
 	cfg.MaxRegistrations = share(cfg.MaxRegistrations)
+	cfg.maxHeld = share(MaxHeldResponses)
 	ts := &Trackers{trackerMetrics: newTrackerMetrics(cfg.SIP)}
 	for range n {
 		ts.shards = append(ts.shards, newTracker(cfg, ts.trackerMetrics))
@@ -793,57 +809,112 @@ func (t *Tracker) restart(key uint64, e *txEntry, at int64) {
 }
 
 // earlyResponses holds, in capture-time order, the responses whose
-// request has not been seen yet (see [TrackerConfig.EarlyResponseWindow]), at most
-// earlySlots unmatched; one matched already is a stale item of the queue.
-// Per key&255 it counts the unmatched ones with that key, so that a
-// request finds in one load whether any wait for it.
+// request has not been seen yet (see [TrackerConfig.EarlyResponseWindow]),
+// at most maxHeld of them and heldPerKey of one transaction; one that is
+// done (matched, or given up) is a stale item of the queue. keys finds
+// those of a transaction: by its key, the push numbers (seq) of its held
+// responses in their order; the queue is in seq order (pushed so, and
+// compaction keeps the order), so an item is found by binary search.
 type earlyResponses struct {
 	q    expiryQueue[heldResponse]
-	keys [256]uint8
+	keys *txTable[heldKey]
+	seq  uint64 // of the next response held
 }
 
 // heldResponse is a response held for its request.
 type heldResponse struct {
-	ev      TxEvent
-	matched bool
+	ev   TxEvent
+	seq  uint64
+	done bool // matched or given up: no longer waiting
 }
 
-func heldLive(_ int, it *timed[heldResponse]) bool { return !it.v.matched }
+// heldKey is the held responses of one transaction, oldest first.
+type heldKey struct {
+	n   uint8
+	seq [heldPerKey]uint64
+}
 
-func (h *earlyResponses) waiting(key uint64) bool { return h.keys[key&255] != 0 }
+func heldLive(_ int, it *timed[heldResponse]) bool { return !it.v.done }
 
-// hold keeps a response without a transaction for its request; when
-// earlySlots wait already, the oldest is given up.
+func (h *earlyResponses) waiting(key uint64) bool { return h.keys.len() > 0 && h.keys.get(key) != nil }
+
+// item returns the held response numbered seq, which is live.
+func (h *earlyResponses) item(seq uint64) *timed[heldResponse] {
+	lo, hi := 0, h.q.count(0)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if h.q.nth(0, m).v.seq < seq {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return h.q.nth(0, lo)
+}
+
+// dropOldest takes the oldest held response of key, numbered seq, out of
+// keys.
+func (h *earlyResponses) dropOldest(key, seq uint64) {
+	k := h.keys.get(key)
+	if k == nil || k.n == 0 || k.seq[0] != seq {
+		panic("collector: held responses out of order") // an invariant, not input
+	}
+	copy(k.seq[:], k.seq[1:k.n])
+	if k.n--; k.n == 0 {
+		h.keys.del(key)
+	}
+}
+
+// hold keeps a response without a transaction for its request. When
+// maxHeld wait already the oldest is given up, and so is the oldest of
+// its transaction when heldPerKey of it wait.
 func (t *Tracker) hold(ev *TxEvent) {
-	if old, ok := t.held.q.push(0, timed[heldResponse]{ev.Time, heldResponse{ev: *ev}}); ok {
+	h := &t.held
+	seq := h.seq
+	h.seq++
+	if old, ok := h.q.push(0, timed[heldResponse]{ev.Time, heldResponse{ev: *ev, seq: seq}}); ok {
+		h.dropOldest(old.v.ev.Key, old.v.seq)
 		t.unheld(&old.v.ev)
 	}
-	t.held.keys[ev.Key&255]++
+	k := h.keys.get(ev.Key)
+	if k == nil {
+		h.keys.put(ev.Key, heldKey{})
+		k = h.keys.get(ev.Key)
+	}
+	if k.n == heldPerKey {
+		it := h.item(k.seq[0])
+		it.v.done = true
+		h.q.deleted()
+		h.dropOldest(ev.Key, it.v.seq)
+		t.unheld(&it.v.ev)
+		k = h.keys.get(ev.Key) // dropOldest may have deleted it: not with heldPerKey > 1
+	}
+	k.seq[k.n] = seq
+	k.n++
 }
 
 // unheld counts a held response whose request did not come.
 func (t *Tracker) unheld(ev *TxEvent) {
-	t.held.keys[ev.Key&255]--
 	t.unmatched.Add(1)
 	t.causes(ev, t.nodes[t.nodeOf(ev.Node)])
 }
 
 // matchHeld handles, in their order, the held responses to the transaction
 // key, which has just been opened. Handling them holds nothing (their
-// transaction is open), so the held items stay where they are meanwhile.
+// transaction is open).
 func (t *Tracker) matchHeld(key uint64) {
 	h := &t.held
-	for i := 0; i < h.q.count(0); i++ {
-		it := h.q.nth(0, i)
-		if it.v.matched || it.v.ev.Key != key {
-			continue
-		}
-		it.v.matched = true
+	k, _ := h.keys.del(key)
+	var evs [heldPerKey]TxEvent
+	for i, seq := range k.seq[:k.n] {
+		it := h.item(seq)
+		it.v.done = true
 		h.q.deleted()
-		h.keys[key&255]--
+		evs[i] = it.v.ev
+	}
+	for i := range k.n {
 		t.early.Add(1)
-		ev := it.v.ev
-		t.response(&ev, t.nodes[t.nodeOf(ev.Node)])
+		t.response(&evs[i], t.nodes[t.nodeOf(evs[i].Node)])
 	}
 }
 
@@ -1007,6 +1078,7 @@ func (t *Tracker) expire(now int64) {
 func (t *Tracker) expireTx(now int64) {
 	for t.held.q.due(0, now) {
 		if it, live := t.held.q.pop(0); live {
+			t.held.dropOldest(it.v.ev.Key, it.v.seq)
 			t.unheld(&it.v.ev)
 		}
 	}

@@ -178,7 +178,7 @@ func TestTrackerEviction(t *testing.T) {
 // unmatched, with their Reason causes.
 func TestTrackerEarlyResponses(t *testing.T) {
 	n := NewSIP(1).Node(nil)
-	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 1 << 10, InviteTimeout: time.Minute})
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 1 << 10, InviteTimeout: time.Minute, maxHeld: heldBound})
 	observe := func(es ...TxEvent) {
 		for _, e := range es {
 			tr.Observe(&e)
@@ -229,20 +229,20 @@ func TestTrackerEarlyResponses(t *testing.T) {
 	if srd != 1 {
 		t.Errorf("SRD observations %d, want 1", srd)
 	}
-	// More than earlySlots waiting: the oldest are given up at once; End
+	// More than the bound waiting: the oldest are given up at once; End
 	// gives up the rest.
-	for i := range uint64(earlySlots + 10) {
+	for i := range uint64(heldBound + 10) {
 		observe(ev(n, 100+i, 200*window, 200, MethodOPTIONS, 0))
 	}
 	if got := tr.unmatched.Load(); got != 1+10 {
 		t.Errorf("after overflowing the hold: unmatched %d, want 11", got)
 	}
 	tr.End()
-	if got := tr.unmatched.Load(); got != 1+earlySlots+10 {
-		t.Errorf("after End: unmatched %d, want %d", got, 1+earlySlots+10)
+	if got := tr.unmatched.Load(); got != 1+heldBound+10 {
+		t.Errorf("after End: unmatched %d, want %d", got, 1+heldBound+10)
 	}
-	if tr.held.q.held() != 0 || tr.held.keys != [256]uint8{} {
-		t.Errorf("after End: %d held, key counts not all 0", tr.held.q.held())
+	if tr.held.q.held() != 0 || tr.held.keys.len() != 0 {
+		t.Errorf("after End: %d held, %d keys", tr.held.q.held(), tr.held.keys.len())
 	}
 }
 
@@ -521,14 +521,42 @@ func BenchmarkTrackerDialogMemory(b *testing.B) {
 	}
 }
 
-// TestTrackerEarlyResponsesBound: only the responses still waiting for
-// their request count against earlySlots; those matched already do not
-// push one out, wherever they sit in the hold.
-func TestTrackerEarlyResponsesBound(t *testing.T) {
+// heldBound is the bound of held responses of the tests that reach it.
+const heldBound = 64
+
+// TestTrackerEarlyResponsesPerKey: at most heldPerKey responses of one
+// transaction wait; the oldest of them is given up for a newer one, and
+// the rest are matched, in their order, when the request comes. Other
+// transactions' held responses stay.
+func TestTrackerEarlyResponsesPerKey(t *testing.T) {
 	n := NewSIP(1).Node(nil)
 	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 1 << 10, InviteTimeout: time.Minute})
 	observe := func(e TxEvent) { tr.Observe(&e) }
-	for i := range uint64(earlySlots) {
+	observe(ev(n, 7, 10, 100, MethodINVITE, 0)) // another transaction's
+	for i := range int64(heldPerKey + 2) {      // six of one: two given up
+		observe(ev(n, 1, 11+i, 180, MethodINVITE, 0))
+	}
+	if got := tr.unmatched.Load(); got != 2 || tr.held.q.len() != 1+heldPerKey {
+		t.Errorf("unmatched %d, waiting %d; want 2, %d", got, tr.held.q.len(), 1+heldPerKey)
+	}
+	observe(ev(n, 1, 20, 0, MethodINVITE, 0))
+	if got := tr.early.Load(); got != heldPerKey || tr.held.q.len() != 1 || tr.held.keys.len() != 1 {
+		t.Errorf("early %d, waiting %d, keys %d; want %d, 1, 1", got, tr.held.q.len(), tr.held.keys.len(), heldPerKey)
+	}
+	tr.End()
+	if got := tr.unmatched.Load(); got != 3 {
+		t.Errorf("after End: unmatched %d, want 3", got)
+	}
+}
+
+// TestTrackerEarlyResponsesBound: only the responses still waiting for
+// their request count against the bound; those matched already do not
+// push one out, wherever they sit in the hold.
+func TestTrackerEarlyResponsesBound(t *testing.T) {
+	n := NewSIP(1).Node(nil)
+	tr := newTestTracker(t, TrackerConfig{MaxTransactions: 1 << 10, InviteTimeout: time.Minute, maxHeld: heldBound})
+	observe := func(e TxEvent) { tr.Observe(&e) }
+	for i := range uint64(heldBound) {
 		observe(ev(n, i, 10, 200, MethodOPTIONS, 0))
 	}
 	for i := uint64(20); i < 30; i++ { // ten in the middle are matched
@@ -537,8 +565,8 @@ func TestTrackerEarlyResponsesBound(t *testing.T) {
 	for i := range uint64(10) { // ten more wait: the hold is full again
 		observe(ev(n, 1000+i, 12, 200, MethodOPTIONS, 0))
 	}
-	if got := tr.unmatched.Load(); got != 0 || tr.held.q.len() != earlySlots || tr.early.Load() != 10 {
-		t.Errorf("unmatched %d, waiting %d, early %d; want 0, %d, 10", got, tr.held.q.len(), tr.early.Load(), earlySlots)
+	if got := tr.unmatched.Load(); got != 0 || tr.held.q.len() != heldBound || tr.early.Load() != 10 {
+		t.Errorf("unmatched %d, waiting %d, early %d; want 0, %d, 10", got, tr.held.q.len(), tr.early.Load(), heldBound)
 	}
 	observe(ev(n, 2000, 13, 200, MethodOPTIONS, 0)) // one too many: the oldest waiting, 0, goes
 	observe(ev(n, 0, 14, 0, MethodOPTIONS, 0))      // its request comes too late
