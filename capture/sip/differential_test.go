@@ -206,3 +206,37 @@ var oracleInputs = []string{
 	"INVITE sip:bob@b SIP/2.0\r\nFrom: \"A\" <sip:+1;verstat=TN-Validation-Passed@b;user=phone>;tag=1\r\nf: <sip:second@b>\r\nFrom:\r\n\r\n",
 	"INVITE sip:bob@b SIP/2.0\r\nFrom:\r\nFrom: <sip:late@b>\r\nf:\r\n <tel:+1;verstat=No-TN-Validation>;tag=x\r\n\r\n",
 }
+
+// TestCommonNamesDifferential: a header line that begins with a name that
+// Parse knows by its spelling (commonNames) or with a near miss of one
+// gives what the oracle gives: each name in lower, upper and mixed case,
+// and then with a byte more before the colon, with SP before it, with
+// the colon replaced by a byte that OR 0x20 turns into one (0x1a), and cut
+// short, each as the first, a middle and the last header, short and long.
+func TestCommonNamesDifferential(t *testing.T) {
+	names := []string{"Via", "v", "To", "t", "From", "f", "Call-ID", "i", "CSeq", "Contact", "m",
+		"Content-Length", "l", "Expires", "Reason", "Identity", "P-Asserted-Identity", "Max-Forwards",
+		"Record-Route", "Route", "Allow", "Supported", "User-Agent", "Server", "Content-Type", "Accept",
+		"Allow-Events", "Session-Expires", "Require"}
+	value := "SIP/2.0/UDP h;branch=z9hG4bKx;tag=t1;expires=60, <sip:a@b>;cause=16"
+	n := 0
+	for _, name := range names {
+		for _, spelled := range []string{strings.ToLower(name), strings.ToUpper(name), name} {
+			for _, line := range []string{spelled + ": " + value, spelled + ":" + value, spelled + "x: " + value,
+				spelled + " : " + value, spelled + "\x1a " + value, spelled[:len(spelled)-1] + ": " + value, spelled + ":"} {
+				for _, msg := range []string{
+					"SIP/2.0 200 OK\r\n" + line + "\r\nCSeq: 1 REGISTER\r\n\r\n",
+					"INVITE sip:a@b SIP/2.0\r\nCall-ID: c\r\n" + line + "\r\nCSeq: 2 INVITE\r\n\r\n",
+					"SIP/2.0 180 Ringing\r\nCSeq: 3 REGISTER\r\n" + line + "\r\n\r\n",
+					"SIP/2.0 180 Ringing\r\n" + line + "\r\n",
+				} {
+					if _, mismatch := diffOracle([]byte(msg)); mismatch != "" {
+						t.Errorf("%q: %s", msg, mismatch)
+					}
+					n++
+				}
+			}
+		}
+	}
+	t.Logf("%d messages compared", n)
+}

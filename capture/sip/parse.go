@@ -121,9 +121,11 @@ func (m *Message) Reset() {
 // [FrameLength] on streams, which delimits them as a frame of their own.
 //
 // Parse walks the header one physical line at a time with
-// [bytes.IndexByte] and reads a header name once, on its first line: it
-// checks that the name is a token followed by the colon, and dispatches on
-// the name's length and first byte. The value of a header that no field
+// [bytes.IndexByte] and reads a header name once, on its first line: a
+// name that most messages carry, followed at once by its colon (Via,
+// Call-ID, Record-Route, ...: commonNames), is recognised by comparing up
+// to three words; any other is checked to be a token followed by the
+// colon and dispatched on its length and first byte. The value of a header that no field
 // needs is never looked at, nor are its continuation lines beyond their
 // line ends. Its time is linear in min(len(b), MaxHeaderBytes);
 // BenchmarkParse and BenchmarkParseOracle compare it with the scanner it
@@ -427,6 +429,76 @@ func headerKind(s []byte, n int) uint8 {
 	return hNone
 }
 
+// nameWords is a header name and its colon, as the words that commonName
+// compares: up to 24 bytes, each word with the bits that OR-ing folds
+// (0x20 of the letters only: every other byte is compared exactly) and the
+// mask of the bytes that count.
+type nameWords struct {
+	w, fold, mask [3]uint64
+	len           int
+	kind          uint8
+}
+
+// commonNames are the header names that most messages carry, by the first
+// byte of the name (lower case, & 31), each with its colon right after it
+// as user agents write them: a line that begins with one of them, in any
+// case, is that header, without the scan of the name byte by byte and the
+// dispatch of headerKind, which give the same kind (hNone for a header
+// that is not read). Any other line takes that scan.
+var commonNames = func() (t [32][]nameWords) {
+	for _, c := range []struct {
+		name string
+		kind uint8
+	}{
+		{"via:", hVia}, {"v:", hVia}, {"to:", hTo}, {"t:", hTo}, {"from:", hFrom}, {"f:", hFrom},
+		{"call-id:", hCallID}, {"i:", hCallID}, {"cseq:", hCSeq}, {"contact:", hContact}, {"m:", hContact},
+		{"content-length:", hCL}, {"l:", hCL}, {"expires:", hExpires}, {"reason:", hReason},
+		{"identity:", hIdentity}, {"p-asserted-identity:", hPAI},
+		{"max-forwards:", hNone}, {"record-route:", hNone}, {"route:", hNone}, {"allow:", hNone},
+		{"supported:", hNone}, {"user-agent:", hNone}, {"server:", hNone}, {"content-type:", hNone},
+		{"accept:", hNone}, {"allow-events:", hNone}, {"session-expires:", hNone}, {"require:", hNone},
+	} {
+		var n nameWords
+		n.len, n.kind = len(c.name), c.kind
+		for k := 0; k < len(c.name); k++ {
+			sh := uint(k%8) * 8
+			n.w[k/8] |= uint64(c.name[k]) << sh
+			n.mask[k/8] |= 0xff << sh
+			if 'a' <= c.name[k] && c.name[k] <= 'z' {
+				n.fold[k/8] |= 0x20 << sh
+			}
+		}
+		t[c.name[0]&31] = append(t[c.name[0]&31], n)
+	}
+	return t
+}()
+
+// commonName returns the kind of the header whose line begins at b[p] and
+// the length of its name and colon when the line begins with one of
+// commonNames followed by its colon; length 0 otherwise, and when fewer
+// than 24 bytes follow p (the scan of the name takes those).
+func commonName(b []byte, p int) (kind uint8, n int) {
+	if p+24 > len(b) {
+		return hNone, 0
+	}
+	le := binary.LittleEndian
+	w0 := le.Uint64(b[p:])
+	for k := range commonNames[b[p]&31] {
+		c := &commonNames[b[p]&31][k]
+		if (w0|c.fold[0])&c.mask[0] != c.w[0] {
+			continue
+		}
+		if c.len > 8 && (le.Uint64(b[p+8:])|c.fold[1])&c.mask[1] != c.w[1] {
+			continue
+		}
+		if c.len > 16 && (le.Uint64(b[p+16:])|c.fold[2])&c.mask[2] != c.w[2] {
+			continue
+		}
+		return c.kind, c.len
+	}
+	return hNone, 0
+}
+
 // headers scans header lines from b[p] until the empty line or the end of b.
 // cut reports that b is a prefix of the input, so that an unterminated last
 // line is incomplete rather than merely lacking its CRLF. With only hNone
@@ -503,35 +575,40 @@ func (m *Message) headers(b []byte, p int, cut bool, only uint8) (n int, term bo
 			}
 		}
 		first = false
-		// name: token, then SP/HT, then the colon (RFC 3261 §7.3.1).
-		// Letters and "-" eight at a time; then the other token bytes, one
-		// by one, and the end of the line. The line ends with a byte that
-		// is neither, so nameRun does not pass end.
-		i := p
-		for i+8 <= len(b) {
-			r := nameRun(binary.LittleEndian.Uint64(b[i:]))
-			i += r
-			if r < 8 {
-				break
+		var i int // the colon
+		if k, l := commonName(b, p); l > 0 {
+			i, kind = p+l-1, k
+		} else {
+			// name: token, then SP/HT, then the colon (RFC 3261 §7.3.1).
+			// Letters and "-" eight at a time; then the other token bytes,
+			// one by one, and the end of the line. The line ends with a
+			// byte that is neither, so nameRun does not pass end.
+			i = p
+			for i+8 <= len(b) {
+				r := nameRun(binary.LittleEndian.Uint64(b[i:]))
+				i += r
+				if r < 8 {
+					break
+				}
 			}
-		}
-		for i < end && isToken(b[i]) {
-			i++
-		}
-		n := i - p
-		for i < end && (b[i] == ' ' || b[i] == '\t') {
-			i++
-		}
-		if n == 0 || i >= end || b[i] != ':' {
-			if err == nil && only == hNone {
-				err = ErrHeader
+			for i < end && isToken(b[i]) {
+				i++
 			}
-			kind, p = hNone, next
-			continue
-		}
-		kind = hNone
-		if n < len(firstBytes) && firstBytes[n]>>((b[p]|0x20)&31)&1 != 0 {
-			kind = headerKind(b[p:i+1], n)
+			n := i - p
+			for i < end && (b[i] == ' ' || b[i] == '\t') {
+				i++
+			}
+			if n == 0 || i >= end || b[i] != ':' {
+				if err == nil && only == hNone {
+					err = ErrHeader
+				}
+				kind, p = hNone, next
+				continue
+			}
+			kind = hNone
+			if n < len(firstBytes) && firstBytes[n]>>((b[p]|0x20)&31)&1 != 0 {
+				kind = headerKind(b[p:i+1], n)
+			}
 		}
 		switch {
 		case only != hNone && kind != only:
