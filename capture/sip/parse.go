@@ -475,10 +475,11 @@ var commonNames = func() (t [32][]nameWords) {
 
 // commonName returns the kind of the header whose line begins at b[p] and
 // the length of its name and colon when the line begins with one of
-// commonNames followed by its colon; length 0 otherwise, and when fewer
-// than 24 bytes follow p (the scan of the name takes those).
+// commonNames followed by its colon; length 0 otherwise, and when b ends
+// before the whole words that hold the name (the scan of the name takes
+// those).
 func commonName(b []byte, p int) (kind uint8, n int) {
-	if p+24 > len(b) {
+	if p+8 > len(b) {
 		return hNone, 0
 	}
 	le := binary.LittleEndian
@@ -488,10 +489,10 @@ func commonName(b []byte, p int) (kind uint8, n int) {
 		if (w0|c.fold[0])&c.mask[0] != c.w[0] {
 			continue
 		}
-		if c.len > 8 && (le.Uint64(b[p+8:])|c.fold[1])&c.mask[1] != c.w[1] {
+		if c.len > 8 && (p+16 > len(b) || (le.Uint64(b[p+8:])|c.fold[1])&c.mask[1] != c.w[1]) {
 			continue
 		}
-		if c.len > 16 && (le.Uint64(b[p+16:])|c.fold[2])&c.mask[2] != c.w[2] {
+		if c.len > 16 && (p+24 > len(b) || (le.Uint64(b[p+16:])|c.fold[2])&c.mask[2] != c.w[2]) {
 			continue
 		}
 		return c.kind, c.len
