@@ -76,6 +76,13 @@ type TrackerConfig struct {
 	// its delay as 0; one whose request does not come within the window
 	// counts as unmatched.
 	EarlyResponseWindow time.Duration
+	// ClassicHistograms keeps the delay and duration histograms without
+	// their native (sparse) buckets, which only the protobuf and
+	// OpenMetrics expositions carry: for a tracker read in the text format
+	// or by its classic buckets alone (the report command), which then
+	// saves their cost per observation. Counts, sums and classic buckets
+	// are the same.
+	ClassicHistograms bool
 	// maxHeld bounds the held responses of this shard: 0 for
 	// MaxHeldResponses (one shard), else its share (NewTrackers).
 	maxHeld int
@@ -405,7 +412,7 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newTracker(cfg, newTrackerMetrics(cfg.SIP)), nil
+	return newTracker(cfg, newTrackerMetrics(cfg.SIP, cfg.ClassicHistograms)), nil
 }
 
 // check returns cfg with its defaults filled in, or the error of a value
@@ -491,7 +498,7 @@ func NewTrackers(cfg TrackerConfig, n int) (*Trackers, error) {
 	cfg.MaxTransactions = share(cfg.MaxTransactions)
 	cfg.MaxRegistrations = share(cfg.MaxRegistrations)
 	cfg.maxHeld = share(MaxHeldResponses)
-	ts := &Trackers{trackerMetrics: newTrackerMetrics(cfg.SIP)}
+	ts := &Trackers{trackerMetrics: newTrackerMetrics(cfg.SIP, cfg.ClassicHistograms)}
 	for range n {
 		ts.shards = append(ts.shards, newTracker(cfg, ts.trackerMetrics))
 	}

@@ -124,8 +124,13 @@ func (m exactSum) Write(out *dto.Metric) error {
 }
 
 // newTrackerMetrics returns the exposition of a tracker whose label sets
-// are those of sip (nil: the node label only).
-func newTrackerMetrics(sip *SIP) trackerMetrics {
+// are those of sip (nil: the node label only); classic leaves out the
+// histograms' native buckets ([TrackerConfig.ClassicHistograms]).
+func newTrackerMetrics(sip *SIP, classic bool) trackerMetrics {
+	factor := 1.1
+	if classic {
+		factor = 0
+	}
 	series := []string{"node"}
 	if sip != nil {
 		series = sip.seriesLabelNames()
@@ -134,7 +139,7 @@ func newTrackerMetrics(sip *SIP) trackerMetrics {
 	hist := func(name, help string, buckets []float64, extra ...string) *prometheus.HistogramVec {
 		return prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: name, Help: help, Buckets: buckets,
-			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramBucketFactor:     factor,
 			NativeHistogramMaxBucketNumber:  160,
 			NativeHistogramMinResetDuration: time.Hour,
 		}, lbl(extra...))

@@ -52,12 +52,13 @@ type Config struct {
 	NoTx bool
 	// Shards is the number of shards (--capture.shards), 1 to 64; 0 means 1.
 	Shards int
-	// NoExemplars leaves each message's Call-ID out of what the counters
-	// and the tracker get, so that no exemplar is recorded (the report
-	// command, which serves no metrics); by default the failure series
-	// and the delay histograms carry one (collector/README.md,
-	// "Exemplars").
-	NoExemplars bool
+	// Offline is for a pipeline whose metrics are not served (the report
+	// command): each message's Call-ID is left out of what the counters
+	// and the tracker get, so that no exemplar is recorded (by default
+	// the failure series and the delay histograms carry one:
+	// collector/README.md, "Exemplars"), and the delay histograms keep no
+	// native buckets ([collector.TrackerConfig.ClassicHistograms]).
+	Offline bool
 }
 
 // DefaultDedupWindow is the default of [Config.DedupWindow]: the largest
@@ -97,7 +98,7 @@ type message[X exemplarID] struct {
 
 // exemplarID is what a message carries for the exemplars of the series it
 // counts in: its Call-ID (withCallID), or nothing (noCallID, with
-// [Config.NoExemplars]: the report command), so that a message that gives
+// [Config.Offline]: the report command), so that a message that gives
 // none is the smaller to queue.
 type exemplarID interface{ withCallID | noCallID }
 
@@ -130,7 +131,7 @@ type Pipeline struct {
 	cfg    Config
 	sip    *collector.SIP
 	tx     *collector.Trackers // nil with NoTx
-	merge  group               // of message[withCallID], or of message[noCallID] with NoExemplars
+	merge  group               // of message[withCallID], or of message[noCallID] when Offline
 	shards []*shard
 	keys   *merge.Dedup // computes the dedup keys of every shard; nil when disabled
 	seed   maphash.Seed // of the hash of the bytes of a message without a Call-ID, which picks its shard
@@ -216,6 +217,7 @@ func New(cfg Config) (*Pipeline, error) {
 		tcfg := cfg.Tx
 		tcfg.SIP = c
 		tcfg.EarlyResponseWindow = cfg.Merge.SkewWindow() // the time model: clocks left uncorrected
+		tcfg.ClassicHistograms = tcfg.ClassicHistograms || cfg.Offline
 		if p.tx, err = collector.NewTrackers(tcfg, cfg.Shards); err != nil {
 			return nil, fmt.Errorf("--sip.max-transactions/--sip.invite-timeout: %w", err)
 		}
@@ -233,7 +235,7 @@ func New(cfg Config) (*Pipeline, error) {
 		p.shards = append(p.shards, s)
 	}
 	p.keys = p.shards[0].dedup
-	if cfg.NoExemplars {
+	if cfg.Offline {
 		p.merge, err = newStage[noCallID](p)
 	} else {
 		p.merge, err = newStage[withCallID](p)

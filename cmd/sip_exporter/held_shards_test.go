@@ -1,18 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/sip-exporter/sip_exporter/capture/decode"
+	"github.com/sip-exporter/sip_exporter/capture/pipeline"
 )
 
 // TestHeldResponsesShards: a tap whose two directions are time-stamped
@@ -108,4 +113,37 @@ func writeSkewedCapture(path string, invites, orphans int) error {
 		}
 	}
 	return f.Close()
+}
+
+// TestOfflineExposition: a pipeline whose metrics are not served
+// (pipeline.Config.Offline, the report command: no exemplars, no native
+// histogram buckets) gives the same text exposition as one that is, on
+// the demo capture and the one of TestHeldResponsesShards.
+func TestOfflineExposition(t *testing.T) {
+	skewed := filepath.Join(t.TempDir(), "skewed.pcap")
+	if err := writeSkewedCapture(skewed, 100, 50); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{demoCapture, skewed} {
+		var out [2]string
+		for i, offline := range []bool{false, true} {
+			cfg := defaultPipelineConfig()
+			cfg.Offline = offline
+			p, err := pipeline.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := readFiles(p, []string{f}, 2, new(decode.Stats), func(err error) { t.Error(err) }); err != nil {
+				t.Fatal(err)
+			}
+			var b bytes.Buffer
+			if err := writeExposition(&b, p); err != nil {
+				t.Fatal(err)
+			}
+			out[i] = b.String()
+		}
+		if out[0] != out[1] || !strings.Contains(out[0], "sip_session_request_delay_seconds_bucket") && f == demoCapture {
+			t.Errorf("%s: offline exposition differs (or has no delays)", filepath.Base(f))
+		}
+	}
 }

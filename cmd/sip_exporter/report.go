@@ -51,7 +51,7 @@ func runReport(o *options, stdout, stderr io.Writer) int {
 	// ahead of the slowest (half of MaxPending): that is also how much of
 	// the mapped file is resident at once: 2^16 messages, some tens of MB.
 	o.pipeline.Merge.MaxPending = reportMaxPending
-	o.pipeline.NoExemplars = true // nothing is served
+	o.pipeline.Offline = true // nothing is served
 	p, err := pipeline.New(o.pipeline)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v\n", program, err)
