@@ -265,7 +265,7 @@ func TestExemplarAllocs(t *testing.T) {
 	// Each call a second later than the one before: every one records.
 	var at int64
 	later := func() int64 { at += int64(time.Second); return at }
-	o := observer{h: &exactHistogram{h: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "h"})}, ex: &e}
+	o := observer{h: &histPart{h: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "h"})}, ex: &e}
 	for _, f := range []struct {
 		name string
 		f    func()

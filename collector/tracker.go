@@ -191,7 +191,7 @@ func (e *txEntry) class() int {
 // histogram series of the exposition ([exactHistogram]), shared by the
 // shards, and the shard's exemplar of it.
 type observer struct {
-	h  *exactHistogram
+	h  *histPart
 	ex *exemplar
 }
 

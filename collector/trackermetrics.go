@@ -2,6 +2,7 @@ package collector
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -50,21 +51,29 @@ type trackerMetrics struct {
 // float sum depends on the order of its additions). Its buckets are those
 // of the client library's histogram, counts that commute.
 //
-// Each shard keeps its own exemplar of the series (the latest delay it
-// observed and its Call-ID); the scrape shows the latest of them.
+// Each shard observes into a part of its own (histPart), so that shards
+// do not take one another's cache lines at every delay; the scrape sums
+// the parts (mergedHistogram). Each shard keeps its own exemplar of the
+// series too (the latest delay it observed and its Call-ID); the scrape
+// shows the latest of them.
 type exactHistogram struct {
-	h    prometheus.Histogram
-	ns   atomic.Int64
-	node string      // the node label value, for the exemplar
-	exs  []*exemplar // one per shard that observes it; guarded by exactSet.mu
+	parts []*histPart // one per shard that observes it; guarded by exactSet.mu
+	node  string      // the node label value, for the exemplar
+	exs   []*exemplar // one per shard that observes it; guarded by exactSet.mu
+}
+
+// histPart is one shard's part of a series.
+type histPart struct {
+	h  prometheus.Histogram
+	ns atomic.Int64
 }
 
 // observe records a delay of d ns; a negative one (clock skew between
 // sources) counts as 0.
-func (e *exactHistogram) observe(d int64) {
+func (p *histPart) observe(d int64) {
 	d = max(d, 0)
-	e.ns.Add(d)
-	e.h.Observe(float64(d) / 1e9)
+	p.ns.Add(d)
+	p.h.Observe(float64(d) / 1e9)
 }
 
 // exactSet holds the series of a tracker's histograms by family and label
@@ -73,54 +82,182 @@ type exactSet struct {
 	mu   sync.Mutex
 	by   map[string]*exactHistogram
 	list []*exactHistogram
+	// families gives, for the vector of each family (the one Describe
+	// sends), the vectors of the parts: the i-th part of every series of
+	// the family is in the i-th, made as the first (the same options and
+	// labels).
+	families map[*prometheus.HistogramVec]*histFamily
+}
+
+// histFamily is the vectors of the parts of a family's series.
+type histFamily struct {
+	vecs []*prometheus.HistogramVec
+	make func() *prometheus.HistogramVec
+}
+
+// family makes the vector of a family with mk and keeps mk for the
+// vectors of the parts.
+func (s *exactSet) family(mk func() *prometheus.HistogramVec) *prometheus.HistogramVec {
+	v := mk()
+	s.families[v] = &histFamily{vecs: []*prometheus.HistogramVec{v}, make: mk}
+	return v
 }
 
 // observer returns a new shard's observer of the series of vec with label
-// values lv (the node first): the series, made on first use, and an
-// exemplar of the shard's own.
+// values lv (the node first): a part of the series of its own, the series
+// made on first use, and an exemplar of the shard's own.
 func (s *exactSet) observer(vec *prometheus.HistogramVec, lv ...string) observer {
 	key := fmt.Sprintf("%p\xff%s", vec, strings.Join(lv, "\xff"))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.by[key]
 	if e == nil {
-		e = &exactHistogram{h: vec.WithLabelValues(lv...).(prometheus.Histogram), node: lv[0]}
+		e = &exactHistogram{node: lv[0]}
 		s.by[key] = e
 		s.list = append(s.list, e)
 	}
+	f := s.families[vec]
+	i := len(e.parts)
+	for len(f.vecs) <= i {
+		f.vecs = append(f.vecs, f.make())
+	}
+	p := &histPart{h: f.vecs[i].WithLabelValues(lv...).(prometheus.Histogram)}
+	e.parts = append(e.parts, p)
 	ex := new(exemplar)
 	e.exs = append(e.exs, ex)
-	return observer{h: e, ex: ex}
+	return observer{h: p, ex: ex}
 }
 
-// collect sends every series, its sum the exact one, with the latest
-// exemplar of its shards.
+// collect sends every series, its parts summed and its sum the exact one,
+// with the latest exemplar of its shards.
 func (s *exactSet) collect(ch chan<- prometheus.Metric) {
 	s.mu.Lock()
 	list := slices.Clone(s.list)
+	parts := make([][]*histPart, len(list))
 	exs := make([][]*exemplar, len(list))
 	for i, e := range list {
+		parts[i] = slices.Clone(e.parts)
 		exs[i] = slices.Clone(e.exs)
 	}
 	s.mu.Unlock()
 	for i, e := range list {
-		ch <- withExemplar(exactSum{Metric: e.h, sum: float64(e.ns.Load()) / 1e9}, latestExemplar(exs[i]...), e.node)
+		var ns int64
+		for _, p := range parts[i] {
+			ns += p.ns.Load()
+		}
+		ch <- withExemplar(mergedHistogram{parts: parts[i], sum: float64(ns) / 1e9}, latestExemplar(exs[i]...), e.node)
 	}
 }
 
-// exactSum is a histogram's metric with its sum replaced.
-type exactSum struct {
-	prometheus.Metric
-	sum float64
+// mergedHistogram is the metric of a series: the sum of its parts, its
+// sum replaced by the exact one.
+type mergedHistogram struct {
+	parts []*histPart
+	sum   float64
 }
 
+// Desc implements [prometheus.Metric]: the parts share it.
+func (m mergedHistogram) Desc() *prometheus.Desc { return m.parts[0].h.Desc() }
+
 // Write implements [prometheus.Metric].
-func (m exactSum) Write(out *dto.Metric) error {
-	if err := m.Metric.Write(out); err != nil {
+func (m mergedHistogram) Write(out *dto.Metric) error {
+	if err := m.parts[0].h.Write(out); err != nil {
 		return err
+	}
+	for _, p := range m.parts[1:] {
+		var d dto.Metric
+		if err := p.h.Write(&d); err != nil {
+			return err
+		}
+		mergeHistogram(out.Histogram, d.Histogram)
 	}
 	out.Histogram.SampleSum = &m.sum
 	return nil
+}
+
+// mergeHistogram adds the histogram src into dst, both of one series
+// written by the client library (the same classic buckets and native
+// options): counts, classic buckets, and native buckets at the coarser of
+// the two schemas (a part that had more than the bucket limit has
+// halved its resolution, maybe more than once). The sum is left to the
+// caller.
+func mergeHistogram(dst, src *dto.Histogram) {
+	dst.SampleCount = new(dst.GetSampleCount() + src.GetSampleCount())
+	for i, b := range dst.Bucket {
+		if i < len(src.Bucket) {
+			b.CumulativeCount = new(b.GetCumulativeCount() + src.Bucket[i].GetCumulativeCount())
+		}
+	}
+	if dst.Schema == nil || src.Schema == nil {
+		return // classic only
+	}
+	schema := min(dst.GetSchema(), src.GetSchema())
+	pos := nativeBuckets(dst.PositiveSpan, dst.PositiveDelta, dst.GetSchema()-schema)
+	for k, v := range nativeBuckets(src.PositiveSpan, src.PositiveDelta, src.GetSchema()-schema) {
+		pos[k] += v
+	}
+	neg := nativeBuckets(dst.NegativeSpan, dst.NegativeDelta, dst.GetSchema()-schema)
+	for k, v := range nativeBuckets(src.NegativeSpan, src.NegativeDelta, src.GetSchema()-schema) {
+		neg[k] += v
+	}
+	dst.Schema = new(schema)
+	dst.ZeroThreshold = new(max(dst.GetZeroThreshold(), src.GetZeroThreshold()))
+	dst.ZeroCount = new(dst.GetZeroCount() + src.GetZeroCount())
+	dst.PositiveSpan, dst.PositiveDelta = nativeSpans(pos)
+	dst.NegativeSpan, dst.NegativeDelta = nativeSpans(neg)
+	if len(dst.PositiveSpan) == 0 && len(dst.NegativeSpan) == 0 {
+		// An empty native histogram keeps the one empty span that tells
+		// it from a classic one.
+		dst.PositiveSpan = []*dto.BucketSpan{{Offset: new(int32(0)), Length: new(uint32(0))}}
+	}
+}
+
+// nativeBuckets returns the counts of native buckets given as spans and
+// deltas, by index, at a schema down lower than theirs: the bucket of
+// index i at schema s lies in the bucket ceil(i / 2^down) at schema
+// s-down.
+func nativeBuckets(spans []*dto.BucketSpan, deltas []int64, down int32) map[int32]int64 {
+	out := map[int32]int64{}
+	idx, k, count := int32(0), 0, int64(0)
+	for _, sp := range spans {
+		idx += sp.GetOffset()
+		for range sp.GetLength() {
+			count += deltas[k]
+			k++
+			if count != 0 {
+				out[-((-idx) >> down)] += count
+			}
+			idx++
+		}
+	}
+	return out
+}
+
+// nativeSpans returns the spans and deltas of native buckets by index,
+// the buckets in runs of consecutive indices.
+func nativeSpans(b map[int32]int64) ([]*dto.BucketSpan, []int64) {
+	idx := slices.Sorted(maps.Keys(b))
+	var (
+		spans  []*dto.BucketSpan
+		deltas []int64
+		prev   int64
+		next   int32 // the index after the last span's last bucket
+	)
+	for i, x := range idx {
+		if i == 0 || x != next {
+			off := x
+			if i > 0 {
+				off = x - next
+			}
+			spans = append(spans, &dto.BucketSpan{Offset: new(off), Length: new(uint32(0))})
+		}
+		sp := spans[len(spans)-1]
+		sp.Length = new(sp.GetLength() + 1)
+		deltas = append(deltas, b[x]-prev)
+		prev = b[x]
+		next = x + 1
+	}
+	return spans, deltas
 }
 
 // newTrackerMetrics returns the exposition of a tracker whose label sets
@@ -136,13 +273,16 @@ func newTrackerMetrics(sip *SIP, classic bool) trackerMetrics {
 		series = sip.seriesLabelNames()
 	}
 	lbl := func(extra ...string) []string { return append(slices.Clone(series), extra...) }
+	exact := &exactSet{by: map[string]*exactHistogram{}, families: map[*prometheus.HistogramVec]*histFamily{}}
 	hist := func(name, help string, buckets []float64, extra ...string) *prometheus.HistogramVec {
-		return prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: name, Help: help, Buckets: buckets,
-			NativeHistogramBucketFactor:     factor,
-			NativeHistogramMaxBucketNumber:  160,
-			NativeHistogramMinResetDuration: time.Hour,
-		}, lbl(extra...))
+		return exact.family(func() *prometheus.HistogramVec {
+			return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+				Name: name, Help: help, Buckets: buckets,
+				NativeHistogramBucketFactor:     factor,
+				NativeHistogramMaxBucketNumber:  160,
+				NativeHistogramMinResetDuration: time.Hour,
+			}, lbl(extra...))
+		})
 	}
 	m := trackerMetrics{
 		srdVec: hist("sip_session_request_delay_seconds",
@@ -211,7 +351,7 @@ func newTrackerMetrics(sip *SIP, classic bool) trackerMetrics {
 			"SIP responses captured before their request (by at most the early-response window, 200 ms by default) and matched when it came: the capture clocks of two sources disagree; their delays count as 0.", nil, nil),
 	}
 	m.peerLabels = len(series) > 1
-	m.exact = &exactSet{by: map[string]*exactHistogram{}}
+	m.exact = exact
 	m.stir = newStirMetrics(lbl)
 	return m
 }
