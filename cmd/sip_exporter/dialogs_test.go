@@ -57,20 +57,41 @@ func (m sipMsg) bytes(callID string) []byte {
 func writeScript(t *testing.T, callID string, msgs []sipMsg) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "dialog.pcap")
+	pkts := make([]scriptPacket, len(msgs))
+	for i, m := range msgs {
+		pkts[i] = scriptPacket{time.Duration(m.ms) * time.Millisecond, m.fromB, m.bytes(callID)}
+	}
+	if err := writeScriptPackets(path, pkts); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// scriptPacket is one UDP packet between A (192.0.2.1) and B (192.0.2.2),
+// port 5060 both, at a time into the capture.
+type scriptPacket struct {
+	at      time.Duration
+	fromB   bool // sent by B
+	payload []byte
+}
+
+// writeScriptPackets writes pkts, in their order, to a pcap file at path
+// (nanosecond timestamps from 2026-11-01 12:00 UTC).
+func writeScriptPackets(path string, pkts []scriptPacket) error {
 	f, err := os.Create(path)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer f.Close()
 	w := pcapgo.NewWriterNanos(f)
 	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	start := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	a, b := net.IPv4(192, 0, 2, 1), net.IPv4(192, 0, 2, 2)
-	for _, m := range msgs {
+	for _, p := range pkts {
 		src, dst := a, b
-		if m.fromB {
+		if p.fromB {
 			src, dst = b, a
 		}
 		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
@@ -78,15 +99,14 @@ func writeScript(t *testing.T, callID string, msgs []sipMsg) string {
 		udp := &layers.UDP{SrcPort: 5060, DstPort: 5060}
 		_ = udp.SetNetworkLayerForChecksum(ip)
 		buf := gopacket.NewSerializeBuffer()
-		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, udp, gopacket.Payload(m.bytes(callID))); err != nil {
-			t.Fatal(err)
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, udp, gopacket.Payload(p.payload)); err != nil {
+			return err
 		}
-		ts := start.Add(time.Duration(m.ms) * time.Millisecond)
-		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(buf.Bytes()), Length: len(buf.Bytes())}, buf.Bytes()); err != nil {
-			t.Fatal(err)
+		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: start.Add(p.at), CaptureLength: len(buf.Bytes()), Length: len(buf.Bytes())}, buf.Bytes()); err != nil {
+			return err
 		}
 	}
-	return path
+	return f.Close()
 }
 
 // txValues runs files through the report pipeline and returns every

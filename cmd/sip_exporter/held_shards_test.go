@@ -4,17 +4,11 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
-	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/sip-exporter/sip_exporter/capture/decode"
 	"github.com/sip-exporter/sip_exporter/capture/pipeline"
@@ -65,54 +59,21 @@ func TestHeldResponsesShards(t *testing.T) {
 // 100 Trying, and orphans 200 OK responses to OPTIONS that were never
 // sent, all in 100 ms, in time order.
 func writeSkewedCapture(path string, invites, orphans int) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	w := pcapgo.NewWriterNanos(f)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		return err
-	}
-	type pkt struct {
-		at    time.Duration
-		fromB bool
-		data  []byte
-	}
-	var pkts []pkt
+	var pkts []scriptPacket
 	step := 100 * time.Millisecond / time.Duration(invites+orphans)
 	for i := range invites {
 		id := fmt.Sprintf("skew-%d@192.0.2.1", i)
 		at := time.Duration(i) * step
 		trying := sipMsg{fromB: true, method: "INVITE", code: 100, cseq: 1, branch: fmt.Sprintf("z9hG4bKs%d", i), fromTag: "a"}
 		invite := sipMsg{method: "INVITE", cseq: 1, branch: trying.branch, fromTag: "a"}
-		pkts = append(pkts, pkt{at, true, trying.bytes(id)}, pkt{at + 20*time.Millisecond, false, invite.bytes(id)})
+		pkts = append(pkts, scriptPacket{at, true, trying.bytes(id)}, scriptPacket{at + 20*time.Millisecond, false, invite.bytes(id)})
 	}
 	for i := range orphans {
 		ok := sipMsg{fromB: true, method: "OPTIONS", code: 200, cseq: 1, branch: fmt.Sprintf("z9hG4bKo%d", i), fromTag: "o", toTag: "b"}
-		pkts = append(pkts, pkt{time.Duration(invites+i) * step / 2, true, ok.bytes(fmt.Sprintf("orphan-%d@192.0.2.1", i))})
+		pkts = append(pkts, scriptPacket{time.Duration(invites+i) * step / 2, true, ok.bytes(fmt.Sprintf("orphan-%d@192.0.2.1", i))})
 	}
-	slices.SortStableFunc(pkts, func(a, b pkt) int { return cmp.Compare(a.at, b.at) })
-	start := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	a, b := net.IPv4(192, 0, 2, 1), net.IPv4(192, 0, 2, 2)
-	for _, p := range pkts {
-		src, dst := a, b
-		if p.fromB {
-			src, dst = b, a
-		}
-		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
-		ip := &layers.IPv4{Version: 4, TTL: 64, SrcIP: src, DstIP: dst, Protocol: layers.IPProtocolUDP}
-		udp := &layers.UDP{SrcPort: 5060, DstPort: 5060}
-		_ = udp.SetNetworkLayerForChecksum(ip)
-		buf := gopacket.NewSerializeBuffer()
-		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, udp, gopacket.Payload(p.data)); err != nil {
-			return err
-		}
-		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: start.Add(p.at), CaptureLength: len(buf.Bytes()), Length: len(buf.Bytes())}, buf.Bytes()); err != nil {
-			return err
-		}
-	}
-	return f.Close()
+	slices.SortStableFunc(pkts, func(a, b scriptPacket) int { return cmp.Compare(a.at, b.at) })
+	return writeScriptPackets(path, pkts)
 }
 
 // TestOfflineExposition: a pipeline whose metrics are not served
