@@ -29,14 +29,16 @@ const NonInviteTimeout = 64 * 500 * time.Millisecond
 const EarlyResponseWindow = 200 * time.Millisecond
 
 // MaxHeldResponses bounds the responses held for their request
-// ([TrackerConfig.EarlyResponseWindow]) over all shards; past it the
-// oldest counts as unmatched at once. 65,536 in a window of 200 ms is
-// 327,680 unmatched responses a second (a capture that sees only one
-// direction), about 6 MiB at most. Of one transaction at most
-// heldPerKey are held (a retransmitted response whose request never
-// comes): the bound that one key can reach is the same whatever the
-// shards, so that the counts are too.
-const MaxHeldResponses = 1 << 16
+// ([TrackerConfig.EarlyResponseWindow]), shared out among the shards as
+// the other bounds are ([NewTrackers]); past it the oldest counts as
+// unmatched at once. 16,384 in a window of 200 ms is 81,920 unmatched
+// responses a second (a capture that sees only one direction); a shard's
+// hold takes at most about 4.5 MiB (its queue of up to twice its bound
+// in items of 88 bytes, and its index of keys). Of one transaction at
+// most heldPerKey are held (a
+// retransmitted response whose request never comes): that bound is the
+// same whatever the shards, so that the counts are too.
+const MaxHeldResponses = 1 << 14
 
 // heldPerKey bounds the responses held for one transaction: its 100, 18x
 // and final response, and one more.
@@ -187,9 +189,9 @@ func (e *txEntry) class() int {
 	return txOther
 }
 
-// observer takes the delays and durations, in ns, of one shard: a
-// histogram series of the exposition ([exactHistogram]), shared by the
-// shards, and the shard's exemplar of it.
+// observer takes the delays and durations, in ns, of one shard: its part
+// of a histogram series of the exposition ([exactHistogram]), and its
+// exemplar of it.
 type observer struct {
 	h  *histPart
 	ex *exemplar
@@ -859,15 +861,22 @@ func (h *earlyResponses) item(seq uint64) *timed[heldResponse] {
 	return h.q.nth(0, lo)
 }
 
-// dropOldest takes the oldest held response of key, numbered seq, out of
-// keys.
+// dropOldest takes the held response of key numbered seq out of keys:
+// its oldest, as responses are given up and expire in their order (the
+// search keeps keys right whatever the order).
 func (h *earlyResponses) dropOldest(key, seq uint64) {
 	k := h.keys.get(key)
-	if k == nil || k.n == 0 || k.seq[0] != seq {
-		panic("collector: held responses out of order") // an invariant, not input
+	if k == nil {
+		return
 	}
-	copy(k.seq[:], k.seq[1:k.n])
-	if k.n--; k.n == 0 {
+	for i := range int(k.n) {
+		if k.seq[i] == seq {
+			copy(k.seq[i:], k.seq[i+1:k.n])
+			k.n--
+			break
+		}
+	}
+	if k.n == 0 {
 		h.keys.del(key)
 	}
 }
