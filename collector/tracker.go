@@ -377,12 +377,6 @@ type Tracker struct {
 	// inviteIDs are the Call-IDs of recent initial INVITEs, for the
 	// exemplar of the timeouts.
 	inviteIDs *inviteCallIDs
-	// id is the Call-ID of the event being observed, for the exemplars
-	// it records: &idCopy, or nil when none is known. A held response
-	// matched by its request is handled under the request's, the same
-	// Call-ID.
-	id        *CallID
-	idCopy    CallID
 	nodeIndex map[*Node]uint32
 	nodes     []*txNode
 	lastNode  *Node
@@ -627,22 +621,15 @@ func (t *Tracker) ObserveCallID(ev *TxEvent, id *CallID) {
 		t.clock = ev.Time
 		t.expire(t.clock)
 	}
-	t.id = nil
-	if id != nil {
-		// A copy, so that id does not escape: it is read during the
-		// call only.
-		t.idCopy, t.id = *id, &t.idCopy
-	}
 	idx := t.nodeOf(ev.Node)
 	if ev.Flags&TxResponse != 0 {
-		t.response(ev, t.nodes[idx])
+		t.response(ev, t.nodes[idx], id)
 	} else {
-		t.request(ev, idx)
+		t.request(ev, idx, id)
 	}
-	t.id = nil
 }
 
-func (t *Tracker) request(ev *TxEvent, idx uint32) {
+func (t *Tracker) request(ev *TxEvent, idx uint32, id *CallID) {
 	mine := t.nodes[idx]
 	if t.table.get(ev.Key) != nil {
 		mine.reqRetrans[ev.Method].Add(1)
@@ -669,7 +656,7 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 		if !t.resend(ev, &e) {
 			mine.attempts.Add(1)
 		}
-		t.inviteIDs.put(ev.Key, t.id)
+		t.inviteIDs.put(ev.Key, id)
 	case ev.Method == MethodACK:
 		e.flags |= txNoReply
 	case ev.Method == MethodREGISTER:
@@ -682,13 +669,13 @@ func (t *Tracker) request(ev *TxEvent, idx uint32) {
 	}
 	t.table.put(ev.Key, e)
 	if t.held.waiting(ev.Key) {
-		t.matchHeld(ev.Key)
+		t.matchHeld(ev.Key, id)
 	}
 	if ev.Method == MethodBYE || ev.Method == MethodCANCEL {
 		t.causes(ev, mine)
 	}
 	if ev.Method == MethodBYE {
-		t.hangUp(ev, endBye)
+		t.hangUp(ev, endBye, id)
 	}
 }
 
@@ -701,7 +688,7 @@ func (t *Tracker) causes(ev *TxEvent, mine *txNode) {
 	}
 }
 
-func (t *Tracker) response(ev *TxEvent, mine *txNode) {
+func (t *Tracker) response(ev *TxEvent, mine *txNode, id *CallID) {
 	code := int(ev.Code)
 	if !sipstatus.Valid(code) {
 		return
@@ -717,7 +704,7 @@ func (t *Tracker) response(ev *TxEvent, mine *txNode) {
 	} else {
 		e.seen[e.next] = fp
 		e.next = (e.next + 1) % seenSlots
-		t.firstResponse(ev, e, mine)
+		t.firstResponse(ev, e, mine, id)
 	}
 	// A provisional response but 100, repeated or not, restarts the wait
 	// of an INVITE for its final response, as it resets a proxy's Timer C
@@ -734,7 +721,7 @@ func (t *Tracker) response(ev *TxEvent, mine *txNode) {
 // firstResponse counts a response of transaction e that is not a
 // retransmission: its outcome, delays, session, registration or
 // keepalive.
-func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
+func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode, id *CallID) {
 	code := int(ev.Code)
 	t.causes(ev, mine)
 	owner := t.nodes[e.node]
@@ -747,16 +734,16 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 		(e.flags&txInitial != 0 || e.method == MethodREGISTER)
 	if e.flags&txInitial != 0 {
 		if e.flags&txSRD == 0 && (code >= 180 && code < 300) {
-			owner.srd[0].observe(ev.Time-t.firstRequest(ev, e), t.id, ev.Time)
+			owner.srd[0].observe(ev.Time-t.firstRequest(ev, e), id, ev.Time)
 			e.flags |= txSRD
 		}
 		if final && e.flags&txFinal == 0 && !challenge {
 			owner.outcomes[code-sipstatus.MinCode].Add(1)
 			if code >= 300 {
-				owner.outcomeExemplar(code).record(t.id, 1, ev.Time)
+				owner.outcomeExemplar(code).record(id, 1, ev.Time)
 			}
 			if e.flags&txSRD == 0 {
-				owner.srd[1].observe(ev.Time-t.firstRequest(ev, e), t.id, ev.Time)
+				owner.srd[1].observe(ev.Time-t.firstRequest(ev, e), id, ev.Time)
 				e.flags |= txSRD
 			}
 		}
@@ -779,15 +766,15 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 		switch {
 		case challenge:
 		case code < 300:
-			owner.rrd[0].observe(ev.Time-t.firstRequest(ev, e), t.id, ev.Time)
+			owner.rrd[0].observe(ev.Time-t.firstRequest(ev, e), id, ev.Time)
 			t.settle(ev, e)
 			t.registered(ev, e)
 		default:
-			owner.rrd[1].observe(ev.Time-t.firstRequest(ev, e), t.id, ev.Time)
+			owner.rrd[1].observe(ev.Time-t.firstRequest(ev, e), id, ev.Time)
 			t.settle(ev, e)
 		}
 	case MethodBYE:
-		owner.sdd.observe(delay, t.id, ev.Time)
+		owner.sdd.observe(delay, id, ev.Time)
 	case MethodOPTIONS:
 		t.keepaliveOutcome(owner, code < 300, ev.Time)
 	}
@@ -797,9 +784,9 @@ func (t *Tracker) firstResponse(ev *TxEvent, e *txEntry, mine *txNode) {
 	if e.flags&txInDialog != 0 {
 		switch code {
 		case 481:
-			t.hangUp(ev, endNoDialog)
+			t.hangUp(ev, endNoDialog, id)
 		case 408:
-			t.hangUp(ev, endRequestTimeout)
+			t.hangUp(ev, endRequestTimeout, id)
 		}
 	}
 	e.flags |= txFinal
@@ -916,9 +903,10 @@ func (t *Tracker) unheld(ev *TxEvent) {
 }
 
 // matchHeld handles, in their order, the held responses to the transaction
-// key, which has just been opened. Handling them holds nothing (their
-// transaction is open).
-func (t *Tracker) matchHeld(key uint64) {
+// key, which has just been opened by a request with the Call-ID id (a
+// response's own, as they share the transaction). Handling them holds
+// nothing (their transaction is open).
+func (t *Tracker) matchHeld(key uint64, id *CallID) {
 	h := &t.held
 	k, _ := h.keys.del(key)
 	var evs [heldPerKey]TxEvent
@@ -930,7 +918,7 @@ func (t *Tracker) matchHeld(key uint64) {
 	}
 	for i := range k.n {
 		t.early.Add(1)
-		t.response(&evs[i], t.nodes[t.nodeOf(evs[i].Node)])
+		t.response(&evs[i], t.nodes[t.nodeOf(evs[i].Node)], id)
 	}
 }
 
@@ -1041,20 +1029,20 @@ func (t *Tracker) endDialog(key uint64, reason int) {
 // bypasses a proxy that did not record-route, or whose leg was seen under
 // other addresses), every session of the dialog, since the dialog has
 // ended. A BYE observes each session's duration.
-func (t *Tracker) hangUp(ev *TxEvent, reason int) {
+func (t *Tracker) hangUp(ev *TxEvent, reason int, id *CallID) {
 	for i := range maxLegs {
 		if d := t.dialogs.get(legKey(ev.Dialog, i)); d != nil && d.leg == ev.Leg {
-			t.hangUpLeg(ev, legKey(ev.Dialog, i), reason)
+			t.hangUpLeg(ev, legKey(ev.Dialog, i), reason, id)
 			return
 		}
 	}
 	for i := range maxLegs {
-		t.hangUpLeg(ev, legKey(ev.Dialog, i), reason)
+		t.hangUpLeg(ev, legKey(ev.Dialog, i), reason, id)
 	}
 }
 
 // hangUpLeg ends the session kept under key, when one is open.
-func (t *Tracker) hangUpLeg(ev *TxEvent, key uint64, reason int) {
+func (t *Tracker) hangUpLeg(ev *TxEvent, key uint64, reason int, id *CallID) {
 	d, ok := t.dialogs.del(key)
 	if !ok {
 		return
@@ -1064,7 +1052,7 @@ func (t *Tracker) hangUpLeg(ev *TxEvent, key uint64, reason int) {
 	n.sessions.Add(-1)
 	n.ended[reason].Add(1)
 	if reason == endBye {
-		n.duration.observe(ev.Time-d.answered, t.id, ev.Time)
+		n.duration.observe(ev.Time-d.answered, id, ev.Time)
 	}
 }
 
