@@ -1,6 +1,10 @@
 package collector
 
-import "math/bits"
+import (
+	"math/bits"
+	"os"
+	"unsafe"
+)
 
 // txTable is a hash table from a 64-bit key to a value V, made for the
 // transaction tracker: open addressing with linear probing, and deletion by
@@ -33,6 +37,9 @@ type txSlot[V any] struct {
 	val V
 }
 
+// pageBytes is the size of a memory page, the unit the kernel maps.
+var pageBytes = os.Getpagesize()
+
 // txTableStart is the number of slots a table starts with, so that an
 // idle exporter does not reserve its bound.
 const txTableStart = 1024
@@ -57,6 +64,16 @@ func newTxTable[V any](maxEntries int) *txTable[V] {
 // alloc replaces the slots with size empty ones (a power of two).
 func (t *txTable[V]) alloc(size int) {
 	t.slots = make([]txSlot[V], size)
+	// Write a word of every page before anything reads one. A large
+	// slice comes from fresh pages that the kernel maps on first touch;
+	// the probes of put and grow read a slot before writing it, which
+	// would map the shared zero page and then, on the write, copy it and
+	// flush the TLB of every core the process runs on (an IPI each).
+	// Written first, a page is mapped once, writable.
+	step := max(1, pageBytes/int(unsafe.Sizeof(t.slots[0])))
+	for i := 0; i < size; i += step {
+		t.slots[i].key = 0
+	}
 	t.shift = uint(64 - bits.TrailingZeros(uint(size)))
 	t.n = 0
 	if size < t.maxSlots {
